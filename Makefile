@@ -1,0 +1,33 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+# CPU build by default (it lies on local disk here). On a GPU machine:
+#   make TORCH_SPEC="torch" demo      (or install your own CUDA build into .venv first)
+TORCH_SPEC ?= torch==2.13.0
+STAMP   = $(VENV)/.installed
+
+.PHONY: demo test test-all bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/tomoconsensus demo ct --out demo_out
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m ""
+
+bench: $(STAMP)
+	$(PY) benchmarks/ct_fbp.py
+	$(PY) benchmarks/train_step.py
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache

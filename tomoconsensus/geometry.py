@@ -1,0 +1,309 @@
+"""Scanner geometry and dose protocol, declared in TOML files under ``geometry/``.
+
+A geometry file describes one acquisition: where the source and detector are, how many views
+and detector channels there are, the reconstruction grid, and (for simulation) the dose protocol.
+It is loaded into frozen dataclasses and validated on load, so that a typo or a negative distance
+fails immediately with the file and field named.
+
+Coordinate conventions (identical to ASTRA's ``fanflat`` / ``parallel`` geometries):
+
+* image pixel ``[row i, col j]`` has its centre at ``x = (j - (N-1)/2) * pixel_size_mm``,
+  ``y = ((N-1)/2 - i) * pixel_size_mm`` (row 0 is at the top, +y);
+* at view angle ``theta`` the source sits at ``D * (sin theta, -cos theta)`` and the detector
+  axis ``u`` points along ``(cos theta, sin theta)``; ``theta`` increases counter-clockwise;
+* detector channel ``k`` is centred at ``u = (k - (n_detectors-1)/2) * detector_pitch_mm``;
+* sinograms are arrays ``[view, channel]`` of line integrals (dimensionless).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+from tomoconsensus.errors import InputError
+
+#: Folder with the geometry files shipped with tomoconsensus (top level ``geometry/``).
+GEOMETRY_DIR = Path(__file__).resolve().parent.parent / "geometry"
+
+
+def _positive(v: float) -> bool:
+    return v > 0
+
+
+def _non_negative(v: float) -> bool:
+    return v >= 0
+
+
+@dataclass(frozen=True)
+class CTDoseProtocol:
+    """Dose and noise model used to simulate measured data from clean images.
+
+    Attributes
+    ----------
+    incident_photons : float
+        Full-dose incident photons per detector channel and view (I0) before the bowtie.
+    electronic_noise_std : float
+        Standard deviation of the additive Gaussian electronic noise, in detected photons.
+    mu_water_per_mm : float
+        Linear attenuation of water at the effective energy, 1/mm; defines HU.
+    bowtie_water_equiv_mm : float
+        Water-equivalent bowtie thickness at the fan edge (0 = no bowtie); the thickness grows
+        quadratically with the fan angle.
+    """
+
+    incident_photons: float = field(default=1.5e5, metadata={"check": _positive})
+    electronic_noise_std: float = field(default=10.0, metadata={"check": _non_negative})
+    mu_water_per_mm: float = field(default=0.0193, metadata={"check": _positive})
+    bowtie_water_equiv_mm: float = field(default=0.0, metadata={"check": _non_negative})
+
+
+@dataclass(frozen=True)
+class _ImageGrid:
+    image_size: int = field(metadata={"check": _positive})
+    pixel_size_mm: float = field(metadata={"check": _positive})
+
+    @property
+    def image_extent_mm(self) -> float:
+        """Full width of the square reconstruction grid, mm."""
+        return self.image_size * self.pixel_size_mm
+
+    def pixel_centres_mm(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(x, y)`` pixel-centre coordinates, each of shape ``(N, N)``, in mm."""
+        c = (np.arange(self.image_size) - (self.image_size - 1) / 2) * self.pixel_size_mm
+        return np.meshgrid(c, -c)  # x along columns, y decreasing down the rows
+
+
+@dataclass(frozen=True)
+class ParallelBeamGeometry(_ImageGrid):
+    """Parallel-beam geometry (used to cross-check the FBP against ASTRA's own CPU FBP).
+
+    Attributes
+    ----------
+    n_views : int
+        Number of projection angles, uniformly spaced over ``angular_range_deg``.
+    n_detectors : int
+        Detector channels per view.
+    detector_pitch_mm : float
+        Channel spacing, mm.
+    angular_range_deg : float
+        180 (the minimal complete scan) or 360.
+    """
+
+    name: str = "parallel"
+    description: str = ""
+    n_views: int = field(default=180, metadata={"check": _positive})
+    n_detectors: int = field(default=256, metadata={"check": _positive})
+    detector_pitch_mm: float = field(default=1.0, metadata={"check": _positive})
+    angular_range_deg: float = field(default=180.0, metadata={"check": lambda v: v in (180.0, 360.0)})
+    start_angle_deg: float = 0.0
+    beam: str = "parallel"
+
+    @property
+    def angles_rad(self) -> np.ndarray:
+        """View angles, shape ``(n_views,)``, radians."""
+        step = math.radians(self.angular_range_deg) / self.n_views
+        return math.radians(self.start_angle_deg) + step * np.arange(self.n_views)
+
+    @property
+    def sinogram_shape(self) -> tuple[int, int]:
+        return (self.n_views, self.n_detectors)
+
+
+@dataclass(frozen=True)
+class FanBeamGeometry(_ImageGrid):
+    """Fan-beam geometry with a flat detector, full 360 degree circular scan.
+
+    Attributes
+    ----------
+    source_to_origin_mm : float
+        Source to isocentre distance (rotation axis), mm.
+    source_to_detector_mm : float
+        Source to detector distance along the central ray, mm.
+    n_detectors : int
+        Detector channels per view.
+    detector_pitch_mm : float
+        Channel spacing *at the detector*, mm.
+    n_views : int
+        Views over ``angular_range_deg``; must be even so the odd/even split is balanced.
+    angular_range_deg : float
+        Must be 360 (short scans would need Parker weights, not implemented).
+    detector_shape : str
+        ``"flat"``. Curved (equiangular) detectors are not implemented: ASTRA has no 2-D curved
+        fan-beam projector.
+    protocol : CTDoseProtocol
+        Dose model for simulating low-dose data.
+    """
+
+    name: str = "fanbeam"
+    description: str = ""
+    source_to_origin_mm: float = field(default=595.0, metadata={"check": _positive})
+    source_to_detector_mm: float = field(default=1085.6, metadata={"check": _positive})
+    n_detectors: int = field(default=736, metadata={"check": _positive})
+    detector_pitch_mm: float = field(default=1.2858, metadata={"check": _positive})
+    n_views: int = field(default=2304, metadata={"check": lambda v: v > 0 and v % 2 == 0})
+    angular_range_deg: float = field(default=360.0, metadata={"check": lambda v: v == 360.0})
+    start_angle_deg: float = 0.0
+    detector_shape: str = field(default="flat", metadata={"check": lambda v: v == "flat"})
+    beam: str = "fan"
+    protocol: CTDoseProtocol = CTDoseProtocol()
+
+    @property
+    def angles_rad(self) -> np.ndarray:
+        """View angles, shape ``(n_views,)``, radians."""
+        step = math.radians(self.angular_range_deg) / self.n_views
+        return math.radians(self.start_angle_deg) + step * np.arange(self.n_views)
+
+    @property
+    def sinogram_shape(self) -> tuple[int, int]:
+        return (self.n_views, self.n_detectors)
+
+    @property
+    def origin_to_detector_mm(self) -> float:
+        return self.source_to_detector_mm - self.source_to_origin_mm
+
+    @property
+    def magnification(self) -> float:
+        """Source-to-detector over source-to-isocentre distance."""
+        return self.source_to_detector_mm / self.source_to_origin_mm
+
+    @property
+    def fan_angle_deg(self) -> float:
+        """Full fan angle subtended by the detector, degrees."""
+        half_width = self.n_detectors * self.detector_pitch_mm / 2
+        return 2 * math.degrees(math.atan(half_width / self.source_to_detector_mm))
+
+    @property
+    def fov_radius_mm(self) -> float:
+        """Radius of the circle seen by every view (the scan field of view), mm."""
+        return self.source_to_origin_mm * math.sin(math.radians(self.fan_angle_deg / 2))
+
+
+Geometry = Union[FanBeamGeometry, ParallelBeamGeometry]
+
+_CLASSES = {"fan": FanBeamGeometry, "parallel": ParallelBeamGeometry}
+
+
+def _build(cls: type, values: dict[str, Any], source: str | Path) -> Any:
+    """Construct a frozen dataclass from a dict, type-checking and validating each field."""
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise InputError(source, unknown[0], f"one of {sorted(known)}", "unknown field")
+    kwargs: dict[str, Any] = {}
+    for name, f in known.items():
+        if name not in values:
+            if f.default is dataclasses.MISSING:
+                raise InputError(source, name, "a value (required field)", "missing")
+            continue
+        value = values[name]
+        kind = f.type if isinstance(f.type, str) else f.type.__name__
+        try:
+            if kind == "int":
+                if isinstance(value, bool) or float(value) != int(value):
+                    raise ValueError
+                value = int(value)
+            elif kind == "float":
+                if isinstance(value, bool):
+                    raise ValueError
+                value = float(value)
+            elif kind == "str":
+                if not isinstance(value, str):
+                    raise ValueError
+        except (TypeError, ValueError):
+            raise InputError(source, name, f"a value of type {kind}", value) from None
+        check = f.metadata.get("check")
+        if check is not None and not check(value):
+            expectation = {"_positive": "a positive number", "_non_negative": "a number >= 0"}
+            raise InputError(source, name, expectation.get(check.__name__, "a valid value (see docs/geometry.md)"), value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def geometry_from_dict(values: dict[str, Any], source: str | Path = "<dict>") -> Geometry:
+    """Build and validate a geometry from a TOML-like dict.
+
+    Raises
+    ------
+    InputError
+        For an unknown, missing, mistyped or out-of-range field, or an image grid larger than the
+        scan field of view.
+    """
+    values = dict(values)
+    beam = values.get("beam", "fan")
+    if beam not in _CLASSES:
+        raise InputError(source, "beam", "'fan' or 'parallel'", beam)
+    cls = _CLASSES[beam]
+    protocol = values.pop("protocol", None)
+    if protocol is not None:
+        if cls is not FanBeamGeometry:
+            raise InputError(source, "protocol", "no [protocol] table for a parallel geometry")
+        values["protocol"] = _build(CTDoseProtocol, protocol, f"{source} [protocol]")
+    geom = _build(cls, values, source)
+    if isinstance(geom, FanBeamGeometry):
+        if geom.source_to_detector_mm <= geom.source_to_origin_mm:
+            raise InputError(source, "source_to_detector_mm",
+                             f"more than source_to_origin_mm = {geom.source_to_origin_mm}",
+                             geom.source_to_detector_mm)
+        if geom.image_extent_mm / 2 > geom.fov_radius_mm * (1 + 1e-6):
+            raise InputError(source, "image_size * pixel_size_mm",
+                             f"an image grid inside the scan field of view (half-width <= "
+                             f"{geom.fov_radius_mm:.1f} mm)", geom.image_extent_mm)
+    return geom
+
+
+def load_geometry(name_or_path: str | Path) -> Geometry:
+    """Load a geometry by name (a file in ``geometry/``) or from a TOML path.
+
+    Parameters
+    ----------
+    name_or_path : str or Path
+        ``"ldct-fanbeam"`` loads ``geometry/ldct-fanbeam.toml``; anything ending in ``.toml`` or
+        naming an existing file is read as a path.
+    """
+    path = Path(name_or_path)
+    if not (path.suffix == ".toml" or path.exists()):
+        path = GEOMETRY_DIR / f"{name_or_path}.toml"
+        if not path.exists():
+            available = sorted(p.stem for p in GEOMETRY_DIR.glob("*.toml"))
+            raise InputError("--geometry", "name", f"one of {available} or a .toml path", str(name_or_path))
+    try:
+        with open(path, "rb") as fh:
+            values = tomllib.load(fh)
+    except FileNotFoundError:
+        raise InputError(path, "file", "an existing geometry TOML file", "not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(path, "syntax", "valid TOML", str(exc)) from None
+    return geometry_from_dict(values, path)
+
+
+def geometry_to_toml(geom: Geometry) -> str:
+    """Serialise a geometry back to TOML text (stored in prepared files so they are self-describing)."""
+    lines = []
+    tables = []
+    for f in dataclasses.fields(geom):
+        value = getattr(geom, f.name)
+        if dataclasses.is_dataclass(value):
+            tables.append((f.name, value))
+        else:
+            lines.append(f"{f.name} = {_toml_value(value)}")
+    for table_name, table in tables:
+        lines.append(f"\n[{table_name}]")
+        lines += [f"{g.name} = {_toml_value(getattr(table, g.name))}" for g in dataclasses.fields(table)]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def geometry_from_toml_text(text: str, source: str = "<embedded geometry>") -> Geometry:
+    """Inverse of :func:`geometry_to_toml`."""
+    return geometry_from_dict(tomllib.loads(text), source)
