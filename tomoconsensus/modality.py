@@ -19,6 +19,25 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import numpy as np
 
 
+class Slice(NamedTuple):
+    """One measured slice as a modality's reader or simulator yields it.
+
+    Attributes
+    ----------
+    slice_id, patient_id : str
+        Identifiers kept through preparation, training, denoising and evaluation.
+    measurement : Any
+        What :meth:`Modality.split` and :meth:`Modality.estimate` take (a sinogram, k-space ...).
+    reference : ndarray or None
+        Clean image ``(channels, H, W)`` in the modality's units, where one exists.
+    """
+
+    slice_id: str
+    patient_id: str
+    measurement: Any
+    reference: np.ndarray | None
+
+
 class SplitImages(NamedTuple):
     """Reconstructions of one slice, each ``(channels, H, W)`` float32 in the modality's units."""
 

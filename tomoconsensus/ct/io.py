@@ -1,0 +1,203 @@
+"""Readers for CT inputs: clean images (DICOM folders, .npy/.npz stacks) and measured sinograms.
+
+Each reader validates what it reads and raises :class:`~tomoconsensus.errors.InputError` naming
+the file and the field, before any output is written.
+
+Sinogram HDF5 layout (``prepare ct --sinograms``)
+-------------------------------------------------
+``sinograms``  float (slices, views, channels)  line integrals -log(I/I0), already log-transformed
+  *or* ``counts`` (slices, views, channels) with ``i0`` (scalar or (channels,)) detected photons
+``slice_id``   str (slices,)                    optional, default ``slice0000``...
+``reference``  float (slices, N, N)             optional clean image, in HU
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from tomoconsensus.errors import GeometryMismatchError, InputError
+from tomoconsensus.geometry import FanBeamGeometry
+
+
+@dataclass
+class ImageStack:
+    """Clean CT images in HU.
+
+    Attributes
+    ----------
+    hu : ndarray, shape (slices, H, W), float32
+    pixel_spacing_mm : ndarray, shape (slices,)  (square pixels)
+    slice_ids : list of str
+    patient_ids : list of str
+    """
+
+    hu: np.ndarray
+    pixel_spacing_mm: np.ndarray
+    slice_ids: list[str]
+    patient_ids: list[str]
+
+
+def _check_finite(array: np.ndarray, source: Path, field: str) -> None:
+    if not np.all(np.isfinite(array)):
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        raise InputError(source, field, "finite values (no NaN or inf)", f"{bad} non-finite values")
+
+
+def _check_square_stack(hu: np.ndarray, source: Path, field: str) -> None:
+    if hu.ndim != 3 or hu.shape[1] != hu.shape[2]:
+        raise InputError(source, field, "square images, shape (slices, N, N)", hu.shape)
+
+
+def read_dicom_image(path: Path) -> tuple[np.ndarray, float, pydicom.Dataset]:
+    """One DICOM CT image -> (HU image (H, W) float32, pixel spacing mm, header)."""
+    try:
+        ds = pydicom.dcmread(path)
+    except (InvalidDicomError, OSError, EOFError, ValueError) as exc:
+        raise InputError(path, "file", "a readable DICOM file", str(exc)) from None
+    if "PixelData" not in ds:
+        raise InputError(path, "PixelData", "an image (the DICOM has no pixel data)")
+    for tag in ("RescaleSlope", "RescaleIntercept"):
+        if tag not in ds:
+            raise InputError(path, tag, "a rescale tag to convert stored values to HU", "missing")
+    try:
+        pixels = ds.pixel_array.astype(np.float32)
+    except Exception as exc:  # pydicom raises many types for truncated/compressed data
+        raise InputError(path, "PixelData", "decodable pixel data", str(exc)) from None
+    hu = pixels * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    if hu.ndim != 2 or hu.shape[0] != hu.shape[1]:
+        raise InputError(path, "Rows/Columns", "a single square image", hu.shape)
+    spacing = ds.get("PixelSpacing")
+    if spacing is None or abs(float(spacing[0]) - float(spacing[1])) > 1e-4:
+        raise InputError(path, "PixelSpacing", "square pixels [d, d] in mm", spacing)
+    return hu, float(spacing[0]), ds
+
+
+def read_dicom_folder(folder: Path) -> ImageStack:
+    """All DICOM CT images in a folder (recursively), sorted by patient and table position."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in (".dcm", ".ima", ""))
+    if not files:
+        raise InputError(folder, "files", "a folder with DICOM (.dcm) files", "none found")
+    records = []
+    for path in files:
+        hu, spacing, ds = read_dicom_image(path)
+        z = float(ds.ImagePositionPatient[2]) if "ImagePositionPatient" in ds else float(ds.get("InstanceNumber", 0))
+        records.append((str(ds.get("PatientID", "")), z, path.stem, hu, spacing))
+    shapes = {r[3].shape for r in records}
+    if len(shapes) != 1:
+        raise InputError(folder, "Rows/Columns", "the same image size in every file", sorted(shapes))
+    records.sort(key=lambda r: (r[0], r[1], r[2]))
+    return ImageStack(np.stack([r[3] for r in records]), np.array([r[4] for r in records]),
+                      [r[2] for r in records], [r[0] for r in records])
+
+
+def read_image_array(path: Path, default_spacing_mm: float | None = None) -> ImageStack:
+    """A .npy (slices, N, N) or .npz (``hu`` or ``images``, optional ``pixel_spacing_mm``) HU stack."""
+    path = Path(path)
+    try:
+        data = np.load(path)
+    except (OSError, ValueError) as exc:
+        raise InputError(path, "file", "a readable .npy/.npz file", str(exc)) from None
+    spacing = None
+    ids = None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        key = next((k for k in ("hu", "images") if k in data), None)
+        if key is None:
+            raise InputError(path, "hu", "an array 'hu' (or 'images') of HU values", sorted(data.files))
+        hu = data[key]
+        if "pixel_spacing_mm" in data:
+            spacing = np.asarray(data["pixel_spacing_mm"], dtype=np.float64)
+            spacing = spacing[:, 0] if spacing.ndim == 2 else spacing
+        if "files" in data:
+            ids = [Path(str(f)).stem for f in data["files"]]
+        field = key
+    else:
+        hu, field = data, "array"
+    hu = np.asarray(hu, dtype=np.float32)
+    if hu.ndim == 2:
+        hu = hu[None]
+    _check_square_stack(hu, path, field)
+    _check_finite(hu, path, field)
+    if spacing is None:
+        if default_spacing_mm is None:
+            raise InputError(path, "pixel_spacing_mm", "pixel spacing in the file or --pixel-spacing-mm")
+        spacing = np.full(len(hu), default_spacing_mm)
+    ids = ids or [f"{path.stem}_{i:04d}" for i in range(len(hu))]
+    patients = [i.split("_")[0] for i in ids]
+    return ImageStack(hu, spacing, ids, patients)
+
+
+def read_images(path: str | Path, default_spacing_mm: float | None = None) -> ImageStack:
+    """Clean images from a DICOM folder, a single DICOM file, or a .npy/.npz stack."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "--images", "an existing folder or file", "not found")
+    if path.is_dir():
+        return read_dicom_folder(path)
+    if path.suffix.lower() in (".npy", ".npz"):
+        return read_image_array(path, default_spacing_mm)
+    hu, spacing, ds = read_dicom_image(path)
+    return ImageStack(hu[None], np.array([spacing]), [path.stem], [str(ds.get("PatientID", ""))])
+
+
+@dataclass
+class SinogramStack:
+    """Measured sinograms of line integrals, shape (slices, views, channels), float32."""
+
+    sinograms: np.ndarray
+    slice_ids: list[str]
+    reference_hu: np.ndarray | None
+
+
+def validate_sinogram(sino: np.ndarray, geom: FanBeamGeometry, source, field: str) -> None:
+    """Check a sinogram stack (slices, views, channels) against the geometry and for NaN/inf."""
+    if sino.ndim != 3 or sino.shape[1:] != geom.sinogram_shape:
+        raise GeometryMismatchError(source, field,
+                                    f"shape (slices, {geom.n_views}, {geom.n_detectors}) for geometry "
+                                    f"'{geom.name}' (views, channels)", sino.shape)
+    _check_finite(sino, source, field)
+
+
+def read_sinograms(path: str | Path, geom: FanBeamGeometry) -> SinogramStack:
+    """Read and validate a sinogram HDF5 file (layout in the module docstring)."""
+    path = Path(path)
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, ValueError) as exc:
+        raise InputError(path, "file", "a readable HDF5 file", str(exc)) from None
+    with f:
+        if "sinograms" in f:
+            sino = np.asarray(f["sinograms"][()], dtype=np.float32)
+            validate_sinogram(sino, geom, path, "sinograms")
+        elif "counts" in f:
+            counts = np.asarray(f["counts"][()], dtype=np.float64)
+            validate_sinogram(counts, geom, path, "counts")
+            if counts.min() < 0:
+                raise InputError(path, "counts", "non-negative photon counts", f"minimum {counts.min()}")
+            if "i0" not in f:
+                raise InputError(path, "i0", "incident photons (scalar or per channel) beside 'counts'", "missing")
+            i0 = np.asarray(f["i0"][()], dtype=np.float64)
+            if np.any(i0 <= 0):
+                raise InputError(path, "i0", "positive incident photons", float(i0.min()))
+            sino = (-np.log(np.maximum(counts, 1.0) / i0)).astype(np.float32)
+        else:
+            raise InputError(path, "sinograms", "a dataset 'sinograms' (line integrals) or 'counts' + 'i0'",
+                             sorted(f.keys()))
+        ids = [s.decode() if isinstance(s, bytes) else str(s) for s in f["slice_id"][()]] if "slice_id" in f \
+            else [f"slice{i:04d}" for i in range(len(sino))]
+        if len(ids) != len(sino):
+            raise InputError(path, "slice_id", f"{len(sino)} ids, one per sinogram", len(ids))
+        ref = None
+        if "reference" in f:
+            ref = np.asarray(f["reference"][()], dtype=np.float32)
+            expected = (len(sino), geom.image_size, geom.image_size)
+            if ref.shape != expected:
+                raise GeometryMismatchError(path, "reference", f"shape {expected}", ref.shape)
+            _check_finite(ref, path, "reference")
+    return SinogramStack(sino, ids, ref)

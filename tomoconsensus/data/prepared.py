@@ -1,0 +1,216 @@
+"""Prepared datasets: one HDF5 file with the split reconstructions of every slice.
+
+Schema (``format = "tomoconsensus.prepared"``, ``format_version = 1``; see docs/prepared-format.md)::
+
+    /x1, /x2, /x_est      float32 (slices, channels, H, W)  split halves and full-data estimate
+    /reference            float32 (slices, channels, H, W)  clean image, only where one exists
+    /baselines/<name>     float32 (slices, channels, H, W)  e.g. "tv" (CT), "zero_filled", "sense" (MR)
+    /slice_id, /patient_id  utf-8 strings (slices,)
+    attributes            modality, units, channels, seed, created_utc, tomoconsensus_version and
+                          everything the modality reports (geometry TOML, dose fraction, ...)
+
+The file is written to a temporary name and renamed when complete, so an interrupted ``prepare``
+leaves no partial output and can simply be run again.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+from tqdm.auto import tqdm
+
+from tomoconsensus.atomic import atomic_path
+from tomoconsensus.errors import InputError
+from tomoconsensus.modality import Modality, Slice, split_and_reconstruct
+
+FORMAT = "tomoconsensus.prepared"
+FORMAT_VERSION = 1
+IMAGE_KEYS = ("x1", "x2", "x_est")
+_STR = h5py.string_dtype("utf-8")
+
+#: A baseline reconstruction: (modality, measurement) -> image (channels, H, W).
+Baseline = Callable[[Any], np.ndarray]
+
+
+@dataclass
+class PrepareSummary:
+    """What ``write_prepared`` produced."""
+
+    path: Path
+    n_slices: int
+    seconds: float
+    bytes: int
+    datasets: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (f"wrote {self.path} : {self.n_slices} slices, datasets {', '.join(self.datasets)}, "
+                f"{self.bytes / 1e6:.1f} MB, {self.seconds:.1f} s")
+
+
+def _attr_value(value: Any) -> Any:
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value)
+    return value
+
+
+def write_prepared(out: str | Path, modality: Modality, slices: Iterable[Slice], n_slices: int,
+                   seed: int, attrs: dict[str, Any] | None = None,
+                   baselines: dict[str, Baseline] | None = None, progress: bool = True) -> PrepareSummary:
+    """Split, reconstruct and write every slice to a prepared HDF5 file, atomically.
+
+    Parameters
+    ----------
+    out : path
+        Output ``.h5`` file; replaced only once the new one is complete.
+    modality : Modality
+        Provides split, reconstruct and estimate.
+    slices : iterable of Slice
+        Exactly ``n_slices`` slices (a generator is fine: slices are processed one at a time).
+    seed : int
+        Seed of the split randomness (recorded; CT's odd/even split is deterministic).
+    attrs : dict, optional
+        Extra file attributes (dose fraction, input path, ...).
+    baselines : dict of name -> callable(measurement) -> image, optional
+        Extra reconstructions stored under ``/baselines/<name>`` (e.g. TV).
+    """
+    baselines = baselines or {}
+    start = time.perf_counter()
+    split_rng = np.random.default_rng(seed)
+    out = Path(out)
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "modality": modality.name,
+                        "units": modality.units, "channels": modality.channels, "seed": seed,
+                        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+                        "tomoconsensus_version": _version()})
+        for key, value in {**modality.attributes(), **(attrs or {})}.items():
+            f.attrs[key] = _attr_value(value)
+        ids = f.create_dataset("slice_id", (n_slices,), dtype=_STR)
+        patients = f.create_dataset("patient_id", (n_slices,), dtype=_STR)
+        datasets: dict[str, h5py.Dataset] = {}
+
+        def store(name: str, index: int, image: np.ndarray) -> None:
+            if name not in datasets:
+                datasets[name] = f.create_dataset(name, (n_slices,) + image.shape, dtype="float32",
+                                                  chunks=(1,) + image.shape, compression="gzip",
+                                                  compression_opts=4, shuffle=True)
+            datasets[name][index] = image
+
+        count = 0
+        for i, item in enumerate(tqdm(slices, total=n_slices, desc=f"prepare {modality.name}",
+                                      unit="slice", disable=not progress)):
+            if i >= n_slices:
+                raise ValueError(f"more than n_slices={n_slices} slices given")
+            images = split_and_reconstruct(modality, item.measurement, split_rng)
+            for name, image in images._asdict().items():
+                store(name, i, image)
+            if item.reference is not None:
+                store("reference", i, np.asarray(item.reference, dtype=np.float32))
+            for name, baseline in baselines.items():
+                store(f"baselines/{name}", i, baseline(item.measurement))
+            ids[i], patients[i] = item.slice_id, item.patient_id
+            count += 1
+        if count != n_slices:
+            raise ValueError(f"expected {n_slices} slices, got {count}")
+        names = sorted(datasets)
+    return PrepareSummary(out, n_slices, time.perf_counter() - start, out.stat().st_size, names)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tomoconsensus")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass
+class PreparedDataset:
+    """A prepared file loaded into memory (NumPy arrays, float32).
+
+    Attributes
+    ----------
+    x1, x2, x_est : ndarray (slices, channels, H, W)
+    reference : ndarray or None
+    baselines : dict of name -> ndarray
+    slice_ids, patient_ids : list of str
+    attrs : dict
+    path : Path
+    """
+
+    x1: np.ndarray
+    x2: np.ndarray
+    x_est: np.ndarray
+    reference: np.ndarray | None
+    baselines: dict[str, np.ndarray]
+    slice_ids: list[str]
+    patient_ids: list[str]
+    attrs: dict[str, Any]
+    path: Path
+
+    def __len__(self) -> int:
+        return len(self.x1)
+
+    @property
+    def channels(self) -> int:
+        return self.x1.shape[1]
+
+    @property
+    def modality(self) -> str:
+        return str(self.attrs.get("modality", ""))
+
+    def select(self, indices) -> PreparedDataset:
+        """A subset of slices (e.g. a train/validation split)."""
+        idx = np.asarray(indices)
+        pick = lambda a: None if a is None else a[idx]  # noqa: E731
+        return PreparedDataset(self.x1[idx], self.x2[idx], self.x_est[idx], pick(self.reference),
+                               {k: v[idx] for k, v in self.baselines.items()},
+                               [self.slice_ids[i] for i in idx], [self.patient_ids[i] for i in idx],
+                               dict(self.attrs), self.path)
+
+
+def _strings(dataset: h5py.Dataset) -> list[str]:
+    return [s.decode() if isinstance(s, bytes) else str(s) for s in dataset[()]]
+
+
+def read_prepared(path: str | Path) -> PreparedDataset:
+    """Load and validate a prepared file.
+
+    Raises
+    ------
+    InputError
+        If the file is missing, not HDF5, not a tomoconsensus prepared file, or has inconsistent shapes.
+    """
+    path = Path(path)
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, ValueError) as exc:
+        raise InputError(path, "file", "a readable prepared HDF5 file (tomoconsensus prepare ...)", str(exc)) from None
+    with f:
+        if f.attrs.get("format") != FORMAT:
+            raise InputError(path, "format", f"attribute format = '{FORMAT}'", f.attrs.get("format"))
+        for key in IMAGE_KEYS + ("slice_id",):
+            if key not in f:
+                raise InputError(path, key, "this dataset (see docs/prepared-format.md)", "missing")
+        arrays = {k: np.asarray(f[k][()], dtype=np.float32) for k in IMAGE_KEYS}
+        shape = arrays["x1"].shape
+        if len(shape) != 4:
+            raise InputError(path, "x1", "shape (slices, channels, H, W)", shape)
+        optional = {k: np.asarray(f[k][()], dtype=np.float32) for k in ("reference",) if k in f}
+        baselines = {k: np.asarray(v[()], dtype=np.float32) for k, v in f.get("baselines", {}).items()}
+        for name, arr in {**arrays, **optional, **{f"baselines/{k}": v for k, v in baselines.items()}}.items():
+            if arr.shape != shape:
+                raise InputError(path, name, f"shape {shape} like x1", arr.shape)
+        ids = _strings(f["slice_id"])
+        patients = _strings(f["patient_id"]) if "patient_id" in f else ids
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+    return PreparedDataset(arrays["x1"], arrays["x2"], arrays["x_est"], optional.get("reference"), baselines,
+                           ids, patients, attrs, path)
