@@ -48,9 +48,9 @@ def _toml_with(field: str, value: str) -> str:
 @pytest.mark.parametrize("field,value,expected", [
     ("source_to_origin_mm", "-595.0", "positive"),
     ("n_detectors", "0", "positive"),
-    ("n_views", "361", "n_views"),
+    ("n_views", "361", "even number of views"),
     ("pixel_size_mm", '"3 mm"', "float"),
-    ("detector_shape", '"curved"', "detector_shape"),
+    ("detector_shape", "\"curved\"", "flat"),
     ("source_to_detector_mm", "500.0", "more than source_to_origin_mm"),
     ("pixel_size_mm", "5.0", "field of view"),
 ])

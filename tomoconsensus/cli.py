@@ -48,6 +48,22 @@ def _prepare_ct(args: argparse.Namespace) -> None:
     print(summary)
 
 
+def _train(args: argparse.Namespace) -> None:
+    from tomoconsensus.train import load_train_config, train
+
+    overrides = {"method": args.method, "epochs": args.epochs, "max_steps": args.max_steps, "device": args.device,
+                 "seed": args.seed, "base_features": args.base_features, "batch_size": args.batch_size,
+                 "learning_rate": args.learning_rate, "beta_w": args.beta_w, "beta_r": args.beta_r}
+    config = load_train_config(args.config, overrides)
+    print(train(config, args.data, args.out, args.val, resume=args.resume))
+
+
+def _denoise(args: argparse.Namespace) -> None:
+    from tomoconsensus.denoise import denoise
+
+    print(denoise(args.run, args.data, args.out, args.variant, args.batch_size, args.device))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tomoconsensus", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +85,28 @@ def build_parser() -> argparse.ArgumentParser:
     ct.add_argument("--max-slices", type=int, default=None, help="only the first N slices")
     ct.add_argument("--device", default="cpu", help="torch device for the FBP (cpu, cuda)")
     ct.set_defaults(func=_prepare_ct)
+
+    tr = sub.add_parser("train", help="train consensus / Noise2Noise / Noise2Clean networks")
+    tr.add_argument("--data", type=Path, required=True, help="prepared training .h5")
+    tr.add_argument("--method", choices=("consensus", "noise2noise", "noise2clean"))
+    tr.add_argument("--config", type=Path, help="run config TOML (e.g. examples/ct/train.toml)")
+    tr.add_argument("--out", type=Path, required=True, help="run folder")
+    tr.add_argument("--val", type=Path, help="prepared validation .h5 (held-out slices)")
+    tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    for name, kind in (("epochs", int), ("max-steps", int), ("seed", int), ("base-features", int),
+                       ("batch-size", int), ("learning-rate", float), ("beta-w", float), ("beta-r", float)):
+        tr.add_argument(f"--{name}", type=kind, help="override the config value")
+    tr.add_argument("--device", help="auto, cpu, cuda, cuda:N")
+    tr.set_defaults(func=_train)
+
+    dn = sub.add_parser("denoise", help="apply a trained run to full slices of a prepared file")
+    dn.add_argument("--run", type=Path, required=True)
+    dn.add_argument("--data", type=Path, required=True)
+    dn.add_argument("--out", type=Path, required=True)
+    dn.add_argument("--variant", help="consensus: z (default) | f1; noise2noise: full (default) | f1")
+    dn.add_argument("--batch-size", type=int, default=4)
+    dn.add_argument("--device", default="auto")
+    dn.set_defaults(func=_denoise)
     return parser
 
 

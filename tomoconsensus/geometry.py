@@ -26,18 +26,31 @@ from typing import Any, Union
 
 import numpy as np
 
+from tomoconsensus.config import dataclass_from_dict, non_negative, positive
 from tomoconsensus.errors import InputError
+
+def _half_or_full_turn(v: float) -> bool:
+    """180 or 360 (degrees)"""
+    return v in (180.0, 360.0)
+
+
+def _even_positive(v: int) -> bool:
+    """a positive, even number of views (so the odd/even halves are balanced)"""
+    return v > 0 and v % 2 == 0
+
+
+def _full_turn(v: float) -> bool:
+    """360 (full scan; short scans would need Parker weights, not implemented)"""
+    return v == 360.0
+
+
+def _flat(v: str) -> bool:
+    """'flat' (ASTRA has no 2-D curved fan-beam projector)"""
+    return v == "flat"
+
 
 #: Folder with the geometry files shipped with tomoconsensus (top level ``geometry/``).
 GEOMETRY_DIR = Path(__file__).resolve().parent.parent / "geometry"
-
-
-def _positive(v: float) -> bool:
-    return v > 0
-
-
-def _non_negative(v: float) -> bool:
-    return v >= 0
 
 
 @dataclass(frozen=True)
@@ -57,16 +70,16 @@ class CTDoseProtocol:
         quadratically with the fan angle.
     """
 
-    incident_photons: float = field(default=1.5e5, metadata={"check": _positive})
-    electronic_noise_std: float = field(default=10.0, metadata={"check": _non_negative})
-    mu_water_per_mm: float = field(default=0.0193, metadata={"check": _positive})
-    bowtie_water_equiv_mm: float = field(default=0.0, metadata={"check": _non_negative})
+    incident_photons: float = field(default=1.5e5, metadata={"check": positive})
+    electronic_noise_std: float = field(default=10.0, metadata={"check": non_negative})
+    mu_water_per_mm: float = field(default=0.0193, metadata={"check": positive})
+    bowtie_water_equiv_mm: float = field(default=0.0, metadata={"check": non_negative})
 
 
 @dataclass(frozen=True)
 class _ImageGrid:
-    image_size: int = field(metadata={"check": _positive})
-    pixel_size_mm: float = field(metadata={"check": _positive})
+    image_size: int = field(metadata={"check": positive})
+    pixel_size_mm: float = field(metadata={"check": positive})
 
     @property
     def image_extent_mm(self) -> float:
@@ -97,10 +110,10 @@ class ParallelBeamGeometry(_ImageGrid):
 
     name: str = "parallel"
     description: str = ""
-    n_views: int = field(default=180, metadata={"check": _positive})
-    n_detectors: int = field(default=256, metadata={"check": _positive})
-    detector_pitch_mm: float = field(default=1.0, metadata={"check": _positive})
-    angular_range_deg: float = field(default=180.0, metadata={"check": lambda v: v in (180.0, 360.0)})
+    n_views: int = field(default=180, metadata={"check": positive})
+    n_detectors: int = field(default=256, metadata={"check": positive})
+    detector_pitch_mm: float = field(default=1.0, metadata={"check": positive})
+    angular_range_deg: float = field(default=180.0, metadata={"check": _half_or_full_turn})
     start_angle_deg: float = 0.0
     beam: str = "parallel"
 
@@ -142,14 +155,14 @@ class FanBeamGeometry(_ImageGrid):
 
     name: str = "fanbeam"
     description: str = ""
-    source_to_origin_mm: float = field(default=595.0, metadata={"check": _positive})
-    source_to_detector_mm: float = field(default=1085.6, metadata={"check": _positive})
-    n_detectors: int = field(default=736, metadata={"check": _positive})
-    detector_pitch_mm: float = field(default=1.2858, metadata={"check": _positive})
-    n_views: int = field(default=2304, metadata={"check": lambda v: v > 0 and v % 2 == 0})
-    angular_range_deg: float = field(default=360.0, metadata={"check": lambda v: v == 360.0})
+    source_to_origin_mm: float = field(default=595.0, metadata={"check": positive})
+    source_to_detector_mm: float = field(default=1085.6, metadata={"check": positive})
+    n_detectors: int = field(default=736, metadata={"check": positive})
+    detector_pitch_mm: float = field(default=1.2858, metadata={"check": positive})
+    n_views: int = field(default=2304, metadata={"check": _even_positive})
+    angular_range_deg: float = field(default=360.0, metadata={"check": _full_turn})
     start_angle_deg: float = 0.0
-    detector_shape: str = field(default="flat", metadata={"check": lambda v: v == "flat"})
+    detector_shape: str = field(default="flat", metadata={"check": _flat})
     beam: str = "fan"
     protocol: CTDoseProtocol = CTDoseProtocol()
 
@@ -189,42 +202,6 @@ Geometry = Union[FanBeamGeometry, ParallelBeamGeometry]
 _CLASSES = {"fan": FanBeamGeometry, "parallel": ParallelBeamGeometry}
 
 
-def _build(cls: type, values: dict[str, Any], source: str | Path) -> Any:
-    """Construct a frozen dataclass from a dict, type-checking and validating each field."""
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise InputError(source, unknown[0], f"one of {sorted(known)}", "unknown field")
-    kwargs: dict[str, Any] = {}
-    for name, f in known.items():
-        if name not in values:
-            if f.default is dataclasses.MISSING:
-                raise InputError(source, name, "a value (required field)", "missing")
-            continue
-        value = values[name]
-        kind = f.type if isinstance(f.type, str) else f.type.__name__
-        try:
-            if kind == "int":
-                if isinstance(value, bool) or float(value) != int(value):
-                    raise ValueError
-                value = int(value)
-            elif kind == "float":
-                if isinstance(value, bool):
-                    raise ValueError
-                value = float(value)
-            elif kind == "str":
-                if not isinstance(value, str):
-                    raise ValueError
-        except (TypeError, ValueError):
-            raise InputError(source, name, f"a value of type {kind}", value) from None
-        check = f.metadata.get("check")
-        if check is not None and not check(value):
-            expectation = {"_positive": "a positive number", "_non_negative": "a number >= 0"}
-            raise InputError(source, name, expectation.get(check.__name__, "a valid value (see docs/geometry.md)"), value)
-        kwargs[name] = value
-    return cls(**kwargs)
-
-
 def geometry_from_dict(values: dict[str, Any], source: str | Path = "<dict>") -> Geometry:
     """Build and validate a geometry from a TOML-like dict.
 
@@ -243,8 +220,8 @@ def geometry_from_dict(values: dict[str, Any], source: str | Path = "<dict>") ->
     if protocol is not None:
         if cls is not FanBeamGeometry:
             raise InputError(source, "protocol", "no [protocol] table for a parallel geometry")
-        values["protocol"] = _build(CTDoseProtocol, protocol, f"{source} [protocol]")
-    geom = _build(cls, values, source)
+        values["protocol"] = dataclass_from_dict(CTDoseProtocol, protocol, f"{source} [protocol]")
+    geom = dataclass_from_dict(cls, values, source)
     if isinstance(geom, FanBeamGeometry):
         if geom.source_to_detector_mm <= geom.source_to_origin_mm:
             raise InputError(source, "source_to_detector_mm",

@@ -1,0 +1,65 @@
+"""Frozen dataclasses from TOML tables, validated field by field.
+
+A field's ``metadata["check"]`` is a predicate on the (type-converted) value; its docstring, or
+the name of one of the predicates below, becomes the "expected ..." part of the error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from tomoconsensus.errors import InputError
+
+
+def positive(v: float) -> bool:
+    """a positive number"""
+    return v > 0
+
+
+def non_negative(v: float) -> bool:
+    """a number >= 0"""
+    return v >= 0
+
+
+def _convert(kind: str, value: Any) -> Any:
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or float(value) != int(value):
+            raise ValueError
+        return int(value)
+    if kind == "float":
+        if isinstance(value, bool):
+            raise ValueError
+        return float(value)
+    if kind == "str" and not isinstance(value, str):
+        raise ValueError
+    return value
+
+
+def dataclass_from_dict(cls: type, values: dict[str, Any], source: str | Path) -> Any:
+    """Construct ``cls`` from ``values``, rejecting unknown, missing, mistyped or invalid fields."""
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise InputError(source, unknown[0], f"one of {sorted(known)}", "unknown field")
+    kwargs: dict[str, Any] = {}
+    for name, f in known.items():
+        if name not in values:
+            if f.default is dataclasses.MISSING:
+                raise InputError(source, name, "a value (required field)", "missing")
+            continue
+        kind = f.type if isinstance(f.type, str) else f.type.__name__
+        try:
+            value = _convert(kind, values[name])
+        except (TypeError, ValueError):
+            raise InputError(source, name, f"a value of type {kind}", values[name]) from None
+        check = f.metadata.get("check")
+        if check is not None and not check(value):
+            raise InputError(source, name, (check.__doc__ or "a valid value (see docs)").strip(), value)
+        kwargs[name] = value
+    return cls(**kwargs)

@@ -1,0 +1,53 @@
+"""The three training methods: which networks they train, their objective, and their output.
+
+========== ======== ================================== ====================================
+method     networks objective (``tomoconsensus.losses``) output (default variant first)
+========== ======== ================================== ====================================
+consensus  f1, f2   consensus (Eq. 8-12)               ``z``: (f1(x1) + f2(x2)) / 2 (Eq. 9);
+                                                        ``f1``: f1(x1)
+noise2noise f       noise2noise (Eq. 2)                ``full``: f(x_est); ``f1``: f(x1)
+noise2clean f       noise2clean (Eq. 1), x_est -> ref  ``full``: f(x_est)
+========== ======== ================================== ====================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from tomoconsensus import losses
+
+METHODS = ("consensus", "noise2noise", "noise2clean")
+NETWORKS = {"consensus": ("f1", "f2"), "noise2noise": ("f",), "noise2clean": ("f",)}
+VARIANTS = {"consensus": ("z", "f1"), "noise2noise": ("full", "f1"), "noise2clean": ("full",)}
+
+
+def check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+
+
+def objective(method: str, models: Mapping[str, nn.Module], batch: Mapping[str, torch.Tensor],
+              beta_w: float, beta_r: float, symmetric_n2n: bool = False) -> dict[str, torch.Tensor]:
+    """Loss terms of one batch (``x1``, ``x2``, ``x_est`` and optionally ``reference``)."""
+    if method == "consensus":
+        return losses.consensus(models["f1"], models["f2"], batch["x1"], batch["x2"], batch["x_est"], beta_w, beta_r)
+    if method == "noise2noise":
+        return losses.noise2noise(models["f"], batch["x1"], batch["x2"], beta_w, symmetric_n2n)
+    check_method(method)
+    return losses.noise2clean(models["f"], batch["x_est"], batch.get("reference"), beta_w)
+
+
+def output(method: str, models: Mapping[str, nn.Module], x1: torch.Tensor, x2: torch.Tensor,
+           x_est: torch.Tensor, variant: str | None = None) -> torch.Tensor:
+    """Denoised images (B, C, H, W) of a trained method; ``variant`` defaults to the first listed."""
+    check_method(method)
+    variant = variant or VARIANTS[method][0]
+    if variant not in VARIANTS[method]:
+        raise ValueError(f"variant: expected one of {VARIANTS[method]} for {method}, got {variant!r}")
+    if method == "consensus":
+        y1 = models["f1"](x1)
+        return y1 if variant == "f1" else 0.5 * (y1 + models["f2"](x2))
+    return models["f"](x1 if variant == "f1" else x_est)

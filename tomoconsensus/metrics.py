@@ -1,0 +1,63 @@
+"""Image-quality metrics as in the paper's Tables 1 and 2 (settings documented in docs/metrics.md).
+
+* CT: images in HU. RMSE over the whole image, in HU. SSIM and PSNR inside the display window
+  [-160, 240] HU: both images clipped to the window, ``data_range = 400`` HU.
+* MR: magnitude images of the complex (real, imaginary) channels; RMSE in the data units (the
+  paper quotes 1e-3 of the [-1, 1] scaling), SSIM with ``data_range`` = reference magnitude range.
+* SSIM: scikit-image ``structural_similarity`` with a Gaussian window (sigma = 1.5), no sample
+  covariance correction (Wang et al. 2004's settings), K1 = 0.01, K2 = 0.03.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+CT_WINDOW_HU = (-160.0, 240.0)
+
+
+def rmse(image: np.ndarray, reference: np.ndarray) -> float:
+    """Root mean squared error over all pixels."""
+    return float(np.sqrt(np.mean((np.asarray(image, np.float64) - np.asarray(reference, np.float64)) ** 2)))
+
+
+def ssim(image: np.ndarray, reference: np.ndarray, data_range: float) -> float:
+    """SSIM with the paper-style settings above (2-D images)."""
+    return float(structural_similarity(np.asarray(reference, np.float64), np.asarray(image, np.float64),
+                                       data_range=data_range, gaussian_weights=True, sigma=1.5,
+                                       use_sample_covariance=False))
+
+
+def windowed(image_hu: np.ndarray, window=CT_WINDOW_HU) -> np.ndarray:
+    return np.clip(image_hu, *window)
+
+
+def ct_metrics(image_hu: np.ndarray, reference_hu: np.ndarray, window=CT_WINDOW_HU) -> dict[str, float]:
+    """RMSE (HU, full range), SSIM and PSNR (within ``window``) of one CT slice (H, W)."""
+    span = window[1] - window[0]
+    a, b = windowed(image_hu, window), windowed(reference_hu, window)
+    return {"rmse_hu": rmse(image_hu, reference_hu), "ssim": ssim(a, b, span),
+            "psnr_db": float(peak_signal_noise_ratio(b, a, data_range=span))}
+
+
+def magnitude(image: np.ndarray) -> np.ndarray:
+    """(2, H, W) real/imaginary -> (H, W) magnitude; (1, H, W) -> (H, W); (H, W) unchanged."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[0] == 2:
+        return np.hypot(image[0], image[1])
+    return image[0] if image.ndim == 3 else image
+
+
+def mr_metrics(image: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """RMSE (1e-3 units) and SSIM of the magnitude images of one MR slice (2, H, W)."""
+    a, b = magnitude(image), magnitude(reference)
+    span = float(b.max() - b.min()) or 1.0
+    return {"rmse_1e-3": 1e3 * rmse(a, b), "ssim": ssim(a, b, span),
+            "psnr_db": float(peak_signal_noise_ratio(b, a, data_range=span))}
+
+
+def slice_metrics(modality: str, image: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """Metrics of one slice (C, H, W) in prepared-file units (CT: HU/1000)."""
+    if modality == "ct":
+        return ct_metrics(1000.0 * image[0], 1000.0 * reference[0])
+    return mr_metrics(image, reference)

@@ -1,0 +1,428 @@
+"""Training loop for consensus, Noise2Noise and Noise2Clean on prepared datasets.
+
+* Paper defaults (Wu et al. 2019, sec. 3.2) in :class:`TrainConfig`; runs are configured by a TOML
+  file (``examples/ct/train.toml``) with command-line overrides.
+* Patches: the same random location is cut from x1, x2, x_est (and the reference); the locations
+  of an epoch depend only on ``(seed, epoch)``.
+* Device-aware: on CUDA, bf16 autocast, channels-last and (optionally) ``torch.compile``, with the
+  whole dataset kept on the GPU when it fits; on CPU, torch uses every core.
+* Multi-GPU / multi-process through ``torchrun`` and DistributedDataParallel: each rank takes an
+  equal share of every global batch; rank 0 writes checkpoints and logs. The same script runs
+  single-process.
+* Checkpoints (networks, optimiser, RNG state, step) are written atomically every
+  ``checkpoint_every_steps`` and on Ctrl-C; ``resume=True`` continues bit-exactly on the same device.
+
+Run directory::
+
+    config.toml      the resolved run configuration
+    checkpoint.pt    latest training state (load with weights_only=True)
+    model.pt         final network weights
+    log.jsonl        one JSON object per logged step / validation
+    summary.json     final numbers
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from tomoconsensus import methods
+from tomoconsensus.atomic import atomic_path, write_text_atomic
+from tomoconsensus.config import dataclass_from_dict, non_negative, positive
+from tomoconsensus.data.patches import PatchSampler, extract_patches
+from tomoconsensus.data.prepared import PreparedDataset, read_prepared
+from tomoconsensus.errors import InputError
+from tomoconsensus.metrics import slice_metrics
+from tomoconsensus.nn.unet import UNet
+
+CHECKPOINT_FORMAT = "tomoconsensus.checkpoint"
+
+
+def _known_method(v: str) -> bool:
+    """one of consensus, noise2noise, noise2clean"""
+    return v in methods.METHODS
+
+
+def _amp_mode(v: str) -> bool:
+    """'auto' (bf16 on CUDA), 'bf16' or 'off'"""
+    return v in ("auto", "bf16", "off")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Run configuration (paper values as defaults; CT beta values).
+
+    Attributes
+    ----------
+    method : str
+        ``consensus``, ``noise2noise`` or ``noise2clean``.
+    channels, base_features, depth : int
+        UNet: 1 channel for CT, 2 (real, imaginary) for MR; 32 base features for CT, 64 for MR.
+    patch_size, batch_size, patches_per_slice, epochs : int
+        96, 40, 40, 100 in the paper.
+    learning_rate : float
+        Adam step size (1e-4).
+    beta_w, beta_r : float
+        Weight-decay and consistency weights (CT 5e-6, 0.5; MR 1e-6, 5).
+    symmetric_n2n : bool
+        Noise2Noise also maps x2 -> x1.
+    max_steps : int
+        Stop after this many steps (0: ``epochs`` full epochs); for reduced protocols.
+    checkpoint_every_steps, log_every_steps : int
+        How often to write ``checkpoint.pt`` and a ``log.jsonl`` line.
+    device : str
+        ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``...
+    amp : str
+        ``auto`` (bf16 autocast on CUDA), ``bf16`` or ``off``.
+    channels_last, compile : bool
+        CUDA speed options.
+    """
+
+    method: str = field(default="consensus", metadata={"check": _known_method})
+    channels: int = field(default=1, metadata={"check": positive})
+    base_features: int = field(default=32, metadata={"check": positive})
+    depth: int = field(default=4, metadata={"check": positive})
+    patch_size: int = field(default=96, metadata={"check": positive})
+    batch_size: int = field(default=40, metadata={"check": positive})
+    patches_per_slice: int = field(default=40, metadata={"check": positive})
+    epochs: int = field(default=100, metadata={"check": positive})
+    learning_rate: float = field(default=1e-4, metadata={"check": positive})
+    beta_w: float = field(default=5e-6, metadata={"check": non_negative})
+    beta_r: float = field(default=0.5, metadata={"check": non_negative})
+    symmetric_n2n: bool = False
+    seed: int = 0
+    max_steps: int = field(default=0, metadata={"check": non_negative})
+    checkpoint_every_steps: int = field(default=500, metadata={"check": positive})
+    log_every_steps: int = field(default=10, metadata={"check": positive})
+    device: str = "auto"
+    amp: str = field(default="auto", metadata={"check": _amp_mode})
+    channels_last: bool = True
+    compile: bool = False
+
+
+def load_train_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+    """Read a run config TOML (flat keys, or under ``[train]``) and apply overrides."""
+    values: dict[str, Any] = {}
+    source = "<defaults>"
+    if path is not None:
+        source = str(path)
+        try:
+            with open(path, "rb") as fh:
+                values = tomllib.load(fh)
+        except FileNotFoundError:
+            raise InputError(path, "--config", "an existing TOML file", "not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(path, "syntax", "valid TOML", str(exc)) from None
+        values = dict(values.get("train", values))
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return dataclass_from_dict(TrainConfig, values, source)
+
+
+def config_to_toml(config: TrainConfig) -> str:
+    lines = []
+    for key, value in dataclasses.asdict(config).items():
+        text = ("true" if value else "false") if isinstance(value, bool) else (f'"{value}"' if isinstance(value, str) else repr(value))
+        lines.append(f"{key} = {text}")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class TrainSummary:
+    """What a training run did."""
+
+    run_dir: Path
+    method: str
+    steps: int
+    epochs_completed: float
+    seconds: float
+    steps_per_second: float
+    final_terms: dict[str, float]
+    validation: dict[str, float]
+    device: str
+
+    def to_json(self) -> str:
+        d = dataclasses.asdict(self)
+        d["run_dir"] = str(self.run_dir)
+        return json.dumps(d, indent=2)
+
+    def __str__(self) -> str:
+        terms = ", ".join(f"{k} {v:.4g}" for k, v in self.final_terms.items())
+        val = ", ".join(f"{k} {v:.4g}" for k, v in self.validation.items())
+        return (f"trained {self.method} for {self.steps} steps ({self.epochs_completed:.2f} epochs) on {self.device} "
+                f"in {self.seconds:.1f} s ({self.steps_per_second:.2f} steps/s); last: {terms}"
+                + (f"; validation: {val}" if val else "") + f"; run in {self.run_dir}")
+
+
+# ----------------------------------------------------------------------------------------- setup
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("config", "device", "'cpu' or 'auto' on a machine without CUDA", name)
+    return device
+
+
+def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
+    """Join the torchrun process group if launched by torchrun; returns (rank, world, device)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, device
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    return dist.get_rank(), world, device
+
+
+def build_models(config: TrainConfig) -> dict[str, UNet]:
+    """The method's networks, initialised from ``config.seed`` (identical on every rank)."""
+    torch.manual_seed(config.seed)
+    return {name: UNet(config.channels, config.base_features, config.depth)
+            for name in methods.NETWORKS[config.method]}
+
+
+def dataset_tensors(data: PreparedDataset, device: torch.device) -> dict[str, torch.Tensor]:
+    """Image stacks as tensors, on the GPU if they take less than half its free memory."""
+    arrays = {"x1": data.x1, "x2": data.x2, "x_est": data.x_est}
+    if data.reference is not None:
+        arrays["reference"] = data.reference
+    target = torch.device("cpu")
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        if sum(a.nbytes for a in arrays.values()) < 0.5 * free:
+            target = device
+    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(target) for k, v in arrays.items()}
+
+
+def _autocast(device: torch.device, amp: str):
+    enabled = device.type == "cuda" and amp in ("auto", "bf16")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+# ----------------------------------------------------------------------------------- checkpoints
+
+def save_checkpoint(path: Path, step: int, config: TrainConfig, models: Mapping[str, torch.nn.Module],
+                    optimizer: torch.optim.Optimizer) -> None:
+    state = {"format": CHECKPOINT_FORMAT, "step": step, "config": dataclasses.asdict(config),
+             "models": {k: _unwrap(m).state_dict() for k, m in models.items()},
+             "optimizer": optimizer.state_dict(), "rng_cpu": torch.get_rng_state(),
+             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Load a checkpoint or model file safely (``weights_only=True``: tensors and plain data only)."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise InputError(path, "file", "an existing checkpoint (train without --resume first)", "not found") from None
+    except Exception as exc:  # corrupt, truncated or not a plain-data checkpoint
+        raise InputError(path, "file", "a tomoconsensus checkpoint loadable with weights_only=True", str(exc)) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(path, "format", f"'{CHECKPOINT_FORMAT}'", state.get("format") if isinstance(state, dict) else type(state))
+    return state
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    model = getattr(model, "module", model)  # DistributedDataParallel
+    return getattr(model, "_orig_mod", model)  # torch.compile
+
+
+# ------------------------------------------------------------------------------------ validation
+
+@torch.no_grad()
+def validate(config: TrainConfig, models: Mapping[str, torch.nn.Module], data: PreparedDataset,
+             device: torch.device, batch: int = 4) -> dict[str, float]:
+    """Loss terms on full held-out slices, plus RMSE/SSIM of the output where a reference exists."""
+    for m in models.values():
+        m.eval()
+    sums: dict[str, float] = {}
+    per_slice: list[dict[str, float]] = []
+    for start in range(0, len(data), batch):
+        sl = slice(start, start + batch)
+        tensors = {k: torch.from_numpy(getattr(data, k)[sl]).to(device) for k in ("x1", "x2", "x_est")}
+        if data.reference is not None:
+            tensors["reference"] = torch.from_numpy(data.reference[sl]).to(device)
+        with _autocast(device, config.amp):
+            if config.method != "noise2clean" or data.reference is not None:
+                terms = methods.objective(config.method, models, tensors, config.beta_w, config.beta_r,
+                                          config.symmetric_n2n)
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + float(v) * len(tensors["x1"])
+            out = methods.output(config.method, models, tensors["x1"], tensors["x2"], tensors["x_est"])
+        if data.reference is not None:
+            out_np = out.float().cpu().numpy()
+            per_slice += [slice_metrics(data.modality, o, r) for o, r in zip(out_np, data.reference[sl])]
+    for m in models.values():
+        m.train()
+    result = {f"val_{k}": v / len(data) for k, v in sums.items()}
+    for key in (per_slice[0] if per_slice else {}):
+        result[f"val_{key}"] = float(np.mean([s[key] for s in per_slice]))
+    return result
+
+
+# -------------------------------------------------------------------------------------- training
+
+def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_path: str | Path | None = None,
+          resume: bool = False, stop_after_steps: int | None = None, progress: bool = True) -> TrainSummary:
+    """Train ``config.method`` on a prepared dataset; see the module docstring for the run directory.
+
+    Parameters
+    ----------
+    stop_after_steps : int, optional
+        Leave the loop (with a checkpoint) once this global step is reached, as if interrupted.
+    """
+    run_dir = Path(run_dir)
+    device = resolve_device(config.device)
+    rank, world, device = init_distributed(device)
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    data = read_prepared(train_path)
+    if data.channels != config.channels:
+        raise InputError(train_path, "x1", f"{config.channels} channel(s) as in the run config 'channels'", data.channels)
+    if config.method == "noise2clean" and data.reference is None:
+        raise InputError(train_path, "reference", "a clean reference for --method noise2clean "
+                         "(prepare from clean images, or use consensus/noise2noise)", "missing")
+    if config.batch_size % world:
+        raise InputError("config", "batch_size", f"a multiple of the {world} processes", config.batch_size)
+    val = read_prepared(val_path) if val_path else None
+    stacks = dataset_tensors(data, device)
+    _, _, height, width = data.x1.shape
+    sampler = PatchSampler(len(data), height, width, config.patch_size, config.patches_per_slice,
+                           config.batch_size, config.seed)
+    if sampler.batches_per_epoch == 0:
+        raise InputError(train_path, "slices", f"at least {config.batch_size} patches per epoch "
+                         "(more slices, more patches_per_slice or a smaller batch_size)", len(data))
+    total_steps = sampler.batches_per_epoch * config.epochs
+    if config.max_steps:
+        total_steps = min(total_steps, config.max_steps)
+
+    models = build_models(config)
+    memory_format = torch.channels_last if (device.type == "cuda" and config.channels_last) else torch.contiguous_format
+    for m in models.values():
+        m.to(device=device, memory_format=memory_format)
+    optimizer = torch.optim.Adam([p for m in models.values() for p in m.parameters()], lr=config.learning_rate)
+
+    checkpoint_path = run_dir / "checkpoint.pt"
+    log_path = run_dir / "log.jsonl"
+    step = 0
+    if resume:
+        state = load_checkpoint(checkpoint_path, device)
+        if state["config"]["method"] != config.method:
+            raise InputError(checkpoint_path, "method", f"'{config.method}' as in this run", state["config"]["method"])
+        for name, m in models.items():
+            m.load_state_dict(state["models"][name])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng_cpu"].cpu())
+        if state["rng_cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
+        step = int(state["step"])
+        if rank == 0 and log_path.exists():  # drop log lines written after the checkpoint
+            kept = [ln for ln in log_path.read_text().splitlines() if json.loads(ln).get("step", 0) <= step]
+            write_text_atomic(log_path, "".join(ln + "\n" for ln in kept))
+    elif checkpoint_path.exists():
+        raise InputError(run_dir, "--out", "a new run folder (or --resume to continue this run)",
+                         "it already holds checkpoint.pt")
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run_dir / "config.toml", config_to_toml(config))
+
+    train_models: dict[str, torch.nn.Module] = dict(models)
+    if config.compile:
+        train_models = {k: torch.compile(m) for k, m in train_models.items()}
+    if world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        train_models = {k: torch.nn.parallel.DistributedDataParallel(m, device_ids=ids) for k, m in train_models.items()}
+
+    start_step, start_time = step, time.perf_counter()
+    terms_f: dict[str, float] = {}
+    validation: dict[str, float] = {}
+    epoch_coords, coords_epoch = None, -1
+    bar = tqdm(total=total_steps, initial=step, desc=f"train {config.method}", unit="step",
+               disable=not progress or rank != 0, dynamic_ncols=True)
+    log = open(log_path, "a") if rank == 0 else None
+    try:
+        while step < total_steps:
+            epoch, k = divmod(step, sampler.batches_per_epoch)
+            if epoch != coords_epoch:
+                epoch_coords, coords_epoch = sampler.epoch_coordinates(epoch), epoch
+            coords = epoch_coords[k][rank::world]
+            batch = {name: extract_patches(stack, coords, sampler.patch_size).to(device, non_blocking=True)
+                     .contiguous(memory_format=memory_format) for name, stack in stacks.items()}
+            with _autocast(device, config.amp):
+                terms = methods.objective(config.method, train_models, batch, config.beta_w, config.beta_r,
+                                          config.symmetric_n2n)
+            optimizer.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            optimizer.step()
+            step += 1
+            bar.update(1)
+            if step % config.log_every_steps == 0 or step == total_steps:
+                terms_f = {n: float(v.detach()) for n, v in terms.items()}
+                if not all(math.isfinite(v) for v in terms_f.values()):
+                    raise FloatingPointError(f"non-finite loss at step {step}: {terms_f}")
+                bar.set_postfix({n: f"{v:.3g}" for n, v in terms_f.items()})
+                if log:
+                    log.write(json.dumps({"split": "train", "step": step, "epoch": step / sampler.batches_per_epoch,
+                                          **terms_f}) + "\n")
+                    log.flush()
+            end_of_epoch = step % sampler.batches_per_epoch == 0 or step == total_steps
+            if val is not None and end_of_epoch and rank == 0:
+                validation = validate(config, models, val, device)
+                log.write(json.dumps({"split": "val", "step": step, "epoch": step / sampler.batches_per_epoch,
+                                      **validation}) + "\n")
+                log.flush()
+            if rank == 0 and (step % config.checkpoint_every_steps == 0 or step == total_steps):
+                save_checkpoint(checkpoint_path, step, config, models, optimizer)
+            if stop_after_steps is not None and step >= stop_after_steps:
+                break
+    except KeyboardInterrupt:
+        if rank == 0:
+            save_checkpoint(checkpoint_path, step, config, models, optimizer)
+            print(f"\ninterrupted at step {step}: checkpoint saved; continue with --resume")
+        raise
+    finally:
+        bar.close()
+        if log:
+            log.close()
+    if rank == 0 and step != total_steps:
+        save_checkpoint(checkpoint_path, step, config, models, optimizer)
+    seconds = time.perf_counter() - start_time
+    summary = TrainSummary(run_dir, config.method, step, step / sampler.batches_per_epoch, seconds,
+                           (step - start_step) / seconds if seconds > 0 else 0.0, terms_f, validation, str(device))
+    if rank == 0 and step == total_steps:
+        with atomic_path(run_dir / "model.pt") as tmp:
+            torch.save({"format": CHECKPOINT_FORMAT, "step": step, "config": dataclasses.asdict(config),
+                        "models": {k: _unwrap(m).state_dict() for k, m in models.items()}}, tmp)
+        write_text_atomic(run_dir / "summary.json", summary.to_json())
+    return summary
+
+
+def load_trained(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[TrainConfig, dict[str, UNet]]:
+    """Networks of a run (``model.pt``, or the latest ``checkpoint.pt`` of an unfinished run), in eval mode."""
+    run_dir = Path(run_dir)
+    path = run_dir / "model.pt"
+    state = load_checkpoint(path if path.exists() else run_dir / "checkpoint.pt", device)
+    config = dataclass_from_dict(TrainConfig, state["config"], path)
+    models = build_models(config)
+    for name, m in models.items():
+        m.load_state_dict(state["models"][name])
+        m.to(device).eval()
+    return config, models
