@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -37,3 +38,31 @@ def water_cylinder(demo_geometry):
 @pytest.fixture(autouse=True)
 def _seed_torch():
     torch.manual_seed(0)
+
+
+EMBEDDED_CT = Path(__file__).resolve().parents[1] / "tomoconsensus" / "embedded" / "tcia_covid19_ny_sbu_axial_hu.npz"
+
+
+@pytest.fixture(scope="session")
+def prepared_ct(tmp_path_factory, demo_geometry):
+    """A small prepared CT dataset: 4 embedded clinical slices at quarter dose, 128^2."""
+    from tomoconsensus.ct.io import read_images
+    from tomoconsensus.ct.sources import simulated_slices
+    from tomoconsensus.ct.split import CTModality
+    from tomoconsensus.data.prepared import write_prepared
+
+    out = tmp_path_factory.mktemp("prepared") / "ct4.h5"
+    stack = read_images(EMBEDDED_CT)
+    write_prepared(out, CTModality(demo_geometry), islice(simulated_slices(stack, demo_geometry, 0.25, 0), 4), 4, 0,
+                   progress=False)
+    return out
+
+
+def tiny_config(**overrides):
+    """A UNet and protocol small enough to train a few steps in well under a second on a CPU."""
+    from tomoconsensus.train import TrainConfig
+
+    values = dict(base_features=4, depth=2, patch_size=32, batch_size=4, patches_per_slice=4, epochs=2,
+                  log_every_steps=1, checkpoint_every_steps=2, device="cpu")
+    values.update(overrides)
+    return TrainConfig(**values)

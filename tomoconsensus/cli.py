@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from itertools import islice
 from pathlib import Path
 
 from tomoconsensus.errors import InputError
@@ -43,7 +44,7 @@ def _prepare_ct(args: argparse.Namespace) -> None:
         tv = TVConfig(lam=args.tv_lam, n_iter=args.tv_iter)
         baselines["tv"] = lambda sino: modality.to_units(tv_reconstruct(sino, geom, tv))
         attrs.update(tv_lam=tv.lam, tv_iter=tv.n_iter)
-    summary = write_prepared(args.out, modality, (s for _, s in zip(range(n), slices)), n, args.seed,
+    summary = write_prepared(args.out, modality, islice(slices, n), n, args.seed,
                              attrs, baselines)
     print(summary)
 

@@ -152,9 +152,11 @@ class TrainSummary:
     final_terms: dict[str, float]
     validation: dict[str, float]
     device: str
+    #: The trained networks of this process (not serialised).
+    models: dict[str, torch.nn.Module] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> str:
-        d = dataclasses.asdict(self)
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "models"}
         d["run_dir"] = str(self.run_dir)
         return json.dumps(d, indent=2)
 
@@ -349,6 +351,8 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
         train_models = {k: torch.compile(m) for k, m in train_models.items()}
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
+        if device.type == "cuda":  # batch statistics over the global batch, as in one process
+            train_models = {k: torch.nn.SyncBatchNorm.convert_sync_batchnorm(m) for k, m in train_models.items()}
         train_models = {k: torch.nn.parallel.DistributedDataParallel(m, device_ids=ids) for k, m in train_models.items()}
 
     start_step, start_time = step, time.perf_counter()
@@ -402,11 +406,16 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
         bar.close()
         if log:
             log.close()
+    if world > 1:  # DDP syncs buffers before each forward; make the final running stats agree too
+        for m in models.values():
+            for buffer in m.buffers():
+                dist.broadcast(buffer, src=0)
     if rank == 0 and step != total_steps:
         save_checkpoint(checkpoint_path, step, config, models, optimizer)
     seconds = time.perf_counter() - start_time
     summary = TrainSummary(run_dir, config.method, step, step / sampler.batches_per_epoch, seconds,
-                           (step - start_step) / seconds if seconds > 0 else 0.0, terms_f, validation, str(device))
+                           (step - start_step) / seconds if seconds > 0 else 0.0, terms_f, validation, str(device),
+                           models)
     if rank == 0 and step == total_steps:
         with atomic_path(run_dir / "model.pt") as tmp:
             torch.save({"format": CHECKPOINT_FORMAT, "step": step, "config": dataclasses.asdict(config),

@@ -1,0 +1,122 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tomoconsensus.cli import main
+from tomoconsensus.data.prepared import read_prepared
+from tomoconsensus.denoise import denoise, read_denoised
+from tomoconsensus.errors import InputError
+from tomoconsensus.train import load_checkpoint, load_train_config, train
+from tests.conftest import tiny_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    state = load_checkpoint(run_dir / "model.pt")
+    return {f"{net}.{k}": v for net, sd in state["models"].items() for k, v in sd.items()}
+
+
+@pytest.mark.parametrize("method", ["consensus", "noise2noise", "noise2clean"])
+def test_each_method_trains_logs_and_checkpoints(prepared_ct, tmp_path, method):
+    summary = train(tiny_config(method=method), prepared_ct, tmp_path / "run", val_path=prepared_ct, progress=False)
+    assert summary.steps == 8  # 4 slices x 4 patches / batch 4, 2 epochs
+    assert {"config.toml", "checkpoint.pt", "model.pt", "log.jsonl", "summary.json"} <= {p.name for p in (tmp_path / "run").iterdir()}
+    lines = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [ln["step"] for ln in lines if ln["split"] == "train"] == list(range(1, 9))
+    val = [ln for ln in lines if ln["split"] == "val"]
+    assert len(val) == 2 and "val_rmse_hu" in val[-1] and "val_ssim" in val[-1]
+    assert all(np.isfinite(v) for v in summary.final_terms.values())
+
+
+def test_resume_is_bit_exact(prepared_ct, tmp_path):
+    config = tiny_config(method="consensus", epochs=3)  # 12 steps, checkpoints every 2
+    train(config, prepared_ct, tmp_path / "straight", progress=False)
+    partial = train(config, prepared_ct, tmp_path / "resumed", stop_after_steps=5, progress=False)
+    assert partial.steps == 5 and not (tmp_path / "resumed" / "model.pt").exists()
+    final = train(config, prepared_ct, tmp_path / "resumed", resume=True, progress=False)
+    assert final.steps == 12
+    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    steps = [json.loads(ln)["step"] for ln in (tmp_path / "resumed" / "log.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 13))  # no duplicated or missing log lines
+
+
+def test_existing_run_is_not_overwritten_and_missing_checkpoint_is_named(prepared_ct, tmp_path):
+    train(tiny_config(max_steps=2), prepared_ct, tmp_path / "run", progress=False)
+    with pytest.raises(InputError, match="resume"):
+        train(tiny_config(max_steps=2), prepared_ct, tmp_path / "run", progress=False)
+    with pytest.raises(InputError, match="checkpoint.pt"):
+        train(tiny_config(max_steps=2), prepared_ct, tmp_path / "empty", resume=True, progress=False)
+
+
+def test_checkpoints_are_loaded_without_unpickling_code(tmp_path):
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "tomoconsensus.checkpoint", "payload": print}, evil)  # a pickled function
+    with pytest.raises(InputError, match="weights_only"):
+        load_checkpoint(evil)
+
+
+def test_noise2clean_without_reference_is_a_clear_error(tmp_path, demo_geometry):
+    from tests.conftest import DATA
+    assert main(["prepare", "ct", "--sinograms", str(DATA / "ct" / "htc2022_ta.h5"), "--geometry", "htc2022-fanflat",
+                 "--out", str(tmp_path / "noref.h5")]) == 0
+    with pytest.raises(InputError, match="reference"):
+        train(tiny_config(method="noise2clean"), tmp_path / "noref.h5", tmp_path / "run", progress=False)
+
+
+def test_config_file_and_overrides(tmp_path):
+    cfg = load_train_config(ROOT / "examples" / "ct" / "train.toml", {"epochs": 3, "beta_r": None})
+    assert (cfg.base_features, cfg.patch_size, cfg.batch_size, cfg.epochs, cfg.beta_w, cfg.beta_r) == (32, 96, 40, 3, 5e-6, 0.5)
+    mr = load_train_config(ROOT / "examples" / "mr" / "train.toml")
+    assert (mr.channels, mr.base_features, mr.beta_w, mr.beta_r) == (2, 64, 1e-6, 5.0)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train]\nmethod = 'noise2void'\n")
+    with pytest.raises(InputError, match="bad.toml.*method"):
+        load_train_config(bad)
+
+
+def test_cli_train_then_denoise_keeps_ids_and_units(prepared_ct, tmp_path, capsys):
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text("[train]\nbase_features = 4\ndepth = 2\npatch_size = 32\nbatch_size = 4\npatches_per_slice = 4\n"
+                   "epochs = 1\ndevice = 'cpu'\n")
+    assert main(["train", "--data", str(prepared_ct), "--method", "noise2noise", "--config", str(cfg),
+                 "--out", str(tmp_path / "run")]) == 0
+    assert "trained noise2noise" in capsys.readouterr().out
+    assert main(["denoise", "--run", str(tmp_path / "run"), "--data", str(prepared_ct),
+                 "--out", str(tmp_path / "d.h5"), "--device", "cpu"]) == 0
+    images, ids, attrs = read_denoised(tmp_path / "d.h5")
+    data = read_prepared(prepared_ct)
+    assert images.shape == data.x1.shape and ids == data.slice_ids
+    assert attrs["units"] == "HU/1000" and attrs["variant"] == "full"
+
+
+def test_consensus_variants(prepared_ct, tmp_path):
+    train(tiny_config(method="consensus", max_steps=2), prepared_ct, tmp_path / "run", progress=False)
+    z = denoise(tmp_path / "run", prepared_ct, tmp_path / "z.h5", device="cpu", progress=False)
+    f1 = denoise(tmp_path / "run", prepared_ct, tmp_path / "f1.h5", variant="f1", device="cpu", progress=False)
+    assert (z.variant, f1.variant) == ("z", "f1")
+    assert not np.array_equal(read_denoised(tmp_path / "z.h5")[0], read_denoised(tmp_path / "f1.h5")[0])
+    with pytest.raises(ValueError, match="variant"):
+        denoise(tmp_path / "run", prepared_ct, tmp_path / "x.h5", variant="full", device="cpu", progress=False)
+
+
+def test_two_process_ddp_with_gloo_ends_with_identical_weights(prepared_ct, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(ROOT / "tests" / "ddp_worker.py"), str(prepared_ct), str(tmp_path / "run")]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0 = torch.load(tmp_path / "run" / "rank0.pt", weights_only=True)
+    rank1 = torch.load(tmp_path / "run" / "rank1.pt", weights_only=True)
+    for net in rank0:
+        for key, value in rank0[net].items():
+            assert torch.equal(value, rank1[net][key]), f"{net}.{key} differs between ranks"
+    head = rank0["f1"]["head.weight"]
+    assert head.abs().sum() > 0  # training moved the zero-initialised head
