@@ -31,7 +31,7 @@ def test_weight_penalty_counts_kernels_not_biases_or_norms():
     with torch.no_grad():
         for p in net.parameters():
             p.fill_(1.0)
-    assert float(losses.weight_penalty(net)) == 18.0  # 2 x 1 x 3 x 3 kernel entries only
+    assert float(losses.weight_penalty(net).detach()) == 18.0  # 2 x 1 x 3 x 3 kernel entries only
 
 
 def test_noise2clean_requires_a_reference():

@@ -33,6 +33,18 @@ def test_each_method_trains_logs_and_checkpoints(prepared_ct, tmp_path, method):
     val = [ln for ln in lines if ln["split"] == "val"]
     assert len(val) == 2 and "val_rmse_hu" in val[-1] and "val_ssim" in val[-1]
     assert all(np.isfinite(v) for v in summary.final_terms.values())
+    # model.pt holds the epoch with the lowest held-out self-supervised loss
+    best = min(val, key=lambda ln: ln[f"val_{method}"])
+    assert load_checkpoint(tmp_path / "run" / "model.pt")["step"] == best["step"] == summary.best_step
+    assert not (tmp_path / "run" / "best.pt").exists()
+
+
+def test_tied_consensus_networks_share_weights(prepared_ct, tmp_path):
+    summary = train(tiny_config(method="consensus", tie_networks=True, max_steps=3), prepared_ct, tmp_path / "run",
+                    progress=False)
+    assert summary.models["f1"] is summary.models["f2"]
+    state = load_checkpoint(tmp_path / "run" / "model.pt")["models"]
+    assert all(torch.equal(state["f1"][k], state["f2"][k]) for k in state["f1"])
 
 
 def test_resume_is_bit_exact(prepared_ct, tmp_path):

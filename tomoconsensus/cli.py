@@ -54,7 +54,8 @@ def _train(args: argparse.Namespace) -> None:
 
     overrides = {"method": args.method, "epochs": args.epochs, "max_steps": args.max_steps, "device": args.device,
                  "seed": args.seed, "base_features": args.base_features, "batch_size": args.batch_size,
-                 "learning_rate": args.learning_rate, "beta_w": args.beta_w, "beta_r": args.beta_r}
+                 "learning_rate": args.learning_rate, "beta_w": args.beta_w, "beta_r": args.beta_r,
+                 "tie_networks": True if args.tie_networks else None}
     config = load_train_config(args.config, overrides)
     print(train(config, args.data, args.out, args.val, resume=args.resume))
 
@@ -126,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, kind in (("epochs", int), ("max-steps", int), ("seed", int), ("base-features", int),
                        ("batch-size", int), ("learning-rate", float), ("beta-w", float), ("beta-r", float)):
         tr.add_argument(f"--{name}", type=kind, help="override the config value")
+    tr.add_argument("--tie-networks", action="store_true", help="consensus with one shared network (see docs/method.md)")
     tr.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     tr.set_defaults(func=_train)
 

@@ -29,9 +29,15 @@ def weight_penalty(*models: nn.Module) -> torch.Tensor:
     return torch.stack(squares).sum()
 
 
-def consensus_terms(y1: torch.Tensor, y2: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
-    """Eq. 8: 1/2 ||y1 - x2||^2 + 1/2 ||y2 - x1||^2 - 1/4 ||y1 - y2||^2, with y_i = f_i(x_i)."""
-    return 0.5 * mse(y1, x2) + 0.5 * mse(y2, x1) - 0.25 * mse(y1, y2)
+def consensus_terms(y1: torch.Tensor, y2: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor,
+                    disagreement: torch.Tensor | None = None) -> torch.Tensor:
+    """Eq. 8: 1/2 ||y1 - x2||^2 + 1/2 ||y2 - x1||^2 - 1/4 ||y1 - y2||^2, with y_i = f_i(x_i).
+
+    ``disagreement`` may pass a precomputed ||y1 - y2||^2.
+    """
+    if disagreement is None:
+        disagreement = mse(y1, y2)
+    return 0.5 * mse(y1, x2) + 0.5 * mse(y2, x1) - 0.25 * disagreement
 
 
 def consensus(f1: nn.Module, f2: nn.Module, x1: torch.Tensor, x2: torch.Tensor, x_est: torch.Tensor,
@@ -46,11 +52,21 @@ def consensus(f1: nn.Module, f2: nn.Module, x1: torch.Tensor, x2: torch.Tensor, 
         Reconstructions of the two halves of the data.
     x_est : Tensor (B, C, H, W)
         Estimate from all data (FBP for CT, SENSE for MR), for the consistency term Eq. 11.
+
+    Notes
+    -----
+    In expectation L_n depends on the networks only through z: the pair (y1 + g, y2 - g) has the
+    same expected loss for any image-dependent g. With few training images the networks can drift
+    along this flat direction, fitting the training noise with opposite signs so that it cancels in
+    z on training data but not on new data. The weight decay beta_w is what removes the drift (the
+    minimum-norm solution has g = 0). The returned ``disagreement`` = ||y1 - y2||^2 is a
+    diagnostic: a steady rise means beta_w is too small for the amount of data.
     """
     y1, y2 = f1(x1), f2(x2)
     z = 0.5 * (y1 + y2)
-    terms = {"consensus": consensus_terms(y1, y2, x1, x2), "weights": weight_penalty(f1, f2),
-             "consistency": mse(z, x_est)}
+    disagreement = mse(y1, y2)
+    terms = {"consensus": consensus_terms(y1, y2, x1, x2, disagreement), "weights": weight_penalty(f1, f2),
+             "consistency": mse(z, x_est), "disagreement": disagreement.detach()}
     terms["total"] = terms["consensus"] + beta_w * terms["weights"] + beta_r * terms["consistency"]
     return terms
 

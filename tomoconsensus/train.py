@@ -79,6 +79,16 @@ class TrainConfig:
         Weight-decay and consistency weights (CT 5e-6, 0.5; MR 1e-6, 5).
     symmetric_n2n : bool
         Noise2Noise also maps x2 -> x1.
+    tie_networks : bool
+        Consensus with Theta1 = Theta2 (one network applied to both halves). Not the paper's
+        choice (two networks), but it removes the flat direction of Eq. 8 (see
+        :func:`tomoconsensus.losses.consensus`), which matters when training data are few.
+    select_best : bool
+        With validation data, ``model.pt`` holds the networks of the epoch with the lowest held-out
+        *self-supervised* loss (the method's data term on held-out x1, x2: no reference needed).
+        For consensus and Noise2Noise this loss is, up to a constant, an unbiased estimate of the
+        error against the clean image, so it selects the epoch before the networks start fitting
+        the training noise. Without validation data the last epoch is kept.
     max_steps : int
         Stop after this many steps (0: ``epochs`` full epochs); for reduced protocols.
     checkpoint_every_steps, log_every_steps : int
@@ -103,6 +113,8 @@ class TrainConfig:
     beta_w: float = field(default=5e-6, metadata={"check": non_negative})
     beta_r: float = field(default=0.5, metadata={"check": non_negative})
     symmetric_n2n: bool = False
+    tie_networks: bool = False
+    select_best: bool = True
     seed: int = 0
     max_steps: int = field(default=0, metadata={"check": non_negative})
     checkpoint_every_steps: int = field(default=500, metadata={"check": positive})
@@ -152,6 +164,7 @@ class TrainSummary:
     final_terms: dict[str, float]
     validation: dict[str, float]
     device: str
+    best_step: int = 0
     #: The trained networks of this process (not serialised).
     models: dict[str, torch.nn.Module] = field(default_factory=dict, repr=False)
 
@@ -165,7 +178,7 @@ class TrainSummary:
         val = ", ".join(f"{k} {v:.4g}" for k, v in self.validation.items())
         return (f"trained {self.method} for {self.steps} steps ({self.epochs_completed:.2f} epochs) on {self.device} "
                 f"in {self.seconds:.1f} s ({self.steps_per_second:.2f} steps/s); last: {terms}"
-                + (f"; validation: {val}" if val else "") + f"; run in {self.run_dir}")
+                + (f"; validation (selected step {self.best_step}): {val}" if val else "") + f"; run in {self.run_dir}")
 
 
 # ----------------------------------------------------------------------------------------- setup
@@ -195,8 +208,20 @@ def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
 def build_models(config: TrainConfig) -> dict[str, UNet]:
     """The method's networks, initialised from ``config.seed`` (identical on every rank)."""
     torch.manual_seed(config.seed)
+    if config.method == "consensus" and config.tie_networks:
+        shared = UNet(config.channels, config.base_features, config.depth)
+        return {"f1": shared, "f2": shared}
     return {name: UNet(config.channels, config.base_features, config.depth)
             for name in methods.NETWORKS[config.method]}
+
+
+def unique_parameters(models: Mapping[str, torch.nn.Module]) -> list[torch.nn.Parameter]:
+    """Parameters of all networks, each once (tied networks share theirs)."""
+    seen: dict[int, torch.nn.Parameter] = {}
+    for m in models.values():
+        for p in m.parameters():
+            seen.setdefault(id(p), p)
+    return list(seen.values())
 
 
 def dataset_tensors(data: PreparedDataset, device: torch.device) -> dict[str, torch.Tensor]:
@@ -215,6 +240,22 @@ def dataset_tensors(data: PreparedDataset, device: torch.device) -> dict[str, to
 def _autocast(device: torch.device, amp: str):
     enabled = device.type == "cuda" and amp in ("auto", "bf16")
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def wrap_for_training(models: Mapping[str, torch.nn.Module], config: TrainConfig, device: torch.device,
+                      world: int) -> dict[str, torch.nn.Module]:
+    """Apply torch.compile and DistributedDataParallel, once per distinct network (tied ones share)."""
+    wrapped: dict[int, torch.nn.Module] = {}
+    for m in models.values():
+        if id(m) in wrapped:
+            continue
+        w = torch.compile(m) if config.compile else m
+        if world > 1:
+            if device.type == "cuda":  # batch statistics over the global batch, as in one process
+                w = torch.nn.SyncBatchNorm.convert_sync_batchnorm(w)
+            w = torch.nn.parallel.DistributedDataParallel(w, device_ids=[device.index] if device.type == "cuda" else None)
+        wrapped[id(m)] = w
+    return {k: wrapped[id(m)] for k, m in models.items()}
 
 
 # ----------------------------------------------------------------------------------- checkpoints
@@ -320,7 +361,7 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
     memory_format = torch.channels_last if (device.type == "cuda" and config.channels_last) else torch.contiguous_format
     for m in models.values():
         m.to(device=device, memory_format=memory_format)
-    optimizer = torch.optim.Adam([p for m in models.values() for p in m.parameters()], lr=config.learning_rate)
+    optimizer = torch.optim.Adam(unique_parameters(models), lr=config.learning_rate)
 
     checkpoint_path = run_dir / "checkpoint.pt"
     log_path = run_dir / "log.jsonl"
@@ -346,18 +387,17 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run_dir / "config.toml", config_to_toml(config))
 
-    train_models: dict[str, torch.nn.Module] = dict(models)
-    if config.compile:
-        train_models = {k: torch.compile(m) for k, m in train_models.items()}
-    if world > 1:
-        ids = [device.index] if device.type == "cuda" else None
-        if device.type == "cuda":  # batch statistics over the global batch, as in one process
-            train_models = {k: torch.nn.SyncBatchNorm.convert_sync_batchnorm(m) for k, m in train_models.items()}
-        train_models = {k: torch.nn.parallel.DistributedDataParallel(m, device_ids=ids) for k, m in train_models.items()}
+    train_models = wrap_for_training(models, config, device, world)
 
     start_step, start_time = step, time.perf_counter()
     terms_f: dict[str, float] = {}
     validation: dict[str, float] = {}
+    selection_key = f"val_{config.method}"  # the self-supervised data term on held-out slices
+    best = {"step": 0, "loss": math.inf, "validation": {}}
+    best_path = run_dir / "best.pt"
+    if resume and best_path.exists():
+        saved = load_checkpoint(best_path, "cpu")
+        best.update(step=saved["step"], loss=saved["selection_loss"], validation=saved["validation"])
     epoch_coords, coords_epoch = None, -1
     bar = tqdm(total=total_steps, initial=step, desc=f"train {config.method}", unit="step",
                disable=not progress or rank != 0, dynamic_ncols=True)
@@ -393,6 +433,9 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
                 log.write(json.dumps({"split": "val", "step": step, "epoch": step / sampler.batches_per_epoch,
                                       **validation}) + "\n")
                 log.flush()
+                if config.select_best and validation.get(selection_key, math.inf) < best["loss"]:
+                    best.update(step=step, loss=validation[selection_key], validation=validation)
+                    save_model(best_path, step, config, models, {"selection_loss": best["loss"], "validation": validation})
             if rank == 0 and (step % config.checkpoint_every_steps == 0 or step == total_steps):
                 save_checkpoint(checkpoint_path, step, config, models, optimizer)
             if stop_after_steps is not None and step >= stop_after_steps:
@@ -413,15 +456,26 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
     if rank == 0 and step != total_steps:
         save_checkpoint(checkpoint_path, step, config, models, optimizer)
     seconds = time.perf_counter() - start_time
+    selected = config.select_best and best_path.exists()
     summary = TrainSummary(run_dir, config.method, step, step / sampler.batches_per_epoch, seconds,
-                           (step - start_step) / seconds if seconds > 0 else 0.0, terms_f, validation, str(device),
-                           models)
+                           (step - start_step) / seconds if seconds > 0 else 0.0, terms_f,
+                           best["validation"] if selected else validation, str(device),
+                           best["step"] if selected else step, models)
     if rank == 0 and step == total_steps:
-        with atomic_path(run_dir / "model.pt") as tmp:
-            torch.save({"format": CHECKPOINT_FORMAT, "step": step, "config": dataclasses.asdict(config),
-                        "models": {k: _unwrap(m).state_dict() for k, m in models.items()}}, tmp)
+        if selected:
+            os.replace(best_path, run_dir / "model.pt")
+        else:
+            save_model(run_dir / "model.pt", step, config, models)
         write_text_atomic(run_dir / "summary.json", summary.to_json())
     return summary
+
+
+def save_model(path: Path, step: int, config: TrainConfig, models: Mapping[str, torch.nn.Module],
+               extra: dict[str, Any] | None = None) -> None:
+    """Network weights only (what ``denoise`` needs), written atomically."""
+    with atomic_path(path) as tmp:
+        torch.save({"format": CHECKPOINT_FORMAT, "step": step, "config": dataclasses.asdict(config),
+                    "models": {k: _unwrap(m).state_dict() for k, m in models.items()}, **(extra or {})}, tmp)
 
 
 def load_trained(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[TrainConfig, dict[str, UNet]]:

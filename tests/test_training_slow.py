@@ -1,0 +1,36 @@
+"""A real training run on real numbers (marked slow: about 2-3 minutes on 2 CPU cores)."""
+
+import numpy as np
+import pytest
+
+from tomoconsensus.ct.io import read_images
+from tomoconsensus.ct.sources import simulated_slices
+from tomoconsensus.ct.split import CTModality
+from tomoconsensus.data.prepared import read_prepared, write_prepared
+from tomoconsensus.demo import CT_IMAGES, TEST_PATIENTS, VAL_PATIENTS, _subset
+from tomoconsensus.denoise import denoise, read_denoised
+from tomoconsensus.metrics import ct_metrics
+from tomoconsensus.train import TrainConfig, train
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["consensus", "noise2noise"])
+def test_training_beats_fbp_on_held_out_patients(tmp_path, demo_geometry, method):
+    stack = read_images(CT_IMAGES)
+    ct = CTModality(demo_geometry)
+    files = {}
+    for name, keep, seed in (("train", lambda p: p not in TEST_PATIENTS + VAL_PATIENTS, 0),
+                             ("val", lambda p: p in VAL_PATIENTS, 1), ("test", lambda p: p in TEST_PATIENTS, 2)):
+        sub = _subset(stack, keep)
+        files[name] = tmp_path / f"{name}.h5"
+        write_prepared(files[name], ct, simulated_slices(sub, demo_geometry, 0.25, seed), len(sub.hu), seed,
+                       progress=False)
+    config = TrainConfig(method=method, base_features=16, depth=3, patch_size=64, batch_size=16,
+                         learning_rate=3e-4, epochs=8, device="cpu")
+    train(config, files["train"], tmp_path / "run", files["val"], progress=False)
+    denoise(tmp_path / "run", files["test"], tmp_path / "out.h5", device="cpu", progress=False)
+    test = read_prepared(files["test"])
+    denoised = read_denoised(tmp_path / "out.h5")[0]
+    rmse = lambda images: np.mean([ct_metrics(1000 * a[0], 1000 * r[0])["rmse_hu"]  # noqa: E731
+                                   for a, r in zip(images, test.reference)])
+    assert rmse(denoised) < 0.9 * rmse(test.x_est)
