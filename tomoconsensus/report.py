@@ -136,7 +136,7 @@ def training_curves(runs: dict[str, Path], path: Path) -> Path | None:
             ax_val.set_ylabel(key.replace("val_", "validation "))
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("training loss (total)")
-    ax_loss.set_yscale("log")
+    ax_loss.set_yscale("symlog", linthresh=1e-4)  # the consensus loss can go negative (docs/method.md)
     ax_val.set_xlabel("epoch")
     for ax in (ax_loss, ax_val):
         ax.legend(fontsize=8)
