@@ -7,6 +7,7 @@ the name of one of the predicates below, becomes the "expected ..." part of the 
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +64,14 @@ def dataclass_from_dict(cls: type, values: dict[str, Any], source: str | Path) -
             raise InputError(source, name, (check.__doc__ or "a valid value (see docs)").strip(), value)
         kwargs[name] = value
     return cls(**kwargs)
+
+
+def read_toml(path: str | Path, what: str) -> dict[str, Any]:
+    """Parse a TOML file; a missing file or bad syntax becomes an InputError naming the file."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise InputError(path, "file", f"an existing {what} TOML file", "not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(path, "syntax", "valid TOML", str(exc)) from None

@@ -22,6 +22,7 @@ from tomoconsensus import methods
 from tomoconsensus.atomic import atomic_path
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.errors import InputError
+from tomoconsensus.hdf5 import open_hdf5
 from tomoconsensus.train import _autocast, load_trained, resolve_device
 
 FORMAT = "tomoconsensus.denoised"
@@ -81,11 +82,7 @@ def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant
 def read_denoised(path: str | Path) -> tuple[np.ndarray, list[str], dict]:
     """(denoised (slices, C, H, W), slice ids, attributes) of a ``denoise`` output file."""
     path = Path(path)
-    try:
-        f = h5py.File(path, "r")
-    except (OSError, ValueError) as exc:
-        raise InputError(path, "file", "a readable denoised HDF5 file", str(exc)) from None
-    with f:
+    with open_hdf5(path, "denoised HDF5 file") as f:
         if f.attrs.get("format") != FORMAT or "denoised" not in f:
             raise InputError(path, "format", f"a '{FORMAT}' file written by tomoconsensus denoise", f.attrs.get("format"))
         ids = [s.decode() if isinstance(s, bytes) else str(s) for s in f["slice_id"][()]]

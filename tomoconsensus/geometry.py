@@ -26,7 +26,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from tomoconsensus.config import dataclass_from_dict, non_negative, positive
+from tomoconsensus.config import dataclass_from_dict, non_negative, positive, read_toml
 from tomoconsensus.errors import InputError
 
 def _half_or_full_turn(v: float) -> bool:
@@ -249,14 +249,7 @@ def load_geometry(name_or_path: str | Path) -> Geometry:
         if not path.exists():
             available = sorted(p.stem for p in GEOMETRY_DIR.glob("*.toml"))
             raise InputError("--geometry", "name", f"one of {available} or a .toml path", str(name_or_path))
-    try:
-        with open(path, "rb") as fh:
-            values = tomllib.load(fh)
-    except FileNotFoundError:
-        raise InputError(path, "file", "an existing geometry TOML file", "not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(path, "syntax", "valid TOML", str(exc)) from None
-    return geometry_from_dict(values, path)
+    return geometry_from_dict(read_toml(path, "geometry"), path)
 
 
 def geometry_to_toml(geom: Geometry) -> str:

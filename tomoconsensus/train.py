@@ -28,7 +28,6 @@ import json
 import math
 import os
 import time
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +40,7 @@ from tqdm.auto import tqdm
 
 from tomoconsensus import methods
 from tomoconsensus.atomic import atomic_path, write_text_atomic
-from tomoconsensus.config import dataclass_from_dict, non_negative, positive
+from tomoconsensus.config import dataclass_from_dict, non_negative, positive, read_toml
 from tomoconsensus.data.patches import PatchSampler, extract_patches
 from tomoconsensus.data.prepared import PreparedDataset, read_prepared
 from tomoconsensus.errors import InputError
@@ -131,13 +130,7 @@ def load_train_config(path: str | Path | None = None, overrides: Mapping[str, An
     source = "<defaults>"
     if path is not None:
         source = str(path)
-        try:
-            with open(path, "rb") as fh:
-                values = tomllib.load(fh)
-        except FileNotFoundError:
-            raise InputError(path, "--config", "an existing TOML file", "not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise InputError(path, "syntax", "valid TOML", str(exc)) from None
+        values = read_toml(path, "run config")
         values = dict(values.get("train", values))
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return dataclass_from_dict(TrainConfig, values, source)

@@ -1,4 +1,3 @@
-import shutil
 
 import h5py
 import numpy as np

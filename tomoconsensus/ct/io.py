@@ -16,13 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
 
 from tomoconsensus.errors import GeometryMismatchError, InputError
 from tomoconsensus.geometry import FanBeamGeometry
+from tomoconsensus.hdf5 import open_hdf5
 
 
 @dataclass
@@ -167,11 +167,7 @@ def validate_sinogram(sino: np.ndarray, geom: FanBeamGeometry, source, field: st
 def read_sinograms(path: str | Path, geom: FanBeamGeometry) -> SinogramStack:
     """Read and validate a sinogram HDF5 file (layout in the module docstring)."""
     path = Path(path)
-    try:
-        f = h5py.File(path, "r")
-    except (OSError, ValueError) as exc:
-        raise InputError(path, "file", "a readable HDF5 file", str(exc)) from None
-    with f:
+    with open_hdf5(path, "HDF5 sinogram file") as f:
         if "sinograms" in f:
             sino = np.asarray(f["sinograms"][()], dtype=np.float32)
             validate_sinogram(sino, geom, path, "sinograms")

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from tomoconsensus.atomic import atomic_path
 from tomoconsensus.errors import InputError
+from tomoconsensus.hdf5 import open_hdf5
 from tomoconsensus.modality import Modality, Slice, split_and_reconstruct
 
 FORMAT = "tomoconsensus.prepared"
@@ -190,11 +191,7 @@ def read_prepared(path: str | Path) -> PreparedDataset:
         If the file is missing, not HDF5, not a tomoconsensus prepared file, or has inconsistent shapes.
     """
     path = Path(path)
-    try:
-        f = h5py.File(path, "r")
-    except (OSError, ValueError) as exc:
-        raise InputError(path, "file", "a readable prepared HDF5 file (tomoconsensus prepare ...)", str(exc)) from None
-    with f:
+    with open_hdf5(path, "prepared HDF5 file (tomoconsensus prepare ...)") as f:
         if f.attrs.get("format") != FORMAT:
             raise InputError(path, "format", f"attribute format = '{FORMAT}'", f.attrs.get("format"))
         for key in IMAGE_KEYS + ("slice_id",):
