@@ -1,0 +1,107 @@
+"""Random Cartesian undersampling along the phase-encode axis, and its split into two halves.
+
+The 4x mask keeps the central ``center_lines`` lines and draws exactly
+``round(n / R) - center_lines`` of the outer lines. Each outer line i is drawn with a known
+*inclusion probability* p_i (uniform: all equal; variable density: decaying with |k|), using
+systematic PPS sampling over a random permutation of the lines, which gives a fixed number of lines
+*and* exactly the requested p_i. The sampled outer lines are then split at random into two halves of
+m1 = m // 2 and m - m1 lines (m sampled outer lines, fixed by the design), so half 1 contains line i
+with probability p_i m1 / m (= p_i / 2 for even m).
+
+Weighting the zero-filled outer k-space of a half by 1 / (p_i / 2) makes its expectation over masks
+equal to the fully sampled k-space (the centre is always sampled, weight 1): each half's
+zero-filled reconstruction is then unbiased, with zero-mean aliasing.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class SplitMask(NamedTuple):
+    """A 4x mask, its two halves, and per-line weights that make each half unbiased.
+
+    All arrays have shape (n_lines,) along the phase-encode axis.
+    """
+
+    mask: np.ndarray  # bool, union of both halves
+    half1: np.ndarray  # bool
+    half2: np.ndarray  # bool
+    probability: np.ndarray  # inclusion probability of each line in the 4x mask (1 in the centre)
+    weight_half1: np.ndarray  # 1 / P(line in half 1): 1 in the centre, m / (m1 p) outside
+    weight_half2: np.ndarray  # 1 / P(line in half 2)
+    weight_full: np.ndarray  # 1 / p: unbiased weighting of the 4x data
+
+
+def centre_lines(n_lines: int, center_lines: int) -> np.ndarray:
+    """Boolean (n_lines,) with the ``center_lines`` lines around k = 0 (index n // 2)."""
+    centre = np.zeros(n_lines, bool)
+    start = n_lines // 2 - center_lines // 2
+    centre[start:start + center_lines] = True
+    return centre
+
+
+def outer_probabilities(n_lines: int, acceleration: float, center_lines: int,
+                        variable_density: float = 0.0) -> np.ndarray:
+    """Inclusion probability of every line (1 in the centre), summing to round(n / R) lines.
+
+    ``variable_density`` = 0 gives uniform probabilities; d > 0 makes them proportional to
+    ``|k|^-d`` (capped at 1, the excess redistributed).
+    """
+    n_total = int(round(n_lines / acceleration))
+    centre = centre_lines(n_lines, center_lines)
+    n_outer = n_total - center_lines
+    if n_outer < 0 or n_outer > (~centre).sum():
+        raise ValueError(f"acceleration {acceleration} with {center_lines} centre lines is impossible for "
+                         f"{n_lines} phase-encode lines")
+    k = np.abs(np.arange(n_lines) - n_lines // 2).astype(float)
+    shape = np.where(centre, 0.0, np.maximum(k, 1.0) ** -variable_density)
+    prob = np.zeros(n_lines)
+    free = ~centre
+    remaining = float(n_outer)
+    for _ in range(n_lines):  # cap at 1 and redistribute (terminates in a few rounds)
+        prob[free] = remaining * shape[free] / shape[free].sum()
+        over = free & (prob > 1)
+        if not over.any():
+            break
+        prob[over] = 1.0
+        free &= ~over
+        remaining = n_outer - (~centre & ~free).sum()
+    prob[centre] = 1.0
+    return prob
+
+
+def systematic_sample(probability: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Fixed-size random sample with exact inclusion probabilities (systematic PPS, random order)."""
+    order = rng.permutation(len(probability))
+    cumulative = np.concatenate([[0.0], np.cumsum(probability[order])])
+    start = rng.uniform()
+    n = int(round(cumulative[-1]))
+    points = start + np.arange(n)
+    picked = np.searchsorted(cumulative, points, side="right") - 1
+    chosen = np.zeros(len(probability), bool)
+    chosen[order[picked]] = True
+    return chosen
+
+
+def random_split_mask(n_lines: int, rng: np.random.Generator, acceleration: float = 4.0,
+                      center_lines: int = 48, variable_density: float = 0.0) -> SplitMask:
+    """Draw a 4x mask (exact line count) and split its outer lines into two equal random halves."""
+    prob = outer_probabilities(n_lines, acceleration, center_lines, variable_density)
+    centre = centre_lines(n_lines, center_lines)
+    outer_prob = np.where(centre, 0.0, prob)
+    outer = systematic_sample(outer_prob, rng)
+    mask = outer | centre
+    sampled = rng.permutation(np.flatnonzero(outer))
+    m, m1 = len(sampled), len(sampled) // 2  # m is fixed by the design, so m1 / m is exact
+    half1 = centre.copy()
+    half1[sampled[:m1]] = True
+    half2 = centre.copy()
+    half2[sampled[m1:]] = True
+    with np.errstate(divide="ignore"):
+        weight_full = np.where(centre, 1.0, 1.0 / prob)
+        weight_half1 = np.where(centre, 1.0, m / max(m1, 1) / prob)
+        weight_half2 = np.where(centre, 1.0, m / max(m - m1, 1) / prob)
+    return SplitMask(mask, half1, half2, prob, weight_half1, weight_half2, weight_full)

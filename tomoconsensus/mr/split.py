@@ -1,0 +1,74 @@
+"""Multi-coil Cartesian MR as a :class:`~tomoconsensus.modality.Modality`.
+
+A measurement is the 4x-undersampled k-space with its mask design (:class:`MRMeasurement`). The
+split gives each half the central lines plus a random half of the sampled outer lines; each half is
+reconstructed by the weighted zero-filled coil combination, weights 1 / P(line in this half), so its
+expectation over masks is the fully sampled coil-combined image (zero-mean aliasing). ``x_est`` is
+the SENSE reconstruction of the 4x data. Images have 2 channels (real, imaginary), multiplied by a
+per-volume ``scale`` that maps the volume into [-1, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tomoconsensus.mr.masks import SplitMask
+from tomoconsensus.mr.recon import sense, to_channels, zero_filled_combination
+
+
+@dataclass
+class MRMeasurement:
+    """One slice of undersampled multi-coil data.
+
+    Attributes
+    ----------
+    kspace : (coils, ky, kx) complex64, zero on lines not in ``design.mask``
+    design : SplitMask, the 4x mask, its halves and their weights
+    maps : (coils, y, x) complex ESPIRiT sensitivities (from the central lines)
+    scale : float, per-volume factor into [-1, 1]
+    """
+
+    kspace: np.ndarray
+    design: SplitMask
+    maps: np.ndarray
+    scale: float
+
+
+class MRModality:
+    """Zero-filled halves and SENSE x_est for 4x Cartesian multi-coil data."""
+
+    name = "mr"
+    channels = 2
+    units = "scaled complex image (real, imaginary), per-volume factor in [-1, 1]"
+
+    def __init__(self, acceleration: float = 4.0, center_lines: int = 48, sense_lambda: float = 0.01,
+                 sense_iterations: int = 30):
+        self.acceleration = acceleration
+        self.center_lines = center_lines
+        self.sense_lambda = sense_lambda
+        self.sense_iterations = sense_iterations
+
+    def split(self, m: MRMeasurement, rng: np.random.Generator | None = None):
+        d = m.design
+        return (m, d.half1, d.weight_half1), (m, d.half2, d.weight_half2)
+
+    def reconstruct(self, half) -> np.ndarray:
+        m, lines, weight = half
+        return to_channels(zero_filled_combination(m.kspace * lines[None, :, None], m.maps, np.where(lines, weight, 0.0)),
+                           m.scale)
+
+    def estimate(self, m: MRMeasurement) -> np.ndarray:
+        return to_channels(sense(m.kspace, m.maps, m.design.mask, self.sense_lambda, self.sense_iterations), m.scale)
+
+    def zero_filled(self, m: MRMeasurement) -> np.ndarray:
+        """The plain zero-filling baseline of the 4x data (no density weighting)."""
+        return to_channels(zero_filled_combination(m.kspace, m.maps, m.design.mask.astype(float)), m.scale)
+
+    def attributes(self) -> dict[str, Any]:
+        return {"acceleration": self.acceleration, "center_lines": self.center_lines,
+                "sense_lambda": self.sense_lambda, "sense_iterations": self.sense_iterations,
+                "split": "centre lines in both halves; sampled outer lines split at random; "
+                         "zero-filled halves weighted by 1 / P(line in half)"}
