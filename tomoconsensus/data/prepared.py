@@ -91,8 +91,6 @@ def write_prepared(out: str | Path, modality: Modality, slices: Iterable[Slice],
                         "units": modality.units, "channels": modality.channels, "seed": seed,
                         "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
                         "tomoconsensus_version": _version()})
-        for key, value in {**modality.attributes(), **(attrs or {})}.items():
-            f.attrs[key] = _attr_value(value)
         ids = f.create_dataset("slice_id", (n_slices,), dtype=_STR)
         patients = f.create_dataset("patient_id", (n_slices,), dtype=_STR)
         datasets: dict[str, h5py.Dataset] = {}
@@ -120,6 +118,9 @@ def write_prepared(out: str | Path, modality: Modality, slices: Iterable[Slice],
             count += 1
         if count != n_slices:
             raise ValueError(f"expected {n_slices} slices, got {count}")
+        # written last: a source may fill some (e.g. per-volume MR scale factors) while it yields
+        for key, value in {**modality.attributes(), **(attrs or {})}.items():
+            f.attrs[key] = _attr_value(value)
         names = sorted(datasets)
     return PrepareSummary(out, n_slices, time.perf_counter() - start, out.stat().st_size, names)
 

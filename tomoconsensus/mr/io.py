@@ -1,0 +1,107 @@
+"""Readers for multi-coil k-space. Every reader returns volumes of ``(slices, coils, ky, kx)`` complex64.
+
+Supported layouts
+-----------------
+* fastMRI-style HDF5: dataset ``kspace`` (slices, coils, ky, kx) complex; the phase-encode axis is
+  ``ky`` (fastMRI stores ``kx`` = readout last, with the width axis as phase encode).
+* Plain ``.npz`` / ``.h5`` with a complex ``kspace`` of shape (slices, coils, ky, kx) or
+  (coils, ky, kx) (one slice); attribute/array ``phase_axis`` is not needed: ``ky`` is axis -2.
+* NYU knee (Hammernik et al. 2018) ``rawdata*.mat``: variable ``rawdata`` stored as
+  (readout, phase encode, coils); transposed to (coils, ky, kx). MAT v5 via scipy, v7.3 via h5py.
+  This layout is from the dataset's description; no file of it was available to check here.
+
+k = 0 must sit at index ``n // 2`` on both axes (the convention of ``sigpy.fft``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tomoconsensus.errors import InputError
+from tomoconsensus.hdf5 import open_hdf5
+
+
+@dataclass
+class KSpaceVolume:
+    """One volume (patient / series) of multi-coil k-space."""
+
+    kspace: np.ndarray  # (slices, coils, ky, kx) complex64
+    volume_id: str
+    source: Path
+
+
+def validate_kspace(kspace: np.ndarray, source, field: str = "kspace") -> np.ndarray:
+    """Check complex values, a coil axis and finiteness; returns (slices, coils, ky, kx) complex64."""
+    if not np.iscomplexobj(kspace):
+        raise InputError(source, field, "complex k-space (real and imaginary parts)", f"real dtype {kspace.dtype}")
+    if kspace.ndim == 3:
+        kspace = kspace[None]
+    if kspace.ndim != 4:
+        raise InputError(source, field, "shape (slices, coils, ky, kx) or (coils, ky, kx) with a coil axis",
+                         kspace.shape)
+    if not np.all(np.isfinite(kspace)):
+        raise InputError(source, field, "finite values (no NaN or inf)", "non-finite entries")
+    return np.ascontiguousarray(kspace, dtype=np.complex64)
+
+
+def _read_h5(path: Path) -> np.ndarray:
+    with open_hdf5(path, "HDF5 k-space file") as f:
+        if "kspace" not in f:
+            raise InputError(path, "kspace", "a complex dataset 'kspace'", sorted(f.keys()))
+        data = f["kspace"][()]
+        if data.dtype.names and {"real", "imag"} <= set(data.dtype.names):  # MATLAB v7.3 compound
+            data = data["real"] + 1j * data["imag"]
+        if data.ndim == 2:
+            raise InputError(path, "kspace", "a coil axis: (slices, coils, ky, kx) or (coils, ky, kx)", data.shape)
+        return data
+
+
+def _read_mat(path: Path) -> np.ndarray:
+    import scipy.io
+
+    try:
+        data = scipy.io.loadmat(path)["rawdata"]
+    except NotImplementedError:  # MAT v7.3 is HDF5; h5py reverses the axis order
+        with open_hdf5(path, "MAT v7.3 file") as f:
+            raw = f["rawdata"][()]
+        data = (raw["real"] + 1j * raw["imag"]).transpose()
+    except KeyError:
+        raise InputError(path, "rawdata", "a variable 'rawdata' (readout, phase encode, coils)") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(path, "file", "a readable MAT file", str(exc)) from None
+    if data.ndim != 3:
+        raise InputError(path, "rawdata", "(readout, phase encode, coils) with a coil axis", data.shape)
+    return data.transpose(2, 1, 0)  # -> (coils, ky, kx)
+
+
+def read_kspace_file(path: str | Path) -> KSpaceVolume:
+    """One k-space file (layouts in the module docstring)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "--kspace", "an existing file or folder", "not found")
+    if path.suffix == ".npz":
+        with np.load(path) as z:
+            if "kspace" not in z:
+                raise InputError(path, "kspace", "an array 'kspace'", sorted(z.files))
+            data = z["kspace"]
+        if data.ndim == 2:
+            raise InputError(path, "kspace", "a coil axis: (slices, coils, ky, kx) or (coils, ky, kx)", data.shape)
+    elif path.suffix == ".mat":
+        data = _read_mat(path)
+    else:
+        data = _read_h5(path)
+    return KSpaceVolume(validate_kspace(data, path), path.stem, path)
+
+
+def read_kspace(path: str | Path) -> list[KSpaceVolume]:
+    """A file, or every .h5/.npz/.mat file of a folder (one volume each); shapes must agree within a volume."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in (".h5", ".npz", ".mat"))
+        if not files:
+            raise InputError(path, "files", "a folder with .h5, .npz or .mat k-space files", "none found")
+        return [read_kspace_file(p) for p in files]
+    return [read_kspace_file(path)]

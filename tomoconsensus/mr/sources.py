@@ -1,0 +1,46 @@
+"""MR slices for preparation: retrospective 4x undersampling of fully sampled multi-coil k-space.
+
+For every slice a different random 4x mask is drawn (seeded per slice). ESPIRiT maps are
+estimated from the central lines of the *undersampled* data (what a scanner would have). The
+reference is the fully sampled k-space combined with the same maps, so all images share phase and
+scale. Each volume is scaled into [-1, 1] by one factor, 1 / max |reference| over the volume's
+slices (stored with the slice; ``prepare mr`` records it per volume).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from tomoconsensus.modality import Slice
+from tomoconsensus.mr.io import KSpaceVolume
+from tomoconsensus.mr.masks import random_split_mask
+from tomoconsensus.mr.recon import espirit_maps, to_channels, zero_filled_combination
+from tomoconsensus.mr.split import MRMeasurement
+
+
+def undersampled_slices(volumes: list[KSpaceVolume], acceleration: float, center_lines: int, seed: int,
+                        calib_width: int = 24, variable_density: float = 0.0,
+                        scales: dict[str, float] | None = None) -> Iterator[Slice]:
+    """Yield one :class:`Slice` per k-space slice, with its own random 4x mask.
+
+    ``scales`` (if given) receives volume_id -> scale factor.
+    """
+    seeds = iter(np.random.SeedSequence(seed).spawn(sum(len(v.kspace) for v in volumes)))
+    for volume in volumes:
+        prepared = []
+        for i, kspace in enumerate(volume.kspace):
+            rng = np.random.default_rng(next(seeds))
+            n_lines = kspace.shape[-2]
+            design = random_split_mask(n_lines, rng, acceleration, center_lines, variable_density)
+            undersampled = kspace * design.mask[None, :, None]
+            maps = espirit_maps(undersampled, min(calib_width, center_lines))
+            reference = zero_filled_combination(kspace, maps, np.ones(n_lines))
+            prepared.append((i, undersampled, design, maps, reference))
+        scale = 1.0 / max(float(np.abs(p[4]).max()) for p in prepared)
+        if scales is not None:
+            scales[volume.volume_id] = scale
+        for i, undersampled, design, maps, reference in prepared:
+            yield Slice(f"{volume.volume_id}_{i:03d}", volume.volume_id, MRMeasurement(undersampled, design, maps, scale),
+                        to_channels(reference, scale))
