@@ -107,7 +107,8 @@ def _demo(args: argparse.Namespace) -> None:
     from tomoconsensus.demo import QUICK, DemoProtocol, run_ct_demo
 
     if args.modality in ("mr", "all"):
-        print("demo mr: not available yet (the MR pipeline is being built); running the CT demo")
+        print("demo mr: not available yet (no openly licensed multi-slice multi-coil k-space to ship; "
+              "`prepare mr` works on your data, see README); running the CT demo")
     run_ct_demo(args.out / "ct", QUICK if args.quick else DemoProtocol(), args.device)
 
 
