@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
-import numpy as np
-
 from tomoconsensus.ct.io import ImageStack, read_images
 from tomoconsensus.ct.sources import simulated_slices
 from tomoconsensus.ct.split import CTModality
@@ -144,6 +142,3 @@ def check_story(summary: dict) -> list[str]:
     ]
     return [f"{'holds' if ok else 'DOES NOT HOLD'}: {text}" for text, ok in checks]
 
-
-def demo_metrics_all_finite(summary: dict) -> bool:
-    return all(np.isfinite(v["mean"]) for metrics in summary.values() for v in metrics.values())

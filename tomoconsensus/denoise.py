@@ -23,7 +23,7 @@ from tomoconsensus.atomic import atomic_path
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.errors import InputError
 from tomoconsensus.hdf5 import open_hdf5
-from tomoconsensus.train import _autocast, load_trained, resolve_device
+from tomoconsensus.train import autocast_for, load_trained, resolve_device
 
 FORMAT = "tomoconsensus.denoised"
 
@@ -64,7 +64,7 @@ def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant
                   disable=not progress):
         sl = slice(s, s + batch_size)
         x1, x2, x_est = (torch.from_numpy(getattr(data, k)[sl]).to(dev) for k in ("x1", "x2", "x_est"))
-        with _autocast(dev, config.amp):
+        with autocast_for(dev, config.amp):
             outputs.append(methods.output(config.method, models, x1, x2, x_est, variant).float().cpu().numpy())
     denoised = np.concatenate(outputs).astype(np.float32)
     out = Path(out)

@@ -230,7 +230,8 @@ def dataset_tensors(data: PreparedDataset, device: torch.device) -> dict[str, to
     return {k: torch.from_numpy(np.ascontiguousarray(v)).to(target) for k, v in arrays.items()}
 
 
-def _autocast(device: torch.device, amp: str):
+def autocast_for(device: torch.device, amp: str):
+    """bf16 autocast on CUDA when ``amp`` allows it; a no-op context on the CPU."""
     enabled = device.type == "cuda" and amp in ("auto", "bf16")
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
@@ -296,7 +297,7 @@ def validate(config: TrainConfig, models: Mapping[str, torch.nn.Module], data: P
         tensors = {k: torch.from_numpy(getattr(data, k)[sl]).to(device) for k in ("x1", "x2", "x_est")}
         if data.reference is not None:
             tensors["reference"] = torch.from_numpy(data.reference[sl]).to(device)
-        with _autocast(device, config.amp):
+        with autocast_for(device, config.amp):
             if config.method != "noise2clean" or data.reference is not None:
                 terms = methods.objective(config.method, models, tensors, config.beta_w, config.beta_r,
                                           config.symmetric_n2n)
@@ -403,7 +404,7 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
             coords = epoch_coords[k][rank::world]
             batch = {name: extract_patches(stack, coords, sampler.patch_size).to(device, non_blocking=True)
                      .contiguous(memory_format=memory_format) for name, stack in stacks.items()}
-            with _autocast(device, config.amp):
+            with autocast_for(device, config.amp):
                 terms = methods.objective(config.method, train_models, batch, config.beta_w, config.beta_r,
                                           config.symmetric_n2n)
             optimizer.zero_grad(set_to_none=True)

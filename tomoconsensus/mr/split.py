@@ -52,6 +52,8 @@ class MRModality:
         self.sense_iterations = sense_iterations
 
     def split(self, m: MRMeasurement, rng: np.random.Generator | None = None):
+        # The random split is drawn together with the 4x mask (mr.masks.random_split_mask), when the
+        # measurement is created, because its weights depend on it; here it is only applied.
         d = m.design
         return (m, d.half1, d.weight_half1), (m, d.half2, d.weight_half2)
 
