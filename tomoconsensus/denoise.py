@@ -22,7 +22,7 @@ from tomoconsensus import methods
 from tomoconsensus.atomic import atomic_path
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.errors import InputError
-from tomoconsensus.hdf5 import open_hdf5
+from tomoconsensus.hdf5 import open_hdf5, read_strings
 from tomoconsensus.train import autocast_for, load_trained, resolve_device
 
 FORMAT = "tomoconsensus.denoised"
@@ -85,5 +85,5 @@ def read_denoised(path: str | Path) -> tuple[np.ndarray, list[str], dict]:
     with open_hdf5(path, "denoised HDF5 file") as f:
         if f.attrs.get("format") != FORMAT or "denoised" not in f:
             raise InputError(path, "format", f"a '{FORMAT}' file written by tomoconsensus denoise", f.attrs.get("format"))
-        ids = [s.decode() if isinstance(s, bytes) else str(s) for s in f["slice_id"][()]]
+        ids = read_strings(f["slice_id"])
         return np.asarray(f["denoised"][()], np.float32), ids, dict(f.attrs)

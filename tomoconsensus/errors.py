@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 
 class InputError(ValueError):
     """Bad user input: a file, a field in it, and what was expected.
@@ -37,3 +39,11 @@ class InputError(ValueError):
 
 class GeometryMismatchError(InputError):
     """Data whose shape does not match the geometry it is used with."""
+
+
+def require_finite(array: np.ndarray, source: str | Path | None, field: str) -> None:
+    """Raise InputError if ``array`` holds NaN or inf, saying how many entries are bad."""
+    finite = np.isfinite(array)
+    if not np.all(finite):
+        bad = int(finite.size - np.count_nonzero(finite))
+        raise InputError(source, field, "finite values (no NaN or inf)", f"{bad} non-finite values")

@@ -100,7 +100,9 @@ def evaluate(data: PreparedDataset | str | Path, results: dict[str, str | Path] 
     size = max(8, data.reference.shape[-1] // 16)
     for i in range(len(data)):
         ref_2d = display_units(data.modality, data.reference[i])
-        ev.roi.append(uniform_roi(ref_2d, size, value_range))
+        r, c, s = uniform_roi(ref_2d, size, value_range)
+        ev.roi.append((r, c, s))
+        ev.reference_roi_std.append(float(ref_2d[r:r + s, c:c + s].std()))
     for method, stack in images.items():
         rows = []
         for i in range(len(data)):
@@ -109,6 +111,4 @@ def evaluate(data: PreparedDataset | str | Path, results: dict[str, str | Path] 
             row["roi_std"] = float(display_units(data.modality, stack[i])[r:r + s, c:c + s].std())
             rows.append(row)
         ev.per_slice[method] = rows
-    for i, (r, c, s) in enumerate(ev.roi):
-        ev.reference_roi_std.append(float(display_units(data.modality, data.reference[i])[r:r + s, c:c + s].std()))
     return ev

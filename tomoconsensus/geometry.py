@@ -92,8 +92,27 @@ class _ImageGrid:
         return np.meshgrid(c, -c)  # x along columns, y decreasing down the rows
 
 
+class _ViewSampling:
+    """Properties shared by every scan with ``n_views`` uniformly spaced views."""
+
+    n_views: int
+    n_detectors: int
+    angular_range_deg: float
+    start_angle_deg: float
+
+    @property
+    def angles_rad(self) -> np.ndarray:
+        """View angles, shape ``(n_views,)``, radians."""
+        step = math.radians(self.angular_range_deg) / self.n_views
+        return math.radians(self.start_angle_deg) + step * np.arange(self.n_views)
+
+    @property
+    def sinogram_shape(self) -> tuple[int, int]:
+        return (self.n_views, self.n_detectors)
+
+
 @dataclass(frozen=True)
-class ParallelBeamGeometry(_ImageGrid):
+class ParallelBeamGeometry(_ImageGrid, _ViewSampling):
     """Parallel-beam geometry (used to cross-check the FBP against ASTRA's own CPU FBP).
 
     Attributes
@@ -117,19 +136,9 @@ class ParallelBeamGeometry(_ImageGrid):
     start_angle_deg: float = 0.0
     beam: str = "parallel"
 
-    @property
-    def angles_rad(self) -> np.ndarray:
-        """View angles, shape ``(n_views,)``, radians."""
-        step = math.radians(self.angular_range_deg) / self.n_views
-        return math.radians(self.start_angle_deg) + step * np.arange(self.n_views)
-
-    @property
-    def sinogram_shape(self) -> tuple[int, int]:
-        return (self.n_views, self.n_detectors)
-
 
 @dataclass(frozen=True)
-class FanBeamGeometry(_ImageGrid):
+class FanBeamGeometry(_ImageGrid, _ViewSampling):
     """Fan-beam geometry with a flat detector, full 360 degree circular scan.
 
     Attributes
@@ -165,16 +174,6 @@ class FanBeamGeometry(_ImageGrid):
     detector_shape: str = field(default="flat", metadata={"check": _flat})
     beam: str = "fan"
     protocol: CTDoseProtocol = CTDoseProtocol()
-
-    @property
-    def angles_rad(self) -> np.ndarray:
-        """View angles, shape ``(n_views,)``, radians."""
-        step = math.radians(self.angular_range_deg) / self.n_views
-        return math.radians(self.start_angle_deg) + step * np.arange(self.n_views)
-
-    @property
-    def sinogram_shape(self) -> tuple[int, int]:
-        return (self.n_views, self.n_detectors)
 
     @property
     def origin_to_detector_mm(self) -> float:

@@ -20,9 +20,10 @@ import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from tomoconsensus.errors import GeometryMismatchError, InputError
+from tomoconsensus.ct.noise import counts_to_line_integrals
+from tomoconsensus.errors import GeometryMismatchError, InputError, require_finite
 from tomoconsensus.geometry import FanBeamGeometry
-from tomoconsensus.hdf5 import open_hdf5
+from tomoconsensus.hdf5 import open_hdf5, read_strings
 
 
 @dataclass
@@ -41,12 +42,6 @@ class ImageStack:
     pixel_spacing_mm: np.ndarray
     slice_ids: list[str]
     patient_ids: list[str]
-
-
-def _check_finite(array: np.ndarray, source: Path, field: str) -> None:
-    if not np.all(np.isfinite(array)):
-        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
-        raise InputError(source, field, "finite values (no NaN or inf)", f"{bad} non-finite values")
 
 
 def _check_square_stack(hu: np.ndarray, source: Path, field: str) -> None:
@@ -123,7 +118,7 @@ def read_image_array(path: Path, default_spacing_mm: float | None = None) -> Ima
     if hu.ndim == 2:
         hu = hu[None]
     _check_square_stack(hu, path, field)
-    _check_finite(hu, path, field)
+    require_finite(hu, path, field)
     if spacing is None:
         if default_spacing_mm is None:
             raise InputError(path, "pixel_spacing_mm", "pixel spacing in the file or --pixel-spacing-mm")
@@ -161,7 +156,7 @@ def validate_sinogram(sino: np.ndarray, geom: FanBeamGeometry, source, field: st
         raise GeometryMismatchError(source, field,
                                     f"shape (slices, {geom.n_views}, {geom.n_detectors}) for geometry "
                                     f"'{geom.name}' (views, channels)", sino.shape)
-    _check_finite(sino, source, field)
+    require_finite(sino, source, field)
 
 
 def read_sinograms(path: str | Path, geom: FanBeamGeometry) -> SinogramStack:
@@ -181,12 +176,11 @@ def read_sinograms(path: str | Path, geom: FanBeamGeometry) -> SinogramStack:
             i0 = np.asarray(f["i0"][()], dtype=np.float64)
             if np.any(i0 <= 0):
                 raise InputError(path, "i0", "positive incident photons", float(i0.min()))
-            sino = (-np.log(np.maximum(counts, 1.0) / i0)).astype(np.float32)
+            sino = counts_to_line_integrals(counts, i0)
         else:
             raise InputError(path, "sinograms", "a dataset 'sinograms' (line integrals) or 'counts' + 'i0'",
                              sorted(f.keys()))
-        ids = [s.decode() if isinstance(s, bytes) else str(s) for s in f["slice_id"][()]] if "slice_id" in f \
-            else [f"slice{i:04d}" for i in range(len(sino))]
+        ids = read_strings(f["slice_id"]) if "slice_id" in f else [f"slice{i:04d}" for i in range(len(sino))]
         if len(ids) != len(sino):
             raise InputError(path, "slice_id", f"{len(sino)} ids, one per sinogram", len(ids))
         ref = None
@@ -195,5 +189,5 @@ def read_sinograms(path: str | Path, geom: FanBeamGeometry) -> SinogramStack:
             expected = (len(sino), geom.image_size, geom.image_size)
             if ref.shape != expected:
                 raise GeometryMismatchError(path, "reference", f"shape {expected}", ref.shape)
-            _check_finite(ref, path, "reference")
+            require_finite(ref, path, "reference")
     return SinogramStack(sino, ids, ref)

@@ -1,12 +1,10 @@
-"""From a clean CT image in HU to a simulated low-dose sinogram on a given geometry."""
+"""Clean CT images onto a geometry's reconstruction grid, ready for forward projection."""
 
 from __future__ import annotations
 
 import numpy as np
 from skimage.transform import rescale
 
-from tomoconsensus.ct.noise import hu_to_mu, simulate_low_dose
-from tomoconsensus.ct.projector import AstraProjector
 from tomoconsensus.geometry import FanBeamGeometry
 
 AIR_HU = -1000.0
@@ -39,14 +37,3 @@ def to_geometry_grid(hu: np.ndarray, pixel_spacing_mm: float, geom: FanBeamGeome
     out[x**2 + y**2 > radius**2] = AIR_HU
     return out
 
-
-def simulate_sinogram(hu_on_grid: np.ndarray, geom: FanBeamGeometry, dose_fraction: float,
-                      rng: np.random.Generator, projector: AstraProjector | None = None) -> np.ndarray:
-    """Noisy low-dose line integrals (views, channels) of a clean HU image on the geometry grid."""
-    mu = hu_to_mu(hu_on_grid, geom.protocol.mu_water_per_mm)
-    if projector is None:
-        with AstraProjector(geom, kind="strip") as proj:
-            clean = proj.forward(mu)
-    else:
-        clean = projector.forward(mu)
-    return simulate_low_dose(clean, geom, dose_fraction, rng)

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from tomoconsensus.atomic import atomic_path
 from tomoconsensus.errors import InputError
-from tomoconsensus.hdf5 import open_hdf5
+from tomoconsensus.hdf5 import open_hdf5, read_strings
 from tomoconsensus.modality import Modality, Slice, split_and_reconstruct
 
 FORMAT = "tomoconsensus.prepared"
@@ -179,10 +179,6 @@ class PreparedDataset:
                                dict(self.attrs), self.path)
 
 
-def _strings(dataset: h5py.Dataset) -> list[str]:
-    return [s.decode() if isinstance(s, bytes) else str(s) for s in dataset[()]]
-
-
 def read_prepared(path: str | Path) -> PreparedDataset:
     """Load and validate a prepared file.
 
@@ -207,8 +203,8 @@ def read_prepared(path: str | Path) -> PreparedDataset:
         for name, arr in {**arrays, **optional, **{f"baselines/{k}": v for k, v in baselines.items()}}.items():
             if arr.shape != shape:
                 raise InputError(path, name, f"shape {shape} like x1", arr.shape)
-        ids = _strings(f["slice_id"])
-        patients = _strings(f["patient_id"]) if "patient_id" in f else ids
+        ids = read_strings(f["slice_id"])
+        patients = read_strings(f["patient_id"]) if "patient_id" in f else ids
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
     return PreparedDataset(arrays["x1"], arrays["x2"], arrays["x_est"], optional.get("reference"), baselines,
                            ids, patients, attrs, path)

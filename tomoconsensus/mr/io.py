@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tomoconsensus.errors import InputError
+from tomoconsensus.errors import InputError, require_finite
 from tomoconsensus.hdf5 import open_hdf5
 
 
@@ -42,8 +42,7 @@ def validate_kspace(kspace: np.ndarray, source, field: str = "kspace") -> np.nda
     if kspace.ndim != 4:
         raise InputError(source, field, "shape (slices, coils, ky, kx) or (coils, ky, kx) with a coil axis",
                          kspace.shape)
-    if not np.all(np.isfinite(kspace)):
-        raise InputError(source, field, "finite values (no NaN or inf)", "non-finite entries")
+    require_finite(kspace, source, field)
     return np.ascontiguousarray(kspace, dtype=np.complex64)
 
 
