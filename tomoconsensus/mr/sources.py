@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from tomoconsensus.errors import InputError
 from tomoconsensus.modality import Slice
 from tomoconsensus.mr.io import KSpaceVolume
 from tomoconsensus.mr.masks import random_split_mask
@@ -36,6 +37,9 @@ def undersampled_slices(volumes: list[KSpaceVolume], acceleration: float, center
             design = random_split_mask(n_lines, rng, acceleration, center_lines, variable_density)
             undersampled = kspace * design.mask[None, :, None]
             maps = espirit_maps(undersampled, min(calib_width, center_lines))
+            if not np.any(maps):
+                raise InputError(volume.source, "center_lines", "a calibration region from which ESPIRiT finds "
+                                 "sensitivities (about 12 or more central lines)", center_lines)
             reference = zero_filled_combination(kspace, maps, np.ones(n_lines))
             prepared.append((i, undersampled, design, maps, reference))
         scale = 1.0 / max(float(np.abs(p[4]).max()) for p in prepared)
