@@ -106,7 +106,7 @@ def test_cli_train_then_denoise_keeps_ids_and_units(prepared_ct, tmp_path, capsy
     images, ids, attrs = read_denoised(tmp_path / "d.h5")
     data = read_prepared(prepared_ct)
     assert images.shape == data.x1.shape and ids == data.slice_ids
-    assert attrs["units"] == "HU/1000" and attrs["variant"] == "full"
+    assert attrs["units"] == "HU/1000" and attrs["variant"] == "mean"
 
 
 def test_consensus_variants(prepared_ct, tmp_path):

@@ -50,7 +50,8 @@ def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant
     ----------
     variant : str, optional
         Which output (see :mod:`tomoconsensus.methods`): consensus ``z`` (default) or ``f1``;
-        noise2noise ``full`` (default, f(x_est)) or ``f1``; noise2clean ``full``.
+        noise2noise ``mean`` (default, f((x1 + x2) / 2)), ``full`` (f(x_est)) or ``f1``;
+        noise2clean ``full``.
     """
     start = time.perf_counter()
     dev = resolve_device(device)

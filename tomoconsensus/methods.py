@@ -5,9 +5,15 @@ method     networks objective (``tomoconsensus.losses``) output (default variant
 ========== ======== ================================== ====================================
 consensus  f1, f2   consensus (Eq. 8-12)               ``z``: (f1(x1) + f2(x2)) / 2 (Eq. 9);
                                                         ``f1``: f1(x1)
-noise2noise f       noise2noise (Eq. 2)                ``full``: f(x_est); ``f1``: f(x1)
+noise2noise f       noise2noise (Eq. 2)                ``mean``: f((x1 + x2) / 2); ``full``: f(x_est);
+                                                        ``f1``: f(x1)
 noise2clean f       noise2clean (Eq. 1), x_est -> ref  ``full``: f(x_est)
 ========== ======== ================================== ====================================
+
+Noise2Noise is applied by default to (x1 + x2) / 2, the *linear* reconstruction of all the data,
+which has the kind of noise the network was trained on (half its variance). In CT this is the FBP of
+all views, i.e. x_est (equal to 1e-6). In MR it is the weighted zero-filling of the 4x data, while
+x_est there is SENSE, whose artefacts the network has never seen (``full`` still applies it to x_est).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from tomoconsensus import losses
 
 METHODS = ("consensus", "noise2noise", "noise2clean")
 NETWORKS = {"consensus": ("f1", "f2"), "noise2noise": ("f",), "noise2clean": ("f",)}
-VARIANTS = {"consensus": ("z", "f1"), "noise2noise": ("full", "f1"), "noise2clean": ("full",)}
+VARIANTS = {"consensus": ("z", "f1"), "noise2noise": ("mean", "full", "f1"), "noise2clean": ("full",)}
 
 
 def check_method(method: str) -> None:
@@ -50,4 +56,6 @@ def output(method: str, models: Mapping[str, nn.Module], x1: torch.Tensor, x2: t
     if method == "consensus":
         y1 = models["f1"](x1)
         return y1 if variant == "f1" else 0.5 * (y1 + models["f2"](x2))
+    if variant == "mean":
+        return models["f"](0.5 * (x1 + x2))
     return models["f"](x1 if variant == "f1" else x_est)
