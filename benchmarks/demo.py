@@ -1,6 +1,7 @@
-"""Benchmark: wall time and metrics of the full CT demo (the reduced protocol of `make demo`).
+"""Benchmark: wall time and metrics of the full demo (the reduced protocol of `tomoconsensus demo`).
 
-Writes benchmarks/results/demo.json. Run: .venv/bin/python benchmarks/demo.py [--out DIR]
+Writes benchmarks/results/demo.json (CT, `make demo`) or demo_mr.json.
+Run: .venv/bin/python benchmarks/demo.py [--modality ct|mr] [--out DIR]
 """
 
 from __future__ import annotations
@@ -15,21 +16,22 @@ from pathlib import Path
 import torch
 
 from tomoconsensus.atomic import write_text_atomic
-from tomoconsensus.demo import DemoProtocol, run_ct_demo
+from tomoconsensus.demo import DemoProtocol, run_demo
 
 
 def main() -> dict:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--modality", choices=("ct", "mr"), default="ct")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
-        result = run_ct_demo(out, DemoProtocol(), progress=False)
+        result = run_demo(args.modality, out, DemoProtocol(), progress=False)
         table = (out / "report" / "metrics.md").read_text()
-    record = {"wall_seconds": result["seconds"], "protocol": DemoProtocol().describe(), "metrics_md": table,
+    record = {"wall_seconds": result["seconds"], "protocol": DemoProtocol().describe(args.modality), "metrics_md": table,
               "summary": result["summary"], "story": result["story"], "cpu_cores": os.cpu_count(),
               "device": "cuda" if torch.cuda.is_available() else "cpu", "machine": platform.machine()}
-    path = Path(__file__).parent / "results" / "demo.json"
+    path = Path(__file__).parent / "results" / ("demo.json" if args.modality == "ct" else "demo_mr.json")
     write_text_atomic(path, json.dumps(record, indent=2))
     print(json.dumps({k: record[k] for k in ("wall_seconds", "story")}, indent=2))
     return record

@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
+
 from tomoconsensus.cli import main
 from tomoconsensus.data.manifest import verify_manifest
 
@@ -16,6 +18,28 @@ def test_quick_demo_runs_end_to_end(tmp_path, capsys):
     metrics = json.loads((tmp_path / "ct" / "report" / "metrics.json").read_text())
     assert set(metrics["methods"]) == {"FBP", "TV", "Consensus", "Noise2Noise", "Noise2Clean"}
     assert (tmp_path / "ct" / "report" / "training_curves.png").exists()
+
+
+def test_quick_mr_demo_runs_end_to_end(tmp_path, capsys):
+    assert main(["demo", "mr", "--quick", "--out", str(tmp_path), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "| RMSE (1e-3) |" in out and "simulated 4-coil k-space" in out
+    metrics = json.loads((tmp_path / "mr" / "report" / "metrics.json").read_text())
+    assert set(metrics["methods"]) == {"SENSE", "Zero-filling", "Consensus", "Noise2Noise", "Noise2Clean"}
+
+
+def test_mr_example_kspace_goes_through_prepare_mr(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "mr" / "make_shipped_kspace.py"), str(tmp_path),
+                             "--matrix", "64", "--coils", "4"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    # 3 training patients x 4 orientations, 1 validation and 2 test patients, 2 slices each
+    assert [len(list((tmp_path / s).glob("*.npz"))) for s in ("train", "val", "test")] == [12, 1, 2]
+    out = tmp_path / "test.h5"
+    assert main(["prepare", "mr", "--kspace", str(tmp_path / "test"), "--center-lines", "12", "--out", str(out)]) == 0
+    with h5py.File(out) as f:
+        assert f["x1"].shape == (4, 2, 64, 64)
+        scales = json.loads(f.attrs["scale_factors"])
+        assert len(scales) == 2 and all(0 < v < 10 for v in scales.values())
 
 
 def test_shipped_data_match_their_manifests():

@@ -104,12 +104,11 @@ def _name_value(text: str, option: str) -> tuple[str, str]:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from tomoconsensus.demo import QUICK, DemoProtocol, run_ct_demo
+    from tomoconsensus.demo import QUICK, DemoProtocol, run_demo
 
-    if args.modality in ("mr", "all"):
-        print("demo mr: not available yet (no openly licensed multi-slice multi-coil k-space to ship; "
-              "`prepare mr` works on your data, see README); running the CT demo")
-    run_ct_demo(args.out / "ct", QUICK if args.quick else DemoProtocol(), args.device)
+    protocol = QUICK if args.quick else DemoProtocol()
+    for modality in ("ct", "mr") if args.modality == "all" else (args.modality,):
+        run_demo(modality, args.out / modality, protocol, args.device)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     dn.add_argument("--run", type=Path, required=True)
     dn.add_argument("--data", type=Path, required=True)
     dn.add_argument("--out", type=Path, required=True)
-    dn.add_argument("--variant", help="consensus: z (default) | f1; noise2noise: full (default) | f1")
+    dn.add_argument("--variant", help="consensus: z (default) | f1; noise2noise: mean (default) | full | f1")
     dn.add_argument("--batch-size", type=int, default=4)
     dn.add_argument("--device", default="auto")
     dn.set_defaults(func=_denoise)

@@ -96,10 +96,11 @@ def evaluate(data: PreparedDataset | str | Path, results: dict[str, str | Path] 
             raise InputError(path, "slice_id", f"the slices of {data.path} in the same order", ids[:3])
         images[name] = denoised
     ev = Evaluation(data.modality, data.slice_ids, data.reference, images)
-    value_range = (-100.0, 100.0) if data.modality == "ct" else None
     size = max(8, data.reference.shape[-1] // 16)
     for i in range(len(data)):
         ref_2d = display_units(data.modality, data.reference[i])
+        # Soft tissue in CT; in MR tissue rather than background, whose flat std is noise only.
+        value_range = (-100.0, 100.0) if data.modality == "ct" else (0.25 * float(ref_2d.max()), np.inf)
         r, c, s = uniform_roi(ref_2d, size, value_range)
         ev.roi.append((r, c, s))
         ev.reference_roi_std.append(float(ref_2d[r:r + s, c:c + s].std()))

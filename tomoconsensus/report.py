@@ -31,7 +31,7 @@ from tomoconsensus.metrics import CT_WINDOW_HU  # noqa: E402
 ROWS = {"ct": [("rmse_hu", "RMSE (HU)", 1.0), ("ssim", "SSIM (%)", 100.0), ("psnr_db", "PSNR (dB)", 1.0),
                ("roi_std", "ROI std (HU)", 1.0)],
         "mr": [("rmse_1e-3", "RMSE (1e-3)", 1.0), ("ssim", "SSIM (%)", 100.0), ("psnr_db", "PSNR (dB)", 1.0),
-               ("roi_std", "ROI std", 1.0)]}
+               ("roi_std", "ROI std (1e-3)", 1e3)]}
 
 
 def metrics_json(ev: Evaluation) -> dict:
@@ -55,8 +55,9 @@ def metrics_markdown(ev: Evaluation) -> str:
         cells = [f"{scale * summary[m][key]['mean']:.1f} ± {scale * summary[m][key]['std']:.1f}" for m in methods]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     ref_std = ev.reference_roi_std
+    roi_scale = ROWS.get(ev.modality, ROWS["mr"])[-1][2]
     note = (f"\n{len(ev.slice_ids)} test slices; mean ± std over slices. Reference ROI std: "
-            f"{np.mean(ref_std):.1f}." if ref_std else "")
+            f"{roi_scale * np.mean(ref_std):.1f}." if ref_std else "")
     return "\n".join(lines) + "\n" + note + "\n"
 
 
