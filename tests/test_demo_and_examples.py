@@ -42,6 +42,18 @@ def test_mr_example_kspace_goes_through_prepare_mr(tmp_path):
         assert len(scales) == 2 and all(0 < v < 10 for v in scales.values())
 
 
+def test_demo_split_is_the_manifest_split():
+    from tomoconsensus.data.manifest import load_manifest
+    from tomoconsensus.demo import CT_IMAGES, TEST_PATIENTS, VAL_PATIENTS
+    from tomoconsensus.ct.io import read_images
+
+    split = load_manifest(ROOT / "data_manifests" / "embedded-ct-demo.toml")["split"]
+    assert tuple(split["test"]) == TEST_PATIENTS and tuple(split["val"]) == VAL_PATIENTS
+    patients = set(read_images(CT_IMAGES).patient_ids)
+    assert patients == set(split["train"]) | set(split["val"]) | set(split["test"])
+    assert not set(split["train"]) & (set(split["val"]) | set(split["test"]))
+
+
 def test_shipped_data_match_their_manifests():
     for manifest in ("embedded-ct-demo.toml", "htc2022-sample.toml"):
         assert verify_manifest(ROOT / "data_manifests" / manifest, ROOT) == []

@@ -52,15 +52,17 @@ def _prepare_ct(args: argparse.Namespace) -> None:
 def _prepare_mr(args: argparse.Namespace) -> None:
     from tomoconsensus.data.prepared import write_prepared
     from tomoconsensus.mr.io import read_kspace
+    from tomoconsensus.mr.recon import sigpy_device
     from tomoconsensus.mr.sources import undersampled_slices
     from tomoconsensus.mr.split import MRModality
 
+    device = sigpy_device(args.device)
     volumes = read_kspace(args.kspace)
     n = sum(len(v.kspace) for v in volumes)
-    modality = MRModality(args.acceleration, args.center_lines, args.sense_lambda)
+    modality = MRModality(args.acceleration, args.center_lines, args.sense_lambda, device=device)
     scales: dict[str, float] = {}
     slices = undersampled_slices(volumes, args.acceleration, args.center_lines, args.seed,
-                                 variable_density=args.variable_density, scales=scales)
+                                 variable_density=args.variable_density, scales=scales, device=device)
     attrs = {"source": str(args.kspace), "variable_density": args.variable_density, "scale_factors": scales}
     summary = write_prepared(args.out, modality, slices, n, args.seed, attrs,
                              {"zero_filled": lambda m: modality.zero_filled(m)})
@@ -142,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     mr.add_argument("--variable-density", type=float, default=0.0, help="0: uniform; d > 0: p ~ |k|^-d")
     mr.add_argument("--sense-lambda", type=float, default=0.01)
     mr.add_argument("--seed", type=int, default=0)
+    mr.add_argument("--device", default="auto", help="ESPIRiT and SENSE on cpu, cuda[:N] (SigPy with CuPy) or auto")
     mr.add_argument("--out", type=Path, required=True)
     mr.set_defaults(func=_prepare_mr)
 

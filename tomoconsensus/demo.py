@@ -37,6 +37,7 @@ from tomoconsensus.data.prepared import write_prepared
 from tomoconsensus.denoise import denoise
 from tomoconsensus.evaluate import evaluate
 from tomoconsensus.geometry import load_geometry
+from tomoconsensus.mr.recon import sigpy_device
 from tomoconsensus.mr.simulate import simulated_volumes, t1_like_magnitude
 from tomoconsensus.mr.sources import undersampled_slices
 from tomoconsensus.mr.split import MRModality
@@ -156,11 +157,15 @@ def with_flips(objects: list[np.ndarray], ids: list[str], orientations: int) -> 
     return [o for o, _ in out], [i for _, i in out]
 
 
-def prepare_mr_demo(out_dir: Path, protocol: DemoProtocol, seed: int = 0,
-                    progress: bool = True) -> tuple[Path, Path, Path]:
-    """Prepared MR train, validation and test files (simulated k-space, patient-level split)."""
+def prepare_mr_demo(out_dir: Path, protocol: DemoProtocol, seed: int = 0, progress: bool = True,
+                    device: str = "auto") -> tuple[Path, Path, Path]:
+    """Prepared MR train, validation and test files (simulated k-space, patient-level split).
+
+    ESPIRiT and SENSE run on the GPU when SigPy finds CuPy and ``device`` is not ``cpu``.
+    """
     mr = protocol.mr
-    modality = MRModality(mr.acceleration, mr.center_lines, mr.sense_lambda)
+    sigpy_dev = -1 if device == "cpu" else sigpy_device("auto")
+    modality = MRModality(mr.acceleration, mr.center_lines, mr.sense_lambda, device=sigpy_dev)
     paths = []
     for name, sub, n, offset in _patient_split(protocol):
         objects, ids = mr_demo_objects(sub, mr), sub.patient_ids
@@ -171,7 +176,8 @@ def prepare_mr_demo(out_dir: Path, protocol: DemoProtocol, seed: int = 0,
         volumes = simulated_volumes(objects, ids, mr.coils, mr.noise_std, np.random.default_rng([seed, offset]),
                                     mr.max_phase_radians, CT_IMAGES)
         scales: dict[str, float] = {}
-        slices = islice(undersampled_slices(volumes, mr.acceleration, mr.center_lines, seed + offset, scales=scales), n)
+        slices = islice(undersampled_slices(volumes, mr.acceleration, mr.center_lines, seed + offset, scales=scales,
+                                            device=sigpy_dev), n)
         attrs = {"source": "simulated from embedded TCIA slices (T1-like contrast, birdcage coils)",
                  "coils": mr.coils, "noise_std": mr.noise_std, "scale_factors": scales}
         baselines = {"zero_filled": modality.zero_filled} if name == "test" else {}
@@ -187,8 +193,10 @@ def run_demo(modality: str, out_dir: str | Path, protocol: DemoProtocol = DemoPr
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     print(f"tomoconsensus demo ({modality.upper()}): {protocol.describe(modality)}")
-    prepare = prepare_mr_demo if modality == "mr" else prepare_ct_demo
-    train_path, val_path, test_path = prepare(out_dir, protocol, progress=progress)
+    if modality == "mr":
+        train_path, val_path, test_path = prepare_mr_demo(out_dir, protocol, progress=progress, device=device)
+    else:
+        train_path, val_path, test_path = prepare_ct_demo(out_dir, protocol, progress=progress)
     mr = modality == "mr"
     config = TrainConfig(channels=2 if mr else 1, base_features=protocol.base_features,
                          depth=protocol.depth, patch_size=protocol.patch_size, batch_size=protocol.batch_size,

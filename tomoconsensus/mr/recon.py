@@ -12,6 +12,34 @@ import numpy as np
 import sigpy as sp
 import sigpy.mri.app as mri_app
 
+from tomoconsensus.errors import InputError
+
+
+def sigpy_device(name: str = "auto") -> int:
+    """SigPy device index for ``cpu`` (-1), ``cuda`` / ``cuda:N`` (GPU N, needs CuPy) or ``auto``.
+
+    ``auto`` takes GPU 0 when CuPy is installed and sees a GPU, the CPU otherwise.
+    """
+    if name == "cpu":
+        return -1
+    if name == "auto":
+        return 0 if sp.config.cupy_enabled and _cupy_gpu_count() > 0 else -1
+    if name == "cuda" or name.startswith("cuda:"):
+        if not sp.config.cupy_enabled:
+            raise InputError("--device", name, "CuPy installed for SigPy on the GPU (pip install cupy-cuda12x)",
+                             "CuPy not found")
+        return int(name.partition(":")[2] or 0)
+    raise InputError("--device", name, "cpu, cuda, cuda:N or auto")
+
+
+def _cupy_gpu_count() -> int:
+    import cupy
+
+    try:
+        return cupy.cuda.runtime.getDeviceCount()
+    except cupy.cuda.runtime.CUDARuntimeError:
+        return 0
+
 
 def coil_images(kspace: np.ndarray) -> np.ndarray:
     """(coils, ky, kx) k-space -> (coils, y, x) coil images (centred orthonormal iFFT)."""

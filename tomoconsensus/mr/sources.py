@@ -23,10 +23,11 @@ from tomoconsensus.mr.split import MRMeasurement
 
 def undersampled_slices(volumes: list[KSpaceVolume], acceleration: float, center_lines: int, seed: int,
                         calib_width: int = 24, variable_density: float = 0.0,
-                        scales: dict[str, float] | None = None) -> Iterator[Slice]:
+                        scales: dict[str, float] | None = None, device: int = -1) -> Iterator[Slice]:
     """Yield one :class:`Slice` per k-space slice, with its own random 4x mask.
 
-    ``scales`` (if given) receives volume_id -> scale factor.
+    ``scales`` (if given) receives volume_id -> scale factor; ``device`` is the SigPy device for
+    ESPIRiT (-1 CPU, N GPU N).
     """
     seeds = iter(np.random.SeedSequence(seed).spawn(sum(len(v.kspace) for v in volumes)))
     for volume in volumes:
@@ -36,7 +37,7 @@ def undersampled_slices(volumes: list[KSpaceVolume], acceleration: float, center
             n_lines = kspace.shape[-2]
             design = random_split_mask(n_lines, rng, acceleration, center_lines, variable_density)
             undersampled = kspace * design.mask[None, :, None]
-            maps = espirit_maps(undersampled, min(calib_width, center_lines))
+            maps = espirit_maps(undersampled, min(calib_width, center_lines), device)
             if not np.any(maps):
                 raise InputError(volume.source, "center_lines", "a calibration region from which ESPIRiT finds "
                                  "sensitivities (about 12 or more central lines)", center_lines)

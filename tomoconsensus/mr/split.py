@@ -45,11 +45,12 @@ class MRModality:
     units = "scaled complex image (real, imaginary), per-volume factor in [-1, 1]"
 
     def __init__(self, acceleration: float = 4.0, center_lines: int = 48, sense_lambda: float = 0.01,
-                 sense_iterations: int = 30):
+                 sense_iterations: int = 30, device: int = -1):
         self.acceleration = acceleration
         self.center_lines = center_lines
         self.sense_lambda = sense_lambda
         self.sense_iterations = sense_iterations
+        self.device = device  # SigPy device for SENSE: -1 CPU, N GPU N (CuPy)
 
     def split(self, m: MRMeasurement, rng: np.random.Generator | None = None):
         # The random split is drawn together with the 4x mask (mr.masks.random_split_mask), when the
@@ -63,7 +64,7 @@ class MRModality:
                            m.scale)
 
     def estimate(self, m: MRMeasurement) -> np.ndarray:
-        return to_channels(sense(m.kspace, m.maps, m.design.mask, self.sense_lambda, self.sense_iterations), m.scale)
+        return to_channels(sense(m.kspace, m.maps, m.design.mask, self.sense_lambda, self.sense_iterations, self.device), m.scale)
 
     def zero_filled(self, m: MRMeasurement) -> np.ndarray:
         """The plain zero-filling baseline of the 4x data (no density weighting)."""
