@@ -1,9 +1,11 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import h5py
+import pytest
 
 from tomoconsensus.cli import main
 from tomoconsensus.data.manifest import verify_manifest
@@ -68,3 +70,21 @@ def test_toy_modality_example_shows_unbiased_independent_halves():
     rho = float(line.rsplit("=", 1)[1])
     assert bias_percent < 2.0 and abs(rho) < 0.05
     assert "trained consensus" in result.stdout
+
+
+@pytest.mark.slow
+def test_mr_example_pipeline_script_end_to_end(tmp_path):
+    """examples/mr/run_paper_protocol.sh on shipped (simulated) k-space with a tiny network (~1 min)."""
+    kspace = tmp_path / "kspace"
+    subprocess.run([sys.executable, str(ROOT / "examples" / "mr" / "make_shipped_kspace.py"), str(kspace),
+                    "--matrix", "64", "--coils", "4"], check=True, capture_output=True, timeout=300)
+    config = tmp_path / "tiny.toml"
+    config.write_text('[train]\nchannels = 2\nbase_features = 4\ndepth = 2\npatch_size = 32\nbatch_size = 4\n'
+                      'patches_per_slice = 2\nepochs = 1\nbeta_w = 1e-6\nbeta_r = 5.0\ndevice = "cpu"\n')
+    env = dict(os.environ, CENTER_LINES="12", CONFIG=str(config), TOMOCONSENSUS=f"{sys.executable} -m tomoconsensus.cli")
+    result = subprocess.run(["bash", str(ROOT / "examples" / "mr" / "run_paper_protocol.sh"), str(kspace / "train"),
+                             str(kspace / "val"), str(kspace / "test"), str(tmp_path / "out")],
+                            capture_output=True, text=True, timeout=900, env=env, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((tmp_path / "out" / "report" / "metrics.json").read_text())
+    assert set(metrics["methods"]) == {"SENSE", "Zero-filling", "Consensus", "Noise2Noise", "Noise2Clean"}

@@ -11,9 +11,10 @@ mkdir -p "$out"
 $tc prepare ct --images "$train_dir" --geometry ldct-fanbeam --dose-fraction 0.25 --seed 0 --out "$out/train.h5"
 $tc prepare ct --images "$test_dir" --geometry ldct-fanbeam --dose-fraction 0.25 --seed 1 --tv --out "$out/test.h5"
 results=(); runs=()
-for method in consensus noise2noise noise2clean; do
+for label in Consensus Noise2Noise Noise2Clean; do
+  method=${label,,}
   $tc train --data "$out/train.h5" --config examples/ct/train.toml --method "$method" --val "$out/test.h5" --out "$out/runs/$method"
   $tc denoise --run "$out/runs/$method" --data "$out/test.h5" --out "$out/denoised_$method.h5"
-  results+=("$method=$out/denoised_$method.h5"); runs+=("$method=$out/runs/$method")
+  results+=("$label=$out/denoised_$method.h5"); runs+=("$label=$out/runs/$method")
 done
 $tc evaluate --data "$out/test.h5" --results "${results[@]}" --runs "${runs[@]}" --out "$out/report"

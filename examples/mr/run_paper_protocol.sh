@@ -18,9 +18,10 @@ $tc prepare mr --kspace "$train" --acceleration 4 --center-lines "$centre" --see
 $tc prepare mr --kspace "$val" --acceleration 4 --center-lines "$centre" --seed 1 --out "$out/val.h5"
 $tc prepare mr --kspace "$test" --acceleration 4 --center-lines "$centre" --seed 2 --out "$out/test.h5"
 results=(); runs=()
-for method in consensus noise2noise noise2clean; do
+for label in Consensus Noise2Noise Noise2Clean; do
+  method=${label,,}
   $tc train --data "$out/train.h5" --config "$config" --method "$method" --val "$out/val.h5" --out "$out/runs/$method"
   $tc denoise --run "$out/runs/$method" --data "$out/test.h5" --out "$out/denoised_$method.h5"
-  results+=("$method=$out/denoised_$method.h5"); runs+=("$method=$out/runs/$method")
+  results+=("$label=$out/denoised_$method.h5"); runs+=("$label=$out/runs/$method")
 done
 $tc evaluate --data "$out/test.h5" --results "${results[@]}" --runs "${runs[@]}" --out "$out/report"
