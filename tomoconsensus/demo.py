@@ -114,7 +114,7 @@ def _subset(stack: ImageStack, keep) -> ImageStack:
                       [stack.patient_ids[i] for i in idx])
 
 
-def _patient_split(protocol: DemoProtocol) -> list[tuple[str, ImageStack, int, int]]:
+def patient_split(protocol: DemoProtocol) -> list[tuple[str, ImageStack, int, int]]:
     """(name, slices, max slices, seed offset) for train, val and test."""
     stack = read_images(CT_IMAGES)
     held_out = TEST_PATIENTS + VAL_PATIENTS
@@ -131,7 +131,7 @@ def prepare_ct_demo(out_dir: Path, protocol: DemoProtocol, seed: int = 0,
     attrs = {"dose_fraction": protocol.dose_fraction, "reference_kind": "noiseless-fbp", "source": "embedded TCIA slices"}
     tv = {"tv": lambda sino: modality.to_units(tv_reconstruct(sino, geom, protocol.tv))}
     paths = []
-    for name, sub, n, offset in _patient_split(protocol):
+    for name, sub, n, offset in patient_split(protocol):
         n = min(n, len(sub.hu))
         path = out_dir / f"ct_{name}.h5"
         slices = islice(simulated_slices(sub, geom, protocol.dose_fraction, seed + offset), n)
@@ -167,7 +167,7 @@ def prepare_mr_demo(out_dir: Path, protocol: DemoProtocol, seed: int = 0, progre
     sigpy_dev = -1 if device == "cpu" else sigpy_device("auto")
     modality = MRModality(mr.acceleration, mr.center_lines, mr.sense_lambda, device=sigpy_dev)
     paths = []
-    for name, sub, n, offset in _patient_split(protocol):
+    for name, sub, n, offset in patient_split(protocol):
         objects, ids = mr_demo_objects(sub, mr), sub.patient_ids
         n = min(n, len(objects))
         if name == "train":

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from tomoconsensus.atomic import atomic_path
-from tomoconsensus.demo import DemoProtocol, _patient_split, mr_demo_objects, with_flips
+from tomoconsensus.demo import DemoProtocol, patient_split, mr_demo_objects, with_flips
 from tomoconsensus.mr.simulate import simulated_volumes
 
 
@@ -33,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     protocol = DemoProtocol()
     mr = dataclasses.replace(protocol.mr, matrix=args.matrix, coils=args.coils)
-    for name, stack, _, offset in _patient_split(protocol):
+    for name, stack, _, offset in patient_split(protocol):
         objects, ids = mr_demo_objects(stack, mr), stack.patient_ids
         if name == "train":
             objects, ids = with_flips(objects, ids, mr.train_orientations)
