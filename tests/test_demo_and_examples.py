@@ -26,6 +26,7 @@ def test_quick_mr_demo_runs_end_to_end(tmp_path, capsys):
     assert main(["demo", "mr", "--quick", "--out", str(tmp_path), "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "| RMSE (1e-3) |" in out and "simulated 4-coil k-space" in out
+    assert ("DOES NOT HOLD" not in out) or "why, measured: docs/method.md" in out
     metrics = json.loads((tmp_path / "mr" / "report" / "metrics.json").read_text())
     assert set(metrics["methods"]) == {"SENSE", "Zero-filling", "Consensus", "Noise2Noise", "Noise2Clean"}
 
