@@ -37,6 +37,7 @@ from tomoconsensus.data.prepared import write_prepared
 from tomoconsensus.denoise import denoise
 from tomoconsensus.evaluate import evaluate
 from tomoconsensus.geometry import load_geometry
+from tomoconsensus.mr.io import KSpaceVolume
 from tomoconsensus.mr.recon import sigpy_device
 from tomoconsensus.mr.simulate import simulated_volumes, t1_like_magnitude
 from tomoconsensus.mr.sources import undersampled_slices
@@ -65,6 +66,8 @@ class MRDemoData:
     acceleration: float = 4.0  # [4]
     center_lines: int = 16  # [48 of 368 phase encodes: the same fraction, 13 %]
     sense_lambda: float = 0.01
+    beta_w: float = 1e-6  # [1e-6]
+    beta_r: float = 5.0  # [5]
     train_orientations: int = 4  # each training slice also flipped left-right, up-down and both
     patches_per_slice: int = 10  # [40]; 6 slices x 4 orientations x 10 = the CT demo's patches per epoch
 
@@ -160,6 +163,20 @@ def with_flips(objects: list[np.ndarray], ids: list[str], orientations: int) -> 
     return [o for o, _ in out], [i for _, i in out]
 
 
+def mr_demo_volumes(name: str, stack: ImageStack, max_slices: int, offset: int, mr: MRDemoData,
+                    seed: int = 0) -> list[KSpaceVolume]:
+    """Simulated k-space of one split of :func:`patient_split`, one volume per patient.
+
+    Training slices (the first ``max_slices``) also come flipped, each flip its own volume; the
+    phase and noise are drawn from ``default_rng([seed, offset])``.
+    """
+    objects, ids = mr_demo_objects(stack, mr), stack.patient_ids
+    if name == "train":
+        objects, ids = with_flips(objects[:max_slices], ids[:max_slices], mr.train_orientations)
+    return simulated_volumes(objects, ids, mr.coils, mr.noise_std, np.random.default_rng([seed, offset]),
+                             mr.max_phase_radians, CT_IMAGES)
+
+
 def prepare_mr_demo(out_dir: Path, protocol: DemoProtocol, seed: int = 0, progress: bool = True,
                     device: str = "auto") -> tuple[Path, Path, Path]:
     """Prepared MR train, validation and test files (simulated k-space, patient-level split).
@@ -171,21 +188,19 @@ def prepare_mr_demo(out_dir: Path, protocol: DemoProtocol, seed: int = 0, progre
     modality = MRModality(mr.acceleration, mr.center_lines, mr.sense_lambda, device=sigpy_dev)
     paths = []
     for name, sub, n, offset in patient_split(protocol):
-        objects, ids = mr_demo_objects(sub, mr), sub.patient_ids
-        n = min(n, len(objects))
-        if name == "train":
-            objects, ids = with_flips(objects[:n], ids[:n], mr.train_orientations)
-            n = len(objects)
-        volumes = simulated_volumes(objects, ids, mr.coils, mr.noise_std, np.random.default_rng([seed, offset]),
-                                    mr.max_phase_radians, CT_IMAGES)
+        volumes = mr_demo_volumes(name, sub, n, offset, mr, seed)
+        # Training volumes hold exactly the slices to write (flips included); val/test volumes are
+        # whole patients (the per-volume scale uses all their slices), of which n are written.
+        n = sum(len(v.kspace) for v in volumes) if name == "train" else min(n, len(sub.hu))
         scales: dict[str, float] = {}
         slices = islice(undersampled_slices(volumes, mr.acceleration, mr.center_lines, seed + offset, scales=scales,
                                             device=sigpy_dev), n)
         attrs = {"source": "simulated from embedded TCIA slices (T1-like contrast, birdcage coils)",
                  "coils": mr.coils, "noise_std": mr.noise_std, "scale_factors": scales}
         baselines = {"zero_filled": modality.zero_filled} if name == "test" else {}
-        print(write_prepared(out_dir / f"mr_{name}.h5", modality, slices, n, seed + offset, attrs, baselines, progress))
-        paths.append(out_dir / f"mr_{name}.h5")
+        path = out_dir / f"mr_{name}.h5"
+        print(write_prepared(path, modality, slices, n, seed + offset, attrs, baselines, progress))
+        paths.append(path)
     return paths[0], paths[1], paths[2]
 
 
@@ -206,7 +221,7 @@ def run_demo(modality: str, out_dir: str | Path, protocol: DemoProtocol = DemoPr
                          patches_per_slice=protocol.mr.patches_per_slice if mr else protocol.patches_per_slice,
                          epochs=protocol.epochs,
                          learning_rate=protocol.learning_rate, checkpoint_every_steps=100, device=device,
-                         **({"beta_w": 1e-6, "beta_r": 5.0} if mr else {}))
+                         **({"beta_w": protocol.mr.beta_w, "beta_r": protocol.mr.beta_r} if mr else {}))
     results, runs = {}, {}
     for method, label in METHODS:
         run_dir = out_dir / "runs" / method

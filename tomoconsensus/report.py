@@ -51,11 +51,12 @@ def metrics_markdown(ev: Evaluation) -> str:
     summary = ev.summary()
     methods = ev.methods
     lines = ["| Index | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
-    for key, label, scale in ROWS.get(ev.modality, ROWS["mr"]):
+    rows = ROWS.get(ev.modality, ROWS["mr"])
+    for key, label, scale in rows:
         cells = [f"{scale * summary[m][key]['mean']:.1f} ± {scale * summary[m][key]['std']:.1f}" for m in methods]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     ref_std = ev.reference_roi_std
-    roi_scale = ROWS.get(ev.modality, ROWS["mr"])[-1][2]
+    roi_scale = next(scale for key, _, scale in rows if key == "roi_std")
     note = (f"\n{len(ev.slice_ids)} test slices; mean ± std over slices. Reference ROI std: "
             f"{roi_scale * np.mean(ref_std):.1f}." if ref_std else "")
     return "\n".join(lines) + "\n" + note + "\n"

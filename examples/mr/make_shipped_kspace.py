@@ -20,8 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from tomoconsensus.atomic import atomic_path
-from tomoconsensus.demo import DemoProtocol, patient_split, mr_demo_objects, with_flips
-from tomoconsensus.mr.simulate import simulated_volumes
+from tomoconsensus.demo import DemoProtocol, mr_demo_volumes, patient_split
 
 
 def main() -> None:
@@ -33,12 +32,8 @@ def main() -> None:
     args = parser.parse_args()
     protocol = DemoProtocol()
     mr = dataclasses.replace(protocol.mr, matrix=args.matrix, coils=args.coils)
-    for name, stack, _, offset in patient_split(protocol):
-        objects, ids = mr_demo_objects(stack, mr), stack.patient_ids
-        if name == "train":
-            objects, ids = with_flips(objects, ids, mr.train_orientations)
-        rng = np.random.default_rng([args.seed, offset])
-        for volume in simulated_volumes(objects, ids, mr.coils, mr.noise_std, rng, mr.max_phase_radians):
+    for name, stack, max_slices, offset in patient_split(protocol):
+        for volume in mr_demo_volumes(name, stack, max_slices, offset, mr, args.seed):
             target = args.out / name / f"{volume.volume_id}.npz"
             with atomic_path(target) as tmp, open(tmp, "wb") as f:
                 np.savez_compressed(f, kspace=volume.kspace)
