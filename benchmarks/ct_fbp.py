@@ -8,25 +8,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
-import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from tomoconsensus.atomic import write_text_atomic
+from common import best_of, write_result
+
 from tomoconsensus.ct.fbp import FBP
 from tomoconsensus.ct.projector import AstraProjector, cuda_available
 from tomoconsensus.geometry import load_geometry
-
-
-def best_of(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> dict:
@@ -37,20 +27,19 @@ def main() -> dict:
               "cpu": platform.processor() or platform.machine()}
     with AstraProjector(geom, kind="line", use_cuda=False) as proj:
         sino = proj.forward(image)
-        result["astra_cpu_line_backprojection_s"] = best_of(lambda: proj.adjoint(sino))
+        result["astra_cpu_line_backprojection_s"] = best_of(lambda: proj.adjoint(sino))[0]
     with AstraProjector(geom, kind="strip", use_cuda=False) as proj:
-        result["astra_cpu_strip_backprojection_s"] = best_of(lambda: proj.adjoint(sino), 1)
+        result["astra_cpu_strip_backprojection_s"] = best_of(lambda: proj.adjoint(sino), 1)[0]
     op = FBP(geom)
-    result["tomoconsensus_fbp_cpu_s"] = best_of(lambda: op(sino))
+    result["tomoconsensus_fbp_cpu_s"] = best_of(lambda: op(sino))[0]
     result["ratio_fbp_to_astra_line_bp"] = result["tomoconsensus_fbp_cpu_s"] / result["astra_cpu_line_backprojection_s"]
     if torch.cuda.is_available():
         gpu_op = FBP(geom, device="cuda")
         gpu_op(sino)
         torch.cuda.synchronize()
-        result["tomoconsensus_fbp_cuda_s"] = best_of(lambda: (gpu_op(sino), torch.cuda.synchronize()))
+        result["tomoconsensus_fbp_cuda_s"] = best_of(lambda: (gpu_op(sino), torch.cuda.synchronize()))[0]
     result["astra_cuda"] = cuda_available()
-    out = Path(__file__).parent / "results" / "ct_fbp.json"
-    write_text_atomic(out, json.dumps(result, indent=2))
+    write_result("ct_fbp.json", result)
     print(json.dumps(result, indent=2))
     return result
 

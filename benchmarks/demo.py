@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from tomoconsensus.atomic import write_text_atomic
+from common import write_result
+
 from tomoconsensus.demo import DemoProtocol, run_demo
 
 
@@ -31,8 +32,7 @@ def main() -> dict:
     record = {"wall_seconds": result["seconds"], "protocol": DemoProtocol().describe(args.modality), "metrics_md": table,
               "summary": result["summary"], "story": result["story"], "cpu_cores": os.cpu_count(),
               "device": "cuda" if torch.cuda.is_available() else "cpu", "machine": platform.machine()}
-    path = Path(__file__).parent / "results" / ("demo.json" if args.modality == "ct" else "demo_mr.json")
-    write_text_atomic(path, json.dumps(record, indent=2))
+    write_result("demo.json" if args.modality == "ct" else "demo_mr.json", record)
     print(json.dumps({k: record[k] for k in ("wall_seconds", "story")}, indent=2))
     return record
 

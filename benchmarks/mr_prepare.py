@@ -7,56 +7,41 @@ Writes benchmarks/results/mr_prepare.json. Run: .venv/bin/python benchmarks/mr_p
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from tomoconsensus.atomic import write_text_atomic
+from common import best_of, write_result
+
 from tomoconsensus.mr.masks import random_split_mask
-from tomoconsensus.mr.recon import espirit_maps, sense, zero_filled_combination
+from tomoconsensus.mr.io import read_kspace_file
+from tomoconsensus.mr.recon import espirit_maps, sense, sigpy_device, zero_filled_combination
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = {"twix_gre_phantom_2ch (2 x 160 x 160)": ROOT / "tests" / "data" / "mr" / "twix_gre_phantom_2ch.h5",
             "brain_8ch (8 x 230 x 180)": ROOT.parent / "shared" / "data" / "mr" / "auto_espirit_brain8ch" / "brain_clean_8ch.h5"}
 
 
-def timed(fn, repeats=3):
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
-
-
 def bench(kspace: np.ndarray, device: int) -> dict:
     design = random_split_mask(kspace.shape[-2], np.random.default_rng(0), 4.0, 24)
     under = kspace * design.mask[None, :, None]
-    t_esp, maps = timed(lambda: espirit_maps(under, 24, device), 1)
-    t_zf, _ = timed(lambda: zero_filled_combination(under, maps, design.weight_full))
-    t_sense, _ = timed(lambda: sense(under, maps, design.mask, 0.01, 30, device), 1)
+    t_esp, maps = best_of(lambda: espirit_maps(under, 24, device), 1)
+    t_zf, _ = best_of(lambda: zero_filled_combination(under, maps, design.weight_full))
+    t_sense, _ = best_of(lambda: sense(under, maps, design.mask, 0.01, 30, device), 1)
     return {"espirit_s": t_esp, "zero_filled_s": t_zf, "sense_30_iter_s": t_sense}
 
 
 def main() -> dict:
     result = {"device": "cpu", "datasets": {}}
-    try:
-        import cupy  # noqa: F401
-        gpu = True
-    except ImportError:
-        gpu = False
+    gpu = sigpy_device("auto") >= 0
     for name, path in DATASETS.items():
         if not path.exists():
             continue
-        with h5py.File(path) as f:
-            kspace = f["kspace"][()]
-        kspace = (kspace[0] if kspace.ndim == 4 else kspace).astype(np.complex64)
+        kspace = read_kspace_file(path).kspace[0]
         result["datasets"][name] = {"cpu": bench(kspace, -1)}
         if gpu:
             result["datasets"][name]["gpu"] = bench(kspace, 0)
-    write_text_atomic(Path(__file__).parent / "results" / "mr_prepare.json", json.dumps(result, indent=2))
+    write_result("mr_prepare.json", result)
     print(json.dumps(result, indent=2))
     return result
 

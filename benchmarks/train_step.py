@@ -15,13 +15,13 @@ import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from common import write_result
+
 from tomoconsensus import losses
-from tomoconsensus.atomic import write_text_atomic
 from tomoconsensus.nn.unet import UNet
 
 #: Dense bf16 tensor-core peak (no sparsity), FLOP/s, for the fraction-of-peak figure.
@@ -97,8 +97,7 @@ def main() -> dict:
             result["runs"].append(run)
         best = min(r["ms_per_step"] for r in result["runs"] if r["device"] == "cuda")
         result["paper_scale_ct_40000_steps_min"] = best * 40000 / 1e3 / 60
-    out = Path(__file__).parent / "results" / "train_step.json"
-    write_text_atomic(out, json.dumps(result, indent=2))
+    write_result("train_step.json", result)
     print(json.dumps(result, indent=2))
     return result
 
