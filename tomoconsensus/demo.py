@@ -211,11 +211,11 @@ def run_demo(modality: str, out_dir: str | Path, protocol: DemoProtocol = DemoPr
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     print(f"tomoconsensus demo ({modality.upper()}): {protocol.describe(modality)}")
-    if modality == "mr":
+    mr = modality == "mr"
+    if mr:
         train_path, val_path, test_path = prepare_mr_demo(out_dir, protocol, progress=progress, device=device)
     else:
         train_path, val_path, test_path = prepare_ct_demo(out_dir, protocol, progress=progress)
-    mr = modality == "mr"
     config = TrainConfig(channels=2 if mr else 1, base_features=protocol.base_features,
                          depth=protocol.depth, patch_size=protocol.patch_size, batch_size=protocol.batch_size,
                          patches_per_slice=protocol.mr.patches_per_slice if mr else protocol.patches_per_slice,
@@ -247,11 +247,6 @@ def run_demo(modality: str, out_dir: str | Path, protocol: DemoProtocol = DemoPr
     if any(line.startswith("DOES NOT HOLD") for line in story):
         print(f"why, measured: {WHY_NOT[modality]}")
     return {"seconds": seconds, "summary": summary, "files": {k: str(v) for k, v in files.items()}, "story": story}
-
-
-def run_ct_demo(out_dir: str | Path, protocol: DemoProtocol = DemoProtocol(), device: str = "auto",
-                progress: bool = True) -> dict:
-    return run_demo("ct", out_dir, protocol, device, progress)
 
 
 def check_story(summary: dict, modality: str = "ct") -> list[str]:
