@@ -92,6 +92,19 @@ def read_dicom_folder(folder: Path) -> ImageStack:
                       [r[2] for r in records], [r[0] for r in records])
 
 
+IMAGE_SUFFIXES = (".dcm", ".ima", ".npy", ".npz")
+
+
+def _slice_id(name: str) -> str:
+    """A slice id from a stored file name: the name without an image-file suffix.
+
+    Only known suffixes are removed, so ids with dots (``1.3.6.1.4.1.9328.50.1.0117_z-12.5``, a
+    DICOM-UID patient id and a decimal table position) keep them.
+    """
+    name = Path(name).name
+    return name[: -len(Path(name).suffix)] if Path(name).suffix.lower() in IMAGE_SUFFIXES else name
+
+
 def read_image_array(path: Path, default_spacing_mm: float | None = None) -> ImageStack:
     """A .npy (slices, N, N) or .npz (``hu`` or ``images``, optional ``pixel_spacing_mm``) HU stack."""
     path = Path(path)
@@ -110,7 +123,7 @@ def read_image_array(path: Path, default_spacing_mm: float | None = None) -> Ima
             spacing = np.asarray(data["pixel_spacing_mm"], dtype=np.float64)
             spacing = spacing[:, 0] if spacing.ndim == 2 else spacing
         if "files" in data:
-            ids = [Path(str(f)).stem for f in data["files"]]
+            ids = [_slice_id(str(f)) for f in data["files"]]
         field = key
     else:
         hu, field = data, "array"
