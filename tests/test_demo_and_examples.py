@@ -18,8 +18,35 @@ def test_quick_demo_runs_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| RMSE (HU) |" in out and "reduced protocol" in out
     metrics = json.loads((tmp_path / "ct" / "report" / "metrics.json").read_text())
-    assert set(metrics["methods"]) == {"FBP", "TV", "Consensus", "Noise2Noise", "Noise2Clean"}
+    assert set(metrics["methods"]) == {"FBP", "TV", "Consensus", "Consensus z (paper)", "Noise2Noise",
+                                  "Noise2Noise f(x1)", "Noise2Clean"}
     assert (tmp_path / "ct" / "report" / "training_curves.png").exists()
+    with h5py.File(tmp_path / "ct" / "ct_test.h5") as f:  # what an independent check needs
+        assert {"geometry_toml", "dose_fraction", "reference_kind"} <= set(f.attrs)
+    assert {p.name for p in (tmp_path / "ct" / "runs").iterdir()} == {"consensus", "noise2noise", "noise2clean"}
+
+
+def test_demo_refuses_user_folders_and_other_protocols(tmp_path):
+    """A non-empty folder that is not a demo's is never written into; --quick runs are never reused by
+    the full demo (and --overwrite replaces only a demo folder)."""
+    from tomoconsensus.demo import QUICK, DemoProtocol, claim_demo_folder
+    from tomoconsensus.errors import InputError
+
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "notes.txt").write_text("precious")
+    with pytest.raises(InputError, match="not a demo folder"):
+        claim_demo_folder(user, "ct", QUICK, overwrite=True)
+    assert (user / "notes.txt").read_text() == "precious"
+    demo = tmp_path / "demo"
+    claim_demo_folder(demo, "ct", QUICK)
+    (demo / "runs").mkdir()
+    claim_demo_folder(demo, "ct", QUICK)  # same protocol: reused
+    assert (demo / "runs").exists()
+    with pytest.raises(InputError, match="another protocol"):
+        claim_demo_folder(demo, "ct", DemoProtocol())
+    claim_demo_folder(demo, "ct", DemoProtocol(), overwrite=True)
+    assert not (demo / "runs").exists()
 
 
 def test_quick_mr_demo_runs_end_to_end(tmp_path, capsys):
@@ -46,15 +73,17 @@ def test_mr_example_kspace_goes_through_prepare_mr(tmp_path):
 
 
 def test_demo_split_is_the_manifest_split():
-    from tomoconsensus.data.manifest import load_manifest
-    from tomoconsensus.demo import CT_IMAGES, TEST_PATIENTS, VAL_PATIENTS
     from tomoconsensus.ct.io import read_images
+    from tomoconsensus.data.manifest import load_manifest
+    from tomoconsensus.demo import CT_IMAGES, TEST_PATIENTS, VAL_PATIENTS, DemoProtocol, ct_split
 
-    split = load_manifest(ROOT / "data_manifests" / "embedded-ct-demo.toml")["split"]
-    assert tuple(split["test"]) == TEST_PATIENTS and tuple(split["val"]) == VAL_PATIENTS
-    patients = set(read_images(CT_IMAGES).patient_ids)
-    assert patients == set(split["train"]) | set(split["val"]) | set(split["test"])
-    assert not set(split["train"]) & (set(split["val"]) | set(split["test"]))
+    manifest = load_manifest(ROOT / "data_manifests" / "embedded-ct-demo.toml")
+    mr = manifest["mr_split"]
+    assert tuple(mr["test"]) == TEST_PATIENTS and tuple(mr["val"]) == VAL_PATIENTS
+    assert set(read_images(CT_IMAGES).patient_ids) == set(mr["train"]) | set(mr["val"]) | set(mr["test"])
+    ct = {name: set(stack.patient_ids) for name, stack, _ in ct_split(DemoProtocol())}
+    assert ct == {name: set(manifest["split"][name]) for name in ("train", "val", "test")}
+    assert not ct["train"] & (ct["val"] | ct["test"]) and not ct["val"] & ct["test"]
 
 
 def test_shipped_data_match_their_manifests():

@@ -110,7 +110,7 @@ def _demo(args: argparse.Namespace) -> None:
 
     protocol = QUICK if args.quick else DemoProtocol()
     for modality in ("ct", "mr") if args.modality == "all" else (args.modality,):
-        run_demo(modality, args.out / modality, protocol, args.device)
+        run_demo(modality, args.out / modality, protocol, args.device, overwrite=args.overwrite)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -183,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("demo_out"))
     demo.add_argument("--quick", action="store_true", help="seconds-long smoke run (tiny network, few steps)")
     demo.add_argument("--device", default="auto")
+    demo.add_argument("--overwrite", action="store_true",
+                      help="replace a demo folder written with another protocol (e.g. --quick)")
     demo.set_defaults(func=_demo)
     return parser
 
