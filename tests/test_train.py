@@ -12,7 +12,7 @@ from tomoconsensus.cli import main
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.denoise import denoise, read_denoised
 from tomoconsensus.errors import InputError
-from tomoconsensus.train import load_checkpoint, load_train_config, train
+from tomoconsensus.train import load_checkpoint, load_train_config, load_trained, train
 from tests.conftest import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,13 +110,25 @@ def test_cli_train_then_denoise_keeps_ids_and_units(prepared_ct, tmp_path, capsy
 
 
 def test_consensus_variants(prepared_ct, tmp_path):
+    """Default 'mean': both networks on m = (x1+x2)/2 (= x_est in CT); 'z' is the paper's Eq. 9."""
     train(tiny_config(method="consensus", max_steps=2), prepared_ct, tmp_path / "run", progress=False)
-    z = denoise(tmp_path / "run", prepared_ct, tmp_path / "z.h5", device="cpu", progress=False)
-    f1 = denoise(tmp_path / "run", prepared_ct, tmp_path / "f1.h5", variant="f1", device="cpu", progress=False)
-    assert (z.variant, f1.variant) == ("z", "f1")
-    assert not np.array_equal(read_denoised(tmp_path / "z.h5")[0], read_denoised(tmp_path / "f1.h5")[0])
+    out = {}
+    for variant in (None, "z", "f1", "full"):
+        name = variant or "default"
+        summary = denoise(tmp_path / "run", prepared_ct, tmp_path / f"{name}.h5", variant=variant, device="cpu",
+                          progress=False)
+        assert summary.variant == (variant or "mean")
+        out[name] = read_denoised(tmp_path / f"{name}.h5")[0]
+    assert not np.array_equal(out["z"], out["f1"]) and not np.array_equal(out["default"], out["z"])
+    np.testing.assert_allclose(out["default"], out["full"], atol=1e-4)  # CT: (x1 + x2)/2 = x_est
+    config, models = load_trained(tmp_path / "run")
+    data = read_prepared(prepared_ct)
+    with torch.no_grad():
+        m = torch.from_numpy(0.5 * (data.x1 + data.x2))
+        expected = (0.5 * (models["f1"](m) + models["f2"](m))).numpy()
+    np.testing.assert_allclose(out["default"], expected, atol=1e-5)
     with pytest.raises(ValueError, match="variant"):
-        denoise(tmp_path / "run", prepared_ct, tmp_path / "x.h5", variant="full", device="cpu", progress=False)
+        denoise(tmp_path / "run", prepared_ct, tmp_path / "x.h5", variant="bogus", device="cpu", progress=False)
 
 
 def test_two_process_ddp_with_gloo_ends_with_identical_weights(prepared_ct, tmp_path):

@@ -3,17 +3,22 @@
 ========== ======== ================================== ====================================
 method     networks objective (``tomoconsensus.losses``) output (default variant first)
 ========== ======== ================================== ====================================
-consensus  f1, f2   consensus (Eq. 8-12)               ``z``: (f1(x1) + f2(x2)) / 2 (Eq. 9);
-                                                        ``f1``: f1(x1)
+consensus  f1, f2   consensus (Eq. 8-12)               ``mean``: (f1(m) + f2(m)) / 2, m = (x1 + x2) / 2;
+                                                        ``z``: (f1(x1) + f2(x2)) / 2 (Eq. 9);
+                                                        ``f1``: f1(x1); ``full``: (f1 + f2)(x_est) / 2
 noise2noise f       noise2noise (Eq. 2)                ``mean``: f((x1 + x2) / 2); ``full``: f(x_est);
                                                         ``f1``: f(x1)
 noise2clean f       noise2clean (Eq. 1), x_est -> ref  ``full``: f(x_est)
 ========== ======== ================================== ====================================
 
-Noise2Noise is applied by default to (x1 + x2) / 2, the *linear* reconstruction of all the data,
+Both self-supervised methods are applied by default to m = (x1 + x2) / 2, the *linear* reconstruction of all the data,
 which has the kind of noise the network was trained on (half its variance). In CT this is the FBP of
 all views, i.e. x_est (equal to 1e-6). In MR it is the weighted zero-filling of the 4x data, while
 x_est there is SENSE, whose artefacts the network has never seen (``full`` still applies it to x_est).
+For consensus the paper's output is z (Eq. 9), each network on its own half, which has twice the
+noise variance of m; applied to m, the pair denoises the reconstruction of all the data, as
+Noise2Noise (and Noise2Inverse) do. On unseen CT patients this output has the lower error
+(docs/method.md, 'Consensus on unseen patients'); ``--variant z`` gives the paper's.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from tomoconsensus import losses
 
 METHODS = ("consensus", "noise2noise", "noise2clean")
 NETWORKS = {"consensus": ("f1", "f2"), "noise2noise": ("f",), "noise2clean": ("f",)}
-VARIANTS = {"consensus": ("z", "f1"), "noise2noise": ("mean", "full", "f1"), "noise2clean": ("full",)}
+VARIANTS = {"consensus": ("mean", "z", "f1", "full"), "noise2noise": ("mean", "full", "f1"), "noise2clean": ("full",)}
 
 
 def check_method(method: str) -> None:
@@ -54,6 +59,9 @@ def output(method: str, models: Mapping[str, nn.Module], x1: torch.Tensor, x2: t
     if variant not in VARIANTS[method]:
         raise ValueError(f"variant: expected one of {VARIANTS[method]} for {method}, got {variant!r}")
     if method == "consensus":
+        if variant in ("mean", "full"):
+            m = 0.5 * (x1 + x2) if variant == "mean" else x_est
+            return 0.5 * (models["f1"](m) + models["f2"](m))
         y1 = models["f1"](x1)
         return y1 if variant == "f1" else 0.5 * (y1 + models["f2"](x2))
     if variant == "mean":
