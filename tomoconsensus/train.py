@@ -48,11 +48,24 @@ from tomoconsensus.metrics import slice_metrics
 from tomoconsensus.nn.unet import UNet
 
 CHECKPOINT_FORMAT = "tomoconsensus.checkpoint"
+LR_SCHEDULES = ("constant", "cosine")
 
 
 def _known_method(v: str) -> bool:
     """one of consensus, noise2noise, noise2clean"""
     return v in methods.METHODS
+
+
+def _known_schedule(v: str) -> bool:
+    """'constant' or 'cosine'"""
+    return v in LR_SCHEDULES
+
+
+def learning_rate_at(config: "TrainConfig", step: int, total_steps: int) -> float:
+    """Adam step size for the update that follows ``step`` completed steps."""
+    if config.lr_schedule == "cosine" and total_steps > 0:
+        return config.learning_rate * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+    return config.learning_rate
 
 
 def _amp_mode(v: str) -> bool:
@@ -74,6 +87,11 @@ class TrainConfig:
         96, 40, 40, 100 in the paper.
     learning_rate : float
         Adam step size (1e-4).
+    lr_schedule : str
+        ``constant`` (the paper) or ``cosine``: the step size falls as
+        ``learning_rate * (1 + cos(pi * step / total_steps)) / 2`` to zero at the last step, so the
+        last epochs average out the noise of the minibatch gradients. A function of the step alone,
+        so resuming stays exact.
     beta_w, beta_r : float
         Weight-decay and consistency weights (CT 5e-6, 0.5; MR 1e-6, 5).
     symmetric_n2n : bool
@@ -109,6 +127,7 @@ class TrainConfig:
     patches_per_slice: int = field(default=40, metadata={"check": positive})
     epochs: int = field(default=100, metadata={"check": positive})
     learning_rate: float = field(default=1e-4, metadata={"check": positive})
+    lr_schedule: str = field(default="constant", metadata={"check": _known_schedule})
     beta_w: float = field(default=5e-6, metadata={"check": non_negative})
     beta_r: float = field(default=0.5, metadata={"check": non_negative})
     symmetric_n2n: bool = False
@@ -409,6 +428,8 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
                                           config.symmetric_n2n)
             optimizer.zero_grad(set_to_none=True)
             terms["total"].backward()
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate_at(config, step, total_steps)
             optimizer.step()
             step += 1
             bar.update(1)
