@@ -7,6 +7,7 @@ the name of one of the predicates below, becomes the "expected ..." part of the 
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -15,13 +16,13 @@ from tomoconsensus.errors import InputError
 
 
 def positive(v: float) -> bool:
-    """a positive number"""
-    return v > 0
+    """a finite positive number"""
+    return math.isfinite(v) and v > 0
 
 
 def non_negative(v: float) -> bool:
-    """a number >= 0"""
-    return v >= 0
+    """a finite number >= 0"""
+    return math.isfinite(v) and v >= 0
 
 
 def _convert(kind: str, value: Any) -> Any:

@@ -16,7 +16,7 @@ import numpy as np
 from tomoconsensus.errors import InputError
 from tomoconsensus.modality import Slice
 from tomoconsensus.mr.io import KSpaceVolume
-from tomoconsensus.mr.masks import random_split_mask
+from tomoconsensus.mr.masks import check_design, random_split_mask
 from tomoconsensus.mr.recon import espirit_maps, to_channels, zero_filled_combination
 from tomoconsensus.mr.split import MRMeasurement
 
@@ -31,6 +31,7 @@ def undersampled_slices(volumes: list[KSpaceVolume], acceleration: float, center
     """
     seeds = iter(np.random.SeedSequence(seed).spawn(sum(len(v.kspace) for v in volumes)))
     for volume in volumes:
+        check_design(volume.kspace.shape[-2], acceleration, center_lines, volume.source)
         prepared = []
         for i, kspace in enumerate(volume.kspace):
             rng = np.random.default_rng(next(seeds))
