@@ -107,7 +107,7 @@ def _prepare_mr(args: argparse.Namespace) -> None:
     from tomoconsensus.mr.io import read_kspace
     from tomoconsensus.mr.masks import check_design
     from tomoconsensus.mr.recon import sigpy_device
-    from tomoconsensus.mr.sources import undersampled_slices
+    from tomoconsensus.mr.sources import check_calibration, undersampled_slices
     from tomoconsensus.mr.split import MRModality
 
     check_output_file(args.out, _inputs(args.kspace), args.overwrite, read_folders=[args.kspace])
@@ -116,6 +116,7 @@ def _prepare_mr(args: argparse.Namespace) -> None:
     n = sum(len(v.kspace) for v in volumes)
     for v in volumes:
         check_design(v.kspace.shape[-2], args.acceleration, args.center_lines, v.source)
+    check_calibration(args.center_lines)
     modality = MRModality(args.acceleration, args.center_lines, args.sense_lambda, device=device)
     scales: dict[str, float] = {}
     slices = undersampled_slices(volumes, args.acceleration, args.center_lines, args.seed,

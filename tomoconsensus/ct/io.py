@@ -13,6 +13,7 @@ Sinogram HDF5 layout (``prepare ct --sinograms``)
 
 from __future__ import annotations
 
+import zipfile
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,7 +175,7 @@ def read_image_array(path: Path, default_spacing_mm: float | None = None) -> Ima
     path = Path(path)
     try:
         data = np.load(path)  # allow_pickle=False: object arrays are refused, not unpickled
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(path, "file", "a readable .npy/.npz file", str(exc)) from None
     spacing = None
     ids = None

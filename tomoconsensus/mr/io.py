@@ -15,6 +15,7 @@ k = 0 must sit at index ``n // 2`` on both axes (the convention of ``sigpy.fft``
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,10 @@ import numpy as np
 
 from tomoconsensus.errors import InputError, require_finite
 from tomoconsensus.hdf5 import open_hdf5, read_array
+
+
+#: Largest k-space energy per slice: float32 holds 3.4e38; squared norms of images need headroom.
+MAX_ENERGY = 1e36
 
 
 @dataclass
@@ -45,6 +50,10 @@ def validate_kspace(kspace: np.ndarray, source, field: str = "kspace") -> np.nda
     require_finite(kspace, source, field)
     kspace = np.ascontiguousarray(kspace, dtype=np.complex64)
     require_finite(kspace, source, f"{field} (as complex64)")
+    energy = np.sum(np.abs(kspace.astype(np.complex128)) ** 2, axis=(1, 2, 3))
+    if np.any(energy > MAX_ENERGY):  # squared norms (SENSE, ESPIRiT) would overflow float32
+        raise InputError(source, field, f"a scale whose energy sum |k|^2 per slice stays below {MAX_ENERGY:g} "
+                         "(float32 reconstructions overflow beyond; rescale the data)", f"{energy.max():.3g}")
     empty = [i for i, k in enumerate(kspace) if not np.any(k)]
     if empty:
         raise InputError(source, field, "measured signal in every slice", f"slice {empty[0]} is all zero")
@@ -90,7 +99,7 @@ def read_kspace_file(path: str | Path) -> KSpaceVolume:
                 if "kspace" not in z:
                     raise InputError(path, "kspace", "an array 'kspace'", sorted(z.files))
                 data = z["kspace"]
-        except (OSError, ValueError, EOFError) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             if isinstance(exc, InputError):
                 raise
             raise InputError(path, "kspace", "a readable .npz with a numeric complex array 'kspace' (object arrays "
