@@ -14,7 +14,7 @@ import sys
 from itertools import islice
 from pathlib import Path
 
-from tomoconsensus.atomic import check_output_dir, check_output_file
+from tomoconsensus.atomic import check_output_dir, check_output_file, check_writable_folder
 from tomoconsensus.choices import ALL_VARIANTS, CT_REFERENCES, METHODS
 from tomoconsensus.devices import DEVICE_HELP, check_device
 from tomoconsensus.errors import InputError, Interrupted, RunError
@@ -183,6 +183,9 @@ def _named(items: list[str] | None, option: str) -> dict[str, str]:
 def _demo(args: argparse.Namespace) -> None:
     from tomoconsensus.demo import QUICK, DemoProtocol, run_demo
 
+    if args.out.exists() and not args.out.is_dir():
+        raise InputError("--out", str(args.out), "a folder for the demo's files", "an existing file")
+    check_writable_folder(args.out)
     protocol = QUICK if args.quick else DemoProtocol()
     for modality in ("ct", "mr") if args.modality == "all" else (args.modality,):
         run_demo(modality, args.out / modality, protocol, args.device)

@@ -76,3 +76,7 @@ def read_toml(path: str | Path, what: str) -> dict[str, Any]:
         raise InputError(path, "file", f"an existing {what} TOML file", "not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(path, "syntax", "valid TOML", str(exc)) from None
+    except UnicodeDecodeError:
+        raise InputError(path, "file", f"a {what} TOML text file (UTF-8)", "binary or other encoding") from None
+    except OSError as exc:  # a folder, no permission
+        raise InputError(path, "file", f"a readable {what} TOML file", exc.strerror or str(exc)) from None
