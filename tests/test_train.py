@@ -62,7 +62,7 @@ def test_resume_is_bit_exact(prepared_ct, tmp_path):
 
 def test_existing_run_is_not_overwritten_and_missing_checkpoint_is_named(prepared_ct, tmp_path):
     train(tiny_config(max_steps=2), prepared_ct, tmp_path / "run", progress=False)
-    with pytest.raises(InputError, match="resume"):
+    with pytest.raises(InputError, match="finished run.*--overwrite"):
         train(tiny_config(max_steps=2), prepared_ct, tmp_path / "run", progress=False)
     with pytest.raises(InputError, match="checkpoint.pt"):
         train(tiny_config(max_steps=2), prepared_ct, tmp_path / "empty", resume=True, progress=False)

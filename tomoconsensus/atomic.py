@@ -1,31 +1,111 @@
-"""Atomic file output: write to a temporary file beside the target, then rename.
+"""Safe file output: atomic writes, output paths that never replace an input, stale temp clean-up.
 
-A crash or Ctrl-C part-way leaves either the old file or no file, never a half-written one.
+* :func:`atomic_path` writes to a hidden temporary file beside the target (``.NAME.tmp-PID-HOST``)
+  and renames it onto the target when complete. A crash, an exception, Ctrl-C or SIGTERM (which the
+  CLI turns into an exception, see :mod:`tomoconsensus.signals`) part-way leaves either the old file
+  or no file, never a half-written one, and removes the temporary file and any folder it created.
+* ``kill -9`` cannot be handled by any process: its temporary file stays behind. The next atomic
+  write into the same folder removes every ``.*.tmp-PID-HOST`` file whose process (on this host)
+  no longer exists.
+* :func:`check_output_file` / :func:`check_output_dir` are called before any work is done: an output
+  that is one of the inputs is always refused, an existing one unless ``overwrite``, and a folder
+  that cannot be written is named.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import re
+import socket
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from tomoconsensus.errors import InputError
+
+_HOST = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "host"
+TEMP_NAME = re.compile(r"^\..+\.tmp-(\d+)(?:-(.+))?$")
+
+
+def temp_name(target: Path) -> Path:
+    """The temporary path of ``target`` for this process: ``.NAME.tmp-PID-HOST`` in the same folder."""
+    return target.with_name(f".{target.name}.tmp-{os.getpid()}-{_HOST}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def clean_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove temporary files of dead processes of this host (left by ``kill -9``); returns them.
+
+    Files of other hosts (a shared file system) are left alone: their processes cannot be checked.
+    """
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for path in entries:
+        match = TEMP_NAME.match(path.name)
+        if not match or (match.group(2) or _HOST) != _HOST or _alive(int(match.group(1))):
+            continue
+        if int(match.group(1)) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            if path.is_dir():
+                continue
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing ancestors; returns the folders created, outermost first."""
+    missing = []
+    for p in [folder, *folder.parents]:
+        if p.exists():
+            break
+        missing.append(p)
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing[::-1]
+
+
+def _remove_created(created: list[Path]) -> None:
+    for p in reversed(created):
+        with contextlib.suppress(OSError):
+            p.rmdir()  # only if still empty
 
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto ``target`` on success.
 
-    The temporary file is removed if the body raises (including KeyboardInterrupt).
+    If the body raises (any exception, KeyboardInterrupt and the CLI's SIGTERM included), the
+    temporary file and the folders created for the target are removed and the old target, if
+    any, is untouched.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    created = _make_parents(target.parent)
+    clean_stale_temporaries(target.parent)
+    tmp = temp_name(target)
+    ok = False
     try:
         yield tmp
         os.replace(tmp, target)
+        ok = True
     finally:
         if tmp.exists():
             tmp.unlink()
+        if not ok:
+            _remove_created(created)
 
 
 def write_text_atomic(target: str | Path, text: str) -> Path:
@@ -33,3 +113,85 @@ def write_text_atomic(target: str | Path, text: str) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_text(text)
     return Path(target)
+
+
+# ------------------------------------------------------------------------------ output checks
+
+def same_file(a: Path, b: Path) -> bool:
+    """True if ``a`` and ``b`` are the same file: same resolved path, or same inode (hard links)."""
+    if Path(os.path.abspath(a)).resolve() == Path(os.path.abspath(b)).resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        Path(path).resolve().relative_to(Path(folder).resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def check_writable_folder(folder: Path, option: str = "--out") -> None:
+    """Raise InputError unless ``folder`` exists as a writable folder or can be created."""
+    folder = Path(os.path.abspath(folder))
+    existing = next(p for p in [folder, *folder.parents] if p.exists() or p == p.parent)
+    if not existing.is_dir():
+        raise InputError(option, str(folder), "a path whose parents are folders", f"{existing} is a file")
+    try:  # os.access is not enough (root, read-only file systems): try to write
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise InputError(option, str(folder), "a folder this user can write to",
+                         f"{existing}: {exc.strerror or exc}") from None
+
+
+def check_output_file(out: str | Path, inputs: Iterable[str | Path | None] = (), overwrite: bool = False,
+                      option: str = "--out", read_folders: Iterable[str | Path | None] = ()) -> Path:
+    """Check an output file path before any work is done; returns it as a Path.
+
+    Refused (InputError, one line): a path that is one of ``inputs`` (the same resolved path or
+    inode: symbolic and hard links count), a path inside one of ``read_folders`` (input folders whose
+    files are all read, so the output would become an input of the next run), an existing folder,
+    an existing file unless ``overwrite``, and a folder that cannot be written.
+    """
+    out = Path(out)
+    for item in (Path(p) for p in inputs if p is not None):
+        if same_file(out, item):
+            raise InputError(option, str(out), "a new file, not one of the inputs", f"it is the input {item}")
+    for folder in (Path(p) for p in read_folders if p is not None):
+        if folder.is_dir() and _inside(out, folder):
+            raise InputError(option, str(out), f"a path outside the input folder {folder} (every file there is "
+                             "read as input)", "inside it")
+    if out.is_dir():
+        raise InputError(option, str(out), "a file path", "an existing folder")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise InputError(option, str(out), "a path that does not exist yet (or --overwrite to replace it)",
+                         "the file exists")
+    check_writable_folder(out.parent, option)
+    return out
+
+
+def check_output_dir(out: str | Path, inputs: Iterable[str | Path | None] = (), owned: Iterable[str] = (),
+                     overwrite: bool = False, option: str = "--out") -> Path:
+    """Check an output folder: not a file, not an input, writable; existing ``owned`` files need ``overwrite``.
+
+    ``owned`` are the names of the files the command writes there; with ``overwrite`` they may be
+    replaced (the caller removes those it will not rewrite), other files in the folder are kept.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(option, str(out), "a folder", "an existing file")
+    for item in inputs:
+        if item is not None and (same_file(out, Path(item)) or (Path(item).is_file() and _inside(Path(item), out)
+                                                                  and Path(item).name in set(owned))):
+            raise InputError(option, str(out), "a folder that holds none of the inputs", f"it holds {item}")
+    present = sorted(name for name in owned if (out / name).exists())
+    if present and not overwrite:
+        raise InputError(option, str(out), "a new or empty folder (or --overwrite to replace its "
+                         f"{', '.join(present)})", "it holds earlier output")
+    check_writable_folder(out, option)
+    return out

@@ -1,17 +1,65 @@
 """Command line: ``tomoconsensus prepare | train | denoise | evaluate | demo``.
 
 Every sub-command prints a short summary at the end; errors in the input are reported as one
-line naming the file, the field and what was expected (exit code 2), without a traceback.
+line naming the file, the field and what was expected (exit code 2), without a traceback. Outputs
+never replace an input, nor an existing file unless ``--overwrite``. Ctrl-C and SIGTERM stop with
+one line (exit 130 / 143), leaving no partial output; ``train`` saves a checkpoint first.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from itertools import islice
 from pathlib import Path
 
-from tomoconsensus.errors import InputError
+from tomoconsensus.atomic import check_output_dir, check_output_file, check_writable_folder
+from tomoconsensus.choices import ALL_VARIANTS, CT_REFERENCES, METHODS
+from tomoconsensus.devices import DEVICE_HELP, check_device
+from tomoconsensus.errors import InputError, Interrupted, RunError
+from tomoconsensus.signals import terminate_as_exception
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's contract: a usage error is one line on stderr, exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+def _number(kind: type, low: float | None = None, high: float | None = None, low_open: bool = True,
+            what: str = ""):
+    """An argparse type: a finite ``kind`` in (low, high] (or [low, high] if not ``low_open``)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        ok = math.isfinite(value) and (high is None or value <= high) and \
+            (low is None or (value > low if low_open else value >= low))
+        if not ok:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    parse.__name__ = what
+    return parse
+
+
+_POSITIVE_INT = _number(int, 0, what="an integer >= 1")
+_NON_NEGATIVE_INT = _number(int, 0, low_open=False, what="an integer >= 0")
+_POSITIVE = _number(float, 0, what="a finite number > 0")
+_NON_NEGATIVE = _number(float, 0, low_open=False, what="a finite number >= 0")
+
+
+def _device(text: str) -> str:
+    try:
+        return check_device(text)
+    except InputError:
+        raise argparse.ArgumentTypeError(f"expected {DEVICE_HELP}, got {text!r}") from None
+
+
+def _inputs(*paths) -> list[Path]:
+    return [Path(p) for p in paths if p is not None]
 
 
 def _prepare_ct(args: argparse.Namespace) -> None:
@@ -20,8 +68,11 @@ def _prepare_ct(args: argparse.Namespace) -> None:
     from tomoconsensus.ct.split import CTModality
     from tomoconsensus.ct.tv import TVConfig, tv_reconstruct
     from tomoconsensus.data.prepared import write_prepared
+    from tomoconsensus.devices import torch_device
     from tomoconsensus.geometry import FanBeamGeometry, load_geometry
 
+    geometry_file = Path(args.geometry) if Path(args.geometry).exists() else None
+    check_output_file(args.out, _inputs(args.images, args.sinograms, geometry_file), args.overwrite)
     geom = load_geometry(args.geometry)
     if not isinstance(geom, FanBeamGeometry):
         raise InputError(args.geometry, "beam", "a fan-beam geometry for CT preparation", geom.beam)
@@ -38,7 +89,9 @@ def _prepare_ct(args: argparse.Namespace) -> None:
         n = len(stack.sinograms) if args.max_slices is None else min(args.max_slices, len(stack.sinograms))
         slices = measured_slices(stack)
         attrs.update(source=str(args.sinograms), source_kind="measured sinograms")
-    modality = CTModality(geom, device=args.device)
+    if n == 0:
+        raise InputError(args.images or args.sinograms, "slices", "at least one slice", 0)
+    modality = CTModality(geom, device=torch_device(args.device))
     baselines = {}
     if args.tv:
         tv = TVConfig(lam=args.tv_lam, n_iter=args.tv_iter)
@@ -52,13 +105,18 @@ def _prepare_ct(args: argparse.Namespace) -> None:
 def _prepare_mr(args: argparse.Namespace) -> None:
     from tomoconsensus.data.prepared import write_prepared
     from tomoconsensus.mr.io import read_kspace
+    from tomoconsensus.mr.masks import check_design
     from tomoconsensus.mr.recon import sigpy_device
-    from tomoconsensus.mr.sources import undersampled_slices
+    from tomoconsensus.mr.sources import check_calibration, undersampled_slices
     from tomoconsensus.mr.split import MRModality
 
+    check_output_file(args.out, _inputs(args.kspace), args.overwrite, read_folders=[args.kspace])
     device = sigpy_device(args.device)
     volumes = read_kspace(args.kspace)
     n = sum(len(v.kspace) for v in volumes)
+    for v in volumes:
+        check_design(v.kspace.shape[-2], args.acceleration, args.center_lines, v.source)
+    check_calibration(args.center_lines)
     modality = MRModality(args.acceleration, args.center_lines, args.sense_lambda, device=device)
     scales: dict[str, float] = {}
     slices = undersampled_slices(volumes, args.acceleration, args.center_lines, args.seed,
@@ -77,21 +135,28 @@ def _train(args: argparse.Namespace) -> None:
                  "learning_rate": args.learning_rate, "beta_w": args.beta_w, "beta_r": args.beta_r,
                  "tie_networks": True if args.tie_networks else None}
     config = load_train_config(args.config, overrides)
-    print(train(config, args.data, args.out, args.val, resume=args.resume))
+    print(train(config, args.data, args.out, args.val, resume=args.resume, overwrite=args.overwrite))
 
 
 def _denoise(args: argparse.Namespace) -> None:
     from tomoconsensus.denoise import denoise
 
+    from tomoconsensus.runs import RUN_FILES
+
+    check_output_file(args.out, _inputs(args.data, *(args.run / name for name in RUN_FILES)), args.overwrite)
     print(denoise(args.run, args.data, args.out, args.variant, args.batch_size, args.device))
 
 
 def _evaluate(args: argparse.Namespace) -> None:
     from tomoconsensus.evaluate import evaluate
-    from tomoconsensus.report import metrics_markdown, write_report
+    from tomoconsensus.report import REPORT_FILES, metrics_markdown, write_report
 
-    results = dict(_name_value(r, "--results") for r in args.results or [])
-    runs = {k: Path(v) for k, v in (_name_value(r, "--runs") for r in args.runs or [])}
+    results = _named(args.results, "--results")
+    runs = {k: Path(v) for k, v in _named(args.runs, "--runs").items()}
+    for name, run in runs.items():
+        if not (run / "log.jsonl").is_file():
+            raise InputError("--runs", name, "a run folder with log.jsonl (written by tomoconsensus train)", str(run))
+    check_output_dir(args.out, _inputs(args.data, *results.values(), *runs.values()), REPORT_FILES, args.overwrite)
     ev = evaluate(args.data, results)
     files = write_report(ev, args.out, runs)
     print(metrics_markdown(ev))
@@ -99,22 +164,35 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _name_value(text: str, option: str) -> tuple[str, str]:
-    if "=" not in text:
-        raise InputError(option, text, "NAME=PATH")
-    name, value = text.split("=", 1)
-    return name, value
+    name, _, value = text.partition("=")
+    if not name.strip() or not value:
+        raise InputError(option, text, "NAME=PATH with a non-empty name and path")
+    return name.strip(), value
+
+
+def _named(items: list[str] | None, option: str) -> dict[str, str]:
+    """NAME=PATH arguments as a dict; a repeated name is refused (it would silently drop one)."""
+    out: dict[str, str] = {}
+    for name, value in (_name_value(r, option) for r in items or []):
+        if name in out:
+            raise InputError(option, name, "each name once", "repeated")
+        out[name] = value
+    return out
 
 
 def _demo(args: argparse.Namespace) -> None:
     from tomoconsensus.demo import QUICK, DemoProtocol, run_demo
 
+    if args.out.exists() and not args.out.is_dir():
+        raise InputError("--out", str(args.out), "a folder for the demo's files", "an existing file")
+    check_writable_folder(args.out)
     protocol = QUICK if args.quick else DemoProtocol()
     for modality in ("ct", "mr") if args.modality == "all" else (args.modality,):
         run_demo(modality, args.out / modality, protocol, args.device, overwrite=args.overwrite)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tomoconsensus", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="tomoconsensus", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     prep = sub.add_parser("prepare", help="split and reconstruct raw data into a prepared HDF5 dataset")
@@ -124,51 +202,59 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--images", type=Path, help="clean images in HU: DICOM folder/file or .npy/.npz stack")
     src.add_argument("--sinograms", type=Path, help="measured line-integral sinograms (.h5, see docs)")
     ct.add_argument("--geometry", required=True, help="geometry name (geometry/NAME.toml) or TOML path")
-    ct.add_argument("--dose-fraction", type=float, default=0.25, help="simulated dose / full dose (default 0.25)")
-    ct.add_argument("--reference", default="noiseless-fbp", choices=("noiseless-fbp", "full-dose-fbp", "image"),
+    ct.add_argument("--dose-fraction", type=_number(float, 0, 1, what="a dose fraction in (0, 1]"), default=0.25,
+                    help="simulated dose / full dose (default 0.25)")
+    ct.add_argument("--reference", default="noiseless-fbp", choices=CT_REFERENCES,
                     help="reference for simulated data (default: FBP of the noiseless sinogram)")
-    ct.add_argument("--seed", type=int, default=0)
+    ct.add_argument("--seed", type=_NON_NEGATIVE_INT, default=0)
     ct.add_argument("--out", type=Path, required=True)
+    ct.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     ct.add_argument("--tv", action="store_true", help="also compute the TV baseline (slow on CPU)")
-    ct.add_argument("--tv-lam", type=float, default=3e-4)
-    ct.add_argument("--tv-iter", type=int, default=50)
-    ct.add_argument("--pixel-spacing-mm", type=float, default=None, help="for .npy stacks without spacing")
-    ct.add_argument("--max-slices", type=int, default=None, help="only the first N slices")
-    ct.add_argument("--device", default="cpu", help="torch device for the FBP (cpu, cuda)")
+    ct.add_argument("--tv-lam", type=_POSITIVE, default=3e-4)
+    ct.add_argument("--tv-iter", type=_POSITIVE_INT, default=50)
+    ct.add_argument("--pixel-spacing-mm", type=_POSITIVE, default=None, help="for .npy stacks without spacing")
+    ct.add_argument("--max-slices", type=_POSITIVE_INT, default=None, help="only the first N slices")
+    ct.add_argument("--device", type=_device, default="auto", help=f"torch device for the FBP: {DEVICE_HELP}")
     ct.set_defaults(func=_prepare_ct)
     mr = prep_sub.add_parser("mr", help="multi-coil Cartesian MR: random 4x masks split into two halves, "
                              "unbiased zero-filled halves, SENSE x_est")
     mr.add_argument("--kspace", type=Path, required=True, help="fully sampled k-space: .h5/.npz/.mat file or folder")
-    mr.add_argument("--acceleration", type=float, default=4.0)
-    mr.add_argument("--center-lines", type=int, default=48)
-    mr.add_argument("--variable-density", type=float, default=0.0, help="0: uniform; d > 0: p ~ |k|^-d")
-    mr.add_argument("--sense-lambda", type=float, default=0.01)
-    mr.add_argument("--seed", type=int, default=0)
-    mr.add_argument("--device", default="auto", help="ESPIRiT and SENSE on cpu, cuda[:N] (SigPy with CuPy) or auto")
+    mr.add_argument("--acceleration", type=_number(float, 1, what="a finite number > 1"), default=4.0)
+    mr.add_argument("--center-lines", type=_POSITIVE_INT, default=48)
+    mr.add_argument("--variable-density", type=_NON_NEGATIVE, default=0.0, help="0: uniform; d > 0: p ~ |k|^-d")
+    mr.add_argument("--sense-lambda", type=_NON_NEGATIVE, default=0.01)
+    mr.add_argument("--seed", type=_NON_NEGATIVE_INT, default=0)
+    mr.add_argument("--device", type=_device, default="auto",
+                    help="ESPIRiT and SENSE on cpu, cuda[:N] (SigPy with CuPy) or auto")
     mr.add_argument("--out", type=Path, required=True)
+    mr.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     mr.set_defaults(func=_prepare_mr)
 
     tr = sub.add_parser("train", help="train consensus / Noise2Noise / Noise2Clean networks")
     tr.add_argument("--data", type=Path, required=True, help="prepared training .h5")
-    tr.add_argument("--method", choices=("consensus", "noise2noise", "noise2clean"))
+    tr.add_argument("--method", choices=METHODS)
     tr.add_argument("--config", type=Path, help="run config TOML (e.g. examples/ct/train.toml)")
     tr.add_argument("--out", type=Path, required=True, help="run folder")
     tr.add_argument("--val", type=Path, help="prepared validation .h5 (held-out slices)")
-    tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    for name, kind in (("epochs", int), ("max-steps", int), ("seed", int), ("base-features", int),
-                       ("batch-size", int), ("learning-rate", float), ("beta-w", float), ("beta-r", float)):
+    tr.add_argument("--resume", action="store_true", help="continue the interrupted run in OUT (checkpoint.pt)")
+    tr.add_argument("--overwrite", action="store_true", help="start the run in OUT again from scratch (removes its run files)")
+    for name, kind in (("epochs", _POSITIVE_INT), ("max-steps", _NON_NEGATIVE_INT), ("seed", _NON_NEGATIVE_INT),
+                       ("base-features", _POSITIVE_INT), ("batch-size", _POSITIVE_INT), ("learning-rate", _POSITIVE),
+                       ("beta-w", _NON_NEGATIVE), ("beta-r", _NON_NEGATIVE)):
         tr.add_argument(f"--{name}", type=kind, help="override the config value")
     tr.add_argument("--tie-networks", action="store_true", help="consensus with one shared network (see docs/method.md)")
-    tr.add_argument("--device", help="auto, cpu, cuda, cuda:N")
+    tr.add_argument("--device", type=_device, help=DEVICE_HELP)
     tr.set_defaults(func=_train)
 
     dn = sub.add_parser("denoise", help="apply a trained run to full slices of a prepared file")
     dn.add_argument("--run", type=Path, required=True)
     dn.add_argument("--data", type=Path, required=True)
     dn.add_argument("--out", type=Path, required=True)
-    dn.add_argument("--variant", help="consensus: z (default) | f1; noise2noise: mean (default) | full | f1")
-    dn.add_argument("--batch-size", type=int, default=4)
-    dn.add_argument("--device", default="auto")
+    dn.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    dn.add_argument("--variant", choices=ALL_VARIANTS,
+                    help="consensus: z (default) | f1; noise2noise: mean (default) | full | f1; noise2clean: full")
+    dn.add_argument("--batch-size", type=_POSITIVE_INT, default=4)
+    dn.add_argument("--device", type=_device, default="auto", help=DEVICE_HELP)
     dn.set_defaults(func=_denoise)
 
     ev = sub.add_parser("evaluate", help="metrics, tables and figures against the reference")
@@ -176,13 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--results", nargs="*", help="NAME=DENOISED.h5 ... (baselines are added automatically)")
     ev.add_argument("--runs", nargs="*", help="NAME=RUN_DIR ... for training curves")
     ev.add_argument("--out", type=Path, required=True, help="report folder")
+    ev.add_argument("--overwrite", action="store_true", help="replace the report files of an earlier evaluation in --out")
     ev.set_defaults(func=_evaluate)
 
     demo = sub.add_parser("demo", help="prepare, train, denoise and evaluate on embedded data")
     demo.add_argument("modality", nargs="?", default="ct", choices=("ct", "mr", "all"))
     demo.add_argument("--out", type=Path, default=Path("demo_out"))
     demo.add_argument("--quick", action="store_true", help="seconds-long smoke run (tiny network, few steps)")
-    demo.add_argument("--device", default="auto")
+    demo.add_argument("--device", type=_device, default="auto", help=DEVICE_HELP)
     demo.add_argument("--overwrite", action="store_true",
                       help="replace a demo folder written with another protocol (e.g. --quick)")
     demo.set_defaults(func=_demo)
@@ -193,10 +280,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.func(args)
-    except InputError as exc:
+        with terminate_as_exception():
+            args.func(args)
+    except (InputError, RunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print(f"interrupted: {exc.message}", file=sys.stderr)
+        return 128 + int(exc.signum)
+    except KeyboardInterrupt:
+        print("interrupted: stopped by Ctrl-C (SIGINT); no partial output was left", file=sys.stderr)
+        return 130
     return 0
 
 

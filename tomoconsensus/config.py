@@ -7,6 +7,7 @@ the name of one of the predicates below, becomes the "expected ..." part of the 
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -15,13 +16,13 @@ from tomoconsensus.errors import InputError
 
 
 def positive(v: float) -> bool:
-    """a positive number"""
-    return v > 0
+    """a finite positive number"""
+    return math.isfinite(v) and v > 0
 
 
 def non_negative(v: float) -> bool:
-    """a number >= 0"""
-    return v >= 0
+    """a finite number >= 0"""
+    return math.isfinite(v) and v >= 0
 
 
 def _convert(kind: str, value: Any) -> Any:
@@ -75,3 +76,7 @@ def read_toml(path: str | Path, what: str) -> dict[str, Any]:
         raise InputError(path, "file", f"an existing {what} TOML file", "not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(path, "syntax", "valid TOML", str(exc)) from None
+    except UnicodeDecodeError:
+        raise InputError(path, "file", f"a {what} TOML text file (UTF-8)", "binary or other encoding") from None
+    except OSError as exc:  # a folder, no permission
+        raise InputError(path, "file", f"a readable {what} TOML file", exc.strerror or str(exc)) from None

@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 from tomoconsensus import methods
 from tomoconsensus.atomic import atomic_path
 from tomoconsensus.data.prepared import read_prepared
-from tomoconsensus.errors import InputError
-from tomoconsensus.hdf5 import open_hdf5, read_strings
+from tomoconsensus.errors import InputError, require_finite
+from tomoconsensus.hdf5 import open_hdf5, read_array, read_strings
 from tomoconsensus.train import autocast_for, load_trained, resolve_device
 
 FORMAT = "tomoconsensus.denoised"
@@ -55,11 +55,10 @@ def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant
     """
     start = time.perf_counter()
     dev = resolve_device(device)
-    config, models = load_trained(run_dir, dev)
+    config, models, trained_on = load_trained(run_dir, dev, with_data=True)
+    variant = methods.check_variant(config.method, variant)
     data = read_prepared(data_path)
-    if data.channels != config.channels:
-        raise InputError(data_path, "x1", f"{config.channels} channel(s) like the trained networks", data.channels)
-    variant = variant or methods.VARIANTS[config.method][0]
+    check_like_training(data, config.channels, trained_on)
     outputs = []
     for s in tqdm(range(0, len(data), batch_size), desc=f"denoise {config.method}", unit="batch",
                   disable=not progress):
@@ -80,11 +79,31 @@ def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant
     return DenoiseSummary(out, len(data), time.perf_counter() - start, config.method, variant)
 
 
+def check_like_training(data, channels: int, trained_on: dict) -> None:
+    """Refuse data of another modality, units or image size than the run was trained on (named field)."""
+    if data.channels != channels:
+        raise InputError(data.path, "x1", f"{channels} channel(s) like the trained networks", data.channels)
+    for key in ("modality", "units"):
+        if trained_on.get(key) and str(data.attrs.get(key, "")) != trained_on[key]:
+            raise InputError(data.path, key, f"{trained_on[key]!r} like the run's training data", data.attrs.get(key))
+    shape = list(data.x1.shape[-2:])
+    if trained_on.get("image_shape") and shape != list(trained_on["image_shape"]):
+        raise InputError(data.path, "x1", f"images of {tuple(trained_on['image_shape'])} pixels like the run's "
+                         "training data (prepare it with the same geometry or matrix)", tuple(shape))
+
+
 def read_denoised(path: str | Path) -> tuple[np.ndarray, list[str], dict]:
     """(denoised (slices, C, H, W), slice ids, attributes) of a ``denoise`` output file."""
     path = Path(path)
     with open_hdf5(path, "denoised HDF5 file") as f:
         if f.attrs.get("format") != FORMAT or "denoised" not in f:
             raise InputError(path, "format", f"a '{FORMAT}' file written by tomoconsensus denoise", f.attrs.get("format"))
-        ids = read_strings(f["slice_id"])
-        return np.asarray(f["denoised"][()], np.float32), ids, dict(f.attrs)
+        if "slice_id" not in f:
+            raise InputError(path, "slice_id", "the slice ids (written by tomoconsensus denoise)", "missing")
+        ids = read_strings(f["slice_id"], path)
+        denoised = np.asarray(read_array(f, "denoised", path, "denoised images (slices, C, H, W)"), np.float32)
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        if denoised.ndim != 4 or len(denoised) != len(ids):
+            raise InputError(path, "denoised", f"shape ({len(ids)}, C, H, W), one image per slice_id", denoised.shape)
+        require_finite(denoised, path, "denoised")
+        return denoised, ids, attrs

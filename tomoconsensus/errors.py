@@ -34,7 +34,31 @@ class InputError(ValueError):
         msg = f"{self.source}: field '{field}': expected {expected}"
         if got is not None:
             msg += f", got {got!r}"
-        super().__init__(msg)
+        super().__init__(one_line(msg))
+
+
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace (newlines included) as one space: errors are one line."""
+    return " ".join(str(text).split())
+
+
+class RunError(RuntimeError):
+    """A run that cannot go on (training diverged, a run folder in use): one line, exit 2 in the CLI.
+
+    The message says what happened, what to change and what was kept.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(one_line(message))
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM; ``signum`` is the signal, ``message`` what was saved (one line)."""
+
+    def __init__(self, signum: int, message: str = ""):
+        self.signum = signum
+        self.message = one_line(message)
+        super().__init__(self.message)
 
 
 class GeometryMismatchError(InputError):

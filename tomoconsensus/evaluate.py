@@ -91,9 +91,18 @@ def evaluate(data: PreparedDataset | str | Path, results: dict[str, str | Path] 
     images = {names.get("x_est", "x_est"): data.x_est}
     images.update({names.get(k, k): v for k, v in data.baselines.items()})
     for name, path in (results or {}).items():
-        denoised, ids, _ = read_denoised(path)
+        if name in images:
+            raise InputError("--results", name, f"a name other than the baselines and other results ({', '.join(images)})",
+                             "already used")
+        denoised, ids, attrs = read_denoised(path)
+        for key in ("modality", "units"):
+            if key in attrs and str(attrs[key]) != str(data.attrs.get(key, "")):
+                raise InputError(path, key, f"{data.attrs.get(key)!r} like {data.path}", attrs.get(key))
         if ids != data.slice_ids:
             raise InputError(path, "slice_id", f"the slices of {data.path} in the same order", ids[:3])
+        if denoised.shape != data.reference.shape:
+            raise InputError(path, "denoised", f"shape {data.reference.shape} like the reference of {data.path}",
+                             denoised.shape)
         images[name] = denoised
     ev = Evaluation(data.modality, data.slice_ids, data.reference, images)
     size = max(8, data.reference.shape[-1] // 16)

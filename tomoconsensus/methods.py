@@ -29,15 +29,25 @@ import torch
 from torch import nn
 
 from tomoconsensus import losses
+from tomoconsensus.choices import METHODS, VARIANTS
+from tomoconsensus.errors import InputError
 
-METHODS = ("consensus", "noise2noise", "noise2clean")
 NETWORKS = {"consensus": ("f1", "f2"), "noise2noise": ("f",), "noise2clean": ("f",)}
-VARIANTS = {"consensus": ("mean", "z", "f1", "full"), "noise2noise": ("mean", "full", "f1"), "noise2clean": ("full",)}
+__all__ = ["METHODS", "NETWORKS", "VARIANTS", "check_method", "check_variant", "objective", "output"]
 
 
 def check_method(method: str) -> None:
     if method not in METHODS:
-        raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+        raise InputError("--method", "method", f"one of {', '.join(METHODS)}", method)
+
+
+def check_variant(method: str, variant: str | None) -> str:
+    """The variant to use (the method's default for None); InputError for one the method lacks."""
+    check_method(method)
+    variant = variant or VARIANTS[method][0]
+    if variant not in VARIANTS[method]:
+        raise InputError("--variant", "variant", f"one of {', '.join(VARIANTS[method])} for a {method} run", variant)
+    return variant
 
 
 def objective(method: str, models: Mapping[str, nn.Module], batch: Mapping[str, torch.Tensor],
@@ -54,10 +64,7 @@ def objective(method: str, models: Mapping[str, nn.Module], batch: Mapping[str, 
 def output(method: str, models: Mapping[str, nn.Module], x1: torch.Tensor, x2: torch.Tensor,
            x_est: torch.Tensor, variant: str | None = None) -> torch.Tensor:
     """Denoised images (B, C, H, W) of a trained method; ``variant`` defaults to the first listed."""
-    check_method(method)
-    variant = variant or VARIANTS[method][0]
-    if variant not in VARIANTS[method]:
-        raise ValueError(f"variant: expected one of {VARIANTS[method]} for {method}, got {variant!r}")
+    variant = check_variant(method, variant)
     if method == "consensus":
         if variant in ("mean", "full"):
             m = 0.5 * (x1 + x2) if variant == "mean" else x_est

@@ -27,6 +27,9 @@ from tomoconsensus.atomic import atomic_path, write_text_atomic  # noqa: E402
 from tomoconsensus.evaluate import Evaluation, display_units  # noqa: E402
 from tomoconsensus.metrics import CT_WINDOW_HU  # noqa: E402
 
+#: Every file a report folder gets (a file not written this time is removed, so none is stale).
+REPORT_FILES = ("metrics.json", "metrics.md", "per_slice.csv", "comparison.png", "training_curves.png")
+
 #: Row labels and scale factors of the Markdown table.
 ROWS = {"ct": [("rmse_hu", "RMSE (HU)", 1.0), ("ssim", "SSIM (%)", 100.0), ("psnr_db", "PSNR (dB)", 1.0),
                ("roi_std", "ROI std (HU)", 1.0)],
@@ -157,4 +160,6 @@ def write_report(ev: Evaluation, out_dir: str | Path, runs: dict[str, Path] | No
     curves = training_curves(runs or {}, out_dir / "training_curves.png")
     if curves:
         files["training_curves.png"] = curves
+    for name in set(REPORT_FILES) - set(files):  # e.g. the curves of an earlier evaluation with --runs
+        (out_dir / name).unlink(missing_ok=True)
     return files

@@ -10,7 +10,9 @@
   equal share of every global batch; rank 0 writes checkpoints and logs. The same script runs
   single-process.
 * Checkpoints (networks, optimiser, RNG state, step) are written atomically every
-  ``checkpoint_every_steps`` and on Ctrl-C; ``resume=True`` continues bit-exactly on the same device.
+  ``checkpoint_every_steps`` and, at the end of the current step, on Ctrl-C or SIGTERM;
+  ``resume=True`` continues bit-exactly on the same device. A finished run is final; a run folder
+  is locked while it trains (:mod:`tomoconsensus.runs`).
 
 Run directory::
 
@@ -23,6 +25,7 @@ Run directory::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -39,13 +42,16 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from tomoconsensus import methods
-from tomoconsensus.atomic import atomic_path, write_text_atomic
+from tomoconsensus.atomic import atomic_path, same_file, write_text_atomic
 from tomoconsensus.config import dataclass_from_dict, non_negative, positive, read_toml
 from tomoconsensus.data.patches import PatchSampler, extract_patches
 from tomoconsensus.data.prepared import PreparedDataset, read_prepared
-from tomoconsensus.errors import InputError
+from tomoconsensus.devices import DEVICE_HELP, check_device, torch_device
+from tomoconsensus.errors import InputError, Interrupted, RunError
 from tomoconsensus.metrics import slice_metrics
 from tomoconsensus.nn.unet import UNet
+from tomoconsensus.runs import check_resume, check_run_dir, clear_run, run_lock
+from tomoconsensus.signals import SIGNAL_NAMES, StopRequest
 
 CHECKPOINT_FORMAT = "tomoconsensus.checkpoint"
 LR_SCHEDULES = ("constant", "cosine")
@@ -66,6 +72,17 @@ def learning_rate_at(config: "TrainConfig", step: int, total_steps: int) -> floa
     if config.lr_schedule == "cosine" and total_steps > 0:
         return config.learning_rate * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
     return config.learning_rate
+
+
+def _device_name(v: str) -> bool:
+    try:
+        check_device(v)
+    except InputError:
+        return False
+    return True
+
+
+_device_name.__doc__ = DEVICE_HELP
 
 
 def _amp_mode(v: str) -> bool:
@@ -133,11 +150,11 @@ class TrainConfig:
     symmetric_n2n: bool = False
     tie_networks: bool = False
     select_best: bool = True
-    seed: int = 0
+    seed: int = field(default=0, metadata={"check": non_negative})
     max_steps: int = field(default=0, metadata={"check": non_negative})
     checkpoint_every_steps: int = field(default=500, metadata={"check": positive})
     log_every_steps: int = field(default=10, metadata={"check": positive})
-    device: str = "auto"
+    device: str = field(default="auto", metadata={"check": _device_name})
     amp: str = field(default="auto", metadata={"check": _amp_mode})
     channels_last: bool = True
     compile: bool = False
@@ -150,7 +167,10 @@ def load_train_config(path: str | Path | None = None, overrides: Mapping[str, An
     if path is not None:
         source = str(path)
         values = read_toml(path, "run config")
-        values = dict(values.get("train", values))
+        values = values.get("train", values)
+        if not isinstance(values, dict):
+            raise InputError(source, "train", "a table [train] of run settings", values)
+        values = dict(values)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return dataclass_from_dict(TrainConfig, values, source)
 
@@ -196,12 +216,8 @@ class TrainSummary:
 # ----------------------------------------------------------------------------------------- setup
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("config", "device", "'cpu' or 'auto' on a machine without CUDA", name)
-    return device
+    """``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:N`` (:mod:`tomoconsensus.devices`)."""
+    return torch_device(name)
 
 
 def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
@@ -274,8 +290,9 @@ def wrap_for_training(models: Mapping[str, torch.nn.Module], config: TrainConfig
 # ----------------------------------------------------------------------------------- checkpoints
 
 def save_checkpoint(path: Path, step: int, config: TrainConfig, models: Mapping[str, torch.nn.Module],
-                    optimizer: torch.optim.Optimizer) -> None:
-    state = {"format": CHECKPOINT_FORMAT, "step": step, "config": dataclasses.asdict(config),
+                    optimizer: torch.optim.Optimizer, data: Mapping[str, Any] | None = None) -> None:
+    """Training state; ``data`` describes the training data (paths, modality, units, image shape)."""
+    state = {"format": CHECKPOINT_FORMAT, "step": step, "config": dataclasses.asdict(config), "data": dict(data or {}),
              "models": {k: _unwrap(m).state_dict() for k, m in models.items()},
              "optimizer": optimizer.state_dict(), "rng_cpu": torch.get_rng_state(),
              "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
@@ -285,12 +302,18 @@ def save_checkpoint(path: Path, step: int, config: TrainConfig, models: Mapping[
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
     """Load a checkpoint or model file safely (``weights_only=True``: tensors and plain data only)."""
+    import pickle
+
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
-        raise InputError(path, "file", "an existing checkpoint (train without --resume first)", "not found") from None
-    except Exception as exc:  # corrupt, truncated or not a plain-data checkpoint
-        raise InputError(path, "file", "a tomoconsensus checkpoint loadable with weights_only=True", str(exc)) from None
+        raise InputError(path, "file", "an existing checkpoint or model file", "not found") from None
+    except pickle.UnpicklingError:  # torch's message suggests weights_only=False: never do that here
+        raise InputError(path, "file", "a tomoconsensus checkpoint loadable with weights_only=True (tensors and "
+                         "plain data)", "it holds other Python objects; refused, loading them could run code") from None
+    except Exception as exc:  # corrupt or truncated
+        raise InputError(path, "file", "a tomoconsensus checkpoint loadable with weights_only=True",
+                         str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise InputError(path, "format", f"'{CHECKPOINT_FORMAT}'", state.get("format") if isinstance(state, dict) else type(state))
     return state
@@ -336,36 +359,108 @@ def validate(config: TrainConfig, models: Mapping[str, torch.nn.Module], data: P
 
 # -------------------------------------------------------------------------------------- training
 
+def check_data(data: PreparedDataset, config: TrainConfig, source: str | Path, like: PreparedDataset | None = None) -> None:
+    """Refuse data the configured networks cannot take (channels, image smaller than 2**depth) or,
+    given ``like`` (the training data), validation data of another modality or units."""
+    if data.channels != config.channels:
+        raise InputError(source, "x1", f"{config.channels} channel(s) as in the run config 'channels'", data.channels)
+    smallest = min(data.x1.shape[-2:])
+    if smallest < 2**config.depth:
+        raise InputError(source, "x1", f"images of at least 2**depth = {2**config.depth} pixels for a UNet of "
+                         f"depth {config.depth} (or a smaller depth)", data.x1.shape[-2:])
+    if like is not None:
+        for key in ("modality", "units"):
+            if data.attrs.get(key) != like.attrs.get(key):
+                raise InputError(source, key, f"{like.attrs.get(key)!r} like the training data", data.attrs.get(key))
+
+
+def data_record(data: PreparedDataset, train_path: str | Path, val_path: str | Path | None) -> dict[str, Any]:
+    """What a checkpoint records about its data (compared on resume and by ``denoise``)."""
+    return {"train": str(Path(train_path).resolve()), "val": str(Path(val_path).resolve()) if val_path else "",
+            "modality": data.modality, "units": str(data.attrs.get("units", "")),
+            "image_shape": [int(n) for n in data.x1.shape[-2:]]}
+
+
+def _finite_terms(terms: Mapping[str, torch.Tensor], step: int, config: TrainConfig, kept: str) -> dict[str, float]:
+    """Loss terms as floats; RunError naming the step, what to change and what was kept if one is not finite."""
+    values = {n: float(v.detach()) for n, v in terms.items()}
+    if not all(math.isfinite(v) for v in values.values()):
+        bad = ", ".join(f"{n} {v}" for n, v in values.items() if not math.isfinite(v))
+        raise RunError(f"training diverged at step {step} ({bad}): lower the learning rate (now "
+                       f"{config.learning_rate:g}, e.g. --learning-rate {config.learning_rate / 10:g}) or check the "
+                       f"data, then train again with --overwrite; kept: {kept}")
+    return values
+
+
+def _stop_everywhere(stop: StopRequest, world: int, device: torch.device) -> int:
+    """The signal number if any process received Ctrl-C/SIGTERM (all ranks stop at the same step), else 0."""
+    signum = stop.signum or 0
+    if world > 1:
+        flag = torch.tensor([signum], device=device if device.type == "cuda" else "cpu")
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        signum = int(flag.item())
+    return signum
+
+
 def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_path: str | Path | None = None,
-          resume: bool = False, stop_after_steps: int | None = None, progress: bool = True) -> TrainSummary:
+          resume: bool = False, stop_after_steps: int | None = None, progress: bool = True,
+          overwrite: bool = False) -> TrainSummary:
     """Train ``config.method`` on a prepared dataset; see the module docstring for the run directory.
 
     Parameters
     ----------
     stop_after_steps : int, optional
         Leave the loop (with a checkpoint) once this global step is reached, as if interrupted.
+    overwrite : bool
+        Start an existing run folder again from scratch (its run files are removed).
     """
     run_dir = Path(run_dir)
+    check_run_dir(run_dir, resume, overwrite)
     device = resolve_device(config.device)
     rank, world, device = init_distributed(device)
     if device.type == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     data = read_prepared(train_path)
-    if data.channels != config.channels:
-        raise InputError(train_path, "x1", f"{config.channels} channel(s) as in the run config 'channels'", data.channels)
+    check_data(data, config, train_path)
     if config.method == "noise2clean" and data.reference is None:
         raise InputError(train_path, "reference", "a clean reference for --method noise2clean "
                          "(prepare from clean images, or use consensus/noise2noise)", "missing")
     if config.batch_size % world:
         raise InputError("config", "batch_size", f"a multiple of the {world} processes", config.batch_size)
+    if val_path and same_file(Path(val_path), Path(train_path)):
+        raise InputError(val_path, "--val", "held-out slices, not the training file (selection on training data "
+                         "would keep the epoch that fits the noise best)", "it is --data")
     val = read_prepared(val_path) if val_path else None
-    stacks = dataset_tensors(data, device)
+    if val is not None:
+        check_data(val, config, val_path, like=data)
     _, _, height, width = data.x1.shape
     sampler = PatchSampler(len(data), height, width, config.patch_size, config.patches_per_slice,
                            config.batch_size, config.seed)
     if sampler.batches_per_epoch == 0:
         raise InputError(train_path, "slices", f"at least {config.batch_size} patches per epoch "
                          "(more slices, more patches_per_slice or a smaller batch_size)", len(data))
+    if sampler.patch_size < 2**config.depth:
+        raise InputError("config", "depth", f"a UNet whose {config.depth} poolings fit the {sampler.patch_size}-pixel "
+                         f"patches (patch_size >= 2**depth = {2**config.depth}: a larger patch_size or a smaller depth)",
+                         config.depth)
+    record = data_record(data, train_path, val_path)
+    checkpoint_path = run_dir / "checkpoint.pt"
+    state = load_checkpoint(checkpoint_path, device) if resume else None
+    if state is not None:
+        check_resume(checkpoint_path, state, dataclasses.asdict(config), record)
+    if world > 1:  # every rank has checked the folder before rank 0 writes to it
+        dist.barrier()
+    with run_lock(run_dir) if rank == 0 else contextlib.nullcontext():
+        if overwrite and rank == 0:
+            clear_run(run_dir)
+        return _train_locked(config, data, val, sampler, run_dir, state, record, rank, world, device,
+                             stop_after_steps, progress)
+
+
+def _train_locked(config: TrainConfig, data: PreparedDataset, val: PreparedDataset | None, sampler: PatchSampler,
+                  run_dir: Path, state: dict[str, Any] | None, record: dict[str, Any], rank: int, world: int,
+                  device: torch.device, stop_after_steps: int | None, progress: bool) -> TrainSummary:
+    stacks = dataset_tensors(data, device)
     total_steps = sampler.batches_per_epoch * config.epochs
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
@@ -379,10 +474,7 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
     checkpoint_path = run_dir / "checkpoint.pt"
     log_path = run_dir / "log.jsonl"
     step = 0
-    if resume:
-        state = load_checkpoint(checkpoint_path, device)
-        if state["config"]["method"] != config.method:
-            raise InputError(checkpoint_path, "method", f"'{config.method}' as in this run", state["config"]["method"])
+    if state is not None:
         for name, m in models.items():
             m.load_state_dict(state["models"][name])
         optimizer.load_state_dict(state["optimizer"])
@@ -393,9 +485,6 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
         if rank == 0 and log_path.exists():  # drop log lines written after the checkpoint
             kept = [ln for ln in log_path.read_text().splitlines() if json.loads(ln).get("step", 0) <= step]
             write_text_atomic(log_path, "".join(ln + "\n" for ln in kept))
-    elif checkpoint_path.exists():
-        raise InputError(run_dir, "--out", "a new run folder (or --resume to continue this run)",
-                         "it already holds checkpoint.pt")
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run_dir / "config.toml", config_to_toml(config))
@@ -403,12 +492,13 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
     train_models = wrap_for_training(models, config, device, world)
 
     start_step, start_time = step, time.perf_counter()
+    saved_step = step if state is not None else None
     terms_f: dict[str, float] = {}
     validation: dict[str, float] = {}
     selection_key = f"val_{config.method}"  # the self-supervised data term on held-out slices
     best = {"step": 0, "loss": math.inf, "validation": {}}
     best_path = run_dir / "best.pt"
-    if resume and best_path.exists():
+    if state is not None and best_path.exists():
         saved = load_checkpoint(best_path, "cpu")
         best.update(step=saved["step"], loss=saved["selection_loss"], validation=saved["validation"])
     epoch_coords, coords_epoch = None, -1
@@ -441,25 +531,57 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
                 if log:
                     log.write(json.dumps({"split": "train", "step": step, "epoch": step / sampler.batches_per_epoch,
                                           **terms_f}) + "\n")
+
+
+        with StopRequest() as stop:
+            while step < total_steps:
+                epoch, k = divmod(step, sampler.batches_per_epoch)
+                if epoch != coords_epoch:
+                    epoch_coords, coords_epoch = sampler.epoch_coordinates(epoch), epoch
+                coords = epoch_coords[k][rank::world]
+                batch = {name: extract_patches(stack, coords, sampler.patch_size).to(device, non_blocking=True)
+                         .contiguous(memory_format=memory_format) for name, stack in stacks.items()}
+                with autocast_for(device, config.amp):
+                    terms = methods.objective(config.method, train_models, batch, config.beta_w, config.beta_r,
+                                              config.symmetric_n2n)
+                optimizer.zero_grad(set_to_none=True)
+                terms["total"].backward()
+                optimizer.step()
+                step += 1
+                bar.update(1)
+                log_now = step % config.log_every_steps == 0 or step == total_steps
+                save_now = rank == 0 and (step % config.checkpoint_every_steps == 0 or step == total_steps)
+                if log_now or save_now:  # never checkpoint a diverged state
+                    kept = (f"{checkpoint_path} (step {saved_step}, the last finite state)" if saved_step is not None
+                            else "no checkpoint (it diverged before the first one)")
+                    terms_f = _finite_terms(terms, step, config, kept)
+                if log_now:
+                    bar.set_postfix({n: f"{v:.3g}" for n, v in terms_f.items()})
+                    if log:
+                        log.write(json.dumps({"split": "train", "step": step,
+                                              "epoch": step / sampler.batches_per_epoch, **terms_f}) + "\n")
+                        log.flush()
+                end_of_epoch = step % sampler.batches_per_epoch == 0 or step == total_steps
+                if val is not None and end_of_epoch and rank == 0:
+                    validation = validate(config, models, val, device)
+                    log.write(json.dumps({"split": "val", "step": step, "epoch": step / sampler.batches_per_epoch,
+                                          **validation}) + "\n")
                     log.flush()
-            end_of_epoch = step % sampler.batches_per_epoch == 0 or step == total_steps
-            if val is not None and end_of_epoch and rank == 0:
-                validation = validate(config, models, val, device)
-                log.write(json.dumps({"split": "val", "step": step, "epoch": step / sampler.batches_per_epoch,
-                                      **validation}) + "\n")
-                log.flush()
-                if config.select_best and validation.get(selection_key, math.inf) < best["loss"]:
-                    best.update(step=step, loss=validation[selection_key], validation=validation)
-                    save_model(best_path, step, config, models, {"selection_loss": best["loss"], "validation": validation})
-            if rank == 0 and (step % config.checkpoint_every_steps == 0 or step == total_steps):
-                save_checkpoint(checkpoint_path, step, config, models, optimizer)
-            if stop_after_steps is not None and step >= stop_after_steps:
-                break
-    except KeyboardInterrupt:
-        if rank == 0:
-            save_checkpoint(checkpoint_path, step, config, models, optimizer)
-            print(f"\ninterrupted at step {step}: checkpoint saved; continue with --resume")
-        raise
+                    if config.select_best and validation.get(selection_key, math.inf) < best["loss"]:
+                        best.update(step=step, loss=validation[selection_key], validation=validation)
+                        save_model(best_path, step, config, models, {"selection_loss": best["loss"],
+                                                                     "validation": validation, "data": record})
+                if save_now:
+                    save_checkpoint(checkpoint_path, step, config, models, optimizer, record)
+                    saved_step = step
+                signum = _stop_everywhere(stop, world, device)
+                if signum:
+                    if rank == 0 and saved_step != step:
+                        save_checkpoint(checkpoint_path, step, config, models, optimizer, record)
+                    raise Interrupted(signum, f"{SIGNAL_NAMES.get(signum, signum)} at step {step} of {total_steps}: "
+                                      f"checkpoint saved in {checkpoint_path}; continue with --resume")
+                if stop_after_steps is not None and step >= stop_after_steps:
+                    break
     finally:
         bar.close()
         if log:
@@ -469,7 +591,7 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
             for buffer in m.buffers():
                 dist.broadcast(buffer, src=0)
     if rank == 0 and step != total_steps:
-        save_checkpoint(checkpoint_path, step, config, models, optimizer)
+        save_checkpoint(checkpoint_path, step, config, models, optimizer, record)
     seconds = time.perf_counter() - start_time
     selected = config.select_best and best_path.exists()
     summary = TrainSummary(run_dir, config.method, step, step / sampler.batches_per_epoch, seconds,
@@ -480,7 +602,7 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
         if selected:
             os.replace(best_path, run_dir / "model.pt")
         else:
-            save_model(run_dir / "model.pt", step, config, models)
+            save_model(run_dir / "model.pt", step, config, models, {"data": record})
         write_text_atomic(run_dir / "summary.json", summary.to_json())
     return summary
 
@@ -493,14 +615,24 @@ def save_model(path: Path, step: int, config: TrainConfig, models: Mapping[str, 
                     "models": {k: _unwrap(m).state_dict() for k, m in models.items()}, **(extra or {})}, tmp)
 
 
-def load_trained(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[TrainConfig, dict[str, UNet]]:
-    """Networks of a run (``model.pt``, or the latest ``checkpoint.pt`` of an unfinished run), in eval mode."""
+def load_trained(run_dir: str | Path, device: torch.device | str = "cpu",
+                 with_data: bool = False) -> tuple[TrainConfig, dict[str, UNet]] | tuple[TrainConfig, dict[str, UNet], dict]:
+    """Networks of a run (``model.pt``, or the latest ``checkpoint.pt`` of an unfinished run), in eval mode.
+
+    With ``with_data``, also what the run recorded about its training data (empty for old runs).
+    """
     run_dir = Path(run_dir)
     path = run_dir / "model.pt"
-    state = load_checkpoint(path if path.exists() else run_dir / "checkpoint.pt", device)
+    if not path.exists():
+        path = run_dir / "checkpoint.pt"
+    if not path.exists():
+        found = "not found" if not run_dir.exists() else "neither model.pt nor checkpoint.pt in it"
+        raise InputError(run_dir, "--run", "a run folder written by tomoconsensus train (model.pt or "
+                         "checkpoint.pt)", found)
+    state = load_checkpoint(path, device)
     config = dataclass_from_dict(TrainConfig, state["config"], path)
     models = build_models(config)
     for name, m in models.items():
         m.load_state_dict(state["models"][name])
         m.to(device).eval()
-    return config, models
+    return (config, models, dict(state.get("data") or {})) if with_data else (config, models)

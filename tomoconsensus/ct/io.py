@@ -13,17 +13,20 @@ Sinogram HDF5 layout (``prepare ct --sinograms``)
 
 from __future__ import annotations
 
+import zipfile
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pydicom
+import pydicom.misc
 from pydicom.errors import InvalidDicomError
 
 from tomoconsensus.ct.noise import counts_to_line_integrals
 from tomoconsensus.errors import GeometryMismatchError, InputError, require_finite
 from tomoconsensus.geometry import FanBeamGeometry
-from tomoconsensus.hdf5 import open_hdf5, read_strings
+from tomoconsensus.hdf5 import open_hdf5, read_array, read_strings
 
 
 @dataclass
@@ -47,30 +50,100 @@ class ImageStack:
 def _check_square_stack(hu: np.ndarray, source: Path, field: str) -> None:
     if hu.ndim != 3 or hu.shape[1] != hu.shape[2]:
         raise InputError(source, field, "square images, shape (slices, N, N)", hu.shape)
+    if len(hu) == 0 or hu.shape[1] == 0:
+        raise InputError(source, field, "at least one image", hu.shape)
 
 
-def read_dicom_image(path: Path) -> tuple[np.ndarray, float, pydicom.Dataset]:
-    """One DICOM CT image -> (HU image (H, W) float32, pixel spacing mm, header)."""
+def _real_array(value, source: Path, field: str) -> np.ndarray:
+    """``value`` as float32; InputError for complex, string, object or boolean data (named, one line)."""
     try:
-        ds = pydicom.dcmread(path)
-    except (InvalidDicomError, OSError, EOFError, ValueError) as exc:
-        raise InputError(path, "file", "a readable DICOM file", str(exc)) from None
+        arr = np.asarray(value)
+    except ValueError as exc:  # object arrays in a file opened without pickle
+        raise InputError(source, field, "a numeric array (no Python objects)", str(exc)) from None
+    if arr.dtype.kind not in "iuf":
+        kind = {"c": "complex (CT images are real: take the magnitude or real part first)"}.get(arr.dtype.kind, "")
+        raise InputError(source, field, "real numbers in HU", f"dtype {arr.dtype} {kind}".strip())
+    return arr.astype(np.float32)
+
+
+def check_spacing(spacing, n_slices: int, source, field: str = "pixel_spacing_mm") -> np.ndarray:
+    """Pixel spacing per slice, shape (n_slices,): finite and > 0 (a scalar applies to all slices)."""
+    try:
+        spacing = np.asarray(spacing, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(source, field, "numbers in mm", np.asarray(spacing).dtype) from None
+    if spacing.ndim == 0:
+        spacing = np.full(n_slices, float(spacing))
+    if spacing.shape != (n_slices,):
+        raise InputError(source, field, f"one spacing per slice, shape ({n_slices},) or ({n_slices}, 2)", spacing.shape)
+    if not np.all(np.isfinite(spacing) & (spacing > 0)):
+        raise InputError(source, field, "finite pixel spacings > 0 mm", float(spacing[~(np.isfinite(spacing) & (spacing > 0))][0]))
+    return spacing
+
+
+def _dicom_number(ds: pydicom.Dataset, tag: str, path: Path, nonzero: bool = False) -> float:
+    try:
+        value = float(ds[tag].value)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or (nonzero and value == 0):
+        raise InputError(path, tag, "a finite number" + (", not 0" if nonzero else ""), ds[tag].value)
+    return value
+
+
+def read_dicom_image(path: Path, ds: pydicom.Dataset | None = None) -> tuple[np.ndarray, float, pydicom.Dataset]:
+    """One DICOM CT image -> (HU image (H, W) float32, pixel spacing mm, header)."""
+    if ds is None:
+        try:
+            ds = pydicom.dcmread(path)
+        except (InvalidDicomError, OSError, EOFError, ValueError, TypeError) as exc:
+            raise InputError(path, "file", "a readable DICOM file", str(exc)) from None
     if "PixelData" not in ds:
         raise InputError(path, "PixelData", "an image (the DICOM has no pixel data)")
     for tag in ("RescaleSlope", "RescaleIntercept"):
         if tag not in ds:
             raise InputError(path, tag, "a rescale tag to convert stored values to HU", "missing")
+    slope = _dicom_number(ds, "RescaleSlope", path, nonzero=True)
+    intercept = _dicom_number(ds, "RescaleIntercept", path)
     try:
         pixels = ds.pixel_array.astype(np.float32)
     except Exception as exc:  # pydicom raises many types for truncated/compressed data
         raise InputError(path, "PixelData", "decodable pixel data", str(exc)) from None
-    hu = pixels * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    hu = pixels * slope + intercept
     if hu.ndim != 2 or hu.shape[0] != hu.shape[1]:
         raise InputError(path, "Rows/Columns", "a single square image", hu.shape)
     spacing = ds.get("PixelSpacing")
-    if spacing is None or abs(float(spacing[0]) - float(spacing[1])) > 1e-4:
-        raise InputError(path, "PixelSpacing", "square pixels [d, d] in mm", spacing)
-    return hu, float(spacing[0]), ds
+    try:
+        dy, dx = (float(v) for v in spacing)
+    except (TypeError, ValueError):
+        raise InputError(path, "PixelSpacing", "square pixels [d, d] in mm", spacing) from None
+    if not (math.isfinite(dy) and dy > 0) or abs(dy - dx) > 1e-4:
+        raise InputError(path, "PixelSpacing", "square pixels [d, d] with d > 0 mm", spacing)
+    return hu, dy, ds
+
+
+#: Media Storage Directory (DICOMDIR): an index of a DICOM folder, not an image.
+_DICOMDIR_UID = "1.2.840.10008.1.3.10"
+
+
+def _folder_image(path: Path) -> pydicom.Dataset | None:
+    """The header of a DICOM image in a folder, or None for what a DICOM folder may also hold.
+
+    Skipped: files that are not DICOM (README, notes; but a ``.dcm``/``.ima`` file must be DICOM),
+    DICOMDIR index files and DICOM objects without pixel data (reports, structure sets).
+    """
+    if not pydicom.misc.is_dicom(path):
+        if path.suffix.lower() in (".dcm", ".ima"):
+            raise InputError(path, "file", "a DICOM file (no 'DICM' preamble found)")
+        return None
+    try:
+        ds = pydicom.dcmread(path)
+    except (InvalidDicomError, OSError, EOFError, ValueError, TypeError) as exc:
+        raise InputError(path, "file", "a readable DICOM file", str(exc)) from None
+    sop = str(getattr(ds.get("file_meta", None), "MediaStorageSOPClassUID", ""))
+    if path.name.upper() == "DICOMDIR" or sop == _DICOMDIR_UID or "PixelData" not in ds:
+        return None
+    return ds
 
 
 def read_dicom_folder(folder: Path) -> ImageStack:
@@ -81,9 +154,14 @@ def read_dicom_folder(folder: Path) -> ImageStack:
         raise InputError(folder, "files", "a folder with DICOM (.dcm) files", "none found")
     records = []
     for path in files:
-        hu, spacing, ds = read_dicom_image(path)
+        ds = _folder_image(path)
+        if ds is None:
+            continue
+        hu, spacing, ds = read_dicom_image(path, ds)
         z = float(ds.ImagePositionPatient[2]) if "ImagePositionPatient" in ds else float(ds.get("InstanceNumber", 0))
         records.append((str(ds.get("PatientID", "")), z, path.stem, hu, spacing))
+    if not records:
+        raise InputError(folder, "files", "a folder with DICOM images", f"none among {len(files)} files")
     shapes = {r[3].shape for r in records}
     if len(shapes) != 1:
         raise InputError(folder, "Rows/Columns", "the same image size in every file", sorted(shapes))
@@ -109,25 +187,25 @@ def read_image_array(path: Path, default_spacing_mm: float | None = None) -> Ima
     """A .npy (slices, N, N) or .npz (``hu`` or ``images``, optional ``pixel_spacing_mm``) HU stack."""
     path = Path(path)
     try:
-        data = np.load(path)
-    except (OSError, ValueError) as exc:
+        data = np.load(path)  # allow_pickle=False: object arrays are refused, not unpickled
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(path, "file", "a readable .npy/.npz file", str(exc)) from None
     spacing = None
     ids = None
     if isinstance(data, np.lib.npyio.NpzFile):
-        key = next((k for k in ("hu", "images") if k in data), None)
-        if key is None:
-            raise InputError(path, "hu", "an array 'hu' (or 'images') of HU values", sorted(data.files))
-        hu = data[key]
-        if "pixel_spacing_mm" in data:
-            spacing = np.asarray(data["pixel_spacing_mm"], dtype=np.float64)
-            spacing = spacing[:, 0] if spacing.ndim == 2 else spacing
-        if "files" in data:
-            ids = [_slice_id(str(f)) for f in data["files"]]
+        with data:
+            key = next((k for k in ("hu", "images") if k in data), None)
+            if key is None:
+                raise InputError(path, "hu", "an array 'hu' (or 'images') of HU values", sorted(data.files))
+            hu = _real_array(_npz_item(data, key, path), path, key)
+            if "pixel_spacing_mm" in data:
+                spacing = _npz_item(data, "pixel_spacing_mm", path)
+                spacing = spacing[:, 0] if getattr(spacing, "ndim", 0) == 2 else spacing
+            if "files" in data:
+                ids = [_slice_id(str(f)) for f in _npz_item(data, "files", path)]
         field = key
     else:
-        hu, field = data, "array"
-    hu = np.asarray(hu, dtype=np.float32)
+        hu, field = _real_array(data, path, "array"), "array"
     if hu.ndim == 2:
         hu = hu[None]
     _check_square_stack(hu, path, field)
@@ -135,10 +213,21 @@ def read_image_array(path: Path, default_spacing_mm: float | None = None) -> Ima
     if spacing is None:
         if default_spacing_mm is None:
             raise InputError(path, "pixel_spacing_mm", "pixel spacing in the file or --pixel-spacing-mm")
-        spacing = np.full(len(hu), default_spacing_mm)
+        spacing = default_spacing_mm
+    spacing = check_spacing(spacing, len(hu), path, "pixel_spacing_mm" if default_spacing_mm is None else "--pixel-spacing-mm")
+    if ids is not None and len(ids) != len(hu):
+        raise InputError(path, "files", f"{len(hu)} names, one per image", len(ids))
     ids = ids or [f"{path.stem}_{i:04d}" for i in range(len(hu))]
     patients = [i.split("_")[0] for i in ids]
     return ImageStack(hu, spacing, ids, patients)
+
+
+def _npz_item(data, key: str, path: Path) -> np.ndarray:
+    try:
+        return data[key]
+    except ValueError as exc:  # an object array (would need unpickling)
+        raise InputError(path, key, "a numeric array (object arrays are refused: loading them could run code)",
+                         str(exc).split(";")[0]) from None
 
 
 def read_images(path: str | Path, default_spacing_mm: float | None = None) -> ImageStack:
@@ -177,28 +266,33 @@ def read_sinograms(path: str | Path, geom: FanBeamGeometry) -> SinogramStack:
     path = Path(path)
     with open_hdf5(path, "HDF5 sinogram file") as f:
         if "sinograms" in f:
-            sino = np.asarray(f["sinograms"][()], dtype=np.float32)
+            sino = np.asarray(read_array(f, "sinograms", path, "line integrals (slices, views, channels)"), np.float32)
             validate_sinogram(sino, geom, path, "sinograms")
         elif "counts" in f:
-            counts = np.asarray(f["counts"][()], dtype=np.float64)
+            counts = np.asarray(read_array(f, "counts", path, "photon counts (slices, views, channels)"), np.float64)
             validate_sinogram(counts, geom, path, "counts")
-            if counts.min() < 0:
+            if counts.min(initial=0) < 0:
                 raise InputError(path, "counts", "non-negative photon counts", f"minimum {counts.min()}")
             if "i0" not in f:
                 raise InputError(path, "i0", "incident photons (scalar or per channel) beside 'counts'", "missing")
-            i0 = np.asarray(f["i0"][()], dtype=np.float64)
-            if np.any(i0 <= 0):
-                raise InputError(path, "i0", "positive incident photons", float(i0.min()))
+            i0 = np.asarray(read_array(f, "i0", path, "incident photons, a number or one per channel"), np.float64)
+            if i0.shape not in ((), (1,), (geom.n_detectors,)):
+                raise InputError(path, "i0", f"a scalar or one value per channel, shape ({geom.n_detectors},)", i0.shape)
+            if not np.all(np.isfinite(i0) & (i0 > 0)):
+                raise InputError(path, "i0", "finite, positive incident photons", float(i0[~(np.isfinite(i0) & (i0 > 0))][0])
+                                 if i0.ndim else float(i0))
             sino = counts_to_line_integrals(counts, i0)
         else:
             raise InputError(path, "sinograms", "a dataset 'sinograms' (line integrals) or 'counts' + 'i0'",
                              sorted(f.keys()))
-        ids = read_strings(f["slice_id"]) if "slice_id" in f else [f"slice{i:04d}" for i in range(len(sino))]
+        if len(sino) == 0:
+            raise InputError(path, "sinograms" if "sinograms" in f else "counts", "at least one slice", sino.shape)
+        ids = read_strings(f["slice_id"], path) if "slice_id" in f else [f"slice{i:04d}" for i in range(len(sino))]
         if len(ids) != len(sino):
             raise InputError(path, "slice_id", f"{len(sino)} ids, one per sinogram", len(ids))
         ref = None
         if "reference" in f:
-            ref = np.asarray(f["reference"][()], dtype=np.float32)
+            ref = np.asarray(read_array(f, "reference", path, "clean images in HU (slices, N, N)"), np.float32)
             expected = (len(sino), geom.image_size, geom.image_size)
             if ref.shape != expected:
                 raise GeometryMismatchError(path, "reference", f"shape {expected}", ref.shape)

@@ -21,12 +21,13 @@ from tomoconsensus.ct.fbp import FBP
 from tomoconsensus.ct.io import ImageStack, SinogramStack
 from tomoconsensus.ct.noise import hu_to_mu, mu_to_hu, simulate_low_dose
 from tomoconsensus.ct.projector import AstraProjector
+from tomoconsensus.choices import CT_REFERENCES
 from tomoconsensus.ct.simulate import to_geometry_grid
 from tomoconsensus.errors import InputError
 from tomoconsensus.geometry import FanBeamGeometry
 from tomoconsensus.modality import Slice
 
-REFERENCES = ("noiseless-fbp", "full-dose-fbp", "image")
+REFERENCES = CT_REFERENCES
 
 
 def slice_rngs(seed: int, n: int) -> list[np.random.Generator]:

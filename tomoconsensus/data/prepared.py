@@ -28,8 +28,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tomoconsensus.atomic import atomic_path
-from tomoconsensus.errors import InputError
-from tomoconsensus.hdf5 import open_hdf5, read_strings
+from tomoconsensus.errors import InputError, require_finite
+from tomoconsensus.hdf5 import open_hdf5, read_array, read_strings
 from tomoconsensus.modality import Modality, Slice, split_and_reconstruct
 
 FORMAT = "tomoconsensus.prepared"
@@ -83,6 +83,9 @@ def write_prepared(out: str | Path, modality: Modality, slices: Iterable[Slice],
         Extra reconstructions stored under ``/baselines/<name>`` (e.g. TV).
     """
     baselines = baselines or {}
+    attrs_source = (attrs or {}).get("source", out)
+    if n_slices < 1:
+        raise InputError(attrs_source, "slices", "at least one slice to prepare", n_slices)
     start = time.perf_counter()
     split_rng = np.random.default_rng(seed)
     out = Path(out)
@@ -95,7 +98,10 @@ def write_prepared(out: str | Path, modality: Modality, slices: Iterable[Slice],
         patients = f.create_dataset("patient_id", (n_slices,), dtype=_STR)
         datasets: dict[str, h5py.Dataset] = {}
 
-        def store(name: str, index: int, image: np.ndarray) -> None:
+        def store(name: str, index: int, image: np.ndarray, slice_id: str) -> None:
+            if not np.all(np.isfinite(image)):  # NaN/inf from the input or its parameters: no silent NaN file
+                raise InputError(attrs_source, f"{name} of slice {slice_id}", "a finite reconstruction (check the "
+                                 "input's values and scale and the reconstruction parameters)", "NaN or inf values")
             if name not in datasets:
                 datasets[name] = f.create_dataset(name, (n_slices,) + image.shape, dtype="float32",
                                                   chunks=(1,) + image.shape, compression="gzip",
@@ -109,11 +115,11 @@ def write_prepared(out: str | Path, modality: Modality, slices: Iterable[Slice],
                 raise ValueError(f"more than n_slices={n_slices} slices given")
             images = split_and_reconstruct(modality, item.measurement, split_rng)
             for name, image in images._asdict().items():
-                store(name, i, image)
+                store(name, i, image, item.slice_id)
             if item.reference is not None:
-                store("reference", i, np.asarray(item.reference, dtype=np.float32))
+                store("reference", i, np.asarray(item.reference, dtype=np.float32), item.slice_id)
             for name, baseline in baselines.items():
-                store(f"baselines/{name}", i, baseline(item.measurement))
+                store(f"baselines/{name}", i, baseline(item.measurement), item.slice_id)
             ids[i], patients[i] = item.slice_id, item.patient_id
             count += 1
         if count != n_slices:
@@ -194,17 +200,24 @@ def read_prepared(path: str | Path) -> PreparedDataset:
         for key in IMAGE_KEYS + ("slice_id",):
             if key not in f:
                 raise InputError(path, key, "this dataset (see docs/prepared-format.md)", "missing")
-        arrays = {k: np.asarray(f[k][()], dtype=np.float32) for k in IMAGE_KEYS}
+        arrays = {k: np.asarray(read_array(f, k, path), dtype=np.float32) for k in IMAGE_KEYS}
         shape = arrays["x1"].shape
-        if len(shape) != 4:
-            raise InputError(path, "x1", "shape (slices, channels, H, W)", shape)
-        optional = {k: np.asarray(f[k][()], dtype=np.float32) for k in ("reference",) if k in f}
-        baselines = {k: np.asarray(v[()], dtype=np.float32) for k, v in f.get("baselines", {}).items()}
+        if len(shape) != 4 or 0 in shape:
+            raise InputError(path, "x1", "shape (slices, channels, H, W) with at least one slice", shape)
+        optional = {k: np.asarray(read_array(f, k, path), dtype=np.float32) for k in ("reference",) if k in f}
+        group = f.get("baselines", {})
+        if not isinstance(group, (h5py.Group, dict)):
+            raise InputError(path, "baselines", "a group of baseline images", "a dataset")
+        baselines = {k: np.asarray(read_array(group, k, path), dtype=np.float32) for k in group}
         for name, arr in {**arrays, **optional, **{f"baselines/{k}": v for k, v in baselines.items()}}.items():
             if arr.shape != shape:
                 raise InputError(path, name, f"shape {shape} like x1", arr.shape)
-        ids = read_strings(f["slice_id"])
-        patients = read_strings(f["patient_id"]) if "patient_id" in f else ids
+            require_finite(arr, path, name)
+        ids = read_strings(f["slice_id"], path)
+        patients = read_strings(f["patient_id"], path) if "patient_id" in f else ids
+        for name, values in (("slice_id", ids), ("patient_id", patients)):
+            if len(values) != shape[0]:
+                raise InputError(path, name, f"{shape[0]} ids, one per slice", len(values))
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
     return PreparedDataset(arrays["x1"], arrays["x2"], arrays["x_est"], optional.get("reference"), baselines,
                            ids, patients, attrs, path)

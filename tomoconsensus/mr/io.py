@@ -15,13 +15,18 @@ k = 0 must sit at index ``n // 2`` on both axes (the convention of ``sigpy.fft``
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from tomoconsensus.errors import InputError, require_finite
-from tomoconsensus.hdf5 import open_hdf5
+from tomoconsensus.hdf5 import open_hdf5, read_array
+
+
+#: Largest k-space energy per slice: float32 holds 3.4e38; squared norms of images need headroom.
+MAX_ENERGY = 1e36
 
 
 @dataclass
@@ -39,20 +44,27 @@ def validate_kspace(kspace: np.ndarray, source, field: str = "kspace") -> np.nda
         raise InputError(source, field, "complex k-space (real and imaginary parts)", f"real dtype {kspace.dtype}")
     if kspace.ndim == 3:
         kspace = kspace[None]
-    if kspace.ndim != 4:
-        raise InputError(source, field, "shape (slices, coils, ky, kx) or (coils, ky, kx) with a coil axis",
-                         kspace.shape)
+    if kspace.ndim != 4 or 0 in kspace.shape:
+        raise InputError(source, field, "shape (slices, coils, ky, kx) or (coils, ky, kx) with a coil axis "
+                         "and at least one slice", kspace.shape)
     require_finite(kspace, source, field)
-    return np.ascontiguousarray(kspace, dtype=np.complex64)
+    kspace = np.ascontiguousarray(kspace, dtype=np.complex64)
+    require_finite(kspace, source, f"{field} (as complex64)")
+    energy = np.sum(np.abs(kspace.astype(np.complex128)) ** 2, axis=(1, 2, 3))
+    if np.any(energy > MAX_ENERGY):  # squared norms (SENSE, ESPIRiT) would overflow float32
+        raise InputError(source, field, f"a scale whose energy sum |k|^2 per slice stays below {MAX_ENERGY:g} "
+                         "(float32 reconstructions overflow beyond; rescale the data)", f"{energy.max():.3g}")
+    empty = [i for i, k in enumerate(kspace) if not np.any(k)]
+    if empty:
+        raise InputError(source, field, "measured signal in every slice", f"slice {empty[0]} is all zero")
+    return kspace
 
 
 def _read_h5(path: Path) -> np.ndarray:
     with open_hdf5(path, "HDF5 k-space file") as f:
         if "kspace" not in f:
             raise InputError(path, "kspace", "a complex dataset 'kspace'", sorted(f.keys()))
-        data = f["kspace"][()]
-        if data.dtype.names and {"real", "imag"} <= set(data.dtype.names):  # MATLAB v7.3 compound
-            data = data["real"] + 1j * data["imag"]
+        data = read_array(f, "kspace", path, "a complex dataset (slices, coils, ky, kx)", complex_ok=True)
         if data.ndim == 2:
             raise InputError(path, "kspace", "a coil axis: (slices, coils, ky, kx) or (coils, ky, kx)", data.shape)
         return data
@@ -65,8 +77,8 @@ def _read_mat(path: Path) -> np.ndarray:
         data = scipy.io.loadmat(path)["rawdata"]
     except NotImplementedError:  # MAT v7.3 is HDF5; h5py reverses the axis order
         with open_hdf5(path, "MAT v7.3 file") as f:
-            raw = f["rawdata"][()]
-        data = (raw["real"] + 1j * raw["imag"]).transpose()
+            raw = read_array(f, "rawdata", path, "complex k-space (readout, phase encode, coils)", complex_ok=True)
+        data = raw.transpose()
     except KeyError:
         raise InputError(path, "rawdata", "a variable 'rawdata' (readout, phase encode, coils)") from None
     except (OSError, ValueError) as exc:
@@ -82,10 +94,16 @@ def read_kspace_file(path: str | Path) -> KSpaceVolume:
     if not path.exists():
         raise InputError(path, "--kspace", "an existing file or folder", "not found")
     if path.suffix == ".npz":
-        with np.load(path) as z:
-            if "kspace" not in z:
-                raise InputError(path, "kspace", "an array 'kspace'", sorted(z.files))
-            data = z["kspace"]
+        try:
+            with np.load(path) as z:
+                if "kspace" not in z:
+                    raise InputError(path, "kspace", "an array 'kspace'", sorted(z.files))
+                data = z["kspace"]
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            if isinstance(exc, InputError):
+                raise
+            raise InputError(path, "kspace", "a readable .npz with a numeric complex array 'kspace' (object arrays "
+                             "are refused)", str(exc).split(";")[0]) from None
         if data.ndim == 2:
             raise InputError(path, "kspace", "a coil axis: (slices, coils, ky, kx) or (coils, ky, kx)", data.shape)
     elif path.suffix == ".mat":

@@ -15,9 +15,12 @@ zero-filled reconstruction is then unbiased, with zero-mean aliasing.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
+
+from tomoconsensus.errors import InputError
 
 
 class SplitMask(NamedTuple):
@@ -41,6 +44,25 @@ def centre_lines(n_lines: int, center_lines: int) -> np.ndarray:
     start = n_lines // 2 - center_lines // 2
     centre[start:start + center_lines] = True
     return centre
+
+
+def check_design(n_lines: int, acceleration: float, center_lines: int, source=None) -> None:
+    """Refuse a mask design that cannot give two different, unbiased halves (InputError naming the option).
+
+    With ``n_total = round(n / R)`` lines, the ``center_lines`` central ones in both halves, the
+    ``n_total - center_lines`` outer lines are what the halves split: at least 2 are needed, or
+    the halves are identical (no independent noise: the method's assumption is void).
+    """
+    if not (math.isfinite(acceleration) and acceleration > 1):
+        raise InputError(source, "--acceleration", "a finite number > 1", acceleration)
+    if not 0 < center_lines < n_lines:
+        raise InputError(source, "--center-lines", f"between 1 and {n_lines - 1} (the k-space has {n_lines} "
+                         "phase-encode lines)", center_lines)
+    n_total = int(round(n_lines / acceleration))
+    if n_total - center_lines < 2:
+        raise InputError(source, "--center-lines", f"fewer than {n_total - 1}: {acceleration:g}x of {n_lines} lines "
+                         f"keeps {n_total}, and the halves split only the lines outside the centre (with "
+                         f"{n_total - center_lines} outer lines they would be identical or empty)", center_lines)
 
 
 def outer_probabilities(n_lines: int, acceleration: float, center_lines: int,

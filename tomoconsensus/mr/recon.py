@@ -12,24 +12,28 @@ import numpy as np
 import sigpy as sp
 import sigpy.mri.app as mri_app
 
+from tomoconsensus.devices import check_device
 from tomoconsensus.errors import InputError
 
 
 def sigpy_device(name: str = "auto") -> int:
     """SigPy device index for ``cpu`` (-1), ``cuda`` / ``cuda:N`` (GPU N, needs CuPy) or ``auto``.
 
-    ``auto`` takes GPU 0 when CuPy is installed and sees a GPU, the CPU otherwise.
+    ``auto`` takes GPU 0 when CuPy is installed and sees a GPU, the CPU otherwise
+    (:mod:`tomoconsensus.devices`).
     """
+    check_device(name)
     if name == "cpu":
         return -1
     if name == "auto":
         return 0 if sp.config.cupy_enabled and _cupy_gpu_count() > 0 else -1
-    if name == "cuda" or name.startswith("cuda:"):
-        if not sp.config.cupy_enabled:
-            raise InputError("--device", name, "CuPy installed for SigPy on the GPU (pip install cupy-cuda12x)",
-                             "CuPy not found")
-        return int(name.partition(":")[2] or 0)
-    raise InputError("--device", name, "cpu, cuda, cuda:N or auto")
+    if not sp.config.cupy_enabled:
+        raise InputError("--device", name, "CuPy installed for SigPy on the GPU (pip install cupy-cuda12x)",
+                         "CuPy not found")
+    index, count = int(name.partition(":")[2] or 0), _cupy_gpu_count()
+    if index >= count:
+        raise InputError("--device", name, f"a GPU index below {count} (GPUs seen by CuPy)", index)
+    return index
 
 
 def _cupy_gpu_count() -> int:

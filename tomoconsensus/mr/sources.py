@@ -16,9 +16,20 @@ import numpy as np
 from tomoconsensus.errors import InputError
 from tomoconsensus.modality import Slice
 from tomoconsensus.mr.io import KSpaceVolume
-from tomoconsensus.mr.masks import random_split_mask
+from tomoconsensus.mr.masks import check_design, random_split_mask
 from tomoconsensus.mr.recon import espirit_maps, to_channels, zero_filled_combination
 from tomoconsensus.mr.split import MRMeasurement
+
+
+#: ESPIRiT's kernel width (SigPy's default): the calibration region must be at least this wide.
+ESPIRIT_KERNEL_WIDTH = 6
+
+
+def check_calibration(center_lines: int, calib_width: int = 24, source=None) -> None:
+    """Refuse a calibration region narrower than ESPIRiT's kernel (SigPy fails inside otherwise)."""
+    if min(calib_width, center_lines) < ESPIRIT_KERNEL_WIDTH:
+        raise InputError(source, "--center-lines", f"at least {ESPIRIT_KERNEL_WIDTH} central lines for the ESPIRiT "
+                         "calibration (about 12 or more for usable coil maps)", center_lines)
 
 
 def undersampled_slices(volumes: list[KSpaceVolume], acceleration: float, center_lines: int, seed: int,
@@ -29,8 +40,10 @@ def undersampled_slices(volumes: list[KSpaceVolume], acceleration: float, center
     ``scales`` (if given) receives volume_id -> scale factor; ``device`` is the SigPy device for
     ESPIRiT (-1 CPU, N GPU N).
     """
+    check_calibration(center_lines, calib_width)
     seeds = iter(np.random.SeedSequence(seed).spawn(sum(len(v.kspace) for v in volumes)))
     for volume in volumes:
+        check_design(volume.kspace.shape[-2], acceleration, center_lines, volume.source)
         prepared = []
         for i, kspace in enumerate(volume.kspace):
             rng = np.random.default_rng(next(seeds))

@@ -1,0 +1,16 @@
+"""The closed sets of names a user can choose from, in one place (no heavy imports).
+
+Devices are in :mod:`tomoconsensus.devices`. The command line takes its ``choices`` from here, so argparse rejects a wrong name before any
+work is done; the library checks the same sets.
+"""
+
+from __future__ import annotations
+
+#: Training methods (:mod:`tomoconsensus.methods`).
+METHODS = ("consensus", "noise2noise", "noise2clean")
+#: Output variants per method, the default first (:func:`tomoconsensus.methods.output`).
+VARIANTS = {"consensus": ("mean", "z", "f1", "full"), "noise2noise": ("mean", "full", "f1"), "noise2clean": ("full",)}
+#: Every variant name of any method (what ``denoise --variant`` accepts before the run is known).
+ALL_VARIANTS = tuple(dict.fromkeys(v for vs in VARIANTS.values() for v in vs))
+#: References of simulated CT data (:mod:`tomoconsensus.ct.sources`).
+CT_REFERENCES = ("noiseless-fbp", "full-dose-fbp", "image")
