@@ -75,15 +75,15 @@ def test_mr_example_kspace_goes_through_prepare_mr(tmp_path):
 def test_demo_split_is_the_manifest_split():
     from tomoconsensus.ct.io import read_images
     from tomoconsensus.data.manifest import load_manifest
-    from tomoconsensus.demo import CT_IMAGES, TEST_PATIENTS, VAL_PATIENTS, DemoProtocol, ct_split
+    from tomoconsensus.demo import CT_IMAGES, TEST_PATIENTS, DemoProtocol, ct_split, mr_split
 
     manifest = load_manifest(ROOT / "data_manifests" / "embedded-ct-demo.toml")
-    mr = manifest["mr_split"]
-    assert tuple(mr["test"]) == TEST_PATIENTS and tuple(mr["val"]) == VAL_PATIENTS
-    assert set(read_images(CT_IMAGES).patient_ids) == set(mr["train"]) | set(mr["val"]) | set(mr["test"])
-    ct = {name: set(stack.patient_ids) for name, stack, _ in ct_split(DemoProtocol())}
-    assert ct == {name: set(manifest["split"][name]) for name in ("train", "val", "test")}
-    assert not ct["train"] & (ct["val"] | ct["test"]) and not ct["val"] & ct["test"]
+    assert set(read_images(CT_IMAGES).patient_ids) == set(manifest["split"]["test"])
+    for key, split in (("split", ct_split(DemoProtocol())), ("mr_split", mr_split(DemoProtocol()))):
+        patients = {entry[0]: set(entry[1].patient_ids) for entry in split}
+        assert patients == {name: set(manifest[key][name]) for name in ("train", "val", "test")}, key
+        assert not patients["train"] & (patients["val"] | patients["test"]) and not patients["val"] & patients["test"]
+    assert set(manifest["mr_split"]["test"]) == set(TEST_PATIENTS)
 
 
 def test_shipped_data_match_their_manifests():

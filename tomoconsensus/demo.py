@@ -64,7 +64,7 @@ CT_VAL_PATIENTS = ("LIDC-IDRI-0001",)
 TEST_PATIENTS = ("A056642", "A058062")
 VAL_PATIENTS = ("A048383",)
 #: Where the demo's failed claims are explained (README links the same sections).
-WHY_NOT = {"ct": "docs/method.md, 'Small training sets: two effects to know'",
+WHY_NOT = {"ct": "docs/method.md, 'Consensus on unseen patients: what was measured, and the choices it led to'",
            "mr": "docs/method.md, 'MR at demo scale: why the self-supervised methods do not beat zero-filling there'"}
 #: (method, output variant, label in the report); the runs are trained once per method.
 METHODS = (("consensus", None, "Consensus"), ("consensus", "z", "Consensus z (paper)"), ("noise2noise", None, "Noise2Noise"),
@@ -84,8 +84,11 @@ class MRDemoData:
     sense_lambda: float = 0.01
     beta_w: float = 1e-6  # [1e-6]
     beta_r: float = 5.0  # [5]
-    train_orientations: int = 4  # each training slice also flipped left-right, up-down and both
-    patches_per_slice: int = 10  # [40]; 6 slices x 4 orientations x 10 = the CT demo's patches per epoch
+    train_orientations: int = 2  # each training slice also flipped left-right (and up-down, both with 4)
+    anatomy: str = "series"  # training/validation anatomy: "series" (11 + 1 patients, as the CT demo) or
+    #                          "covid" (3 + 1 COVID-19-NY-SBU patients, the demo before 2026-12)
+    train_slices_per_patient: int = 8  # with anatomy "series": 88 slices, 176 objects with the flips
+    patches_per_slice: int = 2  # [40]; 176 objects x 2 patches: 22 steps per epoch
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,7 @@ class DemoProtocol:
     epochs: int = 20  # MR [100]
     learning_rate: float = 3e-4  # [1e-4]; fewer steps need a larger step size
     max_train_slices: int = 6  # MR
-    max_val_slices: int = 2  # MR
+    max_val_slices: int = 4  # MR
     max_test_slices: int = 4  # MR
     tv: TVConfig = TVConfig(lam=3e-4, n_iter=50)
     ct: CTDemoData = CTDemoData()
@@ -133,8 +136,10 @@ class DemoProtocol:
     def describe(self, modality: str = "ct") -> str:
         if modality == "mr":
             mr = self.mr
+            anatomy = (f"anatomy of {mr.train_slices_per_patient} slices x 11 patients (TCIA series)"
+                       if mr.anatomy == "series" else "anatomy of 3 COVID-19-NY-SBU patients")
             return (f"reduced protocol: simulated {mr.coils}-coil k-space, {mr.matrix}^2, {mr.acceleration:g}x with "
-                    f"{mr.center_lines} centre lines, training slices in {mr.train_orientations} orientations, "
+                    f"{mr.center_lines} centre lines, training {anatomy} in {mr.train_orientations} orientations, "
                     f"{self.describe_training(mr.patches_per_slice, self.epochs)} "
                     f"(paper: 15-coil knee 640x368, 48 centre lines, UNet-64 depth 4, 96^2, batch 40, 100 epochs)")
         ct = self.ct
@@ -149,7 +154,8 @@ QUICK = DemoProtocol(base_features=4, depth=2, patch_size=32, batch_size=4, epoc
                      max_train_slices=2, max_val_slices=1, max_test_slices=1, tv=TVConfig(n_iter=2, power_iterations=2),
                      ct=CTDemoData(train_slices_per_patient=1, max_val_slices=1, max_test_slices=2,
                                    patches_per_slice=1, epochs=1),
-                     mr=MRDemoData(matrix=64, coils=4, center_lines=12, train_orientations=1, patches_per_slice=4))
+                     mr=MRDemoData(matrix=64, coils=4, center_lines=12, train_orientations=1, patches_per_slice=4,
+                                   train_slices_per_patient=1))
 
 
 def _subset(stack: ImageStack, keep, among=None) -> ImageStack:
@@ -240,6 +246,21 @@ def mr_demo_volumes(name: str, stack: ImageStack, max_slices: int, offset: int, 
                              mr.max_phase_radians, CT_IMAGES)
 
 
+def mr_split(protocol: DemoProtocol) -> list[tuple[str, ImageStack, int, int]]:
+    """(name, slices, max slices, seed offset) of the MR demo; test patients always the COVID ones.
+
+    With ``mr.anatomy == "series"`` the training and validation anatomy is the CT demo's (11 + 1
+    patients of the TCIA series, ``train_slices_per_patient`` each) instead of 3 + 1 COVID patients.
+    """
+    split = patient_split(protocol)
+    if protocol.mr.anatomy != "series":
+        return split
+    series = read_images(CT_SERIES)
+    train = evenly_spaced(_subset(series, lambda p: p not in CT_VAL_PATIENTS), protocol.mr.train_slices_per_patient)
+    val = evenly_spaced(_subset(series, lambda p: p in CT_VAL_PATIENTS), protocol.max_val_slices)
+    return [("train", train, len(train.hu), 0), ("val", val, len(val.hu), 1), split[2]]
+
+
 def prepare_mr_demo(out_dir: Path, protocol: DemoProtocol, seed: int = 0, progress: bool = True,
                     device: str = "auto") -> tuple[Path, Path, Path]:
     """Prepared MR train, validation and test files (simulated k-space, patient-level split).
@@ -250,7 +271,7 @@ def prepare_mr_demo(out_dir: Path, protocol: DemoProtocol, seed: int = 0, progre
     sigpy_dev = -1 if device == "cpu" else sigpy_device("auto")
     modality = MRModality(mr.acceleration, mr.center_lines, mr.sense_lambda, device=sigpy_dev)
     paths = []
-    for name, sub, n, offset in patient_split(protocol):
+    for name, sub, n, offset in mr_split(protocol):
         volumes = mr_demo_volumes(name, sub, n, offset, mr, seed)
         # Training volumes hold exactly the slices to write (flips included); val/test volumes are
         # whole patients (the per-volume scale uses all their slices), of which n are written.
