@@ -10,7 +10,8 @@ import torch
 
 from tomoconsensus.cli import main
 from tomoconsensus.data.prepared import read_prepared
-from tomoconsensus.denoise import denoise, read_denoised
+from tomoconsensus.data.denoised import read_denoised
+from tomoconsensus.denoise import denoise
 from tomoconsensus.errors import InputError
 from tomoconsensus.train import load_checkpoint, load_train_config, train
 from tests.conftest import tiny_config

@@ -8,7 +8,8 @@ from tomoconsensus.ct.sources import simulated_slices
 from tomoconsensus.ct.split import CTModality
 from tomoconsensus.data.prepared import read_prepared, write_prepared
 from tomoconsensus.demo import CT_IMAGES, TEST_PATIENTS, VAL_PATIENTS, _subset
-from tomoconsensus.denoise import denoise, read_denoised
+from tomoconsensus.data.denoised import read_denoised
+from tomoconsensus.denoise import denoise
 from tomoconsensus.metrics import ct_metrics
 from tomoconsensus.train import TrainConfig, train
 

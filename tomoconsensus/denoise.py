@@ -20,12 +20,10 @@ from tqdm.auto import tqdm
 
 from tomoconsensus import methods
 from tomoconsensus.atomic import atomic_path
+from tomoconsensus.data.denoised import FORMAT
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.errors import InputError
-from tomoconsensus.hdf5 import open_hdf5, read_strings
 from tomoconsensus.train import autocast_for, load_trained, resolve_device
-
-FORMAT = "tomoconsensus.denoised"
 
 
 @dataclass
@@ -79,12 +77,3 @@ def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant
         f.create_dataset("patient_id", data=data.patient_ids, dtype=h5py.string_dtype("utf-8"))
     return DenoiseSummary(out, len(data), time.perf_counter() - start, config.method, variant)
 
-
-def read_denoised(path: str | Path) -> tuple[np.ndarray, list[str], dict]:
-    """(denoised (slices, C, H, W), slice ids, attributes) of a ``denoise`` output file."""
-    path = Path(path)
-    with open_hdf5(path, "denoised HDF5 file") as f:
-        if f.attrs.get("format") != FORMAT or "denoised" not in f:
-            raise InputError(path, "format", f"a '{FORMAT}' file written by tomoconsensus denoise", f.attrs.get("format"))
-        ids = read_strings(f["slice_id"])
-        return np.asarray(f["denoised"][()], np.float32), ids, dict(f.attrs)
