@@ -46,9 +46,9 @@ def test_mr_example_kspace_goes_through_prepare_mr(tmp_path):
 
 
 def test_demo_split_is_the_manifest_split():
+    from tomoconsensus.ct.io import read_images
     from tomoconsensus.data.manifest import load_manifest
     from tomoconsensus.demo import CT_IMAGES, TEST_PATIENTS, VAL_PATIENTS
-    from tomoconsensus.ct.io import read_images
 
     split = load_manifest(ROOT / "data_manifests" / "embedded-ct-demo.toml")["split"]
     assert tuple(split["test"]) == TEST_PATIENTS and tuple(split["val"]) == VAL_PATIENTS
@@ -82,7 +82,8 @@ def test_mr_example_pipeline_script_end_to_end(tmp_path):
     config = tmp_path / "tiny.toml"
     config.write_text('[train]\nchannels = 2\nbase_features = 4\ndepth = 2\npatch_size = 32\nbatch_size = 4\n'
                       'patches_per_slice = 2\nepochs = 1\nbeta_w = 1e-6\nbeta_r = 5.0\ndevice = "cpu"\n')
-    env = dict(os.environ, CENTER_LINES="12", CONFIG=str(config), TOMOCONSENSUS=f"{sys.executable} -m tomoconsensus.cli")
+    env = dict(os.environ, CENTER_LINES="12", CONFIG=str(config),
+               TOMOCONSENSUS=f"{sys.executable} -m tomoconsensus.cli")
     result = subprocess.run(["bash", str(ROOT / "examples" / "mr" / "run_paper_protocol.sh"), str(kspace / "train"),
                              str(kspace / "val"), str(kspace / "test"), str(tmp_path / "out")],
                             capture_output=True, text=True, timeout=900, env=env, cwd=ROOT)

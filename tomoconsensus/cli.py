@@ -158,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, kind in (("epochs", int), ("max-steps", int), ("seed", int), ("base-features", int),
                        ("batch-size", int), ("learning-rate", float), ("beta-w", float), ("beta-r", float)):
         tr.add_argument(f"--{name}", type=kind, help="override the config value")
-    tr.add_argument("--tie-networks", action="store_true", help="consensus with one shared network (see docs/method.md)")
+    tr.add_argument("--tie-networks", action="store_true",
+                    help="consensus with one shared network (see docs/method.md)")
     tr.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     tr.set_defaults(func=_train)
 

@@ -134,7 +134,8 @@ def prepare_ct_demo(out_dir: Path, protocol: DemoProtocol, seed: int = 0,
     """Prepared train, validation and test files from the embedded slices (patient-level split)."""
     geom = load_geometry(protocol.geometry)
     modality = CTModality(geom)
-    attrs = {"dose_fraction": protocol.dose_fraction, "reference_kind": "noiseless-fbp", "source": "embedded TCIA slices"}
+    attrs = {"dose_fraction": protocol.dose_fraction, "reference_kind": "noiseless-fbp",
+             "source": "embedded TCIA slices"}
     tv = {"tv": lambda sino: modality.to_units(tv_reconstruct(sino, geom, protocol.tv))}
     paths = []
     for name, sub, n, offset in patient_split(protocol):
@@ -159,7 +160,7 @@ def with_flips(objects: list[np.ndarray], ids: list[str], orientations: int) -> 
     aliasing still runs along the phase-encode axis). Only possible because the k-space is simulated.
     """
     flips = [("", lambda a: a), ("_lr", np.fliplr), ("_ud", np.flipud), ("_lrud", lambda a: np.flipud(np.fliplr(a)))]
-    out = [(flip(o), i + suffix) for suffix, flip in flips[:orientations] for o, i in zip(objects, ids)]
+    out = [(flip(o), i + suffix) for suffix, flip in flips[:orientations] for o, i in zip(objects, ids, strict=True)]
     return [o for o, _ in out], [i for _, i in out]
 
 

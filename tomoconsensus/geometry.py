@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
 from tomoconsensus.config import dataclass_from_dict, non_negative, positive, read_toml
 from tomoconsensus.errors import InputError
+
 
 def _half_or_full_turn(v: float) -> bool:
     """180 or 360 (degrees)"""
@@ -214,7 +215,7 @@ class FanBeamGeometry(_ImageGrid, _ViewSampling):
         return self.source_to_origin_mm * math.sin(math.radians(self.fan_angle_deg / 2))
 
 
-Geometry = Union[FanBeamGeometry, ParallelBeamGeometry]
+Geometry = FanBeamGeometry | ParallelBeamGeometry
 
 _CLASSES = {"fan": FanBeamGeometry, "parallel": ParallelBeamGeometry}
 

@@ -139,7 +139,10 @@ def load_train_config(path: str | Path | None = None, overrides: Mapping[str, An
 def config_to_toml(config: TrainConfig) -> str:
     lines = []
     for key, value in dataclasses.asdict(config).items():
-        text = ("true" if value else "false") if isinstance(value, bool) else (f'"{value}"' if isinstance(value, str) else repr(value))
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        else:
+            text = f'"{value}"' if isinstance(value, str) else repr(value)
         lines.append(f"{key} = {text}")
     return "\n".join(lines) + "\n"
 
@@ -247,7 +250,8 @@ def wrap_for_training(models: Mapping[str, torch.nn.Module], config: TrainConfig
         if world > 1:
             if device.type == "cuda":  # batch statistics over the global batch, as in one process
                 w = torch.nn.SyncBatchNorm.convert_sync_batchnorm(w)
-            w = torch.nn.parallel.DistributedDataParallel(w, device_ids=[device.index] if device.type == "cuda" else None)
+            device_ids = [device.index] if device.type == "cuda" else None
+            w = torch.nn.parallel.DistributedDataParallel(w, device_ids=device_ids)
         wrapped[id(m)] = w
     return {k: wrapped[id(m)] for k, m in models.items()}
 
@@ -273,7 +277,8 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
     except Exception as exc:  # corrupt, truncated or not a plain-data checkpoint
         raise InputError(path, "file", "a tomoconsensus checkpoint loadable with weights_only=True", str(exc)) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(path, "format", f"'{CHECKPOINT_FORMAT}'", state.get("format") if isinstance(state, dict) else type(state))
+        raise InputError(path, "format", f"'{CHECKPOINT_FORMAT}'",
+                         state.get("format") if isinstance(state, dict) else type(state))
     return state
 
 
@@ -306,7 +311,7 @@ def validate(config: TrainConfig, models: Mapping[str, torch.nn.Module], data: P
             out = methods.output(config.method, models, tensors["x1"], tensors["x2"], tensors["x_est"])
         if data.reference is not None:
             out_np = out.float().cpu().numpy()
-            per_slice += [slice_metrics(data.modality, o, r) for o, r in zip(out_np, data.reference[sl])]
+            per_slice += [slice_metrics(data.modality, o, r) for o, r in zip(out_np, data.reference[sl], strict=True)]
     for m in models.values():
         m.train()
     result = {f"val_{k}": v / len(data) for k, v in sums.items()}
@@ -333,7 +338,8 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     data = read_prepared(train_path)
     if data.channels != config.channels:
-        raise InputError(train_path, "x1", f"{config.channels} channel(s) as in the run config 'channels'", data.channels)
+        raise InputError(train_path, "x1", f"{config.channels} channel(s) as in the run config 'channels'",
+                         data.channels)
     if config.method == "noise2clean" and data.reference is None:
         raise InputError(train_path, "reference", "a clean reference for --method noise2clean "
                          "(prepare from clean images, or use consensus/noise2noise)", "missing")
@@ -429,7 +435,8 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
                 log.flush()
                 if config.select_best and validation.get(selection_key, math.inf) < best["loss"]:
                     best.update(step=step, loss=validation[selection_key], validation=validation)
-                    save_model(best_path, step, config, models, {"selection_loss": best["loss"], "validation": validation})
+                    save_model(best_path, step, config, models,
+                               {"selection_loss": best["loss"], "validation": validation})
             if rank == 0 and (step % config.checkpoint_every_steps == 0 or step == total_steps):
                 save_checkpoint(checkpoint_path, step, config, models, optimizer)
             if stop_after_steps is not None and step >= stop_after_steps:
