@@ -16,13 +16,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from tomoconsensus import methods
 from tomoconsensus.atomic import atomic_path
 from tomoconsensus.data.denoised import FORMAT
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.errors import InputError
+from tomoconsensus.progress import progress as progress_bar
 from tomoconsensus.train import autocast_for, load_trained, resolve_device
 
 
@@ -59,8 +59,8 @@ def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant
         raise InputError(data_path, "x1", f"{config.channels} channel(s) like the trained networks", data.channels)
     variant = variant or methods.VARIANTS[config.method][0]
     outputs = []
-    for s in tqdm(range(0, len(data), batch_size), desc=f"denoise {config.method}", unit="batch",
-                  disable=not progress):
+    for s in progress_bar(range(0, len(data), batch_size), desc=f"denoise {config.method}", unit="batch",
+                          enabled=progress):
         sl = slice(s, s + batch_size)
         x1, x2, x_est = (torch.from_numpy(getattr(data, k)[sl]).to(dev) for k in ("x1", "x2", "x_est"))
         with autocast_for(dev, config.amp):

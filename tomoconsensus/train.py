@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from tqdm.auto import tqdm
 
 from tomoconsensus import methods
 from tomoconsensus.atomic import atomic_path, write_text_atomic
@@ -46,6 +45,7 @@ from tomoconsensus.data.prepared import PreparedDataset, read_prepared
 from tomoconsensus.errors import InputError
 from tomoconsensus.metrics import slice_metrics
 from tomoconsensus.nn.unet import UNet
+from tomoconsensus.progress import progress as progress_bar
 
 CHECKPOINT_FORMAT = "tomoconsensus.checkpoint"
 
@@ -399,8 +399,8 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
         saved = load_checkpoint(best_path, "cpu")
         best.update(step=saved["step"], loss=saved["selection_loss"], validation=saved["validation"])
     epoch_coords, coords_epoch = None, -1
-    bar = tqdm(total=total_steps, initial=step, desc=f"train {config.method}", unit="step",
-               disable=not progress or rank != 0, dynamic_ncols=True)
+    bar = progress_bar(total=total_steps, initial=step, desc=f"train {config.method}", unit="step",
+                       every=sampler.batches_per_epoch, enabled=progress and rank == 0)
     log = open(log_path, "a") if rank == 0 else None
     try:
         while step < total_steps:
