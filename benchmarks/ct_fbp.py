@@ -12,11 +12,11 @@ import platform
 import numpy as np
 import torch
 
-from common import best_of, write_result
-
 from tomoconsensus.ct.fbp import FBP
 from tomoconsensus.ct.projector import AstraProjector, cuda_available
 from tomoconsensus.geometry import load_geometry
+
+from common import best_of, write_result
 
 
 def main() -> dict:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from common import write_result
-
 from tomoconsensus.demo import DemoProtocol, run_demo
+
+from common import write_result
 
 
 def main() -> dict:
@@ -29,7 +29,8 @@ def main() -> dict:
         out = args.out or Path(tmp)
         result = run_demo(args.modality, out, DemoProtocol(), progress=False)
         table = (out / "report" / "metrics.md").read_text()
-    record = {"wall_seconds": result["seconds"], "protocol": DemoProtocol().describe(args.modality), "metrics_md": table,
+    record = {"wall_seconds": result["seconds"], "protocol": DemoProtocol().describe(args.modality),
+              "metrics_md": table,
               "summary": result["summary"], "story": result["story"], "cpu_cores": os.cpu_count(),
               "device": "cuda" if torch.cuda.is_available() else "cpu", "machine": platform.machine()}
     write_result("demo.json" if args.modality == "ct" else "demo_mr.json", record)

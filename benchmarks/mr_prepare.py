@@ -11,15 +11,16 @@ from pathlib import Path
 
 import numpy as np
 
-from common import best_of, write_result
-
-from tomoconsensus.mr.masks import random_split_mask
 from tomoconsensus.mr.io import read_kspace_file
+from tomoconsensus.mr.masks import random_split_mask
 from tomoconsensus.mr.recon import espirit_maps, sense, sigpy_device, zero_filled_combination
+
+from common import best_of, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = {"twix_gre_phantom_2ch (2 x 160 x 160)": ROOT / "tests" / "data" / "mr" / "twix_gre_phantom_2ch.h5",
-            "brain_8ch (8 x 230 x 180)": ROOT.parent / "shared" / "data" / "mr" / "auto_espirit_brain8ch" / "brain_clean_8ch.h5"}
+            "brain_8ch (8 x 230 x 180)":
+                ROOT.parent / "shared" / "data" / "mr" / "auto_espirit_brain8ch" / "brain_clean_8ch.h5"}
 
 
 def bench(kspace: np.ndarray, device: int) -> dict:

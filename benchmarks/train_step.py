@@ -19,10 +19,10 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from common import write_result
-
 from tomoconsensus import losses
 from tomoconsensus.nn.unet import UNet
+
+from common import write_result
 
 #: Dense bf16 tensor-core peak (no sparsity), FLOP/s, for the fraction-of-peak figure.
 GPU_PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
@@ -75,7 +75,7 @@ def main() -> dict:
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     flops = flops_per_step(args.batch)
-    result = {"step": "consensus, 2 x UNet-32 depth 4, batch %d, 96x96" % args.batch, "flops_per_step": flops,
+    result = {"step": f"consensus, 2 x UNet-32 depth 4, batch {args.batch}, 96x96", "flops_per_step": flops,
               "cpu": platform.processor() or platform.machine(), "cpu_threads": torch.get_num_threads(), "runs": []}
     cpu = torch.device("cpu")
     sec = time_steps(make_step(cpu, False, False, False, args.batch), args.cpu_steps, 1, cpu)

@@ -6,8 +6,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.conftest import tiny_config  # noqa: E402
 from tomoconsensus.train import train  # noqa: E402
+
+from tests.conftest import tiny_config  # noqa: E402
 
 data, run_dir = sys.argv[1], Path(sys.argv[2])
 summary = train(tiny_config(method="consensus", max_steps=4), data, run_dir, progress=False)

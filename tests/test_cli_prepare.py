@@ -3,6 +3,7 @@ import numpy as np
 
 from tomoconsensus.cli import main
 from tomoconsensus.data.prepared import read_prepared
+
 from tests.conftest import DATA
 
 

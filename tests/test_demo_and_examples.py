@@ -111,7 +111,8 @@ def test_mr_example_pipeline_script_end_to_end(tmp_path):
     config = tmp_path / "tiny.toml"
     config.write_text('[train]\nchannels = 2\nbase_features = 4\ndepth = 2\npatch_size = 32\nbatch_size = 4\n'
                       'patches_per_slice = 2\nepochs = 1\nbeta_w = 1e-6\nbeta_r = 5.0\ndevice = "cpu"\n')
-    env = dict(os.environ, CENTER_LINES="12", CONFIG=str(config), TOMOCONSENSUS=f"{sys.executable} -m tomoconsensus.cli")
+    env = dict(os.environ, CENTER_LINES="12", CONFIG=str(config),
+               TOMOCONSENSUS=f"{sys.executable} -m tomoconsensus.cli")
     result = subprocess.run(["bash", str(ROOT / "examples" / "mr" / "run_paper_protocol.sh"), str(kspace / "train"),
                              str(kspace / "val"), str(kspace / "test"), str(tmp_path / "out")],
                             capture_output=True, text=True, timeout=900, env=env, cwd=ROOT)

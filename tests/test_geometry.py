@@ -3,8 +3,13 @@ import dataclasses
 import pytest
 
 from tomoconsensus.errors import InputError
-from tomoconsensus.geometry import (FanBeamGeometry, GEOMETRY_DIR, geometry_from_toml_text, geometry_to_toml,
-                                    load_geometry)
+from tomoconsensus.geometry import (
+    GEOMETRY_DIR,
+    FanBeamGeometry,
+    geometry_from_toml_text,
+    geometry_to_toml,
+    load_geometry,
+)
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in GEOMETRY_DIR.glob("*.toml")))

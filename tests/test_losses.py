@@ -21,7 +21,8 @@ def test_consensus_total_combines_the_three_terms():
     x1, x2, x_est = (torch.randn(2, 1, 8, 8) for _ in range(3))
     t = losses.consensus(f1, f2, x1, x2, x_est, beta_w=0.1, beta_r=2.0)
     t = {k: v.detach() for k, v in t.items()}
-    assert float(t["total"]) == pytest.approx(float(t["consensus"] + 0.1 * t["weights"] + 2.0 * t["consistency"]), rel=1e-6)
+    expected = float(t["consensus"] + 0.1 * t["weights"] + 2.0 * t["consistency"])
+    assert float(t["total"]) == pytest.approx(expected, rel=1e-6)
     # identity networks: L_n = 1/2|x1-x2|^2 + 1/2|x2-x1|^2 - 1/4|x1-x2|^2 = 3/4 |x1-x2|^2
     assert float(t["consensus"]) == pytest.approx(0.75 * float(losses.mse(x1, x2)), rel=1e-5)
 

@@ -9,10 +9,12 @@ import pytest
 import torch
 
 from tomoconsensus.cli import main
+from tomoconsensus.data.denoised import read_denoised
 from tomoconsensus.data.prepared import read_prepared
-from tomoconsensus.denoise import denoise, read_denoised
+from tomoconsensus.denoise import denoise
 from tomoconsensus.errors import InputError
 from tomoconsensus.train import load_checkpoint, load_train_config, load_trained, train
+
 from tests.conftest import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +29,8 @@ def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
 def test_each_method_trains_logs_and_checkpoints(prepared_ct, tmp_path, method):
     summary = train(tiny_config(method=method), prepared_ct, tmp_path / "run", val_path=prepared_ct, progress=False)
     assert summary.steps == 8  # 4 slices x 4 patches / batch 4, 2 epochs
-    assert {"config.toml", "checkpoint.pt", "model.pt", "log.jsonl", "summary.json"} <= {p.name for p in (tmp_path / "run").iterdir()}
+    written = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"config.toml", "checkpoint.pt", "model.pt", "log.jsonl", "summary.json"} <= written
     lines = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [ln["step"] for ln in lines if ln["split"] == "train"] == list(range(1, 9))
     val = [ln for ln in lines if ln["split"] == "val"]
@@ -85,7 +88,8 @@ def test_noise2clean_without_reference_is_a_clear_error(tmp_path, demo_geometry)
 
 def test_config_file_and_overrides(tmp_path):
     cfg = load_train_config(ROOT / "examples" / "ct" / "train.toml", {"epochs": 3, "beta_r": None})
-    assert (cfg.base_features, cfg.patch_size, cfg.batch_size, cfg.epochs, cfg.beta_w, cfg.beta_r) == (32, 96, 40, 3, 5e-6, 0.5)
+    assert ((cfg.base_features, cfg.patch_size, cfg.batch_size, cfg.epochs, cfg.beta_w, cfg.beta_r)
+            == (32, 96, 40, 3, 5e-6, 0.5))
     mr = load_train_config(ROOT / "examples" / "mr" / "train.toml")
     assert (mr.channels, mr.base_features, mr.beta_w, mr.beta_r) == (2, 64, 1e-6, 5.0)
     bad = tmp_path / "bad.toml"

@@ -6,9 +6,10 @@ import pytest
 from tomoconsensus.ct.io import read_images
 from tomoconsensus.ct.sources import simulated_slices
 from tomoconsensus.ct.split import CTModality
+from tomoconsensus.data.denoised import read_denoised
 from tomoconsensus.data.prepared import read_prepared, write_prepared
 from tomoconsensus.demo import CT_IMAGES, TEST_PATIENTS, VAL_PATIENTS, _subset
-from tomoconsensus.denoise import denoise, read_denoised
+from tomoconsensus.denoise import denoise
 from tomoconsensus.metrics import ct_metrics
 from tomoconsensus.train import TrainConfig, train
 
@@ -37,5 +38,5 @@ def test_training_beats_fbp_on_held_out_patients(tmp_path, demo_geometry, method
     test = read_prepared(files["test"])
     denoised = read_denoised(tmp_path / "out.h5")[0]
     rmse = lambda images: np.mean([ct_metrics(1000 * a[0], 1000 * r[0])["rmse_hu"]  # noqa: E731
-                                   for a, r in zip(images, test.reference)])
+                                   for a, r in zip(images, test.reference, strict=True)])
     assert rmse(denoised) < bound * rmse(test.x_est)

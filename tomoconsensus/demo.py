@@ -228,7 +228,7 @@ def with_flips(objects: list[np.ndarray], ids: list[str], orientations: int) -> 
     aliasing still runs along the phase-encode axis). Only possible because the k-space is simulated.
     """
     flips = [("", lambda a: a), ("_lr", np.fliplr), ("_ud", np.flipud), ("_lrud", lambda a: np.flipud(np.fliplr(a)))]
-    out = [(flip(o), i + suffix) for suffix, flip in flips[:orientations] for o, i in zip(objects, ids)]
+    out = [(flip(o), i + suffix) for suffix, flip in flips[:orientations] for o, i in zip(objects, ids, strict=True)]
     return [o for o, _ in out], [i for _, i in out]
 
 

@@ -16,16 +16,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from tomoconsensus import methods
 from tomoconsensus.atomic import atomic_path
+from tomoconsensus.data.denoised import FORMAT, read_denoised  # noqa: F401 (read_denoised: public here too)
 from tomoconsensus.data.prepared import read_prepared
-from tomoconsensus.errors import InputError, require_finite
-from tomoconsensus.hdf5 import open_hdf5, read_array, read_strings
+from tomoconsensus.errors import InputError
+from tomoconsensus.progress import progress as progress_bar
 from tomoconsensus.train import autocast_for, load_trained, resolve_device
-
-FORMAT = "tomoconsensus.denoised"
 
 
 @dataclass
@@ -60,8 +58,8 @@ def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant
     data = read_prepared(data_path)
     check_like_training(data, config.channels, trained_on)
     outputs = []
-    for s in tqdm(range(0, len(data), batch_size), desc=f"denoise {config.method}", unit="batch",
-                  disable=not progress):
+    for s in progress_bar(range(0, len(data), batch_size), desc=f"denoise {config.method}", unit="batch",
+                          enabled=progress):
         sl = slice(s, s + batch_size)
         x1, x2, x_est = (torch.from_numpy(getattr(data, k)[sl]).to(dev) for k in ("x1", "x2", "x_est"))
         with autocast_for(dev, config.amp):
@@ -92,18 +90,3 @@ def check_like_training(data, channels: int, trained_on: dict) -> None:
                          "training data (prepare it with the same geometry or matrix)", tuple(shape))
 
 
-def read_denoised(path: str | Path) -> tuple[np.ndarray, list[str], dict]:
-    """(denoised (slices, C, H, W), slice ids, attributes) of a ``denoise`` output file."""
-    path = Path(path)
-    with open_hdf5(path, "denoised HDF5 file") as f:
-        if f.attrs.get("format") != FORMAT or "denoised" not in f:
-            raise InputError(path, "format", f"a '{FORMAT}' file written by tomoconsensus denoise", f.attrs.get("format"))
-        if "slice_id" not in f:
-            raise InputError(path, "slice_id", "the slice ids (written by tomoconsensus denoise)", "missing")
-        ids = read_strings(f["slice_id"], path)
-        denoised = np.asarray(read_array(f, "denoised", path, "denoised images (slices, C, H, W)"), np.float32)
-        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-        if denoised.ndim != 4 or len(denoised) != len(ids):
-            raise InputError(path, "denoised", f"shape ({len(ids)}, C, H, W), one image per slice_id", denoised.shape)
-        require_finite(denoised, path, "denoised")
-        return denoised, ids, attrs

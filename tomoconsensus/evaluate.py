@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tomoconsensus.data.denoised import read_denoised
 from tomoconsensus.data.prepared import PreparedDataset, read_prepared
-from tomoconsensus.denoise import read_denoised
 from tomoconsensus.errors import InputError
 from tomoconsensus.metrics import magnitude, slice_metrics
 

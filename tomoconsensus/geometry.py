@@ -21,13 +21,16 @@ import dataclasses
 import math
 import tomllib
 from dataclasses import dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
 from tomoconsensus.config import dataclass_from_dict, non_negative, positive, read_toml
 from tomoconsensus.errors import InputError
+
 
 def _half_or_full_turn(v: float) -> bool:
     """180 or 360 (degrees)"""
@@ -49,8 +52,24 @@ def _flat(v: str) -> bool:
     return v == "flat"
 
 
-#: Folder with the geometry files shipped with tomoconsensus (top level ``geometry/``).
-GEOMETRY_DIR = Path(__file__).resolve().parent.parent / "geometry"
+def _shipped_geometry_folder() -> Traversable:
+    """The folder of named geometries: the top-level ``geometry/`` of a source checkout (run from it, or
+    installed editable: setuptools' editable finder does not map the data package), else its copy in an
+    installed wheel, the data package ``tomoconsensus.geometries`` (see pyproject.toml)."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "geometry").is_dir():
+        return checkout / "geometry"
+    return resources.files("tomoconsensus.geometries")
+
+
+#: Folder (a ``Path`` in a checkout, an ``importlib.resources`` Traversable when installed) with the
+#: geometry files shipped with tomoconsensus; their one copy is the repository's top-level ``geometry/``.
+GEOMETRY_DIR = _shipped_geometry_folder()
+
+
+def shipped_geometries() -> list[str]:
+    """Names of the shipped geometries (``ldct-fanbeam`` for ``geometry/ldct-fanbeam.toml``), sorted."""
+    return sorted(p.name.removesuffix(".toml") for p in GEOMETRY_DIR.iterdir() if p.name.endswith(".toml"))
 
 
 @dataclass(frozen=True)
@@ -196,7 +215,7 @@ class FanBeamGeometry(_ImageGrid, _ViewSampling):
         return self.source_to_origin_mm * math.sin(math.radians(self.fan_angle_deg / 2))
 
 
-Geometry = Union[FanBeamGeometry, ParallelBeamGeometry]
+Geometry = FanBeamGeometry | ParallelBeamGeometry
 
 _CLASSES = {"fan": FanBeamGeometry, "parallel": ParallelBeamGeometry}
 
@@ -243,12 +262,12 @@ def load_geometry(name_or_path: str | Path) -> Geometry:
         naming an existing file is read as a path.
     """
     path = Path(name_or_path)
-    if not (path.suffix == ".toml" or path.exists()):
-        path = GEOMETRY_DIR / f"{name_or_path}.toml"
-        if not path.exists():
-            available = sorted(p.stem for p in GEOMETRY_DIR.glob("*.toml"))
-            raise InputError("--geometry", "name", f"one of {available} or a .toml path", str(name_or_path))
-    return geometry_from_dict(read_toml(path, "geometry"), path)
+    if path.suffix == ".toml" or path.exists():
+        return geometry_from_dict(read_toml(path, "geometry"), path)
+    if str(name_or_path) not in shipped_geometries():
+        raise InputError("--geometry", "name", f"one of {shipped_geometries()} or a .toml path", str(name_or_path))
+    with resources.as_file(GEOMETRY_DIR.joinpath(f"{name_or_path}.toml")) as path:
+        return geometry_from_dict(read_toml(path, "geometry"), path)
 
 
 def geometry_to_toml(geom: Geometry) -> str:

@@ -41,7 +41,8 @@ def metrics_json(ev: Evaluation) -> dict:
     summary = ev.summary()
     out = {"modality": ev.modality, "slices": ev.slice_ids, "methods": {}}
     for method, metrics in summary.items():
-        out["methods"][method] = {k: {**v, "per_slice": [r[k] for r in ev.per_slice[method]]} for k, v in metrics.items()}
+        out["methods"][method] = {k: {**v, "per_slice": [r[k] for r in ev.per_slice[method]]}
+                                  for k, v in metrics.items()}
     ref_std = ev.reference_roi_std
     out["reference_roi_std"] = {"mean": float(np.mean(ref_std)) if ref_std else None, "per_slice": ref_std}
     out["settings"] = {"ssim": "skimage structural_similarity, gaussian_weights=True, sigma=1.5, "
@@ -71,7 +72,7 @@ def per_slice_csv(ev: Evaluation) -> str:
     writer = csv.writer(buffer)
     writer.writerow(["slice_id", "method"] + keys)
     for method, rows in ev.per_slice.items():
-        for slice_id, row in zip(ev.slice_ids, rows):
+        for slice_id, row in zip(ev.slice_ids, rows, strict=True):
             writer.writerow([slice_id, method] + [f"{row[k]:.6g}" for k in keys])
     return buffer.getvalue()
 
@@ -97,7 +98,7 @@ def comparison_figure(ev: Evaluation, path: Path, slice_index: int | None = None
     n = images[0].shape[0]
     r0, c0, size = n // 4, n // 4, n // 3  # zoom window: upper-left-central region
     fig, axes = plt.subplots(3, len(names), figsize=(2.6 * len(names), 8.0), squeeze=False)
-    for j, (name, img) in enumerate(zip(names, images)):
+    for j, (name, img) in enumerate(zip(names, images, strict=True)):
         axes[0, j].imshow(img, cmap="gray", vmin=vmin, vmax=vmax)
         axes[0, j].add_patch(plt.Rectangle((c0, r0), size, size, fill=False, edgecolor="yellow", lw=1))
         title = name

@@ -39,7 +39,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from tqdm.auto import tqdm
 
 from tomoconsensus import methods
 from tomoconsensus.atomic import atomic_path, same_file, write_text_atomic
@@ -52,6 +51,7 @@ from tomoconsensus.metrics import slice_metrics
 from tomoconsensus.nn.unet import UNet
 from tomoconsensus.runs import check_resume, check_run_dir, clear_run, run_lock
 from tomoconsensus.signals import SIGNAL_NAMES, StopRequest
+from tomoconsensus.progress import progress as progress_bar
 
 CHECKPOINT_FORMAT = "tomoconsensus.checkpoint"
 LR_SCHEDULES = ("constant", "cosine")
@@ -178,7 +178,10 @@ def load_train_config(path: str | Path | None = None, overrides: Mapping[str, An
 def config_to_toml(config: TrainConfig) -> str:
     lines = []
     for key, value in dataclasses.asdict(config).items():
-        text = ("true" if value else "false") if isinstance(value, bool) else (f'"{value}"' if isinstance(value, str) else repr(value))
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        else:
+            text = f'"{value}"' if isinstance(value, str) else repr(value)
         lines.append(f"{key} = {text}")
     return "\n".join(lines) + "\n"
 
@@ -282,7 +285,8 @@ def wrap_for_training(models: Mapping[str, torch.nn.Module], config: TrainConfig
         if world > 1:
             if device.type == "cuda":  # batch statistics over the global batch, as in one process
                 w = torch.nn.SyncBatchNorm.convert_sync_batchnorm(w)
-            w = torch.nn.parallel.DistributedDataParallel(w, device_ids=[device.index] if device.type == "cuda" else None)
+            device_ids = [device.index] if device.type == "cuda" else None
+            w = torch.nn.parallel.DistributedDataParallel(w, device_ids=device_ids)
         wrapped[id(m)] = w
     return {k: wrapped[id(m)] for k, m in models.items()}
 
@@ -315,7 +319,8 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
         raise InputError(path, "file", "a tomoconsensus checkpoint loadable with weights_only=True",
                          str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(path, "format", f"'{CHECKPOINT_FORMAT}'", state.get("format") if isinstance(state, dict) else type(state))
+        raise InputError(path, "format", f"'{CHECKPOINT_FORMAT}'",
+                         state.get("format") if isinstance(state, dict) else type(state))
     return state
 
 
@@ -348,7 +353,7 @@ def validate(config: TrainConfig, models: Mapping[str, torch.nn.Module], data: P
             out = methods.output(config.method, models, tensors["x1"], tensors["x2"], tensors["x_est"])
         if data.reference is not None:
             out_np = out.float().cpu().numpy()
-            per_slice += [slice_metrics(data.modality, o, r) for o, r in zip(out_np, data.reference[sl])]
+            per_slice += [slice_metrics(data.modality, o, r) for o, r in zip(out_np, data.reference[sl], strict=True)]
     for m in models.values():
         m.train()
     result = {f"val_{k}": v / len(data) for k, v in sums.items()}
@@ -502,8 +507,8 @@ def _train_locked(config: TrainConfig, data: PreparedDataset, val: PreparedDatas
         saved = load_checkpoint(best_path, "cpu")
         best.update(step=saved["step"], loss=saved["selection_loss"], validation=saved["validation"])
     epoch_coords, coords_epoch = None, -1
-    bar = tqdm(total=total_steps, initial=step, desc=f"train {config.method}", unit="step",
-               disable=not progress or rank != 0, dynamic_ncols=True)
+    bar = progress_bar(total=total_steps, initial=step, desc=f"train {config.method}", unit="step",
+                       every=sampler.batches_per_epoch, enabled=progress and rank == 0)
     log = open(log_path, "a") if rank == 0 else None
     try:
         while step < total_steps:

@@ -9,6 +9,7 @@ from tomoconsensus.ct.io import read_sinograms
 from tomoconsensus.ct.noise import mu_to_hu
 from tomoconsensus.ct.projector import AstraProjector, cuda_available
 from tomoconsensus.geometry import ParallelBeamGeometry, load_geometry
+
 from tests.conftest import DATA, MU_WATER, disk
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from tomoconsensus.ct.io import read_dicom_folder, read_image_array, read_images, read_sinograms
 from tomoconsensus.errors import GeometryMismatchError, InputError
+
 from tests.conftest import DATA
 
 DICOM = DATA / "ct" / "dicom"

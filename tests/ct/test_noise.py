@@ -1,11 +1,19 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
-from tomoconsensus.ct.noise import (bowtie_transmission, counts_to_line_integrals, hu_to_mu, incident_photons,
-                                    mu_to_hu, simulate_counts, simulate_low_dose)
+from tomoconsensus.ct.noise import (
+    bowtie_transmission,
+    counts_to_line_integrals,
+    hu_to_mu,
+    incident_photons,
+    mu_to_hu,
+    simulate_counts,
+    simulate_low_dose,
+)
 from tomoconsensus.errors import InputError
 from tomoconsensus.geometry import CTDoseProtocol
-import dataclasses
 
 
 def test_hu_mu_round_trip_and_air_clip():

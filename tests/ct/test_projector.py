@@ -3,6 +3,7 @@ import pytest
 
 from tomoconsensus.ct.projector import AstraProjector
 from tomoconsensus.geometry import ParallelBeamGeometry
+
 from tests.conftest import MU_WATER, disk
 
 
@@ -35,4 +36,5 @@ def test_line_integrals_of_a_disk_are_chord_lengths():
 
 def test_subset_projector_equals_rows_of_full(demo_geometry, water_cylinder):
     with AstraProjector(demo_geometry) as full, AstraProjector(demo_geometry, views=np.arange(1, 360, 2)) as odd:
-        np.testing.assert_allclose(odd.forward(water_cylinder), full.forward(water_cylinder)[1::2], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(odd.forward(water_cylinder), full.forward(water_cylinder)[1::2],
+                                   rtol=1e-5, atol=1e-6)

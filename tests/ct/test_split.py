@@ -7,6 +7,7 @@ from tomoconsensus.ct.fbp import FBP
 from tomoconsensus.ct.noise import simulate_low_dose
 from tomoconsensus.ct.projector import AstraProjector
 from tomoconsensus.ct.split import CTModality, odd_even_views, split_odd_even
+
 from tests.conftest import MU_WATER, disk
 
 N_DRAWS = 48

@@ -4,6 +4,7 @@ from tomoconsensus.ct.fbp import fbp
 from tomoconsensus.ct.noise import simulate_low_dose
 from tomoconsensus.ct.projector import AstraProjector
 from tomoconsensus.ct.tv import TVConfig, divergence, gradient, tv_reconstruct
+
 from tests.conftest import MU_WATER, disk
 
 

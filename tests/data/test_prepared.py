@@ -10,6 +10,7 @@ from tomoconsensus.data.patches import PatchSampler, extract_patches
 from tomoconsensus.data.prepared import read_prepared, write_prepared
 from tomoconsensus.errors import InputError
 from tomoconsensus.geometry import geometry_from_toml_text
+
 from tests.conftest import DATA
 
 

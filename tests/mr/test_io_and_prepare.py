@@ -8,10 +8,11 @@ from tomoconsensus.cli import main
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.errors import InputError
 from tomoconsensus.metrics import mr_metrics
+from tomoconsensus.modality import split_and_reconstruct
 from tomoconsensus.mr.io import KSpaceVolume, read_kspace, read_kspace_file
 from tomoconsensus.mr.sources import undersampled_slices
 from tomoconsensus.mr.split import MRModality
-from tomoconsensus.modality import split_and_reconstruct
+
 from tests.conftest import DATA, SHARED
 
 TWIX = DATA / "mr" / "twix_gre_phantom_2ch.h5"
@@ -83,10 +84,11 @@ def test_sense_beats_zero_filling_on_real_8_channel_brain():
 
 
 def test_trainer_denoise_and_evaluate_work_unchanged_on_mr(tmp_path):
-    from tests.conftest import tiny_config
     from tomoconsensus.denoise import denoise
     from tomoconsensus.evaluate import evaluate
     from tomoconsensus.train import train
+
+    from tests.conftest import tiny_config
 
     data = tmp_path / "mr.h5"
     assert main(["prepare", "mr", "--kspace", str(TWIX), "--center-lines", "24", "--out", str(data)]) == 0

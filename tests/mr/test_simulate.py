@@ -7,8 +7,13 @@ from tomoconsensus.demo import DemoProtocol, mr_demo_volumes, patient_split
 from tomoconsensus.errors import InputError
 from tomoconsensus.metrics import mr_metrics
 from tomoconsensus.mr.recon import zero_filled_combination
-from tomoconsensus.mr.simulate import (birdcage_sensitivities, simulate_kspace, simulated_volumes, smooth_phase,
-                                       t1_like_magnitude)
+from tomoconsensus.mr.simulate import (
+    birdcage_sensitivities,
+    simulate_kspace,
+    simulated_volumes,
+    smooth_phase,
+    t1_like_magnitude,
+)
 from tomoconsensus.mr.sources import undersampled_slices
 from tomoconsensus.mr.split import MRModality
 

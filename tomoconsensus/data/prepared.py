@@ -25,12 +25,12 @@ from typing import Any
 
 import h5py
 import numpy as np
-from tqdm.auto import tqdm
 
 from tomoconsensus.atomic import atomic_path
 from tomoconsensus.errors import InputError, require_finite
 from tomoconsensus.hdf5 import open_hdf5, read_array, read_strings
 from tomoconsensus.modality import Modality, Slice, split_and_reconstruct
+from tomoconsensus.progress import progress as progress_bar
 
 FORMAT = "tomoconsensus.prepared"
 FORMAT_VERSION = 1
@@ -109,8 +109,8 @@ def write_prepared(out: str | Path, modality: Modality, slices: Iterable[Slice],
             datasets[name][index] = image
 
         count = 0
-        for i, item in enumerate(tqdm(slices, total=n_slices, desc=f"prepare {modality.name}",
-                                      unit="slice", disable=not progress)):
+        for i, item in enumerate(progress_bar(slices, total=n_slices, desc=f"prepare {modality.name}",
+                                              unit="slice", enabled=progress)):
             if i >= n_slices:
                 raise ValueError(f"more than n_slices={n_slices} slices given")
             images = split_and_reconstruct(modality, item.measurement, split_rng)

@@ -89,7 +89,7 @@ def simulated_volumes(magnitudes: Sequence[np.ndarray], volume_ids: Sequence[str
     """
     maps = birdcage_sensitivities(n_coils, magnitudes[0].shape)
     kspace: dict[str, list[np.ndarray]] = {}
-    for magnitude, volume_id in zip(magnitudes, volume_ids):
+    for magnitude, volume_id in zip(magnitudes, volume_ids, strict=True):
         image = magnitude * np.exp(1j * smooth_phase(magnitude.shape, rng, max_phase_radians))
         kspace.setdefault(volume_id, []).append(simulate_kspace(image, maps, noise_std, rng))
     return [KSpaceVolume(np.stack(k), volume_id, source) for volume_id, k in kspace.items()]

@@ -60,5 +60,5 @@ def undersampled_slices(volumes: list[KSpaceVolume], acceleration: float, center
         if scales is not None:
             scales[volume.volume_id] = scale
         for i, undersampled, design, maps, reference in prepared:
-            yield Slice(f"{volume.volume_id}_{i:03d}", volume.volume_id, MRMeasurement(undersampled, design, maps, scale),
-                        to_channels(reference, scale))
+            yield Slice(f"{volume.volume_id}_{i:03d}", volume.volume_id,
+                        MRMeasurement(undersampled, design, maps, scale), to_channels(reference, scale))

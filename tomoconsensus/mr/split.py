@@ -60,11 +60,12 @@ class MRModality:
 
     def reconstruct(self, half) -> np.ndarray:
         m, lines, weight = half
-        return to_channels(zero_filled_combination(m.kspace * lines[None, :, None], m.maps, np.where(lines, weight, 0.0)),
-                           m.scale)
+        image = zero_filled_combination(m.kspace * lines[None, :, None], m.maps, np.where(lines, weight, 0.0))
+        return to_channels(image, m.scale)
 
     def estimate(self, m: MRMeasurement) -> np.ndarray:
-        return to_channels(sense(m.kspace, m.maps, m.design.mask, self.sense_lambda, self.sense_iterations, self.device), m.scale)
+        image = sense(m.kspace, m.maps, m.design.mask, self.sense_lambda, self.sense_iterations, self.device)
+        return to_channels(image, m.scale)
 
     def zero_filled(self, m: MRMeasurement) -> np.ndarray:
         """The plain zero-filling baseline of the 4x data (no density weighting)."""

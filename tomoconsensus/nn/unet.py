@@ -17,8 +17,10 @@ from torch.nn import functional as F
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     """Two (3x3 conv, batch norm, ReLU) layers."""
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True),
-        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True),
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True),
     )
 
 
@@ -65,7 +67,7 @@ class UNet(nn.Module):
             h = encoder(h if i == 0 else F.max_pool2d(h, 2))
             skips.append(h)
         skips.pop()
-        for upsample, decoder in zip(self.upsamplers, self.decoders):
+        for upsample, decoder in zip(self.upsamplers, self.decoders, strict=True):
             h = decoder(torch.cat([skips.pop(), upsample(h)], dim=1))
         out = padded + self.head(h)
         return out[..., :height, :width]

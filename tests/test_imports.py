@@ -1,0 +1,30 @@
+"""Light entry points stay light: the heavy libraries are imported only where they are used.
+
+Each module is imported in a fresh interpreter (this test session has imported torch already) and the
+heavy modules found in ``sys.modules`` afterwards are compared with what that module may load.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "astra", "sigpy", "matplotlib", "skimage", "pydicom")
+
+
+@pytest.mark.parametrize("module, allowed", [
+    ("tomoconsensus.cli", set()),                       # --help and argument errors answer at once
+    ("tomoconsensus.evaluate", {"skimage"}),            # metrics need scikit-image, not torch
+    ("tomoconsensus.data.denoised", set()),
+    ("tomoconsensus.geometry", set()),
+])
+def test_module_does_not_import_heavy_libraries(module, allowed):
+    code = f"import sys, json, {module}; print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    loaded = set(json.loads(out.stdout.splitlines()[-1]))
+    assert loaded <= allowed, f"{module} imports {sorted(loaded - allowed)} at module level"
