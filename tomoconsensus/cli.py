@@ -143,7 +143,6 @@ def _train(args: argparse.Namespace) -> None:
 
 def _denoise(args: argparse.Namespace) -> None:
     from tomoconsensus.denoise import denoise
-
     from tomoconsensus.runs import RUN_FILES
 
     check_output_file(args.out, _inputs(args.data, *(args.run / name for name in RUN_FILES)), args.overwrite)

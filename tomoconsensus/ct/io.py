@@ -13,8 +13,8 @@ Sinogram HDF5 layout (``prepare ct --sinograms``)
 
 from __future__ import annotations
 
-import zipfile
 import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
