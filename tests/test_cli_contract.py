@@ -531,6 +531,24 @@ def test_sigterm_in_a_step_checkpoints_at_its_end_and_resume_is_exact(fx, tmp_pa
     assert all(torch.equal(c[k], d[k]) for k in c)
 
 
+def test_sigterm_during_prepare_leaves_nothing(fx, tmp_path, capsys, monkeypatch):
+    """SIGTERM while the output file is being written: exit 143, one line, no temporary file or folder left."""
+    from tomoconsensus.data import prepared
+
+    split = prepared.split_and_reconstruct
+
+    def split_then_sigterm(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return split(*args, **kwargs)
+
+    monkeypatch.setattr(prepared, "split_and_reconstruct", split_then_sigterm)
+    before = snapshot(fx["dir"], tmp_path)
+    code, err = run_cli(PCT + ["--sinograms", fx["sino"], "--device", "cpu", "--out", tmp_path / "new" / "p.h5"], capsys)
+    assert code == 128 + signal.SIGTERM and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("interrupted: stopped by SIGTERM")
+    assert snapshot(fx["dir"], tmp_path) == before
+
+
 @pytest.mark.slow
 def test_sigterm_during_training_checkpoints_and_resume_is_exact(fx, tmp_path):
     """SIGTERM (timeout, batch schedulers) saves a checkpoint at the end of the step, like Ctrl-C."""

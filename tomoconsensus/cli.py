@@ -14,7 +14,7 @@ import sys
 from itertools import islice
 from pathlib import Path
 
-from tomoconsensus.atomic import check_output_dir, check_output_file, check_writable_folder
+from tomoconsensus.atomic import check_output_dir, check_output_file, check_writable_folder, same_file
 from tomoconsensus.choices import ALL_VARIANTS, CT_REFERENCES, METHODS
 from tomoconsensus.devices import DEVICE_HELP, check_device
 from tomoconsensus.errors import InputError, Interrupted, RunError
@@ -134,13 +134,15 @@ def _train(args: argparse.Namespace) -> None:
                  "seed": args.seed, "base_features": args.base_features, "batch_size": args.batch_size,
                  "learning_rate": args.learning_rate, "beta_w": args.beta_w, "beta_r": args.beta_r,
                  "tie_networks": True if args.tie_networks else None}
+    if args.val and same_file(args.val, args.data):
+        raise InputError(args.val, "--val", "held-out slices, not the training file (selection on training data "
+                         "would keep the epoch that fits the noise best)", "it is --data")
     config = load_train_config(args.config, overrides)
     print(train(config, args.data, args.out, args.val, resume=args.resume, overwrite=args.overwrite))
 
 
 def _denoise(args: argparse.Namespace) -> None:
     from tomoconsensus.denoise import denoise
-
     from tomoconsensus.runs import RUN_FILES
 
     check_output_file(args.out, _inputs(args.data, *(args.run / name for name in RUN_FILES)), args.overwrite)

@@ -41,7 +41,7 @@ import torch
 import torch.distributed as dist
 
 from tomoconsensus import methods
-from tomoconsensus.atomic import atomic_path, same_file, write_text_atomic
+from tomoconsensus.atomic import atomic_path, write_text_atomic
 from tomoconsensus.config import dataclass_from_dict, non_negative, positive, read_toml
 from tomoconsensus.data.patches import PatchSampler, extract_patches
 from tomoconsensus.data.prepared import PreparedDataset, read_prepared
@@ -432,9 +432,6 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
                          "(prepare from clean images, or use consensus/noise2noise)", "missing")
     if config.batch_size % world:
         raise InputError("config", "batch_size", f"a multiple of the {world} processes", config.batch_size)
-    if val_path and same_file(Path(val_path), Path(train_path)):
-        raise InputError(val_path, "--val", "held-out slices, not the training file (selection on training data "
-                         "would keep the epoch that fits the noise best)", "it is --data")
     val = read_prepared(val_path) if val_path else None
     if val is not None:
         check_data(val, config, val_path, like=data)

@@ -13,8 +13,8 @@ Sinogram HDF5 layout (``prepare ct --sinograms``)
 
 from __future__ import annotations
 
-import zipfile
 import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,7 +158,11 @@ def read_dicom_folder(folder: Path) -> ImageStack:
         if ds is None:
             continue
         hu, spacing, ds = read_dicom_image(path, ds)
-        z = float(ds.ImagePositionPatient[2]) if "ImagePositionPatient" in ds else float(ds.get("InstanceNumber", 0))
+        try:
+            z = float(ds.ImagePositionPatient[2]) if "ImagePositionPatient" in ds else float(ds.get("InstanceNumber", 0))
+        except (TypeError, ValueError, IndexError):
+            raise InputError(path, "ImagePositionPatient", "the table position [x, y, z] in mm (or an InstanceNumber)",
+                             ds.get("ImagePositionPatient")) from None
         records.append((str(ds.get("PatientID", "")), z, path.stem, hu, spacing))
     if not records:
         raise InputError(folder, "files", "a folder with DICOM images", f"none among {len(files)} files")
@@ -210,11 +214,12 @@ def read_image_array(path: Path, default_spacing_mm: float | None = None) -> Ima
         hu = hu[None]
     _check_square_stack(hu, path, field)
     require_finite(hu, path, field)
+    spacing_field = "pixel_spacing_mm"
     if spacing is None:
         if default_spacing_mm is None:
             raise InputError(path, "pixel_spacing_mm", "pixel spacing in the file or --pixel-spacing-mm")
-        spacing = default_spacing_mm
-    spacing = check_spacing(spacing, len(hu), path, "pixel_spacing_mm" if default_spacing_mm is None else "--pixel-spacing-mm")
+        spacing, spacing_field = default_spacing_mm, "--pixel-spacing-mm"
+    spacing = check_spacing(spacing, len(hu), path, spacing_field)
     if ids is not None and len(ids) != len(hu):
         raise InputError(path, "files", f"{len(hu)} names, one per image", len(ids))
     ids = ids or [f"{path.stem}_{i:04d}" for i in range(len(hu))]

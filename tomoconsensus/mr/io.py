@@ -24,7 +24,6 @@ import numpy as np
 from tomoconsensus.errors import InputError, require_finite
 from tomoconsensus.hdf5 import open_hdf5, read_array
 
-
 #: Largest k-space energy per slice: float32 holds 3.4e38; squared norms of images need headroom.
 MAX_ENERGY = 1e36
 
