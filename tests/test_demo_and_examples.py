@@ -55,15 +55,16 @@ def test_quick_mr_demo_runs_end_to_end(tmp_path, capsys):
     assert "| RMSE (1e-3) |" in out and "simulated 4-coil k-space" in out
     assert ("DOES NOT HOLD" not in out) or "why, measured: docs/method.md" in out
     metrics = json.loads((tmp_path / "mr" / "report" / "metrics.json").read_text())
-    assert set(metrics["methods"]) == {"SENSE", "Zero-filling", "Consensus", "Noise2Noise", "Noise2Clean"}
+    assert set(metrics["methods"]) == {"SENSE", "Zero-filling", "Consensus", "Consensus z (paper)", "Noise2Noise",
+                                       "Noise2Noise f(x1)", "Noise2Clean"}
 
 
 def test_mr_example_kspace_goes_through_prepare_mr(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "examples" / "mr" / "make_shipped_kspace.py"), str(tmp_path),
                              "--matrix", "64", "--coils", "4"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    # 3 training patients x 4 orientations, 1 validation and 2 test patients, 2 slices each
-    assert [len(list((tmp_path / s).glob("*.npz"))) for s in ("train", "val", "test")] == [12, 1, 2]
+    # 3 training patients x 2 orientations, 1 validation and 2 test patients, 2 slices each
+    assert [len(list((tmp_path / s).glob("*.npz"))) for s in ("train", "val", "test")] == [6, 1, 2]
     out = tmp_path / "test.h5"
     assert main(["prepare", "mr", "--kspace", str(tmp_path / "test"), "--center-lines", "12", "--out", str(out)]) == 0
     with h5py.File(out) as f:
@@ -118,4 +119,5 @@ def test_mr_example_pipeline_script_end_to_end(tmp_path):
                             capture_output=True, text=True, timeout=900, env=env, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((tmp_path / "out" / "report" / "metrics.json").read_text())
-    assert set(metrics["methods"]) == {"SENSE", "Zero-filling", "Consensus", "Noise2Noise", "Noise2Clean"}
+    assert set(metrics["methods"]) == {"SENSE", "Zero-filling", "Consensus", "Consensus z (paper)", "Noise2Noise",
+                                       "Noise2Noise f(x1)", "Noise2Clean"}

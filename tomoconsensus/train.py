@@ -508,33 +508,6 @@ def _train_locked(config: TrainConfig, data: PreparedDataset, val: PreparedDatas
                        every=sampler.batches_per_epoch, enabled=progress and rank == 0)
     log = open(log_path, "a") if rank == 0 else None
     try:
-        while step < total_steps:
-            epoch, k = divmod(step, sampler.batches_per_epoch)
-            if epoch != coords_epoch:
-                epoch_coords, coords_epoch = sampler.epoch_coordinates(epoch), epoch
-            coords = epoch_coords[k][rank::world]
-            batch = {name: extract_patches(stack, coords, sampler.patch_size).to(device, non_blocking=True)
-                     .contiguous(memory_format=memory_format) for name, stack in stacks.items()}
-            with autocast_for(device, config.amp):
-                terms = methods.objective(config.method, train_models, batch, config.beta_w, config.beta_r,
-                                          config.symmetric_n2n)
-            optimizer.zero_grad(set_to_none=True)
-            terms["total"].backward()
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate_at(config, step, total_steps)
-            optimizer.step()
-            step += 1
-            bar.update(1)
-            if step % config.log_every_steps == 0 or step == total_steps:
-                terms_f = {n: float(v.detach()) for n, v in terms.items()}
-                if not all(math.isfinite(v) for v in terms_f.values()):
-                    raise FloatingPointError(f"non-finite loss at step {step}: {terms_f}")
-                bar.set_postfix({n: f"{v:.3g}" for n, v in terms_f.items()})
-                if log:
-                    log.write(json.dumps({"split": "train", "step": step, "epoch": step / sampler.batches_per_epoch,
-                                          **terms_f}) + "\n")
-
-
         with StopRequest() as stop:
             while step < total_steps:
                 epoch, k = divmod(step, sampler.batches_per_epoch)
@@ -548,6 +521,8 @@ def _train_locked(config: TrainConfig, data: PreparedDataset, val: PreparedDatas
                                               config.symmetric_n2n)
                 optimizer.zero_grad(set_to_none=True)
                 terms["total"].backward()
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate_at(config, step, total_steps)
                 optimizer.step()
                 step += 1
                 bar.update(1)
