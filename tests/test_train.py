@@ -148,3 +148,14 @@ def test_two_process_ddp_with_gloo_ends_with_identical_weights(prepared_ct, tmp_
             assert torch.equal(value, rank1[net][key]), f"{net}.{key} differs between ranks"
     head = rank0["f1"]["head.weight"]
     assert head.abs().sum() > 0  # training moved the zero-initialised head
+
+
+def test_variant_of_another_method_is_refused():
+    """'z' (the pair's Eq. 9 output) exists only for consensus; each method names its own variants."""
+    from tomoconsensus import methods
+
+    assert methods.check_variant("consensus", None) == "mean"
+    with pytest.raises(InputError, match="variant"):
+        methods.check_variant("noise2noise", "z")
+    with pytest.raises(InputError, match="variant"):
+        methods.check_variant("noise2clean", "mean")
