@@ -107,3 +107,14 @@ def test_prepared_file_matches_the_old_pipeline(tmp_path, demo_geometry):
                    "reference": units(ops[2](clean))}
             for name, image in old.items():
                 assert rel_max(getattr(new, name)[i], image) < 1e-5, name
+
+
+def test_backprojection_leaves_torch_threading_alone(demo_geometry):
+    """Numba runs on its own workqueue pool: an OpenMP pool beside torch's made later training 30-100x slower."""
+    import numba
+    import torch
+
+    threads = torch.get_num_threads()
+    FBP(demo_geometry)(np.zeros((demo_geometry.n_views, demo_geometry.n_detectors), np.float32))
+    assert numba.threading_layer() == "workqueue"
+    assert torch.get_num_threads() == threads

@@ -20,6 +20,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+# Numba's own thread pool, not OpenMP: a second OpenMP runtime beside torch's leaves spinning
+# threads that made every later torch CPU operation (training after preparation) 30-100x slower.
+if numba.config.THREADING_LAYER == "default":
+    numba.config.THREADING_LAYER = "workqueue"
+
 #: Output pixels accumulated together (one block stays in L1 while all views pass over it).
 BLOCK = 1024
 
