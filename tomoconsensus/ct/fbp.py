@@ -17,7 +17,9 @@ The angular weight of a view is half the angle between its two neighbours on the
 FBP from a uniformly spaced subset (odd or even views) is itself a complete, unbiased
 reconstruction, and ``(fbp(odd) + fbp(even)) / 2 == fbp(all)`` exactly (linearity).
 
-Everything is vectorised in torch and runs on the GPU when given a CUDA device.
+Weighting and filtering are vectorised in torch (GPU when given a CUDA device). The backprojection
+runs in a compiled Numba kernel on the CPU (:mod:`tomoconsensus.ct.backproject`) and as a vectorised
+torch loop on a GPU; the two do the same float32 arithmetic.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from tomoconsensus.ct.backproject import backproject_cpu
 from tomoconsensus.geometry import FanBeamGeometry, Geometry
 
 WINDOWS = ("ram-lak", "hann")
@@ -101,22 +104,31 @@ class FBP:
     device : str or torch.device
         ``"cuda"`` to run on the GPU.
     view_chunk : int, optional
-        Views backprojected at once (memory ~ ``view_chunk * N^2 * 4`` bytes per temporary);
-        1 on the CPU (cache-friendly) and 64 on a GPU by default.
+        Views backprojected at once by the torch loop (memory ~ ``view_chunk * N^2 * 4`` bytes per
+        temporary); 1 on the CPU (cache-friendly) and 64 on a GPU by default.
+    backend : {"numba", "torch"}, optional
+        Backprojection: the compiled CPU kernel of :mod:`tomoconsensus.ct.backproject` (default on
+        the CPU) or the vectorised torch loop (default, and the only choice, on a GPU). Both do the
+        same float32 arithmetic and agree to round-off.
     """
 
     def __init__(self, geom: Geometry, views: Sequence[int] | np.ndarray | None = None,
-                 window: str = "hann", device: torch.device | str = "cpu", view_chunk: int | None = None):
+                 window: str = "hann", device: torch.device | str = "cpu", view_chunk: int | None = None,
+                 backend: str | None = None):
         self.geom = geom
         self.device = torch.device(device)
         # One view at a time keeps the CPU temporaries in cache; a GPU wants wide launches.
         self.view_chunk = view_chunk or (1 if self.device.type == "cpu" else 64)
+        self.backend = backend or ("numba" if self.device.type == "cpu" else "torch")
+        if self.backend not in ("numba", "torch") or (self.backend == "numba" and self.device.type != "cpu"):
+            raise ValueError(f"backend: expected 'torch', or 'numba' on the CPU, got {backend!r} on {self.device}")
         self.views = np.arange(geom.n_views) if views is None else np.asarray(views)
         angles = geom.angles_rad[self.views]
         self.is_fan = isinstance(geom, FanBeamGeometry)
         period = 2 * math.pi if self.is_fan else math.radians(geom.angular_range_deg)
         # pi/period: a 360-degree scan measures every line twice, so each half counts 1/2.
         weights = angular_weights(angles, period) * (math.pi / period)
+        self.weights_f64 = weights  # (views,) rad, before rounding to float32
         if self.is_fan:
             d = geom.source_to_origin_mm
             self.du = geom.detector_pitch_mm * d / geom.source_to_detector_mm
@@ -142,6 +154,14 @@ class FBP:
 
     def backproject(self, filtered: torch.Tensor) -> torch.Tensor:
         """Weighted backprojection of filtered sinograms (B, views, channels) -> (B, N*N)."""
+        if self.backend == "torch":
+            return self._backproject_torch(filtered)
+        fan_d = self.geom.source_to_origin_mm if self.is_fan else None
+        out = backproject_cpu(filtered.contiguous().numpy(), *(t.numpy() for t in (self.cos, self.sin, self.weights,
+                              self.x, self.y)), self.du, fan_d, torch.get_num_threads())
+        return torch.from_numpy(out)
+
+    def _backproject_torch(self, filtered: torch.Tensor) -> torch.Tensor:
         n_det = self.geom.n_detectors
         batch, n_views = filtered.shape[:2]
         # One zero channel on each side so rays that miss the detector contribute nothing.

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+import torch
 
 from tomoconsensus.ct.fbp import FBP
 from tomoconsensus.ct.io import ImageStack, SinogramStack
@@ -43,7 +44,8 @@ def simulated_slices(stack: ImageStack, geom: FanBeamGeometry, dose_fraction: fl
     rngs = slice_rngs(seed, len(stack.hu))
     fbp = FBP(geom)
     mu_w = geom.protocol.mu_water_per_mm
-    with AstraProjector(geom, kind="strip") as proj:
+    # ASTRA's CPU projector is single-threaded: split the views over torch's thread count.
+    with AstraProjector(geom, kind="strip", threads=torch.get_num_threads()) as proj:
         for i, rng in enumerate(rngs):
             hu = to_geometry_grid(stack.hu[i], float(stack.pixel_spacing_mm[i]), geom)
             clean = proj.forward(hu_to_mu(hu, mu_w))

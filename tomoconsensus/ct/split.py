@@ -4,6 +4,15 @@ Views are numbered from 0: ``x1`` is reconstructed from the odd-indexed views (1
 and ``x2`` from the even-indexed views (0, 2, 4, ...). The halves share no measurement, so their
 noise is independent; each half is a complete, uniformly sampled 360 degree scan, so its FBP
 is an unbiased reconstruction of the same object (with twice the angular step).
+
+The FBP is linear and each view of the full scan carries half the angular weight it has in its
+half (``w_all[v] = w_half[v] / 2`` for an even number of equally spaced views), so
+
+    x_est = FBP_all(y) = (FBP_odd(y_odd) + FBP_even(y_even)) / 2 = (x1 + x2) / 2
+
+exactly; preparation therefore filters the sinogram once and backprojects each view once.
+Geometries where the weights do not halve (odd view counts, irregular angles) get their own FBP
+of all views.
 """
 
 from __future__ import annotations
@@ -12,9 +21,12 @@ from typing import Any
 
 import numpy as np
 
+import torch
+
 from tomoconsensus.ct.fbp import FBP
 from tomoconsensus.ct.noise import mu_to_hu
 from tomoconsensus.geometry import FanBeamGeometry, geometry_to_toml
+from tomoconsensus.modality import SplitImages
 
 
 def odd_even_views(n_views: int) -> tuple[np.ndarray, np.ndarray]:
@@ -25,6 +37,16 @@ def odd_even_views(n_views: int) -> tuple[np.ndarray, np.ndarray]:
 def split_odd_even(sinogram: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Split a sinogram (views, channels) into its odd-view and even-view halves."""
     return sinogram[1::2], sinogram[0::2]
+
+
+def halves_average_to_all(fbp_odd: FBP, fbp_even: FBP, fbp_all: FBP) -> bool:
+    """True when every view's weight in ``fbp_all`` is half its weight in its half (so x_est = (x1+x2)/2).
+
+    The operators must share geometry and window; the weights are compared in float64 to 1e-12.
+    """
+    w_all = np.zeros(fbp_all.geom.n_views)
+    w_all[fbp_all.views] = fbp_all.weights_f64
+    return all(np.allclose(w_all[op.views], op.weights_f64 / 2, rtol=1e-12, atol=0) for op in (fbp_odd, fbp_even))
 
 
 class CTModality:
@@ -54,6 +76,8 @@ class CTModality:
         self.fbp_odd = FBP(geom, odd, window, device)
         self.fbp_even = FBP(geom, even, window, device)
         self.fbp_all = FBP(geom, None, window, device)
+        self.odd, self.even = odd, even
+        self.halves_average_to_all = halves_average_to_all(self.fbp_odd, self.fbp_even, self.fbp_all)
 
     def to_units(self, mu) -> np.ndarray:
         """Attenuation (1/mm) -> HU/1000 with a channel axis, float32 NumPy."""
@@ -71,6 +95,25 @@ class CTModality:
 
     def estimate(self, sinogram: np.ndarray) -> np.ndarray:
         return self.to_units(self.fbp_all(sinogram))
+
+    def split_and_reconstruct(self, sinogram: np.ndarray, rng: np.random.Generator | None = None) -> SplitImages:
+        """x1, x2 and x_est of one sinogram (views, channels), filtering and backprojecting each view once.
+
+        Same images as ``reconstruct`` of each half and ``estimate`` (to float32 round-off):
+        the pre-weight and ramp filter act on each view alone, so the filtered sinogram of all
+        views is split instead of the raw one, and ``x_est = (x1 + x2) / 2`` (module docstring).
+        """
+        if not self.halves_average_to_all:
+            odd, even = self.split(sinogram)
+            return SplitImages(self.reconstruct(odd), self.reconstruct(even), self.estimate(sinogram))
+        expected = (self.geom.n_views, self.geom.n_detectors)
+        if tuple(np.shape(sinogram)) != expected:
+            raise ValueError(f"sinogram: expected {expected} for geometry '{self.geom.name}', got {np.shape(sinogram)}")
+        sino = torch.as_tensor(sinogram, dtype=torch.float32, device=self.fbp_all.device)
+        filtered = self.fbp_all.filter(sino[None])
+        mu1 = self.fbp_odd.backproject(filtered[:, self.odd]).reshape(self.geom.image_size, self.geom.image_size)
+        mu2 = self.fbp_even.backproject(filtered[:, self.even]).reshape(mu1.shape)
+        return SplitImages(self.to_units(mu1), self.to_units(mu2), self.to_units((mu1 + mu2) / 2))
 
     def attributes(self) -> dict[str, Any]:
         return {"geometry_toml": geometry_to_toml(self.geom), "geometry_name": self.geom.name,

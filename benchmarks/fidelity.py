@@ -1,0 +1,238 @@
+"""Benchmark: the paper's CT protocol (Wu et al. 2019, Table 1) on the clinical series in ../shared.
+
+Patient-level split of ../shared/data/ct/tcia_series (one series per patient): 2 test patients (the
+two abdominal series, like the paper's abdominal test set), 1 validation patient (model selection on
+its *noisy* halves only), 8 training patients. Quarter-dose sinograms are simulated on the
+``ldct-fanbeam`` geometry (2304 views, 736 channels), each method is trained with the paper's
+settings (``examples/ct/train.toml``: UNet-32 depth 4, 96^2 patches, batch 40, 40 patches per slice
+per epoch, 100 epochs, Adam 1e-4, beta_w 5e-6, beta_r 0.5), the test patients are denoised and
+evaluated (RMSE in HU over the image; SSIM within [-160, 240] HU; mean +- std over test slices).
+
+It chains the package's own steps, as ``examples/ct/run_paper_protocol.sh`` does:
+``simulated_slices`` + ``write_prepared`` (prepare), ``train``, ``denoise``, ``evaluate``.
+
+Full scale (a GPU; preparation ~5 s per slice on 2 CPU cores, 40 slices per patient)::
+
+    .venv/bin/python benchmarks/fidelity.py --work fidelity_run
+
+Smoke scale (what a shared CPU allows; minutes)::
+
+    .venv/bin/python benchmarks/fidelity.py --image-size 128 --slices-per-patient 2 --max-steps 20 \\
+        --base-features 8 --patch-size 64 --batch-size 8
+
+Writes benchmarks/results/fidelity.json and benchmarks/results/fidelity.md (the markdown table that
+docs/reproducing.md quotes). Without ../shared it prints why and exits 0 without writing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from common import RESULTS, write_result
+
+from tomoconsensus.atomic import write_text_atomic
+from tomoconsensus.ct.io import ImageStack, read_images
+from tomoconsensus.ct.sources import simulated_slices
+from tomoconsensus.ct.split import CTModality
+from tomoconsensus.ct.tv import TVConfig, tv_reconstruct
+from tomoconsensus.data.prepared import write_prepared
+from tomoconsensus.denoise import denoise
+from tomoconsensus.evaluate import evaluate
+from tomoconsensus.geometry import FanBeamGeometry, load_geometry
+from tomoconsensus.train import load_train_config, train
+
+ROOT = Path(__file__).resolve().parents[1]
+SERIES = ROOT.parent / "shared" / "data" / "ct" / "tcia_series"
+PAPER_CONFIG = ROOT / "examples" / "ct" / "train.toml"
+TEST_PATIENTS = ("KiTS-00072", "C3L-00189")  # the two abdominal series (paper: abdomen)
+VAL_PATIENTS = ("ACRIN-FLT-Breast_001",)
+FIELD_OF_VIEW_MM = 384.0  # ldct-fanbeam: 512 x 0.75 mm
+#: Wu et al. 2019, Table 1 (mean +- std over test slices; SSIM in %).
+PAPER_TABLE1 = {"FBP": {"rmse_hu": (27.6, 5.3), "ssim": (81.5, 4.7)},
+                "TV": {"rmse_hu": (36.9, 4.4), "ssim": (81.8, 3.5)},
+                "Noise2Noise": {"rmse_hu": (17.4, 3.2), "ssim": (84.2, 4.6)},
+                "Consensus": {"rmse_hu": (18.4, 2.9), "ssim": (87.1, 3.4)},
+                "Noise2Clean": {"rmse_hu": (14.7, 2.8), "ssim": (87.7, 3.3)}}
+#: (label, method, denoise variant): both Noise2Noise outputs (issue 13): f((x1+x2)/2) and the paper's likely f(x1).
+OUTPUTS = (("Noise2Noise", "noise2noise", "mean"), ("Noise2Noise f(x1)", "noise2noise", "f1"),
+           ("Consensus", "consensus", "z"), ("Noise2Clean", "noise2clean", "full"))
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How much of the paper's protocol to run (paper values are the defaults)."""
+
+    image_size: int = 512  # pixels; the grid always spans 384 mm (0.75 mm at 512)
+    n_views: int = 2304
+    slices_per_patient: int = 0  # 0: all (up to 40 per series here; paper: 50)
+    train_patients: int = 8
+    epochs: int = 100
+    max_steps: int = 0  # 0: run the epochs
+    base_features: int = 32
+    patch_size: int = 96
+    batch_size: int = 40
+    tv: bool = False
+    tv_iter: int = 50
+    device: str = "auto"
+    seed: int = 0
+
+    def describe(self) -> str:
+        slices = "all slices" if self.slices_per_patient == 0 else f"{self.slices_per_patient} slices"
+        steps = f"{self.epochs} epochs" if self.max_steps == 0 else f"{self.max_steps} steps"
+        paper = self == dataclasses.replace(Scale(), device=self.device, seed=self.seed, tv=self.tv, tv_iter=self.tv_iter,
+                                            slices_per_patient=self.slices_per_patient)
+        return (f"{'PAPER' if paper else 'REDUCED'} scale: {self.image_size}^2 ({FIELD_OF_VIEW_MM / self.image_size:g} mm "
+                f"pixels), {self.n_views} views, quarter dose, {slices} per patient, {self.train_patients} train / "
+                f"{len(VAL_PATIENTS)} val / {len(TEST_PATIENTS)} test patients, UNet-{self.base_features} depth 4, "
+                f"{self.patch_size}^2 patches, batch {self.batch_size}, {steps}, TV {'on' if self.tv else 'off'} "
+                f"(paper: 512^2, 2304 views, 50 slices x 8/2 patients, UNet-32, 96^2, batch 40, 100 epochs)")
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[Scale, Path | None]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    d = Scale()
+    p.add_argument("--image-size", type=int, default=d.image_size, choices=(128, 256, 512))
+    p.add_argument("--views", type=int, default=d.n_views, help="views per rotation (even; paper 2304)")
+    p.add_argument("--slices-per-patient", type=int, default=d.slices_per_patient, help="0: all")
+    p.add_argument("--train-patients", type=int, default=d.train_patients)
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--max-steps", type=int, default=d.max_steps, help="stop training after N steps (0: epochs)")
+    p.add_argument("--base-features", type=int, default=d.base_features)
+    p.add_argument("--patch-size", type=int, default=d.patch_size)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--tv", action="store_true", help="also the TV baseline (Chambolle-Pock; slow on a CPU)")
+    p.add_argument("--tv-iter", type=int, default=d.tv_iter)
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--work", type=Path, default=None, help="keep prepared files and runs here (default: temporary)")
+    a = p.parse_args(argv)
+    if a.views % 2 or a.patch_size > a.image_size:
+        p.error("--views must be even and --patch-size at most --image-size")
+    scale = Scale(a.image_size, a.views, a.slices_per_patient, a.train_patients, a.epochs, a.max_steps, a.base_features,
+                  a.patch_size, a.batch_size, a.tv, a.tv_iter, a.device, a.seed)
+    return scale, a.work
+
+
+def scaled_geometry(scale: Scale) -> FanBeamGeometry:
+    """ldct-fanbeam with the requested grid (same 384 mm field of view) and view count."""
+    geom = load_geometry("ldct-fanbeam")
+    if (scale.image_size, scale.n_views) == (geom.image_size, geom.n_views):
+        return geom
+    return dataclasses.replace(geom, name=f"ldct-fanbeam-{scale.image_size}-{scale.n_views}v",
+                               image_size=scale.image_size, pixel_size_mm=FIELD_OF_VIEW_MM / scale.image_size,
+                               n_views=scale.n_views, description=f"{geom.description}; grid and views scaled")
+
+
+def patient_split(scale: Scale) -> dict[str, list[Path]]:
+    """Series files of the train, val and test patients (train: the first ``train_patients`` others, by name)."""
+    files = sorted(SERIES.glob("*.npz"))
+    patient = lambda f: f.name.split("__")[1]  # noqa: E731
+    test = [f for f in files if patient(f) in TEST_PATIENTS]
+    val = [f for f in files if patient(f) in VAL_PATIENTS]
+    rest = [f for f in files if f not in test + val]
+    return {"train": rest[:scale.train_patients], "val": val, "test": test}
+
+
+def load_stack(files: list[Path], per_patient: int) -> ImageStack:
+    """Evenly spaced ``per_patient`` slices (0: all) of each series, concatenated."""
+    parts = []
+    for f in files:
+        s = read_images(f)
+        idx = np.arange(len(s.hu)) if per_patient == 0 else np.unique(np.linspace(0, len(s.hu) - 1, per_patient).round().astype(int))
+        parts.append(ImageStack(s.hu[idx], s.pixel_spacing_mm[idx], [s.slice_ids[i] for i in idx], [s.patient_ids[i] for i in idx]))
+    return ImageStack(np.concatenate([p.hu for p in parts]), np.concatenate([p.pixel_spacing_mm for p in parts]),
+                      sum((p.slice_ids for p in parts), []), sum((p.patient_ids for p in parts), []))
+
+
+def prepare(scale: Scale, work: Path) -> tuple[dict[str, Path], dict[str, float]]:
+    """Prepared train/val/test files (TV baseline on the test file when asked); seconds per split."""
+    geom = scaled_geometry(scale)
+    modality = CTModality(geom)
+    attrs = {"dose_fraction": 0.25, "reference_kind": "noiseless-fbp", "source": str(SERIES)}
+    tv_config = TVConfig(n_iter=scale.tv_iter)
+    tv = {"tv": lambda sino: modality.to_units(tv_reconstruct(sino, geom, tv_config))}
+    paths, seconds = {}, {}
+    for offset, (name, files) in enumerate(patient_split(scale).items()):
+        stack = load_stack(files, scale.slices_per_patient)
+        paths[name] = work / f"ct_{name}.h5"
+        summary = write_prepared(paths[name], modality, simulated_slices(stack, geom, 0.25, scale.seed + offset),
+                                 len(stack.hu), scale.seed + offset, attrs, tv if (name == "test" and scale.tv) else {})
+        print(summary)
+        seconds[name] = summary.seconds
+    return paths, seconds
+
+
+def train_and_denoise(scale: Scale, paths: dict[str, Path], work: Path) -> tuple[dict[str, Path], dict[str, float]]:
+    """Train consensus, Noise2Noise and Noise2Clean with the paper's config (scaled); denoise the test file."""
+    overrides = {"epochs": scale.epochs, "max_steps": scale.max_steps, "base_features": scale.base_features,
+                 "patch_size": scale.patch_size, "batch_size": scale.batch_size, "device": scale.device,
+                 "seed": scale.seed}
+    results, seconds = {}, {}
+    for method in ("consensus", "noise2noise", "noise2clean"):
+        config = load_train_config(PAPER_CONFIG, {**overrides, "method": method})
+        start = time.perf_counter()
+        print(train(config, paths["train"], work / "runs" / method, paths["val"]))
+        seconds[method] = time.perf_counter() - start
+    for label, method, variant in OUTPUTS:
+        results[label] = work / f"denoised_{method}_{variant}.h5"
+        print(denoise(work / "runs" / method, paths["test"], results[label], variant, device=scale.device))
+    return results, seconds
+
+
+def table(summary: dict) -> str:
+    """Markdown: ours and the paper's Table 1, RMSE (HU) and SSIM (%), mean +- std over test slices."""
+    methods = [m for m in ("FBP", "TV", "Noise2Noise", "Noise2Noise f(x1)", "Consensus", "Noise2Clean") if m in summary]
+    cell = lambda mean, std: f"{mean:.1f} ± {std:.1f}"  # noqa: E731
+    lines = ["| Index | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    for key, label, factor in (("rmse_hu", "RMSE (HU)", 1.0), ("ssim", "SSIM (%)", 100.0)):
+        lines.append(f"| {label}, here | " + " | ".join(cell(factor * summary[m][key]["mean"], factor * summary[m][key]["std"])
+                                                    for m in methods) + " |")
+        lines.append(f"| {label}, paper | " + " | ".join(cell(*PAPER_TABLE1[m][key]) if m in PAPER_TABLE1 else "–"
+                                                     for m in methods) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run(scale: Scale, work: Path) -> dict:
+    print(f"fidelity benchmark: {scale.describe()}")
+    start = time.perf_counter()
+    paths, prep_s = prepare(scale, work)
+    results, train_s = train_and_denoise(scale, paths, work)
+    ev = evaluate(paths["test"], results)
+    summary = ev.summary()
+    markdown = table(summary)
+    record = {"scale": dataclasses.asdict(scale), "scale_description": scale.describe(),
+              "patients": {k: [f.name.split("__")[1] for f in v] for k, v in patient_split(scale).items()},
+              "test_slices": len(ev.slice_ids), "summary": summary, "paper_table1": PAPER_TABLE1,
+              "seconds": {"prepare": prep_s, "train": train_s, "total": time.perf_counter() - start},
+              "markdown": markdown}
+    write_result("fidelity.json", record)
+    write_text_atomic(RESULTS / "fidelity.md", f"{scale.describe()}\n\n{markdown}")
+    print("\n" + markdown)
+    print(f"{scale.describe()}\nwrote {RESULTS / 'fidelity.json'} and {RESULTS / 'fidelity.md'} "
+          f"in {record['seconds']['total'] / 60:.1f} min")
+    return record
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    scale, work = parse_args(argv)
+    if not SERIES.is_dir() or not any(SERIES.glob("*.npz")):
+        print(f"fidelity benchmark skipped: {SERIES} not found (the clinical series live in ../shared)")
+        return None
+    if work is not None:
+        work.mkdir(parents=True, exist_ok=True)
+        return run(scale, work)
+    with tempfile.TemporaryDirectory(prefix="fidelity_") as tmp:
+        return run(scale, Path(tmp))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
