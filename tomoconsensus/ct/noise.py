@@ -37,8 +37,7 @@ def bowtie_transmission(geom: FanBeamGeometry) -> np.ndarray:
     to ``protocol.bowtie_water_equiv_mm`` at the fan edge.
     """
     p = geom.protocol
-    u = (np.arange(geom.n_detectors) - (geom.n_detectors - 1) / 2) * geom.detector_pitch_mm
-    gamma = np.arctan(u / geom.source_to_detector_mm)
+    gamma = geom.channel_fan_angles_rad()
     rel = gamma / math.radians(geom.fan_angle_deg / 2)
     return np.exp(-p.mu_water_per_mm * p.bowtie_water_equiv_mm * rel**2)
 

@@ -17,10 +17,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from tomoconsensus.ct.fbp import FBP
+from tomoconsensus.ct.curved import fbp_operator, forward_projector
 from tomoconsensus.ct.io import ImageStack, SinogramStack
 from tomoconsensus.ct.noise import hu_to_mu, mu_to_hu, simulate_low_dose
-from tomoconsensus.ct.projector import AstraProjector
 from tomoconsensus.ct.simulate import to_geometry_grid
 from tomoconsensus.errors import InputError
 from tomoconsensus.geometry import FanBeamGeometry
@@ -40,9 +39,9 @@ def simulated_slices(stack: ImageStack, geom: FanBeamGeometry, dose_fraction: fl
     if reference not in REFERENCES:
         raise InputError("--reference", "reference", f"one of {REFERENCES}", reference)
     rngs = slice_rngs(seed, len(stack.hu))
-    fbp = FBP(geom)
+    fbp = fbp_operator(geom)
     mu_w = geom.protocol.mu_water_per_mm
-    with AstraProjector(geom, kind="strip") as proj:
+    with forward_projector(geom, kind="strip") as proj:
         for i, rng in enumerate(rngs):
             hu = to_geometry_grid(stack.hu[i], float(stack.pixel_spacing_mm[i]), geom)
             clean = proj.forward(hu_to_mu(hu, mu_w))

@@ -19,6 +19,7 @@ import numpy as np
 
 from tomoconsensus.ct.fbp import FBP
 from tomoconsensus.ct.projector import AstraProjector
+from tomoconsensus.errors import InputError
 from tomoconsensus.geometry import FanBeamGeometry
 
 
@@ -77,6 +78,9 @@ def tv_reconstruct(sinogram: np.ndarray, geom: FanBeamGeometry, config: TVConfig
 
     Starts from ``x0`` (default: the Hann FBP, which cuts the iterations needed several-fold).
     """
+    if getattr(geom, "detector_shape", "flat") != "flat":
+        raise InputError("--tv", "geometry", f"a flat-detector geometry (TV uses ASTRA's flat projector; "
+                         f"'{geom.name}' is {geom.detector_shape})")
     if x0 is None:
         x0 = FBP(geom)(sinogram).numpy()
     mu_w = geom.protocol.mu_water_per_mm
