@@ -86,3 +86,33 @@ def simulate_low_dose(line_integrals: np.ndarray, geom: FanBeamGeometry, dose_fr
     """
     i0 = incident_photons(geom, dose_fraction)
     return counts_to_line_integrals(simulate_counts(line_integrals, i0, geom.protocol, rng), i0)
+
+
+def dose_reduction_variance(line_integrals: np.ndarray, i0: np.ndarray, dose_fraction: float,
+                            electronic_noise_std: float = 0.0) -> np.ndarray:
+    """Variance to add to full-dose post-log data so that they have the noise of ``dose_fraction``.
+
+    With the measurement model above, the post-log variance at dose ``f`` is
+    ``e^p / (f I0) + sigma_e^2 e^(2p) / (f I0)^2``; subtracting the full-dose variance gives
+
+        (1 - f)/f * e^p / I0  +  (1 - f^2)/f^2 * sigma_e^2 * e^(2p) / I0^2
+
+    (Zeng D. et al., IEEE Trans. Nucl. Sci. 62(5), 2015), used on raw scanner projections with
+    ``I0`` from their PhotonStatistics.
+
+    Parameters
+    ----------
+    line_integrals : array
+        Measured full-dose ``p`` (dimensionless).
+    i0 : array
+        Full-dose incident photons of each reading (broadcast against ``line_integrals``).
+    dose_fraction : float
+        Target dose / measured dose, in (0, 1].
+    electronic_noise_std : float
+        Electronic noise in photons.
+    """
+    if not (0 < dose_fraction <= 1):
+        raise InputError("--dose-fraction", "dose_fraction", "a number in (0, 1]", dose_fraction)
+    f = dose_fraction
+    transmission = np.exp(np.asarray(line_integrals, dtype=np.float64)) / i0
+    return (1 - f) / f * transmission + (1 - f * f) / (f * f) * electronic_noise_std**2 * transmission**2
