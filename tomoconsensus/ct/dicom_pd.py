@@ -156,6 +156,7 @@ class HelicalScan:
     scan_type: str
     detector_shape: str
     source: str
+    patient_id: str = ""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -286,7 +287,9 @@ def read_projections(folder: str | Path, progress: bool = True) -> HelicalScan:
             if stats.size != n_cols:
                 raise InputError(path, "PhotonStatistics (7033,1065)", f"{n_cols} values (one per channel)", stats.size)
             photons[i] = stats
-    return _assemble(Path(folder), files, first, raw, per_view, photons)
+    scan = _assemble(Path(folder), files, first, raw, per_view, photons)
+    scan.patient_id = str(first_ds.get("PatientID", "")) or Path(folder).name
+    return scan
 
 
 def _same(a, b) -> bool:
@@ -346,4 +349,4 @@ def _assemble(folder: Path, files, first: dict, raw, pv: dict, photons) -> Helic
                        float(first["DetectorElementTransverseSpacing"]), float(first["DetectorElementAxialSpacing"]),
                        float(central[0]), float(central[1]), dphi, dz, pv["drho"], ffs, n_per_turn, photons,
                        _water_per_mm(float(first["WaterAttenuationCoefficient"]), folder), scan_type, shape,
-                       str(folder), notes)
+                       str(folder), notes=notes)

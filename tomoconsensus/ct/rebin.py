@@ -264,10 +264,12 @@ def reading_noise(seed: int, views, rows, channels, n_rows: int, n_channels: int
     Counter-based (SplitMix64 hash + Box-Muller), so a raw reading used by several slices or by
     both turns gets the same noise every time, without storing a noise copy of the scan.
     """
-    key = ((np.asarray(views, np.uint64) * np.uint64(n_rows) + np.asarray(rows, np.uint64)) * np.uint64(n_channels)
-           + np.asarray(channels, np.uint64))
-    u1 = _uniform(key * np.uint64(2) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15))
-    u2 = _uniform(key * np.uint64(2) + np.uint64(1) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15))
+    with np.errstate(over="ignore"):
+        key = ((np.asarray(views, np.uint64) * np.uint64(n_rows) + np.asarray(rows, np.uint64)) * np.uint64(n_channels)
+               + np.asarray(channels, np.uint64)) * np.uint64(2)
+        offset = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+        u1 = _uniform(key + offset)
+        u2 = _uniform(key + np.uint64(1) + offset)
     return np.sqrt(-2 * np.log(u1)) * np.cos(2 * np.pi * u2)
 
 
