@@ -61,9 +61,11 @@ def _prepare_ct_projections(args: argparse.Namespace) -> None:
     from tomoconsensus.geometry import load_geometry
 
     if args.z_mm is None:
-        raise InputError("--z-mm", "z-mm", "table positions to reconstruct with --projections ('120,130' or '100:200:5')")
+        raise InputError("--z-mm", "z-mm", "table positions to reconstruct with --projections "
+                         "('120,130', '100:200:5' or 'all:5')")
+    parse_z_list(args.z_mm, (0.0, 0.0))  # syntax checked before the (long) read
     noise_geometry = load_geometry(args.geometry or "ldct-fanbeam")  # electronic noise for --dose-fraction
-    source = projection_source(args.projections, parse_z_list(args.z_mm), args.image_size, args.pixel_size_mm,
+    source = projection_source(args.projections, args.z_mm, args.image_size, args.pixel_size_mm,
                                args.split, 1.0 if args.dose_fraction is None else args.dose_fraction,
                                noise_geometry.protocol.electronic_noise_std, args.seed, args.reference_projections,
                                args.device)
@@ -149,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "only its electronic noise is used (default ldct-fanbeam)")
     ct.add_argument("--dose-fraction", type=float, default=None,
                     help="simulated dose / full dose (default 0.25 for --images, 1 = as measured for --projections)")
-    ct.add_argument("--z-mm", help="--projections: table positions, '120,130' or 'start:stop:step' (mm)")
+    ct.add_argument("--z-mm", help="--projections: table positions, '120,130', 'start:stop:step' or 'all:step' (mm)")
     ct.add_argument("--image-size", type=int, default=512, help="--projections: N x N grid (default 512)")
     ct.add_argument("--pixel-size-mm", type=float, default=0.75, help="--projections: pixel size (default 0.75)")
     ct.add_argument("--reference-projections", type=Path, help="--projections: full-dose scan for the reference")

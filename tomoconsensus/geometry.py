@@ -38,6 +38,7 @@ import numpy as np
 from tomoconsensus.config import dataclass_from_dict, positive, read_toml
 from tomoconsensus.errors import InputError
 
+
 def _half_or_full_turn(v: float) -> bool:
     """180 or 360 (degrees)"""
     return v in (180.0, 360.0)

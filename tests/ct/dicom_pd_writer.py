@@ -122,7 +122,7 @@ class ScanSpec:
 
     @property
     def n_views(self) -> int:
-        return int(round(self.n_turns * self.views_per_turn))
+        return round(self.n_turns * self.views_per_turn)
 
     def c_col(self) -> float:
         return (self.n_channels + 1) / 2 if self.central_channel is None else self.central_channel

@@ -25,7 +25,7 @@ from tomoconsensus.errors import InputError
 
 MU = 0.0193
 Z_SPHERE = 110.0
-GRID = dict(image_size=128, pixel_size_mm=3.0)
+GRID = {"image_size": 128, "pixel_size_mm": 3.0}
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def hu_image(rebinner: Rebinner, z: float, views=None) -> np.ndarray:
 
 def rois(geom) -> dict[str, np.ndarray]:
     x, y = geom.pixel_centres_mm()
-    disk = lambda cx, cy, r: (x - cx) ** 2 + (y - cy) ** 2 < r**2  # noqa: E731
+    disk = lambda cx, cy, r: (x - cx) ** 2 + (y - cy) ** 2 < r**2
     return {"water": disk(-20, 10, 15) | disk(10, -60, 15), "bone": disk(45, 20, 12), "fat": disk(-40, -35, 8),
             "sphere": disk(-30, 45, 6), "noise": disk(0, 0, 80) & ~disk(45, 20, 26) & ~disk(-40, -35, 28)
             & ~disk(-30, 45, 18)}
@@ -61,7 +61,7 @@ def rois(geom) -> dict[str, np.ndarray]:
 
 
 def test_reader_decodes_implicit_and_explicit_vr_and_both_pixel_layouts(tmp_path, phantom):
-    small = dict(n_channels=24, n_rows=4, views_per_turn=32, n_turns=1.25, ffs="FFSZ")
+    small = {"n_channels": 24, "n_rows": 4, "views_per_turn": 32, "n_turns": 1.25, "ffs": "FFSZ"}
     implicit = read_projections(write_scan(tmp_path / "a", ScanSpec(**small), phantom), progress=False)
     explicit = read_projections(write_scan(tmp_path / "b", ScanSpec(**small, implicit_vr=False, tcia_layout=False,
                                                                      water_tag_per_cm=True, swap_shift_tags=True),
@@ -84,6 +84,7 @@ def test_reader_decodes_implicit_and_explicit_vr_and_both_pixel_layouts(tmp_path
 def test_z_list_parsing():
     assert parse_z_list("120,130") == [120.0, 130.0]
     assert parse_z_list("100:110:5") == [100.0, 105.0, 110.0]
+    assert parse_z_list("all:5", (102.3, 117.9)) == [103.0, 108.0, 113.0]
     with pytest.raises(InputError, match="start:stop:step"):
         parse_z_list("100:90:5")
 
@@ -146,7 +147,7 @@ def test_split_strategies_partition_and_keep_ffs_positions_in_both_halves():
     assert list(x2[:4]) == [0, 1, 4, 5] and list(x1[:4]) == [2, 3, 6, 7] and "ffs-blocks" in text
     for half in (x1, x2):  # both focal positions in each half
         assert set(half % 2) == {0, 1}
-    odd, even, _ = split_views(192, "odd-even", "FFSXY")
+    odd, _, _ = split_views(192, "odd-even", "FFSXY")
     assert set(odd % 2) == {1}  # why odd/even is not the FFS default
 
 
@@ -197,7 +198,7 @@ def test_dose_fraction_quarter_doubles_the_noise(scans):
     roi = rois(clean.geometry.geom)["noise"]
     zs = (106.0, 110.0, 114.0)
     truth = [hu_image(clean, z) for z in zs]
-    std = lambda rb: np.std([hu_image(rb, z)[roi] - t[roi] for z, t in zip(zs, truth)])  # noqa: E731
+    std = lambda rb: np.std([hu_image(rb, z)[roi] - t[roi] for z, t in zip(zs, truth)])
     full = std(Rebinner(noisy_scan, **GRID))
     quarter = std(Rebinner(noisy_scan, **GRID, dose_fraction=0.25, seed=5))
     assert quarter / full == pytest.approx(2.0, rel=0.15)
@@ -234,7 +235,7 @@ def _cli_error(args, out, capsys) -> str:
 
 def test_bad_input_is_one_line_exit_2(scans, tmp_path, capsys, phantom):
     out = tmp_path / "x.h5"
-    small = dict(n_channels=24, n_rows=4, views_per_turn=32, n_turns=1.25)
+    small = {"n_channels": 24, "n_rows": 4, "views_per_turn": 32, "n_turns": 1.25}
     assert "[102.98, 117.98]" in _cli_error(["--projections", str(scans["FFSNONE"]), "--z-mm", "130"], out, capsys)
     folder = write_scan(tmp_path / "trunc", ScanSpec(**small), phantom)
     victim = sorted(folder.iterdir())[3]
@@ -242,7 +243,7 @@ def test_bad_input_is_one_line_exit_2(scans, tmp_path, capsys, phantom):
     err = _cli_error(["--projections", str(folder), "--z-mm", "100"], out, capsys)
     assert victim.name in err and "PixelData" in err
     folder = write_scan(tmp_path / "missing", ScanSpec(**small), phantom)
-    victim = sorted(folder.iterdir())[0]
+    victim = min(folder.iterdir())
     ds = pydicom.dcmread(victim)
     del ds[0x70311031]
     ds.save_as(victim)

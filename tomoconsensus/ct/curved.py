@@ -124,7 +124,7 @@ class CurvedFBP:
         self.views = np.arange(len(sources)) if views is None else np.asarray(views)
         sub = sources.subset(self.views)
         self.dgamma = geom.detector_pitch_mm / geom.source_to_detector_mm
-        f64 = dict(dtype=torch.float64, device=self.device)
+        f64 = {"dtype": torch.float64, "device": self.device}
         gamma = torch.as_tensor(geom.channel_fan_angles_rad(), **f64)
         radius = torch.as_tensor(sub.source_to_origin_mm, **f64)
         self.preweight = (radius[:, None] * torch.cos(gamma)[None, :]).float()

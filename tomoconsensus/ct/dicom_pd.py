@@ -188,11 +188,11 @@ def _read_one(path: Path) -> tuple[pydicom.Dataset, dict]:
     except (InvalidDicomError, OSError, EOFError, ValueError) as exc:
         raise InputError(path, "file", "a readable DICOM-CT-PD file", str(exc)) from None
     values = {name: decode_private(ds, name, path) for name in PRIVATE_TAGS}
-    if values["NumberofDetectorRows"] is None and values["DetectorFocalCenterAngularPosition"] is None:
-        if "ImagePositionPatient" in ds or "PixelSpacing" in ds:
-            raise InputError(path, "DetectorFocalCenterAngularPosition (7031,1001)",
-                             "raw projections (DICOM-CT-PD); this looks like a folder of CT images: use --images",
-                             "missing")
+    no_geometry = values["NumberofDetectorRows"] is None and values["DetectorFocalCenterAngularPosition"] is None
+    if no_geometry and ("ImagePositionPatient" in ds or "PixelSpacing" in ds):
+        raise InputError(path, "DetectorFocalCenterAngularPosition (7031,1001)",
+                         "raw projections (DICOM-CT-PD); this looks like a folder of CT images: use --images",
+                         "missing")
     for name in REQUIRED:
         if values[name] is None:
             group, element = PRIVATE_TAGS[name][:2]

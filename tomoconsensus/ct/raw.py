@@ -27,22 +27,29 @@ from tomoconsensus.errors import InputError
 from tomoconsensus.modality import Slice
 
 
-def parse_z_list(text: str) -> list[float]:
-    """``"120,130"`` or ``"100:200:5"`` (start:stop:step, stop included when on the grid) -> mm."""
+def parse_z_list(text: str, z_range_mm: tuple[float, float] | None = None) -> list[float]:
+    """``"120,130"``, ``"100:200:5"`` (start:stop:step, stop included when on the grid) or ``"all:5"``
+    (every 5 mm across ``z_range_mm``, from its first whole millimetre) -> table positions in mm."""
     try:
+        if text.startswith("all:"):
+            step = float(text[4:])
+            if step <= 0 or z_range_mm is None:
+                raise ValueError
+            lo, hi = z_range_mm
+            return parse_z_list(f"{math.ceil(lo)}:{hi}:{step}") if math.ceil(lo) <= hi else []
         if ":" in text:
             start, stop, step = (float(v) for v in text.split(":"))
             if step <= 0 or stop < start:
                 raise ValueError
-            count = int(math.floor((stop - start) / step + 1e-9)) + 1
+            count = math.floor((stop - start) / step + 1e-9) + 1
             return [round(start + i * step, 6) for i in range(count)]
         values = [float(v) for v in text.split(",") if v.strip()]
         if not values:
             raise ValueError
         return values
     except ValueError:
-        raise InputError("--z-mm", "z-mm", "table positions 'z1,z2,...' or 'start:stop:step' (mm, step > 0)",
-                         text) from None
+        raise InputError("--z-mm", "z-mm", "table positions 'z1,z2,...', 'start:stop:step' or 'all:step' "
+                         "(mm, step > 0)", text) from None
 
 
 @dataclass
@@ -64,7 +71,7 @@ def _ffs_summary(scan: HelicalScan) -> list[dict[str, float]]:
              "d_rho_mm": float(scan.shift_rho_mm[k])} for k in range(period)]
 
 
-def projection_source(projections, z_mm: list[float], image_size: int, pixel_size_mm: float,
+def projection_source(projections, z_mm: str, image_size: int, pixel_size_mm: float,
                       split: str = "auto", dose_fraction: float = 1.0, electronic_noise_std: float = 0.0,
                       seed: int = 0, reference_projections=None, device: str = "cpu",
                       progress: bool = True) -> ProjectionSource:
@@ -73,22 +80,26 @@ def projection_source(projections, z_mm: list[float], image_size: int, pixel_siz
     rebin = Rebinner(scan, image_size, pixel_size_mm, dose_fraction=dose_fraction,
                      electronic_noise_std=electronic_noise_std, seed=seed)
     lo, hi = rebin.z_range_mm()
-    outside = [z for z in z_mm if not lo <= z <= hi]
-    if outside:
-        raise InputError(projections, "--z-mm", f"table positions within the scanned range [{lo:.2f}, {hi:.2f}] mm",
-                         outside[0])
-    geom, sources = rebin.geometry.geom, rebin.geometry.sources
-    x1, x2, text = split_views(geom.n_views, split, scan.ffs_mode, seed)
-    modality = CTModality(geom, device=device, sources=sources, halves=(x1, x2), split_description=text)
     reference = None
     if reference_projections is not None:
-        ref_scan = read_projections(reference_projections, progress)
-        reference = Rebinner(ref_scan, image_size, pixel_size_mm)
+        reference = Rebinner(read_projections(reference_projections, progress), image_size, pixel_size_mm)
+        z_text = z_mm
+        z_mm = parse_z_list(z_mm, (max(lo, reference.z_range_mm()[0]), min(hi, reference.z_range_mm()[1])))
         rlo, rhi = reference.z_range_mm()
         missing = [z for z in z_mm if not rlo <= z <= rhi]
         if missing:
             raise InputError(reference_projections, "--z-mm", f"table positions within the reference scan's "
                              f"range [{rlo:.2f}, {rhi:.2f}] mm", missing[0])
+    else:
+        z_text = z_mm
+        z_mm = parse_z_list(z_mm, (lo, hi))
+    outside = [z for z in z_mm if not lo <= z <= hi]
+    if outside or not z_mm:
+        raise InputError(projections, "--z-mm", f"table positions within the scanned range [{lo:.2f}, {hi:.2f}] mm",
+                         outside[0] if outside else z_text)
+    geom, sources = rebin.geometry.geom, rebin.geometry.sources
+    x1, x2, text = split_views(geom.n_views, split, scan.ffs_mode, seed)
+    modality = CTModality(geom, device=device, sources=sources, halves=(x1, x2), split_description=text)
     attrs = {"source": str(projections), "source_kind": "DICOM-CT-PD helical projections, single-slice rebinning",
              "z_mm": list(z_mm), "z_range_mm": [lo, hi], "ffs_mode": scan.ffs_mode, "ffs_shifts": _ffs_summary(scan),
              "views_per_rotation": scan.views_per_rotation, "helical_views": scan.n_views,

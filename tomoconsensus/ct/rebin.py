@@ -39,8 +39,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from tomoconsensus.ct.curved import FanViews
-from tomoconsensus.ct.dicom_pd import (FFS_PERIOD, HelicalScan, channel_of_fan_angle, image_view_angle,
-                                       row_of_height)
+from tomoconsensus.ct.dicom_pd import (
+    FFS_PERIOD,
+    HelicalScan,
+    channel_of_fan_angle,
+    image_view_angle,
+    row_of_height,
+)
 from tomoconsensus.ct.noise import dose_reduction_variance
 from tomoconsensus.errors import InputError
 from tomoconsensus.geometry import FanBeamGeometry, geometry_from_dict
@@ -177,14 +182,15 @@ class Rebinner:
             raise InputError(scan.source, "DetectorFocalCenterAngularPosition (7031,1001)",
                              "an increasing angle (a decreasing one is not implemented)", "decreasing")
         photons = float(np.mean(scan.photons)) if scan.photons is not None else 1.5e5
-        values = dict(
-            name="dicom-ct-pd", description=f"rebinned from {scan.source}", beam="fan", detector_shape="curved",
-            source_to_origin_mm=scan.rho_mm, source_to_detector_mm=scan.d0_mm, n_detectors=scan.n_channels,
-            detector_pitch_mm=scan.channel_spacing_mm, n_views=n, angular_range_deg=360.0,
-            start_angle_deg=float(np.degrees(image_view_angle(scan.phi_rad[0]))) % 360.0,
-            image_size=image_size, pixel_size_mm=pixel_size_mm,
-            protocol=dict(incident_photons=photons, electronic_noise_std=self.electronic_noise_std,
-                          mu_water_per_mm=scan.mu_water_per_mm, bowtie_water_equiv_mm=0.0))
+        values = {
+            "name": "dicom-ct-pd", "description": f"rebinned from {scan.source}", "beam": "fan",
+            "detector_shape": "curved", "source_to_origin_mm": scan.rho_mm, "source_to_detector_mm": scan.d0_mm,
+            "n_detectors": scan.n_channels, "detector_pitch_mm": scan.channel_spacing_mm, "n_views": n,
+            "angular_range_deg": 360.0,
+            "start_angle_deg": float(np.degrees(image_view_angle(scan.phi_rad[0]))) % 360.0,
+            "image_size": image_size, "pixel_size_mm": pixel_size_mm,
+            "protocol": {"incident_photons": photons, "electronic_noise_std": self.electronic_noise_std,
+                         "mu_water_per_mm": scan.mu_water_per_mm, "bowtie_water_equiv_mm": 0.0}}
         geom = geometry_from_dict(values, f"{scan.source} (DICOM-CT-PD geometry with --image-size, --pixel-size-mm)")
         return RebinnedGeometry(geom, self.sources)
 
