@@ -225,6 +225,10 @@ class CurvedProjector:
         # flat coordinate of each curved channel's ray, in flat channel units: (V, K)
         self.position = radius[:, None] * np.tan(gamma)[None, :] / self.du + (self.n_flat - 1) / 2
 
+    @property
+    def sinogram_shape(self) -> tuple[int, int]:
+        return (len(self.sources), self.geom.n_detectors)
+
     def forward(self, image: np.ndarray) -> np.ndarray:
         """Line integrals of ``image`` (N, N) in 1/mm -> curved sinogram (V, K), float32."""
         sid, flat = astra.create_sino(np.ascontiguousarray(image, dtype=np.float32), self.projector_id)
@@ -234,6 +238,19 @@ class CurvedProjector:
         rows = np.arange(flat.shape[0])[:, None]
         left, right = flat[rows, lo], flat[rows, lo + 1]
         return (left + (right - left) * frac).astype(np.float32)
+
+    def adjoint(self, sinogram: np.ndarray) -> np.ndarray:
+        """Exact transpose of :meth:`forward`: curved sinogram (V, K) -> image (N, N), float32."""
+        sino = np.asarray(sinogram, dtype=np.float64)
+        lo = np.floor(self.position).astype(np.int64)
+        frac = self.position - lo
+        base = np.arange(sino.shape[0])[:, None] * self.n_flat
+        flat = np.bincount((base + lo).ravel(), (sino * (1 - frac)).ravel(), sino.shape[0] * self.n_flat)
+        flat += np.bincount((base + lo + 1).ravel(), (sino * frac).ravel(), sino.shape[0] * self.n_flat)
+        flat = np.ascontiguousarray(flat.reshape(sino.shape[0], self.n_flat), dtype=np.float32)
+        bid, image = astra.create_backprojection(flat, self.projector_id)
+        astra.data2d.delete(bid)
+        return image
 
     def close(self) -> None:
         if self.projector_id is not None:

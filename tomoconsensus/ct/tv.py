@@ -17,9 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tomoconsensus.ct.fbp import FBP
+from tomoconsensus.ct.curved import fbp_operator, forward_projector
 from tomoconsensus.ct.projector import AstraProjector
-from tomoconsensus.errors import InputError
 from tomoconsensus.geometry import FanBeamGeometry
 
 
@@ -78,13 +77,10 @@ def tv_reconstruct(sinogram: np.ndarray, geom: FanBeamGeometry, config: TVConfig
 
     Starts from ``x0`` (default: the Hann FBP, which cuts the iterations needed several-fold).
     """
-    if getattr(geom, "detector_shape", "flat") != "flat":
-        raise InputError("--tv", "geometry", f"a flat-detector geometry (TV uses ASTRA's flat projector; "
-                         f"'{geom.name}' is {geom.detector_shape})")
     if x0 is None:
-        x0 = FBP(geom)(sinogram).numpy()
+        x0 = fbp_operator(geom)(sinogram).numpy()
     mu_w = geom.protocol.mu_water_per_mm
-    with AstraProjector(geom) as proj:
+    with forward_projector(geom) as proj:
         a_norm = operator_norm(proj, config.power_iterations)
         # Work in water units u = x / mu_w with B = A / ||A||, so ||B|| = 1 like the gradient's scale:
         # A x = y  <=>  B u = y / (||A|| mu_w).
