@@ -100,6 +100,7 @@ class ScanSpec:
     feed_mm_per_turn: float = 7.0
     z_start_mm: float = 100.0
     phi_start_rad: float = 0.3
+    rotation_sign: int = 1  # -1: the angle decreases from view to view
     central_channel: float | None = None  # 1-based; default: the middle
     central_row: float | None = None
     ffs: str = "FFSNONE"
@@ -142,7 +143,7 @@ class ScanSpec:
     def views(self) -> tuple[np.ndarray, np.ndarray]:
         """(phi, z) of the focal centre per view."""
         m = np.arange(self.n_views)
-        phi = self.phi_start_rad + 2 * math.pi * m / self.views_per_turn
+        phi = self.phi_start_rad + self.rotation_sign * 2 * math.pi * m / self.views_per_turn
         feed = 0.0 if self.scan_type == "AXIAL" else self.feed_mm_per_turn
         return phi, self.z_start_mm + feed * m / self.views_per_turn
 

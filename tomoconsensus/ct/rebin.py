@@ -176,11 +176,7 @@ class Rebinner:
 
     def _geometry(self, image_size: int, pixel_size_mm: float) -> RebinnedGeometry:
         scan = self.scan
-        n = scan.views_per_rotation
-        step = float(np.median(np.diff(scan.phi_rad[: n + 1])))
-        if step < 0:
-            raise InputError(scan.source, "DetectorFocalCenterAngularPosition (7031,1001)",
-                             "an increasing angle (a decreasing one is not implemented)", "decreasing")
+        n = scan.views_per_rotation  # either direction of rotation: every view carries its own angle
         photons = float(np.mean(scan.photons)) if scan.photons is not None else 1.5e5
         values = {
             "name": "dicom-ct-pd", "description": f"rebinned from {scan.source}", "beam": "fan",
