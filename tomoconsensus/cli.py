@@ -63,6 +63,8 @@ def _prepare_ct_projections(args: argparse.Namespace) -> None:
     if args.z_mm is None:
         raise InputError("--z-mm", "z-mm", "table positions to reconstruct with --projections "
                          "('120,130', '100:200:5' or 'all:5')")
+    if args.tv:
+        raise InputError("--tv", "tv", "no --tv with --projections (per-view sources are not in the TV projector)")
     parse_z_list(args.z_mm, (0.0, 0.0))  # syntax checked before the (long) read
     noise_geometry = load_geometry(args.geometry or "ldct-fanbeam")  # electronic noise for --dose-fraction
     source = projection_source(args.projections, args.z_mm, args.image_size, args.pixel_size_mm,
