@@ -1,5 +1,6 @@
 import dataclasses
 
+import numpy as np
 import pytest
 
 from tomoconsensus.errors import InputError
@@ -24,9 +25,16 @@ def test_ldct_geometry_matches_the_scanner():
     assert (geom.n_views, geom.n_detectors, geom.image_size) == (2304, 736, 512)
     assert geom.source_to_origin_mm == 595.0 and geom.source_to_detector_mm == 1085.6
     assert geom.detector_pitch_mm == pytest.approx(1.2858)
-    # the demo geometry keeps the fan angle of the real scanner model
-    assert load_geometry("demo-fanbeam").fan_angle_deg == pytest.approx(geom.fan_angle_deg, rel=1e-9)
-    assert geom.fov_radius_mm == pytest.approx(237.7, abs=0.1)
+    assert geom.detector_shape == "curved"
+    # equiangular: 736 arcs of 1.2858 mm at 1085.6 mm -> 49.95 deg fan, 251.2 mm field of view
+    assert geom.fan_angle_deg == pytest.approx(49.95, abs=0.01)
+    assert geom.fov_radius_mm == pytest.approx(251.2, abs=0.1)
+    gammas = geom.channel_fan_angles_rad()
+    assert np.allclose(np.diff(gammas), 1.2858 / 1085.6)
+    # the demo geometry keeps the aperture of the scanner as a flat detector (47.1 deg)
+    flat = dataclasses.replace(geom, detector_shape="flat")
+    assert load_geometry("demo-fanbeam").fan_angle_deg == pytest.approx(flat.fan_angle_deg, rel=1e-9)
+    assert flat.fov_radius_mm == pytest.approx(237.7, abs=0.1)
 
 
 def test_load_by_path(tmp_path):
@@ -55,7 +63,10 @@ def _toml_with(field: str, value: str) -> str:
     ("n_detectors", "0", "positive"),
     ("n_views", "361", "even number of views"),
     ("pixel_size_mm", '"3 mm"', "float"),
-    ("detector_shape", "\"curved\"", "flat"),
+    ("detector_shape", "\"spherical\"", "'flat' or 'curved'"),
+    ("detector_pitch_mm", "inf", "positive, finite"),
+    ("source_to_detector_mm", "nan", "positive, finite"),
+    ("start_angle_deg", "-inf", "finite"),
     ("source_to_detector_mm", "500.0", "more than source_to_origin_mm"),
     ("pixel_size_mm", "5.0", "field of view"),
 ])
@@ -67,10 +78,21 @@ def test_invalid_values_name_file_and_field(tmp_path, field, value, expected):
     assert str(path) in str(err.value)
 
 
-def test_missing_field_is_reported(tmp_path):
+@pytest.mark.parametrize("field", ["image_size", "detector_shape", "start_angle_deg", "source_to_origin_mm",
+                                   "mu_water_per_mm", "beam"])
+def test_missing_field_is_reported(tmp_path, field):
+    """Every field is required: a missing one never silently takes a default."""
     path = tmp_path / "bad.toml"
-    path.write_text(_toml_without("image_size"))
-    with pytest.raises(InputError, match="image_size.*missing"):
+    path.write_text(_toml_without(field))
+    with pytest.raises(InputError, match=f"{field}.*missing") as err:
+        load_geometry(path)
+    assert str(path) in str(err.value)
+
+
+def test_missing_protocol_table_is_reported(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(geometry_to_toml(load_geometry("demo-fanbeam")).split("[protocol]")[0])
+    with pytest.raises(InputError, match="protocol.*missing"):
         load_geometry(path)
 
 

@@ -71,6 +71,12 @@ def _prepare_ct(args: argparse.Namespace) -> None:
     from tomoconsensus.devices import torch_device
     from tomoconsensus.geometry import FanBeamGeometry, load_geometry
 
+    if args.projections:
+        return _prepare_ct_projections(args)
+    if args.geometry is None:
+        raise InputError("--geometry", "geometry", "a geometry name or TOML path (required with --images/--sinograms)")
+    if args.dose_fraction is None:
+        args.dose_fraction = 0.25
     geometry_file = Path(args.geometry) if Path(args.geometry).exists() else None
     check_output_file(args.out, _inputs(args.images, args.sinograms, geometry_file), args.overwrite)
     geom = load_geometry(args.geometry)
@@ -100,6 +106,28 @@ def _prepare_ct(args: argparse.Namespace) -> None:
     summary = write_prepared(args.out, modality, islice(slices, n), n, args.seed,
                              attrs, baselines)
     print(summary)
+
+
+def _prepare_ct_projections(args: argparse.Namespace) -> None:
+    from tomoconsensus.ct.raw import parse_z_list, projection_source
+    from tomoconsensus.data.prepared import write_prepared
+    from tomoconsensus.devices import torch_device
+    from tomoconsensus.geometry import load_geometry
+
+    if args.z_mm is None:
+        raise InputError("--z-mm", "z-mm", "table positions to reconstruct with --projections "
+                         "('120,130', '100:200:5' or 'all:5')")
+    if args.tv:
+        raise InputError("--tv", "tv", "no --tv with --projections (per-view sources are not in the TV projector)")
+    check_output_file(args.out, _inputs(args.projections, args.reference_projections), args.overwrite,
+                      read_folders=[p for p in (args.projections, args.reference_projections) if p is not None])
+    parse_z_list(args.z_mm, (0.0, 0.0))  # syntax checked before the (long) read
+    noise_geometry = load_geometry(args.geometry or "ldct-fanbeam")  # electronic noise for --dose-fraction
+    source = projection_source(args.projections, args.z_mm, args.image_size, args.pixel_size_mm,
+                               args.split, 1.0 if args.dose_fraction is None else args.dose_fraction,
+                               noise_geometry.protocol.electronic_noise_std, args.seed, args.reference_projections,
+                               torch_device(args.device))
+    print(write_prepared(args.out, source.modality, source.slices, source.n_slices, args.seed, source.attrs))
 
 
 def _prepare_mr(args: argparse.Namespace) -> None:
@@ -203,9 +231,17 @@ def build_parser() -> argparse.ArgumentParser:
     src = ct.add_mutually_exclusive_group(required=True)
     src.add_argument("--images", type=Path, help="clean images in HU: DICOM folder/file or .npy/.npz stack")
     src.add_argument("--sinograms", type=Path, help="measured line-integral sinograms (.h5, see docs)")
-    ct.add_argument("--geometry", required=True, help="geometry name (geometry/NAME.toml) or TOML path")
-    ct.add_argument("--dose-fraction", type=_number(float, 0, 1, what="a dose fraction in (0, 1]"), default=0.25,
-                    help="simulated dose / full dose (default 0.25)")
+    src.add_argument("--projections", type=Path, help="folder of DICOM-CT-PD raw projections (helical scan)")
+    ct.add_argument("--geometry", help="geometry name (geometry/NAME.toml) or TOML path; with --projections "
+                    "only its electronic noise is used (default ldct-fanbeam)")
+    ct.add_argument("--dose-fraction", type=_number(float, 0, 1, what="a dose fraction in (0, 1]"), default=None,
+                    help="simulated dose / full dose (default 0.25 for --images, 1 = as measured for --projections)")
+    ct.add_argument("--z-mm", help="--projections: table positions, '120,130', 'start:stop:step' or 'all:step' (mm)")
+    ct.add_argument("--image-size", type=_POSITIVE_INT, default=512, help="--projections: N x N grid (default 512)")
+    ct.add_argument("--pixel-size-mm", type=_POSITIVE, default=0.75, help="--projections: pixel size (default 0.75)")
+    ct.add_argument("--reference-projections", type=Path, help="--projections: full-dose scan for the reference")
+    ct.add_argument("--split", default="auto", choices=("auto", "odd-even", "ffs-blocks", "random-pairs"),
+                    help="--projections: view split (auto: FFS-cycle blocks for flying-focal-spot data)")
     ct.add_argument("--reference", default="noiseless-fbp", choices=CT_REFERENCES,
                     help="reference for simulated data (default: FBP of the noiseless sinogram)")
     ct.add_argument("--seed", type=_NON_NEGATIVE_INT, default=0)

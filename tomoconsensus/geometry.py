@@ -11,8 +11,17 @@ Coordinate conventions (identical to ASTRA's ``fanflat`` / ``parallel`` geometri
   ``y = ((N-1)/2 - i) * pixel_size_mm`` (row 0 is at the top, +y);
 * at view angle ``theta`` the source sits at ``D * (sin theta, -cos theta)`` and the detector
   axis ``u`` points along ``(cos theta, sin theta)``; ``theta`` increases counter-clockwise;
-* detector channel ``k`` is centred at ``u = (k - (n_detectors-1)/2) * detector_pitch_mm``;
+* flat detector (``detector_shape = "flat"``): channel ``k`` is centred at
+  ``u = (k - (n_detectors-1)/2) * detector_pitch_mm`` on a line at ``source_to_detector_mm``;
+* curved detector (``detector_shape = "curved"``, equiangular, a cylinder arc centred on the
+  source): channel ``k`` sees the ray at fan angle ``gamma_k = (k - (n_detectors-1)/2) * pitch / D_sd``
+  (``detector_pitch_mm`` is then the arc length at the radius ``source_to_detector_mm``); the ray
+  leaves the source along ``cos(gamma) e + sin(gamma) u_hat`` with ``e`` towards the isocentre and
+  ``u_hat = (cos theta, sin theta)``, so positive ``gamma`` lies on the side of positive ``u``;
 * sinograms are arrays ``[view, channel]`` of line integrals (dimensionless).
+
+Loading from TOML is strict: every field (and every ``[protocol]`` field of a fan-beam file) must
+be present; the dataclass defaults below only serve code that builds a geometry in Python.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from tomoconsensus.config import dataclass_from_dict, non_negative, positive, read_toml
+from tomoconsensus.config import dataclass_from_dict, positive, read_toml
 from tomoconsensus.errors import InputError
 
 
@@ -47,9 +56,27 @@ def _full_turn(v: float) -> bool:
     return v == 360.0
 
 
-def _flat(v: str) -> bool:
-    """'flat' (ASTRA has no 2-D curved fan-beam projector)"""
-    return v == "flat"
+def _detector_shape(v: str) -> bool:
+    """'flat' or 'curved' (equiangular)"""
+    return v in DETECTOR_SHAPES
+
+
+def _positive_finite(v: float) -> bool:
+    """a positive, finite number"""
+    return math.isfinite(v) and v > 0
+
+
+def _non_negative_finite(v: float) -> bool:
+    """a finite number >= 0"""
+    return math.isfinite(v) and v >= 0
+
+
+def _finite(v: float) -> bool:
+    """a finite number"""
+    return math.isfinite(v)
+
+
+DETECTOR_SHAPES = ("flat", "curved")
 
 
 def _shipped_geometry_folder() -> Traversable:
@@ -89,16 +116,16 @@ class CTDoseProtocol:
         quadratically with the fan angle.
     """
 
-    incident_photons: float = field(default=1.5e5, metadata={"check": positive})
-    electronic_noise_std: float = field(default=10.0, metadata={"check": non_negative})
-    mu_water_per_mm: float = field(default=0.0193, metadata={"check": positive})
-    bowtie_water_equiv_mm: float = field(default=0.0, metadata={"check": non_negative})
+    incident_photons: float = field(default=1.5e5, metadata={"check": _positive_finite})
+    electronic_noise_std: float = field(default=10.0, metadata={"check": _non_negative_finite})
+    mu_water_per_mm: float = field(default=0.0193, metadata={"check": _positive_finite})
+    bowtie_water_equiv_mm: float = field(default=0.0, metadata={"check": _non_negative_finite})
 
 
 @dataclass(frozen=True)
 class _ImageGrid:
     image_size: int = field(metadata={"check": positive})
-    pixel_size_mm: float = field(metadata={"check": positive})
+    pixel_size_mm: float = field(metadata={"check": _positive_finite})
 
     @property
     def image_extent_mm(self) -> float:
@@ -150,15 +177,15 @@ class ParallelBeamGeometry(_ImageGrid, _ViewSampling):
     description: str = ""
     n_views: int = field(default=180, metadata={"check": positive})
     n_detectors: int = field(default=256, metadata={"check": positive})
-    detector_pitch_mm: float = field(default=1.0, metadata={"check": positive})
+    detector_pitch_mm: float = field(default=1.0, metadata={"check": _positive_finite})
     angular_range_deg: float = field(default=180.0, metadata={"check": _half_or_full_turn})
-    start_angle_deg: float = 0.0
+    start_angle_deg: float = field(default=0.0, metadata={"check": _finite})
     beam: str = "parallel"
 
 
 @dataclass(frozen=True)
 class FanBeamGeometry(_ImageGrid, _ViewSampling):
-    """Fan-beam geometry with a flat detector, full 360 degree circular scan.
+    """Fan-beam geometry with a flat or curved (equiangular) detector, full 360 degree circular scan.
 
     Attributes
     ----------
@@ -169,28 +196,29 @@ class FanBeamGeometry(_ImageGrid, _ViewSampling):
     n_detectors : int
         Detector channels per view.
     detector_pitch_mm : float
-        Channel spacing *at the detector*, mm.
+        Channel spacing *at the detector*, mm (flat: along the line; curved: arc length at the
+        radius ``source_to_detector_mm``, i.e. an angular step ``pitch / D_sd``).
     n_views : int
         Views over ``angular_range_deg``; must be even so the odd/even split is balanced.
     angular_range_deg : float
         Must be 360 (short scans would need Parker weights, not implemented).
     detector_shape : str
-        ``"flat"``. Curved (equiangular) detectors are not implemented: ASTRA has no 2-D curved
-        fan-beam projector.
+        ``"flat"`` or ``"curved"`` (equiangular arc centred on the source; reconstructed and
+        projected by :mod:`tomoconsensus.ct.curved`).
     protocol : CTDoseProtocol
         Dose model for simulating low-dose data.
     """
 
     name: str = "fanbeam"
     description: str = ""
-    source_to_origin_mm: float = field(default=595.0, metadata={"check": positive})
-    source_to_detector_mm: float = field(default=1085.6, metadata={"check": positive})
+    source_to_origin_mm: float = field(default=595.0, metadata={"check": _positive_finite})
+    source_to_detector_mm: float = field(default=1085.6, metadata={"check": _positive_finite})
     n_detectors: int = field(default=736, metadata={"check": positive})
-    detector_pitch_mm: float = field(default=1.2858, metadata={"check": positive})
+    detector_pitch_mm: float = field(default=1.2858, metadata={"check": _positive_finite})
     n_views: int = field(default=2304, metadata={"check": _even_positive})
     angular_range_deg: float = field(default=360.0, metadata={"check": _full_turn})
-    start_angle_deg: float = 0.0
-    detector_shape: str = field(default="flat", metadata={"check": _flat})
+    start_angle_deg: float = field(default=0.0, metadata={"check": _finite})
+    detector_shape: str = field(default="flat", metadata={"check": _detector_shape})
     beam: str = "fan"
     protocol: CTDoseProtocol = CTDoseProtocol()
 
@@ -204,10 +232,23 @@ class FanBeamGeometry(_ImageGrid, _ViewSampling):
         return self.source_to_detector_mm / self.source_to_origin_mm
 
     @property
+    def is_curved(self) -> bool:
+        return self.detector_shape == "curved"
+
+    @property
     def fan_angle_deg(self) -> float:
         """Full fan angle subtended by the detector, degrees."""
         half_width = self.n_detectors * self.detector_pitch_mm / 2
+        if self.is_curved:
+            return 2 * math.degrees(half_width / self.source_to_detector_mm)
         return 2 * math.degrees(math.atan(half_width / self.source_to_detector_mm))
+
+    def channel_fan_angles_rad(self) -> np.ndarray:
+        """Fan angle of each channel's ray (flat or curved detector), shape ``(n_detectors,)``, rad."""
+        k = np.arange(self.n_detectors) - (self.n_detectors - 1) / 2
+        if self.is_curved:
+            return k * self.detector_pitch_mm / self.source_to_detector_mm
+        return np.arctan(k * self.detector_pitch_mm / self.source_to_detector_mm)
 
     @property
     def fov_radius_mm(self) -> float:
@@ -230,14 +271,20 @@ def geometry_from_dict(values: dict[str, Any], source: str | Path = "<dict>") ->
         scan field of view.
     """
     values = dict(values)
-    beam = values.get("beam", "fan")
+    if "beam" not in values:
+        raise InputError(source, "beam", "a value (required field): 'fan' or 'parallel'", "missing")
+    beam = values["beam"]
     if beam not in _CLASSES:
         raise InputError(source, "beam", "'fan' or 'parallel'", beam)
     cls = _CLASSES[beam]
+    _require_every_field(cls, values, source)
     protocol = values.pop("protocol", None)
     if protocol is not None:
         if cls is not FanBeamGeometry:
             raise InputError(source, "protocol", "no [protocol] table for a parallel geometry")
+        if not isinstance(protocol, dict):
+            raise InputError(source, "protocol", "a [protocol] table", protocol)
+        _require_every_field(CTDoseProtocol, protocol, f"{source} [protocol]")
         values["protocol"] = dataclass_from_dict(CTDoseProtocol, protocol, f"{source} [protocol]")
     geom = dataclass_from_dict(cls, values, source)
     if isinstance(geom, FanBeamGeometry):
@@ -250,6 +297,18 @@ def geometry_from_dict(values: dict[str, Any], source: str | Path = "<dict>") ->
                              f"an image grid inside the scan field of view (half-width <= "
                              f"{geom.fov_radius_mm:.1f} mm)", geom.image_extent_mm)
     return geom
+
+
+def _require_every_field(cls: type, values: dict[str, Any], source: str | Path) -> None:
+    """A geometry file states every field: a missing one is an error, never a silent default."""
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise InputError(source, unknown[0], f"one of {sorted(known)}", "unknown field")
+    for name in known:
+        if name not in values:
+            raise InputError(source, name, "a value (every geometry field is required, see docs/geometry.md)",
+                             "missing")
 
 
 def load_geometry(name_or_path: str | Path) -> Geometry:

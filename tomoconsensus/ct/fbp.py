@@ -115,6 +115,8 @@ class FBP:
     def __init__(self, geom: Geometry, views: Sequence[int] | np.ndarray | None = None,
                  window: str = "hann", device: torch.device | str = "cpu", view_chunk: int | None = None,
                  backend: str | None = None):
+        if getattr(geom, "detector_shape", "flat") != "flat":
+            raise ValueError("FBP is for flat detectors; use tomoconsensus.ct.curved.fbp_operator")
         self.geom = geom
         self.device = torch.device(device)
         # One view at a time keeps the CPU temporaries in cache; a GPU wants wide launches.

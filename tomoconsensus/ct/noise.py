@@ -37,8 +37,7 @@ def bowtie_transmission(geom: FanBeamGeometry) -> np.ndarray:
     to ``protocol.bowtie_water_equiv_mm`` at the fan edge.
     """
     p = geom.protocol
-    u = (np.arange(geom.n_detectors) - (geom.n_detectors - 1) / 2) * geom.detector_pitch_mm
-    gamma = np.arctan(u / geom.source_to_detector_mm)
+    gamma = geom.channel_fan_angles_rad()
     rel = gamma / math.radians(geom.fan_angle_deg / 2)
     return np.exp(-p.mu_water_per_mm * p.bowtie_water_equiv_mm * rel**2)
 
@@ -87,3 +86,33 @@ def simulate_low_dose(line_integrals: np.ndarray, geom: FanBeamGeometry, dose_fr
     """
     i0 = incident_photons(geom, dose_fraction)
     return counts_to_line_integrals(simulate_counts(line_integrals, i0, geom.protocol, rng), i0)
+
+
+def dose_reduction_variance(line_integrals: np.ndarray, i0: np.ndarray, dose_fraction: float,
+                            electronic_noise_std: float = 0.0) -> np.ndarray:
+    """Variance to add to full-dose post-log data so that they have the noise of ``dose_fraction``.
+
+    With the measurement model above, the post-log variance at dose ``f`` is
+    ``e^p / (f I0) + sigma_e^2 e^(2p) / (f I0)^2``; subtracting the full-dose variance gives
+
+        (1 - f)/f * e^p / I0  +  (1 - f^2)/f^2 * sigma_e^2 * e^(2p) / I0^2
+
+    (Zeng D. et al., IEEE Trans. Nucl. Sci. 62(5), 2015), used on raw scanner projections with
+    ``I0`` from their PhotonStatistics.
+
+    Parameters
+    ----------
+    line_integrals : array
+        Measured full-dose ``p`` (dimensionless).
+    i0 : array
+        Full-dose incident photons of each reading (broadcast against ``line_integrals``).
+    dose_fraction : float
+        Target dose / measured dose, in (0, 1].
+    electronic_noise_std : float
+        Electronic noise in photons.
+    """
+    if not (0 < dose_fraction <= 1):
+        raise InputError("--dose-fraction", "dose_fraction", "a number in (0, 1]", dose_fraction)
+    f = dose_fraction
+    transmission = np.exp(np.asarray(line_integrals, dtype=np.float64)) / i0
+    return (1 - f) / f * transmission + (1 - f * f) / (f * f) * electronic_noise_std**2 * transmission**2

@@ -18,10 +18,9 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from tomoconsensus.ct.fbp import FBP
+from tomoconsensus.ct.curved import fbp_operator, forward_projector
 from tomoconsensus.ct.io import ImageStack, SinogramStack
 from tomoconsensus.ct.noise import hu_to_mu, mu_to_hu, simulate_low_dose
-from tomoconsensus.ct.projector import AstraProjector
 from tomoconsensus.choices import CT_REFERENCES
 from tomoconsensus.ct.simulate import to_geometry_grid
 from tomoconsensus.errors import InputError
@@ -42,10 +41,10 @@ def simulated_slices(stack: ImageStack, geom: FanBeamGeometry, dose_fraction: fl
     if reference not in REFERENCES:
         raise InputError("--reference", "reference", f"one of {REFERENCES}", reference)
     rngs = slice_rngs(seed, len(stack.hu))
-    fbp = FBP(geom)
+    fbp = fbp_operator(geom)
     mu_w = geom.protocol.mu_water_per_mm
     # ASTRA's CPU projector is single-threaded: split the views over torch's thread count.
-    with AstraProjector(geom, kind="strip", threads=torch.get_num_threads()) as proj:
+    with forward_projector(geom, kind="strip", threads=torch.get_num_threads()) as proj:
         for i, rng in enumerate(rngs):
             hu = to_geometry_grid(stack.hu[i], float(stack.pixel_spacing_mm[i]), geom)
             clean = proj.forward(hu_to_mu(hu, mu_w))

@@ -1,7 +1,8 @@
 """Odd/even projection split and the CT modality (FBP of each half, FBP of all views).
 
-Views are numbered from 0: ``x1`` is reconstructed from the odd-indexed views (1, 3, 5, ...)
-and ``x2`` from the even-indexed views (0, 2, 4, ...). The halves share no measurement, so their
+Views are numbered from 0: by default ``x1`` is reconstructed from the odd-indexed views (1, 3, 5, ...)
+and ``x2`` from the even-indexed views (0, 2, 4, ...); raw helical scans may use another partition
+of the views (:func:`tomoconsensus.ct.rebin.split_views`). The halves share no measurement, so their
 noise is independent; each half is a complete, uniformly sampled 360 degree scan, so its FBP
 is an unbiased reconstruction of the same object (with twice the angular step).
 
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 
 from tomoconsensus.ct.fbp import FBP
+from tomoconsensus.ct.curved import FanViews, fbp_operator
 from tomoconsensus.ct.noise import mu_to_hu
 from tomoconsensus.geometry import FanBeamGeometry, geometry_to_toml
 from tomoconsensus.modality import SplitImages
@@ -58,26 +60,36 @@ class CTModality:
     Parameters
     ----------
     geom : FanBeamGeometry
-        Scan geometry; ``geom.protocol.mu_water_per_mm`` defines HU.
+        Scan geometry (flat or curved detector); ``geom.protocol.mu_water_per_mm`` defines HU.
     window : str
         FBP apodisation (``"hann"`` as in the paper).
     device : str
         Torch device for the FBP.
+    sources : FanViews, optional
+        Per-view source positions (rebinned raw data, flying focal spot); curved geometries only.
+    halves : (ndarray, ndarray), optional
+        View indices of x1 and x2 (default: odd and even views).
+    split_description : str, optional
+        How the halves were chosen (stored in the prepared file).
     """
 
     name = "ct"
     channels = 1
     units = "HU/1000"
 
-    def __init__(self, geom: FanBeamGeometry, window: str = "hann", device: str = "cpu"):
+    def __init__(self, geom: FanBeamGeometry, window: str = "hann", device: str = "cpu",
+                 sources: FanViews | None = None, halves: tuple[np.ndarray, np.ndarray] | None = None,
+                 split_description: str | None = None):
         self.geom = geom
         self.window = window
-        odd, even = odd_even_views(geom.n_views)
-        self.fbp_odd = FBP(geom, odd, window, device)
-        self.fbp_even = FBP(geom, even, window, device)
-        self.fbp_all = FBP(geom, None, window, device)
-        self.odd, self.even = odd, even
-        self.halves_average_to_all = halves_average_to_all(self.fbp_odd, self.fbp_even, self.fbp_all)
+        self.halves = odd_even_views(geom.n_views) if halves is None else halves
+        self.split_description = split_description or "x1 = odd views (1,3,5,...), x2 = even views (0,2,4,...)"
+        self.fbp_odd = fbp_operator(geom, self.halves[0], window, device, sources)
+        self.fbp_even = fbp_operator(geom, self.halves[1], window, device, sources)
+        self.fbp_all = fbp_operator(geom, None, window, device, sources)
+        self.odd, self.even = self.halves
+        flat = all(isinstance(op, FBP) for op in (self.fbp_odd, self.fbp_even, self.fbp_all))
+        self.halves_average_to_all = flat and halves_average_to_all(self.fbp_odd, self.fbp_even, self.fbp_all)
 
     def to_units(self, mu) -> np.ndarray:
         """Attenuation (1/mm) -> HU/1000 with a channel axis, float32 NumPy."""
@@ -85,8 +97,8 @@ class CTModality:
         return (np.asarray(hu.cpu() if hasattr(hu, "cpu") else hu, dtype=np.float32) / 1000.0)[None]
 
     def split(self, sinogram: np.ndarray, rng: np.random.Generator | None = None):
-        odd, even = split_odd_even(sinogram)
-        return ("odd", odd), ("even", even)
+        """The two halves (fixed per scan, so ``rng`` is unused): ("odd", x1 views), ("even", x2 views)."""
+        return ("odd", sinogram[self.halves[0]]), ("even", sinogram[self.halves[1]])
 
     def reconstruct(self, half: tuple[str, np.ndarray]) -> np.ndarray:
         which, sino = half
@@ -117,4 +129,4 @@ class CTModality:
 
     def attributes(self) -> dict[str, Any]:
         return {"geometry_toml": geometry_to_toml(self.geom), "geometry_name": self.geom.name,
-                "fbp_window": self.window, "split": "x1 = odd views (1,3,5,...), x2 = even views (0,2,4,...)"}
+                "fbp_window": self.window, "split": self.split_description}

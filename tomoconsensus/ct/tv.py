@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tomoconsensus.ct.fbp import FBP
+from tomoconsensus.ct.curved import fbp_operator, forward_projector
 from tomoconsensus.ct.projector import AstraProjector
 from tomoconsensus.geometry import FanBeamGeometry
 
@@ -78,9 +78,9 @@ def tv_reconstruct(sinogram: np.ndarray, geom: FanBeamGeometry, config: TVConfig
     Starts from ``x0`` (default: the Hann FBP, which cuts the iterations needed several-fold).
     """
     if x0 is None:
-        x0 = FBP(geom)(sinogram).numpy()
+        x0 = fbp_operator(geom)(sinogram).numpy()
     mu_w = geom.protocol.mu_water_per_mm
-    with AstraProjector(geom) as proj:
+    with forward_projector(geom) as proj:
         a_norm = operator_norm(proj, config.power_iterations)
         # Work in water units u = x / mu_w with B = A / ||A||, so ||B|| = 1 like the gradient's scale:
         # A x = y  <=>  B u = y / (||A|| mu_w).

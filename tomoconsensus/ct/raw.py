@@ -1,0 +1,128 @@
+"""Raw scanner projections (DICOM-CT-PD helical scans) -> split fan-beam slices for preparation.
+
+For each requested table position ``z``: single-slice rebinning of the helical views
+(:mod:`tomoconsensus.ct.rebin`), then the usual CT modality: FBP of the x1 views, of the x2
+views and of all views (curved detector, per-view sources). The halves are fixed per scan
+(:func:`~tomoconsensus.ct.rebin.split_views`) and, because rebinned view ``k`` reads only
+helical views ``m = k (mod N)``, they are disjoint sets of helical measurements. With
+``reference_projections`` (the paper's full-dose scan of the same patient) the reference is the
+FBP of all its rebinned views at the same ``z`` and grid.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tomoconsensus.ct.curved import fbp_operator
+from tomoconsensus.ct.dicom_pd import HelicalScan, read_projections
+from tomoconsensus.ct.noise import mu_to_hu
+from tomoconsensus.ct.rebin import Rebinner, split_views
+from tomoconsensus.ct.split import CTModality
+from tomoconsensus.errors import InputError
+from tomoconsensus.modality import Slice
+
+
+def parse_z_list(text: str, z_range_mm: tuple[float, float] | None = None) -> list[float]:
+    """``"120,130"``, ``"100:200:5"`` (start:stop:step, stop included when on the grid) or ``"all:5"``
+    (every 5 mm across ``z_range_mm``, from its first whole millimetre) -> table positions in mm."""
+    try:
+        if text.startswith("all:"):
+            step = float(text[4:])
+            if step <= 0 or z_range_mm is None:
+                raise ValueError
+            lo, hi = z_range_mm
+            return parse_z_list(f"{math.ceil(lo)}:{hi}:{step}") if math.ceil(lo) <= hi else []
+        if ":" in text:
+            start, stop, step = (float(v) for v in text.split(":"))
+            if step <= 0 or stop < start:
+                raise ValueError
+            count = math.floor((stop - start) / step + 1e-9) + 1
+            return [round(start + i * step, 6) for i in range(count)]
+        values = [float(v) for v in text.split(",") if v.strip()]
+        if not values:
+            raise ValueError
+        return values
+    except ValueError:
+        raise InputError("--z-mm", "z-mm", "table positions 'z1,z2,...', 'start:stop:step' or 'all:step' "
+                         "(mm, step > 0)", text) from None
+
+
+@dataclass
+class ProjectionSource:
+    """Everything `prepare` needs from a raw scan: the modality, the slices and the attributes."""
+
+    modality: CTModality
+    slices: Iterator[Slice]
+    n_slices: int
+    attrs: dict[str, Any]
+
+
+def _ffs_summary(scan: HelicalScan) -> list[dict[str, float]]:
+    """Distinct source shifts of the FFS cycle (view k of the first cycle)."""
+    from tomoconsensus.ct.dicom_pd import FFS_PERIOD
+
+    period = FFS_PERIOD[scan.ffs_mode]
+    return [{"view": k, "d_phi_rad": float(scan.shift_phi_rad[k]), "d_z_mm": float(scan.shift_z_mm[k]),
+             "d_rho_mm": float(scan.shift_rho_mm[k])} for k in range(period)]
+
+
+def projection_source(projections, z_mm: str, image_size: int, pixel_size_mm: float,
+                      split: str = "auto", dose_fraction: float = 1.0, electronic_noise_std: float = 0.0,
+                      seed: int = 0, reference_projections=None, device: str = "cpu",
+                      progress: bool = True) -> ProjectionSource:
+    """Read a scan (and its reference), check the table positions and set up the split FBPs."""
+    scan = read_projections(projections, progress)
+    rebin = Rebinner(scan, image_size, pixel_size_mm, dose_fraction=dose_fraction,
+                     electronic_noise_std=electronic_noise_std, seed=seed)
+    lo, hi = rebin.z_range_mm()
+    reference = None
+    if reference_projections is not None:
+        reference = Rebinner(read_projections(reference_projections, progress), image_size, pixel_size_mm)
+        z_text = z_mm
+        z_mm = parse_z_list(z_mm, (max(lo, reference.z_range_mm()[0]), min(hi, reference.z_range_mm()[1])))
+        rlo, rhi = reference.z_range_mm()
+        missing = [z for z in z_mm if not rlo <= z <= rhi]
+        if missing:
+            raise InputError(reference_projections, "--z-mm", f"table positions within the reference scan's "
+                             f"range [{rlo:.2f}, {rhi:.2f}] mm", missing[0])
+    else:
+        z_text = z_mm
+        z_mm = parse_z_list(z_mm, (lo, hi))
+    outside = [z for z in z_mm if not lo <= z <= hi]
+    if outside or not z_mm:
+        raise InputError(projections, "--z-mm", f"table positions within the scanned range [{lo:.2f}, {hi:.2f}] mm",
+                         outside[0] if outside else z_text)
+    geom, sources = rebin.geometry.geom, rebin.geometry.sources
+    x1, x2, text = split_views(geom.n_views, split, scan.ffs_mode, seed)
+    modality = CTModality(geom, device=device, sources=sources, halves=(x1, x2), split_description=text)
+    attrs = {"source": str(projections), "source_kind": "DICOM-CT-PD helical projections, single-slice rebinning",
+             "z_mm": list(z_mm), "z_range_mm": [lo, hi], "ffs_mode": scan.ffs_mode, "ffs_shifts": _ffs_summary(scan),
+             "views_per_rotation": scan.views_per_rotation, "helical_views": scan.n_views,
+             "split_strategy": split, "dose_fraction": dose_fraction, "electronic_noise_std": electronic_noise_std,
+             "mu_water_per_mm": scan.mu_water_per_mm, "reader_notes": scan.notes,
+             "incident_photons_mean": float(np.mean(scan.photons)) if scan.photons is not None else "not in files",
+             "image_orientation": "column -> patient x, row -> patient y (as axial DICOM images)"}
+    if reference is not None:
+        attrs.update(reference_kind="FBP of all views of the reference scan (--reference-projections)",
+                     reference_source=str(reference_projections))
+    slices = _slices(scan, rebin, z_mm, reference, device)
+    return ProjectionSource(modality, slices, len(z_mm), attrs)
+
+
+def _slices(scan: HelicalScan, rebin: Rebinner, z_mm: list[float], reference: Rebinner | None,
+            device: str) -> Iterator[Slice]:
+    ref_fbp = None
+    if reference is not None:
+        ref_fbp = fbp_operator(reference.geometry.geom, None, "hann", device, reference.geometry.sources)
+    for z in z_mm:
+        sino = rebin(z)
+        ref = None
+        if reference is not None:
+            mu = ref_fbp(reference(z)).cpu().numpy()
+            ref = (mu_to_hu(mu, reference.scan.mu_water_per_mm) / 1000.0)[None].astype(np.float32)
+        yield Slice(f"{scan.patient_id}_z{z:.2f}", scan.patient_id, sino, ref)
