@@ -1,0 +1,110 @@
+"""PET forward model and reconstructions against analytic ground truth."""
+
+import numpy as np
+import pytest
+
+from tomoconsensus.ct.projector import AstraProjector
+from tomoconsensus.pet.modality import PETMeasurement, PETModality
+from tomoconsensus.pet.recon import OSEM, CorrectedFBP, attenuation_factors, pet_geometry
+from tomoconsensus.pet.simulate import TISSUE_CLASSES, detector_blur, tissue_maps
+
+ANGLES = np.arange(128) * 180.0 / 128
+MU_WATER_PER_MM = 0.0096  # 0.096 /cm at 511 keV
+R_MM = 120.0
+
+
+@pytest.fixture(scope="module")
+def geoms():
+    """Reconstruction grid 128 x 3 mm and a simulation grid twice as fine; 128 bins of 3 mm."""
+    return pet_geometry(ANGLES, 128, 3.0, 128, 3.0), pet_geometry(ANGLES, 128, 3.0, 256, 1.5)
+
+
+def cylinder(geom, radius=R_MM):
+    x, y = geom.pixel_centres_mm()
+    return (x**2 + y**2 < radius**2).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def noiseless(geoms):
+    """Uniform cylinder (activity 1) in water: blurred line integrals, m (efficiency x attenuation), a."""
+    _, fine = geoms
+    act = cylinder(fine)
+    with AstraProjector(fine, use_cuda=False, kind="strip") as proj:
+        p = detector_blur(proj.forward(act).astype(np.float64), 4.4, 3.0)
+    rng = np.random.default_rng(0)
+    m = 50.0 * np.clip(1 + 0.05 * rng.standard_normal(p.shape), 0.5, 1.5) * attenuation_factors(MU_WATER_PER_MM * act, fine)
+    a = np.full(p.shape, 3.0)
+    return p, m, a
+
+
+@pytest.mark.parametrize("kind", ["line", "strip"])
+def test_projector_adjoint(geoms, kind):
+    rng = np.random.default_rng(0)
+    geom = geoms[0]
+    x = rng.standard_normal((128, 128)).astype(np.float32)
+    y = rng.standard_normal(geom.sinogram_shape).astype(np.float32)
+    with AstraProjector(geom, use_cuda=False, kind=kind) as proj:
+        lhs = float(np.dot(proj.forward(x).ravel().astype(np.float64), y.ravel()))
+        rhs = float(np.dot(x.ravel().astype(np.float64), proj.adjoint(y).ravel()))
+    assert abs(lhs - rhs) / abs(lhs) < 1e-4  # measured 1.6e-6 (line), 1.0e-6 (strip)
+
+
+def test_attenuation_factors_equal_exp_of_analytic_chords(geoms):
+    """exp(-mu * 2 sqrt(R^2 - u^2)) for a water cylinder, computed without the projector."""
+    fine = geoms[1]
+    acf = attenuation_factors(MU_WATER_PER_MM * cylinder(fine), fine)
+    u = (np.arange(128) - 63.5) * 3.0
+    exact = np.exp(-MU_WATER_PER_MM * 2 * np.sqrt(np.clip(R_MM**2 - u**2, 0, None)))
+    inner = np.abs(u) < 0.9 * R_MM
+    # the pixelated edge limits agreement: measured max |log ratio| 0.014 at 0.9 R, a chord 1.5 mm off
+    assert np.abs(np.log(acf[:, inner] / exact[inner])).max() < 0.02
+    assert np.allclose(acf[:, np.abs(u) > R_MM + 3], 1.0)
+
+
+def test_water_class_is_0096_per_cm_and_bone_017():
+    classes = {t.name: t for t in TISSUE_CLASSES}
+    assert classes["soft tissue"].mu_511_per_cm == 0.096 and classes["bone"].mu_511_per_cm == 0.17
+    _, mu, suv = tissue_maps(np.array([[-1000.0, -700.0, -100.0, 40.0, 1000.0]]))
+    np.testing.assert_allclose(mu[0], [0.0, 0.0029, 0.0088, 0.0096, 0.017], rtol=1e-6)
+    assert suv[0, 3] == 1.0
+
+
+def test_noiseless_corrected_fbp_recovers_the_activity_within_2_percent(geoms, noiseless):
+    geom = geoms[0]
+    p, m, a = noiseless
+    image = CorrectedFBP(geom)(m * p + a, m, a)
+    region = cylinder(geom, R_MM - 20).astype(bool)  # > 4 FWHM inside the edge: the blurred activity is 1
+    assert np.abs(image[region] - 1.0).max() < 0.02  # measured 0.0014
+
+
+def test_noiseless_osem_converges_in_the_uniform_region(geoms, noiseless):
+    geom = geoms[0]
+    p, m, a = noiseless
+    osem = OSEM(geom, iterations=10, subsets=8)
+    image = osem(m * p + a, m, a)
+    osem.close()
+    region = cylinder(geom, R_MM - 20).astype(bool)
+    assert abs(image[region].mean() - 1.0) < 0.01  # measured mean 1.0001, max deviation 1.6 %
+    assert image.min() >= 0
+
+
+def test_halves_average_to_x_est_and_x1_is_unbiased(geoms, noiseless):
+    """(x1 + x2)/2 == x_est exactly (linearity), and E[x1] over splits = FBP of the noiseless data."""
+    geom = geoms[0]
+    p, m, a = noiseless
+    rng = np.random.default_rng(4)
+    modality = PETModality(geom, "test units")
+    y = rng.poisson(m * p + a)
+    meas = PETMeasurement(y, m, a)
+    h1, h2 = modality.split(meas, rng)
+    x1, x2, est = modality.reconstruct(h1), modality.reconstruct(h2), modality.estimate(meas)
+    assert np.abs((x1 + x2) / 2 - est).max() < 1e-5 * np.abs(est).max()
+    truth = CorrectedFBP(geom)(m * p + a, m, a)  # the noiseless linear reconstruction
+    # fresh data and a fresh split each draw: E[x1] must equal the noiseless reconstruction
+    draws = np.stack([modality.reconstruct(modality.split(PETMeasurement(rng.poisson(m * p + a), m, a), rng)[0])[0]
+                      for _ in range(150)])
+    z = (draws.mean(0) - truth) / (draws.std(0, ddof=1) / np.sqrt(len(draws)))
+    body = cylinder(geom, R_MM - 6).astype(bool)
+    rms_z = float(np.sqrt(np.mean(z[body] ** 2)))
+    assert 0.85 < rms_z < 1.15, rms_z  # unbiased: z ~ N(0, 1) per pixel; measured 1.016
+    assert abs(np.mean(draws.mean(0)[body] - truth[body])) < 0.005  # measured -4e-6 (activity 1)
