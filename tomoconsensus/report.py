@@ -109,7 +109,7 @@ def comparison_figure(ev: Evaluation, path: Path, slice_index: int | None = None
         if j > 0:
             row = ev.per_slice[ev.methods[j - 1]][slice_index]
             err = _error(row)
-            title += f"\nRMSE {err:.1f}, SSIM {100 * row['ssim']:.1f}"
+            title += f"\nRMSE {err:.3g}, SSIM {100 * row['ssim']:.1f}"
         axes[0, j].set_title(title, fontsize=9)
         axes[1, j].imshow(img[r0:r0 + size, c0:c0 + size], cmap="gray", vmin=vmin, vmax=vmax)
         if j > 0:

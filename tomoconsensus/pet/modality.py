@@ -53,8 +53,8 @@ class PETModality:
     name = "pet"
     channels = 1
     #: Table rows of the report: (metric key, label, scale).
-    report_rows = [("rmse", "RMSE (activity)", 1.0), ("ssim", "SSIM (%)", 100.0), ("psnr_db", "PSNR (dB)", 1.0),
-                   ("roi_std", "ROI std (activity)", 1.0)]
+    report_rows = [("rmse", "RMSE (0.01 activity units)", 100.0), ("ssim", "SSIM (%)", 100.0),
+                   ("psnr_db", "PSNR (dB)", 1.0), ("roi_std", "ROI std (0.01 activity units)", 100.0)]
     error_key = "rmse"
     unit_label = "activity"
 
