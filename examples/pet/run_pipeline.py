@@ -12,7 +12,7 @@
 4. the PET table: lesion SUVmean/SUVmax bias, NEMA contrast recovery, background variability and
    CoV (OUT_DIR/report/pet_quality.md and .json).
 
-``--quick`` is a seconds-long smoke run (tiny network, one epoch, 64^2 grid, 3 slices).
+``--prepare-only`` stops after step 2 and evaluates x_est alone. ``--quick`` is a seconds-long smoke run (tiny network, one epoch, 64^2 grid, 3 slices).
 """
 
 from __future__ import annotations
@@ -56,7 +56,9 @@ def prepare(out_dir: Path, protocol: DemoProtocol, sim: PETSimulation, recon: st
     return paths, test_truth
 
 
-def run(out_dir: str | Path, quick: bool = False, recon: str = "fbp", device: str = "cpu", progress: bool = True) -> dict:
+def run(out_dir: str | Path, quick: bool = False, recon: str = "fbp", device: str = "cpu", progress: bool = True,
+        methods: tuple[str, ...] = tuple(m for m, _ in METHODS)) -> dict:
+    """Steps 1-4 of the module docstring; ``methods=()`` evaluates x_est alone. Returns the metrics."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     protocol, sim = (QUICK, QUICK_SIM) if quick else (DemoProtocol(), PETSimulation())
@@ -66,7 +68,7 @@ def run(out_dir: str | Path, quick: bool = False, recon: str = "fbp", device: st
                          patches_per_slice=protocol.patches_per_slice, epochs=protocol.epochs,
                          learning_rate=protocol.learning_rate, checkpoint_every_steps=100, device=device)
     results, runs = {}, {}
-    for method, label in METHODS:
+    for method, label in ((m, label) for m, label in METHODS if m in methods):
         runs[label] = out_dir / "runs" / method
         print(train(dataclasses.replace(config, method=method), paths["train"], runs[label], paths["val"],
                     progress=progress))
@@ -91,5 +93,6 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--recon", choices=("fbp", "osem"), default="fbp")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--prepare-only", action="store_true", help="no training: evaluate x_est only")
     args = parser.parse_args()
-    run(args.out, args.quick, args.recon, args.device)
+    run(args.out, args.quick, args.recon, args.device, methods=() if args.prepare_only else tuple(m for m, _ in METHODS))
