@@ -56,9 +56,12 @@ def test_npz_and_listmode_inputs(tmp_path):
     rng = np.random.default_rng(0)
     prompts = rng.poisson(3.0, (2, 8, 10))
     npz = tmp_path / "p.npz"
-    np.savez(npz, prompts=prompts, additive=np.ones(prompts.shape), **good(prompts.shape))
+    np.savez(npz, prompts=prompts, additive=np.ones(prompts.shape), delayed=prompts // 3, **good(prompts.shape))
     s = read_prompts(npz)
     assert np.array_equal(s.prompts, prompts) and s.additive.sum() == prompts.size
+    assert np.array_equal(s.delayed, prompts // 3)
+    back = read_prompts(write_prompts(tmp_path / "p.h5", s))
+    assert np.array_equal(back.delayed, s.delayed)
     events = np.repeat(np.arange(prompts.size), prompts.ravel())
     rng.shuffle(events)
     lm = tmp_path / "lm.h5"
@@ -76,6 +79,8 @@ def test_npz_and_listmode_inputs(tmp_path):
     ("add_nan", "additive", "finite"),
     ("angles", "angles_deg", "uniform"),
     ("no_bin", "bin_size_mm", "positive"),
+    ("delayed_frac", "delayed", "fractional"),
+    ("delayed_shape", "delayed", "shape"),
 ])
 def test_bad_prompt_files(tmp_path, case, field, words):
     prompts = np.full((1, 8, 10), 2.0)
@@ -94,6 +99,10 @@ def test_bad_prompt_files(tmp_path, case, field, words):
         extra["angles_deg"] = np.linspace(0, 360, 8, endpoint=False)
     elif case == "no_bin":
         extra.pop("bin_size_mm")
+    elif case == "delayed_frac":
+        extra["delayed"] = np.full((1, 8, 10), 0.5)
+    elif case == "delayed_shape":
+        extra["delayed"] = np.ones((1, 8, 9), np.int32)
     path = write_h5(tmp_path / f"{case}.h5", prompts, **extra)
     with pytest.raises(InputError) as err:
         read_prompts(path)

@@ -8,6 +8,8 @@ Prompt file schema (``prepare pet --prompts``; docs/pet.md)
                     multiplies the activity's line integrals, sensitivity (normalisation, calibration)
                     x attenuation ``exp(-integral mu dl)``
 ``additive``        float (slices, views, bins), >= 0, optional (default 0): expected randoms + scatter
+``delayed``         integer counts (slices, views, bins), >= 0, optional: a measured delayed-window
+                    (randoms) sinogram; then ``additive`` holds scatter only. Thinned like the prompts
 ``listmode_bin``    int (events,), optional, instead of ``prompts``: one flat index per event into
                     (slices, views, bins) in C order; needs the attribute ``shape`` = (slices, views, bins)
 ``reference``       float (slices, N, N), optional: the clean image on the reconstruction grid
@@ -51,6 +53,7 @@ class PromptStack:
     activity_units : str
     slice_ids, patient_ids : list of str
     reference : ndarray (slices, N, N) float32 or None
+    delayed : ndarray (slices, views, bins) int64 or None
     """
 
     prompts: np.ndarray
@@ -62,6 +65,7 @@ class PromptStack:
     slice_ids: list[str] | None = None
     patient_ids: list[str] | None = None
     reference: np.ndarray | None = None
+    delayed: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.prompts)
@@ -188,6 +192,9 @@ def read_prompts(path: str | Path) -> PromptStack:
         mult = (check_factor(r.get("multiplicative"), shape, path, "multiplicative", True)
                 if r.has("multiplicative") else np.ones(shape))
         add = check_factor(r.get("additive"), shape, path, "additive", False) if r.has("additive") else np.zeros(shape)
+        delayed = as_counts(r.get("delayed"), path, "delayed") if r.has("delayed") else None
+        if delayed is not None and delayed.shape != shape:
+            raise InputError(path, "delayed", f"shape {shape} like 'prompts' (slices, views, bins)", delayed.shape)
         if r.attr("angles_deg") is None:
             raise InputError(path, "angles_deg", f"an attribute with {shape[1]} view angles in degrees", "missing")
         angles = check_angles(r.attr("angles_deg"), shape[1], path)
@@ -209,7 +216,7 @@ def read_prompts(path: str | Path) -> PromptStack:
         units = str(np.asarray(units)) if units is not None else DEFAULT_UNITS
     finally:
         r.close()
-    return PromptStack(prompts, mult, add, angles, float(np.asarray(bin_size)), units, ids, patients, ref)
+    return PromptStack(prompts, mult, add, angles, float(np.asarray(bin_size)), units, ids, patients, ref, delayed)
 
 
 def write_prompts(path: str | Path, stack: PromptStack) -> Path:
@@ -219,6 +226,8 @@ def write_prompts(path: str | Path, stack: PromptStack) -> Path:
         f.create_dataset("prompts", data=stack.prompts.astype(np.int32), compression="gzip", shuffle=True)
         f.create_dataset("multiplicative", data=stack.multiplicative.astype(np.float32), compression="gzip")
         f.create_dataset("additive", data=stack.additive.astype(np.float32), compression="gzip")
+        if stack.delayed is not None:
+            f.create_dataset("delayed", data=stack.delayed.astype(np.int32), compression="gzip", shuffle=True)
         if stack.reference is not None:
             f.create_dataset("reference", data=stack.reference.astype(np.float32), compression="gzip")
         f.create_dataset("slice_id", data=stack.slice_ids, dtype=h5py.string_dtype("utf-8"))

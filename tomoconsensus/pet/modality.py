@@ -28,11 +28,18 @@ RECONS = ("fbp", "osem")
 
 @dataclass
 class PETMeasurement:
-    """One slice: raw prompts (views, bins) int64, multiplicative ``m`` (> 0) and additive ``a`` (>= 0)."""
+    """One slice (views, bins): raw prompts (int64), multiplicative ``m`` (> 0), additive expectation
+    ``a`` (>= 0) and, optionally, a measured delayed-window sinogram (int64 counts, randoms) that is
+    subtracted like ``a`` and thinned like the prompts."""
 
     prompts: np.ndarray
     multiplicative: np.ndarray
     additive: np.ndarray
+    delayed: np.ndarray | None = None
+
+    def total_additive(self) -> np.ndarray:
+        """``a`` plus the delayed counts: what is subtracted from all prompts."""
+        return self.additive if self.delayed is None else self.additive + self.delayed
 
 
 class PETModality:
@@ -68,15 +75,18 @@ class PETModality:
 
     def split(self, m: PETMeasurement, rng: np.random.Generator):
         y1, y2 = binomial_thin(m.prompts, rng)
-        half_additive = m.additive / 2.0
-        return (y1, m.multiplicative, half_additive), (y2, m.multiplicative, half_additive)
+        a1 = a2 = m.additive / 2.0  # an expectation: half in each half
+        if m.delayed is not None:  # a count: thinned, each half subtracts its own delayeds
+            d1, d2 = binomial_thin(m.delayed, rng)
+            a1, a2 = a1 + d1, a2 + d2
+        return (y1, m.multiplicative, a1), (y2, m.multiplicative, a2)
 
     def reconstruct(self, half) -> np.ndarray:
         counts, mult, add = half
         return self.op(counts, mult, add, scale=2.0)[None]
 
     def estimate(self, m: PETMeasurement) -> np.ndarray:
-        return self.op(m.prompts, m.multiplicative, m.additive)[None]
+        return self.op(m.prompts, m.multiplicative, m.total_additive())[None]
 
     def attributes(self) -> dict[str, Any]:
         recon = (f"corrected FBP ({self.window}), x = FBP((y - a) / m)" if self.recon == "fbp" else

@@ -25,4 +25,5 @@ def prompt_slices(stack: PromptStack) -> Iterator[Slice]:
     for i in range(len(stack.prompts)):
         ref = None if stack.reference is None else stack.reference[i][None]
         yield Slice(stack.slice_ids[i], stack.patient_ids[i],
-                    PETMeasurement(stack.prompts[i], stack.multiplicative[i], stack.additive[i]), ref)
+                    PETMeasurement(stack.prompts[i], stack.multiplicative[i], stack.additive[i],
+                                   None if stack.delayed is None else stack.delayed[i]), ref)
