@@ -62,7 +62,6 @@ class PETModality:
     #: Table rows of the report: (metric key, label, scale).
     report_rows = [("rmse", "RMSE (0.01 activity units)", 100.0), ("ssim", "SSIM (%)", 100.0),
                    ("psnr_db", "PSNR (dB)", 1.0), ("roi_std", "ROI std (0.01 activity units)", 100.0)]
-    error_key = "rmse"
     unit_label = "activity"
 
     def __init__(self, geom: ParallelBeamGeometry, units: str, recon: str = "fbp", window: str = "hann",
