@@ -19,7 +19,7 @@ from common import write_result
 
 from tomoconsensus.ct.projector import AstraProjector
 from tomoconsensus.pet.modality import PETMeasurement, PETModality
-from tomoconsensus.pet.recon import attenuation_factors, pet_geometry
+from tomoconsensus.pet.recon import attenuation_factors
 from tomoconsensus.pet.simulate import PETSimulation, additive_terms, detector_blur
 
 LEVELS = (3e4, 1e5, 3e5, 1e6)
@@ -70,7 +70,8 @@ def main() -> None:
                 row[f"{reg}_bias"] = float(np.mean(values)) - ref
                 row[f"{reg}_bias_se"] = float(np.std(values, ddof=1) / np.sqrt(len(values)))
             rows.append(row)
-            print(f"{level:.0e} {name:4s} {part:4s} cold {row['cold_mean']:+.3f} (noiseless {row['cold_noiseless']:+.3f}, "
+            print(f"{level:.0e} {name:4s} {part:4s} cold {row['cold_mean']:+.3f} "
+                  f"(noiseless {row['cold_noiseless']:+.3f}, "
                   f"bias {row['cold_bias']:+.3f} +- {row['cold_bias_se']:.3f}); background bias "
                   f"{row['background_bias']:+.3f} +- {row['background_bias_se']:.3f}")
     mods["osem"].op.close()

@@ -12,7 +12,8 @@
 4. the PET table: lesion SUVmean/SUVmax bias, NEMA contrast recovery, background variability and
    CoV (OUT_DIR/report/pet_quality.md and .json).
 
-``--prepare-only`` stops after step 2 and evaluates x_est alone. ``--quick`` is a seconds-long smoke run (tiny network, one epoch, 64^2 grid, 3 slices).
+``--prepare-only`` stops after step 2 and evaluates x_est alone. ``--quick`` is a seconds-long smoke
+run (tiny network, one epoch, 64^2 grid, 3 slices).
 """
 
 from __future__ import annotations
@@ -95,4 +96,5 @@ if __name__ == "__main__":
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--prepare-only", action="store_true", help="no training: evaluate x_est only")
     args = parser.parse_args()
-    run(args.out, args.quick, args.recon, args.device, methods=() if args.prepare_only else tuple(m for m, _ in METHODS))
+    methods = () if args.prepare_only else tuple(m for m, _ in METHODS)
+    run(args.out, args.quick, args.recon, args.device, methods=methods)

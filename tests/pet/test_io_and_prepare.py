@@ -38,7 +38,7 @@ def write_h5(path, prompts, **extra):
 
 
 def good(shape=(1, 8, 10)):
-    return dict(angles_deg=np.arange(shape[1]) * 180.0 / shape[1], bin_size_mm=2.0)
+    return {"angles_deg": np.arange(shape[1]) * 180.0 / shape[1], "bin_size_mm": 2.0}
 
 
 def test_round_trip_and_counts(simulated):

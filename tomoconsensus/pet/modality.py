@@ -60,8 +60,8 @@ class PETModality:
     name = "pet"
     channels = 1
     #: Table rows of the report: (metric key, label, scale).
-    report_rows = [("rmse", "RMSE (0.01 activity units)", 100.0), ("ssim", "SSIM (%)", 100.0),
-                   ("psnr_db", "PSNR (dB)", 1.0), ("roi_std", "ROI std (0.01 activity units)", 100.0)]
+    report_rows = (("rmse", "RMSE (0.01 activity units)", 100.0), ("ssim", "SSIM (%)", 100.0),
+                   ("psnr_db", "PSNR (dB)", 1.0), ("roi_std", "ROI std (0.01 activity units)", 100.0))
     unit_label = "activity"
 
     def __init__(self, geom: ParallelBeamGeometry, units: str, recon: str = "fbp", window: str = "hann",
