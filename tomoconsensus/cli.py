@@ -155,6 +155,24 @@ def _prepare_mr(args: argparse.Namespace) -> None:
     print(summary)
 
 
+def _prepare_pet(args: argparse.Namespace) -> None:
+    from tomoconsensus.data.prepared import write_prepared
+    from tomoconsensus.pet.io import read_prompts
+    from tomoconsensus.pet.modality import PETModality
+    from tomoconsensus.pet.recon import pet_geometry
+    from tomoconsensus.pet.sources import check_reference_grid, prompt_slices
+
+    stack = read_prompts(args.prompts)
+    geom = pet_geometry(stack.angles_deg, stack.prompts.shape[2], stack.bin_size_mm, args.image_size,
+                        args.pixel_size_mm)
+    check_reference_grid(stack, geom, args.prompts)
+    n = len(stack.prompts) if args.max_slices is None else min(args.max_slices, len(stack.prompts))
+    modality = PETModality(geom, stack.activity_units, args.recon, osem_iterations=args.osem_iterations,
+                           osem_subsets=args.osem_subsets)
+    attrs = {"source": str(args.prompts), "prompts_per_slice_mean": float(stack.prompts.sum((1, 2)).mean())}
+    print(write_prepared(args.out, modality, islice(prompt_slices(stack), n), n, args.seed, attrs))
+
+
 def _train(args: argparse.Namespace) -> None:
     from tomoconsensus.train import load_train_config, train
 
@@ -267,6 +285,20 @@ def build_parser() -> argparse.ArgumentParser:
     mr.add_argument("--out", type=Path, required=True)
     mr.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     mr.set_defaults(func=_prepare_mr)
+
+    pet = prep_sub.add_parser("pet", help="2-D PET prompts: binomial thinning, corrected FBP (or OSEM) of each "
+                              "half x2 and of all prompts")
+    pet.add_argument("--prompts", type=Path, required=True, help="prompt sinograms + factors (.h5/.npz, docs/pet.md)")
+    pet.add_argument("--image-size", type=int, required=True, help="reconstruction grid N (N x N pixels)")
+    pet.add_argument("--pixel-size-mm", type=float, required=True)
+    pet.add_argument("--recon", choices=("fbp", "osem"), default="fbp", help="fbp: linear, unbiased (default); "
+                     "osem: non-negative, biased in cold regions")
+    pet.add_argument("--osem-iterations", type=int, default=4)
+    pet.add_argument("--osem-subsets", type=int, default=8)
+    pet.add_argument("--seed", type=int, default=0, help="seed of the binomial thinning")
+    pet.add_argument("--max-slices", type=int, default=None, help="only the first N slices")
+    pet.add_argument("--out", type=Path, required=True)
+    pet.set_defaults(func=_prepare_pet)
 
     tr = sub.add_parser("train", help="train consensus / Noise2Noise / Noise2Clean networks")
     tr.add_argument("--data", type=Path, required=True, help="prepared training .h5")

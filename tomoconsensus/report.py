@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 
 from tomoconsensus.atomic import atomic_path, write_text_atomic  # noqa: E402
 from tomoconsensus.evaluate import Evaluation, display_units  # noqa: E402
-from tomoconsensus.metrics import CT_WINDOW_HU  # noqa: E402
+from tomoconsensus.metrics import CT_WINDOW_HU, presenter  # noqa: E402
 
 #: Every file a report folder gets (a file not written this time is removed, so none is stale).
 REPORT_FILES = ("metrics.json", "metrics.md", "per_slice.csv", "comparison.png", "training_curves.png")
@@ -55,7 +55,8 @@ def metrics_markdown(ev: Evaluation) -> str:
     summary = ev.summary()
     methods = ev.methods
     lines = ["| Index | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
-    rows = ROWS.get(ev.modality, ROWS["mr"])
+    p = presenter(ev.modality)
+    rows = p.report_rows if p else ROWS.get(ev.modality, ROWS["mr"])
     for key, label, scale in rows:
         cells = [f"{scale * summary[m][key]['mean']:.1f} ± {scale * summary[m][key]['std']:.1f}" for m in methods]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -84,13 +85,20 @@ def _save_figure(fig, path: Path) -> Path:
     return path
 
 
+def _error(row: dict) -> float:
+    """The RMSE of a per-slice metrics row, whatever its unit key."""
+    return row.get("rmse_hu", row.get("rmse_1e-3", row.get("rmse")))
+
+
 def comparison_figure(ev: Evaluation, path: Path, slice_index: int | None = None) -> Path:
     """Reference and methods in the display window, a zoomed ROI below, difference maps last."""
     if slice_index is None:  # the slice whose first-method error is the median: a typical case
-        errors = [r.get("rmse_hu", r.get("rmse_1e-3")) for r in ev.per_slice[ev.methods[0]]]
+        errors = [_error(r) for r in ev.per_slice[ev.methods[0]]]
         slice_index = int(np.argsort(errors)[len(errors) // 2])
     ct = ev.modality == "ct"
-    vmin, vmax = CT_WINDOW_HU if ct else (0.0, float(display_units(ev.modality, ev.reference[slice_index]).max()))
+    p = presenter(ev.modality)
+    ref_2d = display_units(ev.modality, ev.reference[slice_index])
+    vmin, vmax = CT_WINDOW_HU if ct else (p.display_window(ref_2d) if p else (0.0, float(ref_2d.max())))
     diff_range = 100.0 if ct else 0.2 * vmax
     names = ["Reference"] + ev.methods
     images = [display_units(ev.modality, ev.reference[slice_index])] + \
@@ -104,8 +112,8 @@ def comparison_figure(ev: Evaluation, path: Path, slice_index: int | None = None
         title = name
         if j > 0:
             row = ev.per_slice[ev.methods[j - 1]][slice_index]
-            err = row.get("rmse_hu", row.get("rmse_1e-3"))
-            title += f"\nRMSE {err:.1f}, SSIM {100 * row['ssim']:.1f}"
+            err = _error(row)
+            title += f"\nRMSE {err:.3g}, SSIM {100 * row['ssim']:.1f}"
         axes[0, j].set_title(title, fontsize=9)
         axes[1, j].imshow(img[r0:r0 + size, c0:c0 + size], cmap="gray", vmin=vmin, vmax=vmax)
         if j > 0:
@@ -115,7 +123,7 @@ def comparison_figure(ev: Evaluation, path: Path, slice_index: int | None = None
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    unit = "HU" if ct else "a.u."
+    unit = "HU" if ct else (p.unit_label if p else "a.u.")
     fig.colorbar(im, ax=axes[2, :].tolist(), shrink=0.8, label=f"difference to reference ({unit})")
     fig.suptitle(f"slice {ev.slice_ids[slice_index]}; display window [{vmin:g}, {vmax:g}] {unit}; "
                  f"row 2: zoom; row 3: method - reference", fontsize=10)
@@ -136,7 +144,7 @@ def training_curves(runs: dict[str, Path], path: Path) -> Path | None:
         train = [ln for ln in lines if ln["split"] == "train"]
         ax_loss.plot([ln["epoch"] for ln in train], [ln["total"] for ln in train], label=name, lw=1)
         val = [ln for ln in lines if ln["split"] == "val"]
-        key = next((k for k in ("val_rmse_hu", "val_rmse_1e-3", "val_total") if val and k in val[0]), None)
+        key = next((k for k in ("val_rmse_hu", "val_rmse_1e-3", "val_rmse", "val_total") if val and k in val[0]), None)
         if key:
             ax_val.plot([ln["epoch"] for ln in val], [ln[key] for ln in val], "o-", label=name, ms=3)
             ax_val.set_ylabel(key.replace("val_", "validation "))

@@ -1,0 +1,237 @@
+"""Reading and writing PET prompt files (HDF5 or .npz), validated before any output is written.
+
+Prompt file schema (``prepare pet --prompts``; docs/pet.md)
+----------------------------------------------------------
+``prompts``         integer counts (slices, views, bins), >= 0: the raw prompt coincidences, 2-D
+                    (direct or rebinned) parallel-beam sinograms, arc-corrected
+``multiplicative``  float (slices, views, bins), > 0, optional (default 1): the factor ``m`` that
+                    multiplies the activity's line integrals, sensitivity (normalisation, calibration)
+                    x attenuation ``exp(-integral mu dl)``
+``additive``        float (slices, views, bins), >= 0, optional (default 0): expected randoms + scatter
+``delayed``         integer counts (slices, views, bins), >= 0, optional: a measured delayed-window
+                    (randoms) sinogram; then ``additive`` holds scatter only. Thinned like the prompts
+``listmode_bin``    int (events,), optional, instead of ``prompts``: one flat index per event into
+                    (slices, views, bins) in C order; needs the attribute ``shape`` = (slices, views, bins)
+``reference``       float (slices, N, N), optional: the clean image on the reconstruction grid
+``slice_id``, ``patient_id``  strings (slices,), optional
+attributes          ``angles_deg`` (views,) uniformly spaced over 180 degrees; ``bin_size_mm`` (> 0);
+                    ``activity_units`` (str, optional): the unit of ``x`` defined by ``m``
+
+The measurement model is ``prompts ~ Poisson(m * (A x) + additive)``, ``A x`` the line integrals of
+the activity ``x`` in mm (ASTRA parallel projector on the grid of ``bin_size_mm`` bins).
+
+In an .npz file attributes are arrays of the same names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from tomoconsensus.atomic import atomic_path
+from tomoconsensus.errors import InputError, require_finite
+from tomoconsensus.hdf5 import open_hdf5, read_strings
+
+#: Units of x when the file does not name them: those fixed by E[prompts] = m * (A x) + additive.
+DEFAULT_UNITS = "activity in prompts per mm of LOR per unit m (E[y] = m * line integral of x + additive)"
+
+
+@dataclass
+class PromptStack:
+    """Validated prompt sinograms and their corrections.
+
+    Attributes
+    ----------
+    prompts : ndarray (slices, views, bins), int64, >= 0
+    multiplicative : ndarray (slices, views, bins), float64, > 0
+    additive : ndarray (slices, views, bins), float64, >= 0
+    angles_deg : ndarray (views,)
+    bin_size_mm : float
+    activity_units : str
+    slice_ids, patient_ids : list of str
+    reference : ndarray (slices, N, N) float32 or None
+    delayed : ndarray (slices, views, bins) int64 or None
+    """
+
+    prompts: np.ndarray
+    multiplicative: np.ndarray
+    additive: np.ndarray
+    angles_deg: np.ndarray
+    bin_size_mm: float
+    activity_units: str = DEFAULT_UNITS
+    slice_ids: list[str] | None = None
+    patient_ids: list[str] | None = None
+    reference: np.ndarray | None = None
+    delayed: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.prompts)
+        self.slice_ids = self.slice_ids or [f"slice{i:04d}" for i in range(n)]
+        self.patient_ids = self.patient_ids or [s.split("_")[0] for s in self.slice_ids]
+
+
+def as_counts(values: np.ndarray, source, field: str) -> np.ndarray:
+    """Raw counts as int64; fractional, negative or non-finite values raise InputError.
+
+    Only raw counts can be thinned (docs/pet.md): corrected, scaled or smoothed sinograms are not
+    Poisson, and their binomial split would not give independent halves.
+    """
+    values = np.asarray(values)
+    if values.dtype.kind in "iu":
+        counts = values.astype(np.int64)
+    else:
+        if values.dtype.kind not in "fb":
+            raise InputError(source, field, "integer counts", str(values.dtype))
+        require_finite(values, source, field)
+        fractional = int(np.count_nonzero(values != np.round(values)))
+        if fractional:
+            raise InputError(source, field, "non-negative integer counts (raw prompts, before any correction)",
+                             f"{fractional} fractional values, e.g. {values[values != np.round(values)].flat[0]:g}")
+        counts = values.astype(np.int64)
+    if counts.size and counts.min() < 0:
+        raise InputError(source, field, "non-negative integer counts", f"{int((counts < 0).sum())} negative values, "
+                         f"minimum {int(counts.min())}")
+    return counts
+
+
+def check_factor(values, shape: tuple, source, field: str, positive: bool) -> np.ndarray:
+    """A correction sinogram of ``shape``, finite, > 0 (``positive``) or >= 0."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape != shape:
+        raise InputError(source, field, f"shape {shape} like 'prompts' (slices, views, bins)", values.shape)
+    require_finite(values, source, field)
+    bad = values <= 0 if positive else values < 0
+    if np.any(bad):
+        raise InputError(source, field, "values > 0" if positive else "values >= 0",
+                         f"{int(bad.sum())} values out of range, minimum {values.min():g}")
+    return values
+
+
+def check_angles(angles_deg, n_views: int, source) -> np.ndarray:
+    """View angles: ``n_views`` values uniformly spaced over 180 degrees (step 180 / views)."""
+    angles = np.atleast_1d(np.asarray(angles_deg, dtype=np.float64))
+    if angles.shape != (n_views,):
+        raise InputError(source, "angles_deg", f"{n_views} angles, one per view", angles.shape)
+    require_finite(angles, source, "angles_deg")
+    step = np.diff(angles)
+    if n_views > 1 and np.abs(step - 180.0 / n_views).max() > 1e-3 * 180.0 / n_views:
+        raise InputError(source, "angles_deg", f"uniform steps of 180/{n_views} = {180.0 / n_views:g} degrees "
+                         "(parallel geometry over 180 degrees)", f"steps from {step.min():g} to {step.max():g}")
+    return angles
+
+
+class _Reader:
+    """Uniform access to HDF5 datasets/attributes and .npz arrays."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        if path.suffix.lower() == ".npz":
+            try:
+                self.npz = np.load(path, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise InputError(path, "file", "a readable .npz prompt file", str(exc)) from None
+            self.h5 = None
+        else:
+            self.h5, self.npz = open_hdf5(path, "HDF5 prompt file"), None
+
+    def has(self, key: str) -> bool:
+        return key in (self.npz.files if self.npz is not None else self.h5)
+
+    def get(self, key: str):
+        if self.npz is not None:
+            return self.npz[key]
+        return self.h5[key][()]
+
+    def attr(self, key: str):
+        if self.npz is not None:
+            return self.npz[key] if key in self.npz.files else None
+        value = self.h5.attrs.get(key)
+        return value.decode() if isinstance(value, bytes) else value
+
+    def strings(self, key: str) -> list[str]:
+        if self.npz is not None:
+            return [str(s) for s in self.npz[key]]
+        return read_strings(self.h5[key])
+
+    def close(self) -> None:
+        (self.npz if self.npz is not None else self.h5).close()
+
+
+def _read_counts(r: _Reader) -> np.ndarray:
+    path = r.path
+    if r.has("prompts"):
+        counts = as_counts(r.get("prompts"), path, "prompts")
+        if counts.ndim != 3:
+            raise InputError(path, "prompts", "shape (slices, views, bins)", counts.shape)
+        return counts
+    if r.has("listmode_bin"):
+        shape = r.attr("shape")
+        if shape is None or len(np.atleast_1d(shape)) != 3:
+            raise InputError(path, "shape", "attribute (slices, views, bins) beside 'listmode_bin'", shape)
+        shape = tuple(int(s) for s in np.atleast_1d(shape))
+        index = as_counts(r.get("listmode_bin"), path, "listmode_bin")
+        if index.size and index.max() >= np.prod(shape):
+            raise InputError(path, "listmode_bin", f"flat bin indices < {int(np.prod(shape))}", int(index.max()))
+        return np.bincount(index.ravel(), minlength=int(np.prod(shape))).reshape(shape)
+    keys = sorted(r.npz.files if r.npz is not None else r.h5.keys())
+    raise InputError(path, "prompts", "a dataset 'prompts' (slices, views, bins) or 'listmode_bin'", keys)
+
+
+def read_prompts(path: str | Path) -> PromptStack:
+    """Read and validate a prompt file (schema in the module docstring)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "--prompts", "an existing .h5 or .npz prompt file", "not found")
+    r = _Reader(path)
+    try:
+        prompts = _read_counts(r)
+        shape = prompts.shape
+        mult = (check_factor(r.get("multiplicative"), shape, path, "multiplicative", True)
+                if r.has("multiplicative") else np.ones(shape))
+        add = check_factor(r.get("additive"), shape, path, "additive", False) if r.has("additive") else np.zeros(shape)
+        delayed = as_counts(r.get("delayed"), path, "delayed") if r.has("delayed") else None
+        if delayed is not None and delayed.shape != shape:
+            raise InputError(path, "delayed", f"shape {shape} like 'prompts' (slices, views, bins)", delayed.shape)
+        if r.attr("angles_deg") is None:
+            raise InputError(path, "angles_deg", f"an attribute with {shape[1]} view angles in degrees", "missing")
+        angles = check_angles(r.attr("angles_deg"), shape[1], path)
+        bin_size = r.attr("bin_size_mm")
+        if bin_size is None or not np.isfinite(float(np.asarray(bin_size))) or float(np.asarray(bin_size)) <= 0:
+            raise InputError(path, "bin_size_mm", "a positive bin size in mm (attribute)", bin_size)
+        ids = r.strings("slice_id") if r.has("slice_id") else None
+        patients = r.strings("patient_id") if r.has("patient_id") else None
+        for key, values in (("slice_id", ids), ("patient_id", patients)):
+            if values is not None and len(values) != shape[0]:
+                raise InputError(path, key, f"{shape[0]} strings, one per slice", len(values))
+        ref = None
+        if r.has("reference"):
+            ref = np.asarray(r.get("reference"), dtype=np.float32)
+            if ref.ndim != 3 or len(ref) != shape[0] or ref.shape[1] != ref.shape[2]:
+                raise InputError(path, "reference", f"shape ({shape[0]}, N, N)", ref.shape)
+            require_finite(ref, path, "reference")
+        units = r.attr("activity_units")
+        units = str(np.asarray(units)) if units is not None else DEFAULT_UNITS
+    finally:
+        r.close()
+    return PromptStack(prompts, mult, add, angles, float(np.asarray(bin_size)), units, ids, patients, ref, delayed)
+
+
+def write_prompts(path: str | Path, stack: PromptStack) -> Path:
+    """Write a prompt stack as HDF5 (atomically), in the schema :func:`read_prompts` reads."""
+    path = Path(path)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("prompts", data=stack.prompts.astype(np.int32), compression="gzip", shuffle=True)
+        f.create_dataset("multiplicative", data=stack.multiplicative.astype(np.float32), compression="gzip")
+        f.create_dataset("additive", data=stack.additive.astype(np.float32), compression="gzip")
+        if stack.delayed is not None:
+            f.create_dataset("delayed", data=stack.delayed.astype(np.int32), compression="gzip", shuffle=True)
+        if stack.reference is not None:
+            f.create_dataset("reference", data=stack.reference.astype(np.float32), compression="gzip")
+        f.create_dataset("slice_id", data=stack.slice_ids, dtype=h5py.string_dtype("utf-8"))
+        f.create_dataset("patient_id", data=stack.patient_ids, dtype=h5py.string_dtype("utf-8"))
+        f.attrs.update(angles_deg=np.asarray(stack.angles_deg, dtype=np.float64), bin_size_mm=stack.bin_size_mm,
+                       activity_units=stack.activity_units)
+    return path

@@ -1,0 +1,130 @@
+"""PET as a :class:`~tomoconsensus.modality.Modality`: binomial thinning, corrected FBP (or OSEM).
+
+A measurement is one 2-D prompt sinogram with its corrections (:class:`PETMeasurement`). The split
+thins the raw prompts binomially (:mod:`tomoconsensus.pet.thinning`): the halves are independent
+Poisson data with half the mean, sharing ``m`` and each carrying ``a / 2``. Each half is
+reconstructed with the factor 2 that makes it estimate the full-count image, so ``x1``, ``x2`` and
+``x_est`` (the reconstruction of all prompts) share the activity units of the prompt file
+(SUV for the simulator). Images have one channel.
+
+The class also tells evaluation and reports how to show PET (table rows, display window,
+baseline names, metrics): see :func:`tomoconsensus.metrics.presenter`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from tomoconsensus.geometry import ParallelBeamGeometry, geometry_to_toml
+from tomoconsensus.pet.recon import OSEM, CorrectedFBP
+from tomoconsensus.pet.thinning import binomial_thin
+
+RECONS = ("fbp", "osem")
+
+
+@dataclass
+class PETMeasurement:
+    """One slice (views, bins): raw prompts (int64), multiplicative ``m`` (> 0), additive expectation
+    ``a`` (>= 0) and, optionally, a measured delayed-window sinogram (int64 counts, randoms) that is
+    subtracted like ``a`` and thinned like the prompts."""
+
+    prompts: np.ndarray
+    multiplicative: np.ndarray
+    additive: np.ndarray
+    delayed: np.ndarray | None = None
+
+    def total_additive(self) -> np.ndarray:
+        """``a`` plus the delayed counts: what is subtracted from all prompts."""
+        return self.additive if self.delayed is None else self.additive + self.delayed
+
+
+class PETModality:
+    """2-D PET on a parallel geometry; ``recon`` is ``"fbp"`` (linear, default) or ``"osem"``.
+
+    Parameters
+    ----------
+    geom : ParallelBeamGeometry
+        Views, bins and the reconstruction grid (:func:`tomoconsensus.pet.recon.pet_geometry`).
+    units : str
+        Activity units fixed by the multiplicative factor (stored in prepared files).
+    recon : {"fbp", "osem"}
+    window : str
+        FBP apodisation.
+    osem_iterations, osem_subsets : int
+    """
+
+    name = "pet"
+    channels = 1
+    #: Table rows of the report: (metric key, label, scale).
+    report_rows = (("rmse", "RMSE (0.01 activity units)", 100.0), ("ssim", "SSIM (%)", 100.0),
+                   ("psnr_db", "PSNR (dB)", 1.0), ("roi_std", "ROI std (0.01 activity units)", 100.0))
+    unit_label = "activity"
+
+    def __init__(self, geom: ParallelBeamGeometry, units: str, recon: str = "fbp", window: str = "hann",
+                 osem_iterations: int = 4, osem_subsets: int = 8):
+        if recon not in RECONS:
+            raise ValueError(f"recon: expected one of {RECONS}, got {recon!r}")
+        self.geom, self.units, self.recon, self.window = geom, units, recon, window
+        self.osem_iterations, self.osem_subsets = osem_iterations, osem_subsets
+        self.op = CorrectedFBP(geom, window) if recon == "fbp" else OSEM(geom, osem_iterations, osem_subsets)
+
+    def split(self, m: PETMeasurement, rng: np.random.Generator):
+        y1, y2 = binomial_thin(m.prompts, rng)
+        a1 = a2 = m.additive / 2.0  # an expectation: half in each half
+        if m.delayed is not None:  # a count: thinned, each half subtracts its own delayeds
+            d1, d2 = binomial_thin(m.delayed, rng)
+            a1, a2 = a1 + d1, a2 + d2
+        return (y1, m.multiplicative, a1), (y2, m.multiplicative, a2)
+
+    def reconstruct(self, half) -> np.ndarray:
+        counts, mult, add = half
+        return self.op(counts, mult, add, scale=2.0)[None]
+
+    def estimate(self, m: PETMeasurement) -> np.ndarray:
+        return self.op(m.prompts, m.multiplicative, m.total_additive())[None]
+
+    def attributes(self) -> dict[str, Any]:
+        recon = (f"corrected FBP ({self.window}), x = FBP((y - a) / m)" if self.recon == "fbp" else
+                 f"OSEM {self.osem_iterations} iterations x {self.osem_subsets} subsets (non-negative, biased "
+                 "in cold regions at low counts; docs/pet.md)")
+        return {"geometry_toml": geometry_to_toml(self.geom), "geometry_name": self.geom.name, "recon": self.recon,
+                "reconstruction": recon, "split": "binomial thinning of the raw prompts, y1 ~ Binomial(y, 1/2), "
+                "y2 = y - y1; m shared, a/2 per half; halves scaled x2"}
+
+    # ---- presentation (evaluate / report): images (1, H, W) in activity units ----
+
+    @staticmethod
+    def baseline_names(attrs: dict) -> dict[str, str]:
+        """Display names of x_est and the stored baselines."""
+        return {"x_est": f"{str(attrs.get('recon', 'fbp')).upper()} (all counts)"}
+
+    @staticmethod
+    def display(image: np.ndarray) -> np.ndarray:
+        return np.asarray(image)[0]
+
+    @staticmethod
+    def display_window(reference_2d: np.ndarray) -> tuple[float, float]:
+        """0 to the 99.9th percentile of the reference (lesions near the top of the scale)."""
+        return 0.0, float(np.percentile(reference_2d, 99.9)) or 1.0
+
+    @staticmethod
+    def roi_value_range(reference_2d: np.ndarray) -> tuple[float, float]:
+        """Background: within 30 % of the median of the body (pixels above 10 % of the maximum)."""
+        body = reference_2d[reference_2d > 0.1 * reference_2d.max()]
+        median = float(np.median(body)) if body.size else 0.0
+        return 0.7 * median, 1.3 * median
+
+    @staticmethod
+    def slice_metrics(image: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+        """RMSE (activity units), SSIM and PSNR with data range = reference range, of (1, H, W) slices."""
+        a, b = np.asarray(image, np.float64)[0], np.asarray(reference, np.float64)[0]
+        span = float(b.max() - b.min()) or 1.0
+        # the SSIM settings of tomoconsensus.metrics (docs/metrics.md), which imports this module
+        ssim = structural_similarity(b, a, data_range=span, gaussian_weights=True, sigma=1.5,
+                                     use_sample_covariance=False)
+        return {"rmse": float(np.sqrt(np.mean((a - b) ** 2))), "ssim": float(ssim),
+                "psnr_db": float(peak_signal_noise_ratio(b, a, data_range=span))}

@@ -1,0 +1,29 @@
+"""PET slices for preparation, from a validated prompt stack."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from tomoconsensus.errors import GeometryMismatchError
+from tomoconsensus.geometry import ParallelBeamGeometry
+from tomoconsensus.modality import Slice
+from tomoconsensus.pet.io import PromptStack
+from tomoconsensus.pet.modality import PETMeasurement
+
+
+def check_reference_grid(stack: PromptStack, geom: ParallelBeamGeometry, source: str | Path) -> None:
+    """A stored reference must lie on the reconstruction grid (--image-size)."""
+    n = geom.image_size
+    if stack.reference is not None and stack.reference.shape[1:] != (n, n):
+        raise GeometryMismatchError(source, "reference", f"images of {n} x {n} pixels (--image-size {n})",
+                                    stack.reference.shape)
+
+
+def prompt_slices(stack: PromptStack) -> Iterator[Slice]:
+    """One :class:`~tomoconsensus.modality.Slice` per sinogram; reference with a channel axis."""
+    for i in range(len(stack.prompts)):
+        ref = None if stack.reference is None else stack.reference[i][None]
+        yield Slice(stack.slice_ids[i], stack.patient_ids[i],
+                    PETMeasurement(stack.prompts[i], stack.multiplicative[i], stack.additive[i],
+                                   None if stack.delayed is None else stack.delayed[i]), ref)
