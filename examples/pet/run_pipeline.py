@@ -27,7 +27,10 @@ import numpy as np
 
 from tomoconsensus.cli import main as cli
 from tomoconsensus.data.prepared import read_prepared
-from tomoconsensus.demo import METHODS, QUICK, DemoProtocol, patient_split
+from tomoconsensus.demo import QUICK, DemoProtocol, patient_split
+
+METHODS = (("consensus", "Consensus"), ("noise2noise", "Noise2Noise"), ("noise2clean", "Noise2Clean"))
+PATCHES_PER_SLICE = {False: 40, True: 4}  # 6 training slices x 40 / batch 16: 15 steps per epoch
 from tomoconsensus.denoise import denoise
 from tomoconsensus.evaluate import evaluate
 from tomoconsensus.pet.io import write_prompts
@@ -66,7 +69,7 @@ def run(out_dir: str | Path, quick: bool = False, recon: str = "fbp", device: st
     paths, truth = prepare(out_dir, protocol, sim, recon)
     config = TrainConfig(channels=1, base_features=protocol.base_features, depth=protocol.depth,
                          patch_size=protocol.patch_size, batch_size=protocol.batch_size,
-                         patches_per_slice=protocol.patches_per_slice, epochs=protocol.epochs,
+                         patches_per_slice=PATCHES_PER_SLICE[quick], epochs=protocol.epochs,
                          learning_rate=protocol.learning_rate, checkpoint_every_steps=100, device=device)
     results, runs = {}, {}
     for method, label in ((m, label) for m, label in METHODS if m in methods):
