@@ -336,9 +336,10 @@ def train_demo_runs(config: TrainConfig, train_path: Path, val_path: Path, test_
         if (run_dir / "model.pt").exists():
             print(f"{method}: finished run {run_dir}")
         else:
+            # resume an interrupted run; a folder killed before its first checkpoint (the demo's own) starts again
             resume = (run_dir / "checkpoint.pt").exists()
             print(train(dataclasses.replace(config, method=method), train_path, run_dir, val_path, resume=resume,
-                        progress=progress))
+                        progress=progress, overwrite=not resume and run_dir.exists()))
         results[label] = out_dir / f"denoised_{method}{'_' + variant if variant else ''}.h5"
         if not results[label].exists():
             print(denoise(run_dir, test_path, results[label], variant=variant, device=device, progress=progress))
