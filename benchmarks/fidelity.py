@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from common import RESULTS, write_result
 
@@ -156,7 +157,8 @@ def load_stack(files: list[Path], per_patient: int) -> ImageStack:
 def prepare(scale: Scale, work: Path) -> tuple[dict[str, Path], dict[str, float]]:
     """Prepared train/val/test files (TV baseline on the test file when asked); seconds per split."""
     geom = scaled_geometry(scale)
-    modality = CTModality(geom)
+    gpu = scale.device != "cpu" and torch.cuda.is_available()
+    modality = CTModality(geom, device="cuda" if gpu else "cpu")
     attrs = {"dose_fraction": 0.25, "reference_kind": "noiseless-fbp", "source": str(SERIES)}
     tv_config = TVConfig(n_iter=scale.tv_iter)
     tv = {"tv": lambda sino: modality.to_units(tv_reconstruct(sino, geom, tv_config))}

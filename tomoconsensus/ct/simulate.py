@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from skimage.transform import rescale
 
@@ -37,3 +39,21 @@ def to_geometry_grid(hu: np.ndarray, pixel_spacing_mm: float, geom: FanBeamGeome
     out[x**2 + y**2 > radius**2] = AIR_HU
     return out
 
+
+
+def support_channels(geom: FanBeamGeometry) -> int:
+    """Central detector channels whose rays can meet an image from :func:`to_geometry_grid`.
+
+    Such an image is exactly zero attenuation (air) beyond ``r = min(fov radius, extent/2)``; pixels
+    reach ``r + pixel`` at most. A ray at detector coordinate ``u`` passes the isocentre at distance
+    ``D u / sqrt(D_sd^2 + u^2)``, so channels with ``|u| > u_max = r' D_sd / sqrt(D^2 - r'^2)`` (plus two
+    channels of margin for the strip width) see only zeros. The count keeps the parity of
+    ``n_detectors``, so the kept channels sit exactly where they sit on the full detector.
+    """
+    r = min(geom.fov_radius_mm, geom.image_extent_mm / 2) + geom.pixel_size_mm
+    d, d_sd = geom.source_to_origin_mm, geom.source_to_detector_mm
+    if r >= d:
+        return geom.n_detectors
+    u_max = r * d_sd / math.sqrt(d**2 - r**2)
+    half = math.ceil(u_max / geom.detector_pitch_mm) + 2
+    return min(geom.n_detectors, 2 * half + geom.n_detectors % 2)

@@ -13,6 +13,7 @@ Reference images for simulated data (``reference`` argument):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import numpy as np
@@ -22,7 +23,7 @@ from tomoconsensus.ct.curved import fbp_operator, forward_projector
 from tomoconsensus.ct.io import ImageStack, SinogramStack
 from tomoconsensus.ct.noise import hu_to_mu, mu_to_hu, simulate_low_dose
 from tomoconsensus.choices import CT_REFERENCES
-from tomoconsensus.ct.simulate import to_geometry_grid
+from tomoconsensus.ct.simulate import support_channels, to_geometry_grid
 from tomoconsensus.errors import InputError
 from tomoconsensus.geometry import FanBeamGeometry
 from tomoconsensus.modality import Slice
@@ -43,11 +44,16 @@ def simulated_slices(stack: ImageStack, geom: FanBeamGeometry, dose_fraction: fl
     rngs = slice_rngs(seed, len(stack.hu))
     fbp = fbp_operator(geom)
     mu_w = geom.protocol.mu_water_per_mm
-    # ASTRA's CPU projector is single-threaded: split the views over torch's thread count.
-    with forward_projector(geom, kind="strip", threads=torch.get_num_threads()) as proj:
+    # Flat detector: only the central channels can see the masked image (the others are exactly 0),
+    # and ASTRA's CPU projector is single-threaded: project those channels, views split over torch's
+    # threads. Curved detector: its own projector, all channels.
+    n_det = geom.n_detectors if geom.is_curved else support_channels(geom)
+    edge = (geom.n_detectors - n_det) // 2
+    with forward_projector(dataclasses.replace(geom, n_detectors=n_det), kind="strip",
+                           threads=torch.get_num_threads()) as proj:
         for i, rng in enumerate(rngs):
             hu = to_geometry_grid(stack.hu[i], float(stack.pixel_spacing_mm[i]), geom)
-            clean = proj.forward(hu_to_mu(hu, mu_w))
+            clean = np.pad(proj.forward(hu_to_mu(hu, mu_w)), ((0, 0), (edge, edge)))
             sino = simulate_low_dose(clean, geom, dose_fraction, rng)
             if reference == "image":
                 ref_hu = hu
