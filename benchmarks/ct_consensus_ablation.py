@@ -20,8 +20,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import RESULTS, write_result
-
 from tomoconsensus.ct.io import read_images
 from tomoconsensus.ct.sources import simulated_slices
 from tomoconsensus.ct.split import CTModality
@@ -31,6 +29,8 @@ from tomoconsensus.denoise import denoise
 from tomoconsensus.evaluate import evaluate
 from tomoconsensus.geometry import load_geometry
 from tomoconsensus.train import train
+
+from common import RESULTS, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 SERIES = ROOT.parent / "shared" / "data" / "ct" / "tcia_series"

@@ -25,8 +25,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import write_result
-
 from tomoconsensus.ct.fbp import FBP
 from tomoconsensus.ct.io import ImageStack, read_images
 from tomoconsensus.ct.noise import hu_to_mu, simulate_low_dose
@@ -37,6 +35,8 @@ from tomoconsensus.ct.split import CTModality, odd_even_views
 from tomoconsensus.data.prepared import write_prepared
 from tomoconsensus.geometry import load_geometry
 
+from common import write_result
+
 SERIES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ct" / "tcia_series"
 
 
@@ -45,7 +45,8 @@ def load_stack(n: int) -> tuple[ImageStack, str]:
     files = sorted(SERIES.glob("*.npz"))
     if files:
         stack = read_images(files[0], None)
-        return ImageStack(stack.hu[:n], stack.pixel_spacing_mm[:n], stack.slice_ids[:n], stack.patient_ids[:n]), files[0].name
+        return (ImageStack(stack.hu[:n], stack.pixel_spacing_mm[:n], stack.slice_ids[:n], stack.patient_ids[:n]),
+                files[0].name)
     y, x = np.mgrid[-256:256, -256:256] * 0.75
     hu = np.where(x**2 / 170**2 + y**2 / 120**2 < 1, 0.0, -1000.0) + np.where((x - 40) ** 2 + y**2 < 20**2, 300, 0)
     return ImageStack(np.repeat(hu[None], n, 0).astype(np.float32), np.full(n, 0.75), [f"phantom{i}" for i in range(n)],

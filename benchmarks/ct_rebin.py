@@ -21,12 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import best_of, write_result
 
-from tests.ct.dicom_pd_writer import ScanSpec, write_scan
 from tomoconsensus.ct.dicom_pd import read_projections
 from tomoconsensus.ct.rebin import Rebinner, split_views
 from tomoconsensus.ct.split import CTModality
+
+from common import best_of, write_result
+from tests.ct.dicom_pd_writer import ScanSpec, write_scan
 
 
 def cylinder_scan(spec: ScanSpec, radius_mm: float = 150.0, mu: float = 0.0193) -> np.ndarray:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import tempfile
 import time
@@ -37,8 +36,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from common import RESULTS, write_result
 
 from tomoconsensus.atomic import write_text_atomic
 from tomoconsensus.ct.io import ImageStack, read_images
@@ -50,6 +47,8 @@ from tomoconsensus.denoise import denoise
 from tomoconsensus.evaluate import evaluate
 from tomoconsensus.geometry import FanBeamGeometry, load_geometry
 from tomoconsensus.train import load_train_config, train
+
+from common import RESULTS, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 SERIES = ROOT.parent / "shared" / "data" / "ct" / "tcia_series"
@@ -89,9 +88,10 @@ class Scale:
     def describe(self) -> str:
         slices = "all slices" if self.slices_per_patient == 0 else f"{self.slices_per_patient} slices"
         steps = f"{self.epochs} epochs" if self.max_steps == 0 else f"{self.max_steps} steps"
-        paper = self == dataclasses.replace(Scale(), device=self.device, seed=self.seed, tv=self.tv, tv_iter=self.tv_iter,
-                                            slices_per_patient=self.slices_per_patient)
-        return (f"{'PAPER' if paper else 'REDUCED'} scale: {self.image_size}^2 ({FIELD_OF_VIEW_MM / self.image_size:g} mm "
+        paper = self == dataclasses.replace(Scale(), device=self.device, seed=self.seed, tv=self.tv,
+                                            tv_iter=self.tv_iter, slices_per_patient=self.slices_per_patient)
+        return (f"{'PAPER' if paper else 'REDUCED'} scale: {self.image_size}^2 "
+                f"({FIELD_OF_VIEW_MM / self.image_size:g} mm "
                 f"pixels), {self.n_views} views, quarter dose, {slices} per patient, {self.train_patients} train / "
                 f"{len(VAL_PATIENTS)} val / {len(TEST_PATIENTS)} test patients, UNet-{self.base_features} depth 4, "
                 f"{self.patch_size}^2 patches, batch {self.batch_size}, {steps}, TV {'on' if self.tv else 'off'} "
@@ -148,8 +148,10 @@ def load_stack(files: list[Path], per_patient: int) -> ImageStack:
     parts = []
     for f in files:
         s = read_images(f)
-        idx = np.arange(len(s.hu)) if per_patient == 0 else np.unique(np.linspace(0, len(s.hu) - 1, per_patient).round().astype(int))
-        parts.append(ImageStack(s.hu[idx], s.pixel_spacing_mm[idx], [s.slice_ids[i] for i in idx], [s.patient_ids[i] for i in idx]))
+        idx = (np.arange(len(s.hu)) if per_patient == 0
+               else np.unique(np.linspace(0, len(s.hu) - 1, per_patient).round().astype(int)))
+        parts.append(ImageStack(s.hu[idx], s.pixel_spacing_mm[idx], [s.slice_ids[i] for i in idx],
+                                [s.patient_ids[i] for i in idx]))
     return ImageStack(np.concatenate([p.hu for p in parts]), np.concatenate([p.pixel_spacing_mm for p in parts]),
                       sum((p.slice_ids for p in parts), []), sum((p.patient_ids for p in parts), []))
 
@@ -196,8 +198,9 @@ def table(summary: dict) -> str:
     cell = lambda mean, std: f"{mean:.1f} ± {std:.1f}"  # noqa: E731
     lines = ["| Index | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
     for key, label, factor in (("rmse_hu", "RMSE (HU)", 1.0), ("ssim", "SSIM (%)", 100.0)):
-        lines.append(f"| {label}, here | " + " | ".join(cell(factor * summary[m][key]["mean"], factor * summary[m][key]["std"])
-                                                    for m in methods) + " |")
+        lines.append(f"| {label}, here | " + " | ".join(cell(factor * summary[m][key]["mean"],
+                                                             factor * summary[m][key]["std"])
+                                                        for m in methods) + " |")
         lines.append(f"| {label}, paper | " + " | ".join(cell(*PAPER_TABLE1[m][key]) if m in PAPER_TABLE1 else "–"
                                                      for m in methods) + " |")
     return "\n".join(lines) + "\n"

@@ -15,12 +15,12 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from common import write_result
-
 from tomoconsensus.ct.projector import AstraProjector
 from tomoconsensus.pet.modality import PETMeasurement, PETModality
 from tomoconsensus.pet.recon import attenuation_factors
 from tomoconsensus.pet.simulate import PETSimulation, additive_terms, detector_blur
+
+from common import write_result
 
 LEVELS = (3e4, 1e5, 3e5, 1e6)
 DRAWS = 40

@@ -29,8 +29,9 @@ import pydicom
 import pytest
 import torch
 
-from tests.conftest import DATA
 from tomoconsensus.cli import main
+
+from tests.conftest import DATA
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_TOML = ("[train]\nbase_features = 2\ndepth = 1\npatch_size = 16\nbatch_size = 2\npatches_per_slice = 2\n"
@@ -177,15 +178,19 @@ CASES = {
                                                               "--overwrite"])[1], "input"),
     "prepare-ct-images-out-is-input": (lambda fx, t: PCT + ["--images", fx["npz"], "--out", fx["npz"]], "input"),
     "prepare-ct-out-exists": (lambda fx, t: ((t / "old.h5").write_bytes(b"keep me"),
-                                             PCT + ["--sinograms", fx["sino"], "--out", t / "old.h5"])[1], "--overwrite"),
+                                             PCT + ["--sinograms", fx["sino"], "--out", t / "old.h5"])[1],
+                              "--overwrite"),
     "prepare-ct-out-is-folder": (lambda fx, t: PCT + ["--sinograms", fx["sino"], "--out", t], "folder"),
     "prepare-ct-out-under-a-file": (lambda fx, t: ((t / "f").write_text("x"),
-                                                   PCT + ["--sinograms", fx["sino"], "--out", t / "f" / "x.h5"])[1], "file"),
-    "prepare-ct-out-unwritable": (lambda fx, t: PCT + ["--sinograms", fx["sino"], "--out", "/proc/tc-test/x.h5"], "write"),
+                                                   PCT + ["--sinograms", fx["sino"], "--out", t / "f" / "x.h5"])[1],
+                                    "file"),
+    "prepare-ct-out-unwritable": (lambda fx, t: PCT + ["--sinograms", fx["sino"], "--out", "/proc/tc-test/x.h5"],
+                                  "write"),
     "prepare-mr-out-is-input": (lambda fx, t: PMR + ["--kspace", fx["kspace"], "--out", fx["kspace"],
                                                      "--overwrite"], "input"),
     "prepare-mr-out-inside-kspace-folder": (lambda fx, t: (shutil.copy(fx["kspace"], t / "k.npz"),
-                                                           PMR + ["--kspace", t, "--out", t / "p.h5"])[1], "input folder"),
+                                                           PMR + ["--kspace", t, "--out", t / "p.h5"])[1],
+                                            "input folder"),
     "denoise-out-is-data": (lambda fx, t: ["denoise", "--run", fx["run"], "--data", fx["ct"], "--out", fx["ct"],
                                            "--overwrite"], "input"),
     "denoise-out-is-model": (lambda fx, t: ["denoise", "--run", fx["run"], "--data", fx["ct"],
@@ -195,7 +200,8 @@ CASES = {
     "evaluate-out-is-file": (lambda fx, t: ["evaluate", "--data", fx["ct"], "--out", fx["ct"]], "file"),
     "evaluate-out-holds-a-report": (lambda fx, t: ((t / "metrics.md").write_text("old"),
                                                    ["evaluate", "--data", fx["ct"], "--out", t])[1], "--overwrite"),
-    "train-out-is-file": (lambda fx, t: ["train", "--data", fx["ct"], "--config", fx["toml"], "--out", fx["ct"]], "file"),
+    "train-out-is-file": (lambda fx, t: ["train", "--data", fx["ct"], "--config", fx["toml"], "--out", fx["ct"]],
+                          "file"),
     "train-out-foreign-files": (lambda fx, t: ((t / "notes.txt").write_text("mine"),
                                                ["train", "--data", fx["ct"], "--config", fx["toml"], "--out", t,
                                                 "--overwrite"])[1], "notes.txt"),
@@ -228,8 +234,8 @@ CASES = {
     # ---- option values
     "mr-acceleration-0": (lambda fx, t: PMR + ["--kspace", fx["kspace"], "--acceleration", "0", "--out", t / "o.h5"],
                           "--acceleration"),
-    "mr-acceleration-nan": (lambda fx, t: PMR + ["--kspace", fx["kspace"], "--acceleration", "nan", "--out", t / "o.h5"],
-                            "--acceleration"),
+    "mr-acceleration-nan": (lambda fx, t: PMR + ["--kspace", fx["kspace"], "--acceleration", "nan",
+                                                 "--out", t / "o.h5"], "--acceleration"),
     "mr-acceleration-1": (lambda fx, t: PMR + ["--kspace", fx["kspace"], "--acceleration", "1", "--out", t / "o.h5"],
                           "--acceleration"),
     "mr-center-lines-0": (lambda fx, t: PMR + ["--kspace", fx["kspace"], "--center-lines", "0", "--out", t / "o.h5"],
@@ -245,7 +251,8 @@ CASES = {
     "mr-negative-variable-density": (lambda fx, t: PMR + ["--kspace", fx["kspace"], "--variable-density", "-1",
                                                           "--out", t / "o.h5"], "--variable-density"),
     "mr-seed-negative": (lambda fx, t: PMR + ["--kspace", fx["kspace"], "--seed", "-1", "--out", t / "o.h5"], "--seed"),
-    "mr-device-tpu": (lambda fx, t: PMR + ["--kspace", fx["kspace"], "--device", "tpu", "--out", t / "o.h5"], "--device"),
+    "mr-device-tpu": (lambda fx, t: PMR + ["--kspace", fx["kspace"], "--device", "tpu", "--out", t / "o.h5"],
+                      "--device"),
     "ct-dose-fraction-nan": (lambda fx, t: PCT + ["--images", fx["npz"], "--dose-fraction", "nan", "--out", t / "o.h5"],
                              "--dose-fraction"),
     "ct-dose-fraction-inf": (lambda fx, t: PCT + ["--images", fx["npz"], "--dose-fraction", "inf", "--out", t / "o.h5"],
@@ -287,8 +294,8 @@ CASES = {
     "train-config-missing": (lambda fx, t: ["train", "--data", fx["ct"], "--config", t / "no.toml", "--out", t / "r"],
                              "no.toml"),
     "train-config-binary": (lambda fx, t: ((t / "b.toml").write_bytes(b"\xff\xfe\x00"),
-                                           ["train", "--data", fx["ct"], "--config", t / "b.toml", "--out", t / "r"])[1],
-                            "b.toml"),
+                                           ["train", "--data", fx["ct"], "--config", t / "b.toml",
+                                            "--out", t / "r"])[1], "b.toml"),
     "train-config-is-folder": (lambda fx, t: ["train", "--data", fx["ct"], "--config", t, "--out", t / "r"], "file"),
     "train-config-train-not-a-table": (lambda fx, t: ((t / "c.toml").write_text("train = 3\n"),
                                                       ["train", "--data", fx["ct"], "--config", t / "c.toml",
@@ -309,14 +316,15 @@ CASES = {
     "train-data-missing": (lambda fx, t: ["train", "--data", t / "no.h5", "--config", fx["toml"], "--out", t / "r"],
                            "no.h5"),
     "train-data-not-hdf5": (lambda fx, t: ((t / "x.h5").write_text("not hdf5"),
-                                           ["train", "--data", t / "x.h5", "--config", fx["toml"], "--out", t / "r"])[1],
-                            "x.h5"),
+                                           ["train", "--data", t / "x.h5", "--config", fx["toml"],
+                                            "--out", t / "r"])[1], "x.h5"),
     "train-mr-data-ct-config": (lambda fx, t: ["train", "--data", fx["mr"], "--config", fx["toml"], "--out", t / "r"],
                                 "channel"),
     "train-val-other-modality": (lambda fx, t: ((t / "c.toml").write_text(TINY_TOML + "channels = 2\n"),
                                                 ["train", "--data", fx["mr"], "--val", _mr_as_ct(t), "--config",
                                                  t / "c.toml", "--out", t / "r"])[1], "modality"),
-    "train-noise2clean-without-reference": (lambda fx, t: ["train", "--data", write_prepared_file(t / "n.h5", reference=False),
+    "train-noise2clean-without-reference": (lambda fx, t: ["train", "--data",
+                                                           write_prepared_file(t / "n.h5", reference=False),
                                                            "--config", fx["toml"], "--method", "noise2clean",
                                                            "--out", t / "r"], "reference"),
     "denoise-batch-size-0": (lambda fx, t: ["denoise", "--run", fx["run"], "--data", fx["ct"], "--batch-size", "0",
@@ -343,7 +351,8 @@ CASES = {
                                                "--out", t / "rep"], "modality"),
     "evaluate-other-size": (lambda fx, t: ["evaluate", "--data", fx["ct64"], "--results", f"A={fx['denoised']}",
                                            "--out", t / "rep"], "den.h5"),
-    "evaluate-without-reference": (lambda fx, t: ["evaluate", "--data", write_prepared_file(t / "n.h5", reference=False),
+    "evaluate-without-reference": (lambda fx, t: ["evaluate", "--data",
+                                                  write_prepared_file(t / "n.h5", reference=False),
                                                   "--out", t / "rep"], "reference"),
     "no-subcommand": (lambda fx, t: [], "required"),
     "unknown-option": (lambda fx, t: ["denoise", "--run", fx["run"], "--data", fx["ct"], "--out", t / "d.h5",
@@ -357,7 +366,8 @@ CASES = {
                                           PCT + ["--images", t / "c.npy", "--pixel-spacing-mm", "1",
                                                  "--out", t / "o.h5"])[1], "complex"),
     "npz-zero-slices": (lambda fx, t: PCT + ["--images", _npz(t / "z.npz", hu=np.zeros((0, 8, 8)),
-                                                              pixel_spacing_mm=np.zeros(0)), "--out", t / "o.h5"], "hu"),
+                                                              pixel_spacing_mm=np.zeros(0)), "--out", t / "o.h5"],
+                        "hu"),
     "npz-spacing-wrong-length": (lambda fx, t: PCT + ["--images", _npz(t / "w.npz", hu=np.zeros((2, 8, 8)),
                                                                        pixel_spacing_mm=np.ones(3)),
                                                       "--out", t / "o.h5"], "pixel_spacing_mm"),
@@ -368,15 +378,16 @@ CASES = {
                                                                    pixel_spacing_mm=-np.ones(1)), "--out", t / "o.h5"],
                              "pixel_spacing_mm"),
     "npz-spacing-nan": (lambda fx, t: PCT + ["--images", _npz(t / "w.npz", hu=np.zeros((1, 8, 8)),
-                                                              pixel_spacing_mm=np.full(1, np.nan)), "--out", t / "o.h5"],
-                        "pixel_spacing_mm"),
+                                                              pixel_spacing_mm=np.full(1, np.nan)),
+                                             "--out", t / "o.h5"], "pixel_spacing_mm"),
     "npz-spacing-strings": (lambda fx, t: PCT + ["--images", _npz(t / "w.npz", hu=np.zeros((1, 8, 8)),
-                                                                  pixel_spacing_mm=np.array(["x"])), "--out", t / "o.h5"],
-                            "pixel_spacing_mm"),
+                                                                  pixel_spacing_mm=np.array(["x"])),
+                                                 "--out", t / "o.h5"], "pixel_spacing_mm"),
     "npz-nan-images": (lambda fx, t: PCT + ["--images", _npz(t / "n.npz", hu=np.full((1, 8, 8), np.nan),
                                                              pixel_spacing_mm=np.ones(1)), "--out", t / "o.h5"], "hu"),
     "npz-not-square": (lambda fx, t: PCT + ["--images", _npz(t / "r.npz", hu=np.zeros((1, 8, 9)),
-                                                             pixel_spacing_mm=np.ones(1)), "--out", t / "o.h5"], "square"),
+                                                             pixel_spacing_mm=np.ones(1)), "--out", t / "o.h5"],
+                       "square"),
     "npz-truncated": (lambda fx, t: ((t / "t.npz").write_bytes(fx["npz"].read_bytes()[:100]),
                                      PCT + ["--images", t / "t.npz", "--out", t / "o.h5"])[1], "t.npz"),
     "dicom-rescale-slope-0": (lambda fx, t: PCT + ["--images", _dicom(fx["dicom"], t / "s.dcm", RescaleSlope=0),
@@ -421,8 +432,10 @@ CASES = {
     "kspace-real": (lambda fx, t: PMR + ["--kspace", _kspace(t / "r.npz", K.real), "--out", t / "o.h5"], "complex"),
     "kspace-object-array": (lambda fx, t: PMR + ["--kspace", _kspace(t / "o.npz", np.array([None, 1], dtype=object)),
                                                  "--out", t / "o.h5"], "kspace"),
-    "kspace-zero-slices": (lambda fx, t: PMR + ["--kspace", _kspace(t / "e.npz", K[:0]), "--out", t / "o.h5"], "kspace"),
-    "kspace-h5-group": (lambda fx, t: PMR + ["--kspace", _h5(t / "g.h5", kspace="GROUP"), "--out", t / "o.h5"], "kspace"),
+    "kspace-zero-slices": (lambda fx, t: PMR + ["--kspace", _kspace(t / "e.npz", K[:0]), "--out", t / "o.h5"],
+                           "kspace"),
+    "kspace-h5-group": (lambda fx, t: PMR + ["--kspace", _h5(t / "g.h5", kspace="GROUP"), "--out", t / "o.h5"],
+                        "kspace"),
     "kspace-missing": (lambda fx, t: PMR + ["--kspace", t / "none.h5", "--out", t / "o.h5"], "none.h5"),
     "prepared-x1-group": (lambda fx, t: ["train", "--data", _h5(t / "p.h5", x1="GROUP"), "--out", t / "r"], "p.h5"),
     "prepared-x1-group-with-format": (lambda fx, t: ["train", "--data", _prepared_with_group(t / "p.h5"),
@@ -492,7 +505,8 @@ def test_diverging_training_names_step_fix_and_kept_checkpoint(fx, tmp_path, cap
     if "checkpoint.pt (step" in err:  # the kept checkpoint is finite
         from tomoconsensus.train import load_checkpoint
         state = load_checkpoint(tmp_path / "r" / "checkpoint.pt")
-        assert all(torch.isfinite(v).all() for m in state["models"].values() for v in m.values() if v.is_floating_point())
+        assert all(torch.isfinite(v).all() for m in state["models"].values() for v in m.values()
+                   if v.is_floating_point())
 
 
 def test_sigterm_in_a_step_checkpoints_at_its_end_and_resume_is_exact(fx, tmp_path, capsys, monkeypatch):
@@ -540,7 +554,8 @@ def test_sigterm_during_prepare_leaves_nothing(fx, tmp_path, capsys, monkeypatch
 
     monkeypatch.setattr(prepared, "split_and_reconstruct", split_then_sigterm)
     before = snapshot(fx["dir"], tmp_path)
-    code, err = run_cli(PCT + ["--sinograms", fx["sino"], "--device", "cpu", "--out", tmp_path / "new" / "p.h5"], capsys)
+    code, err = run_cli(PCT + ["--sinograms", fx["sino"], "--device", "cpu", "--out", tmp_path / "new" / "p.h5"],
+                        capsys)
     assert code == 128 + signal.SIGTERM and "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("interrupted: stopped by SIGTERM")
     assert snapshot(fx["dir"], tmp_path) == before

@@ -1,7 +1,7 @@
 """The closed sets of names a user can choose from, in one place (no heavy imports).
 
-Devices are in :mod:`tomoconsensus.devices`. The command line takes its ``choices`` from here, so argparse rejects a wrong name before any
-work is done; the library checks the same sets.
+Devices are in :mod:`tomoconsensus.devices`. The command line takes its ``choices`` from here, so argparse
+rejects a wrong name before any work is done; the library checks the same sets.
 """
 
 from __future__ import annotations

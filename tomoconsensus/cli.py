@@ -307,12 +307,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", type=Path, required=True, help="run folder")
     tr.add_argument("--val", type=Path, help="prepared validation .h5 (held-out slices)")
     tr.add_argument("--resume", action="store_true", help="continue the interrupted run in OUT (checkpoint.pt)")
-    tr.add_argument("--overwrite", action="store_true", help="start the run in OUT again from scratch (removes its run files)")
+    tr.add_argument("--overwrite", action="store_true",
+                    help="start the run in OUT again from scratch (removes its run files)")
     for name, kind in (("epochs", _POSITIVE_INT), ("max-steps", _NON_NEGATIVE_INT), ("seed", _NON_NEGATIVE_INT),
                        ("base-features", _POSITIVE_INT), ("batch-size", _POSITIVE_INT), ("learning-rate", _POSITIVE),
                        ("beta-w", _NON_NEGATIVE), ("beta-r", _NON_NEGATIVE)):
         tr.add_argument(f"--{name}", type=kind, help="override the config value")
-    tr.add_argument("--tie-networks", action="store_true", help="consensus with one shared network (see docs/method.md)")
+    tr.add_argument("--tie-networks", action="store_true",
+                    help="consensus with one shared network (see docs/method.md)")
     tr.add_argument("--device", type=_device, help=DEVICE_HELP)
     tr.set_defaults(func=_train)
 
@@ -332,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--results", nargs="*", help="NAME=DENOISED.h5 ... (baselines are added automatically)")
     ev.add_argument("--runs", nargs="*", help="NAME=RUN_DIR ... for training curves")
     ev.add_argument("--out", type=Path, required=True, help="report folder")
-    ev.add_argument("--overwrite", action="store_true", help="replace the report files of an earlier evaluation in --out")
+    ev.add_argument("--overwrite", action="store_true",
+                    help="replace the report files of an earlier evaluation in --out")
     ev.set_defaults(func=_evaluate)
 
     demo = sub.add_parser("demo", help="prepare, train, denoise and evaluate on embedded data")

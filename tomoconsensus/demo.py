@@ -67,8 +67,9 @@ VAL_PATIENTS = ("A048383",)
 WHY_NOT = {"ct": "docs/method.md, 'Consensus on unseen patients: what was measured, and the choices it led to'",
            "mr": "docs/method.md, 'MR at demo scale: why the self-supervised methods do not beat zero-filling there'"}
 #: (method, output variant, label in the report); the runs are trained once per method.
-METHODS = (("consensus", None, "Consensus"), ("consensus", "z", "Consensus z (paper)"), ("noise2noise", None, "Noise2Noise"),
-           ("noise2noise", "f1", "Noise2Noise f(x1)"), ("noise2clean", None, "Noise2Clean"))
+METHODS = (("consensus", None, "Consensus"), ("consensus", "z", "Consensus z (paper)"),
+           ("noise2noise", None, "Noise2Noise"), ("noise2noise", "f1", "Noise2Noise f(x1)"),
+           ("noise2clean", None, "Noise2Clean"))
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,8 @@ class DemoProtocol:
         ct = self.ct
         return (f"reduced protocol: {self.geometry} (128^2, 3 mm pixels, 360 views), dose {self.dose_fraction}, "
                 f"up to {ct.train_slices_per_patient} training slices per patient, "
-                f"{self.describe_training(ct.patches_per_slice, ct.epochs)}, beta_w {ct.beta_w:g}, beta_r {ct.beta_r:g} "
+                f"{self.describe_training(ct.patches_per_slice, ct.epochs)}, "
+                f"beta_w {ct.beta_w:g}, beta_r {ct.beta_r:g} "
                 f"(paper: 512^2, UNet-32 depth 4, 96^2, batch 40, 100 epochs, Adam 1e-4, beta_r 0.5)")
 
 
@@ -160,7 +162,8 @@ QUICK = DemoProtocol(base_features=4, depth=2, patch_size=32, batch_size=4, epoc
 
 def _subset(stack: ImageStack, keep, among=None) -> ImageStack:
     """The slices (of ``among``, default all) whose patient passes ``keep``."""
-    idx = [i for i in (range(len(stack.hu)) if among is None else among) if i < len(stack.hu) and keep(stack.patient_ids[i])]
+    idx = [i for i in (range(len(stack.hu)) if among is None else among)
+           if i < len(stack.hu) and keep(stack.patient_ids[i])]
     return ImageStack(stack.hu[idx], stack.pixel_spacing_mm[idx], [stack.slice_ids[i] for i in idx],
                       [stack.patient_ids[i] for i in idx])
 

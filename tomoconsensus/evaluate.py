@@ -96,8 +96,8 @@ def evaluate(data: PreparedDataset | str | Path, results: dict[str, str | Path] 
     images.update({names.get(k, k): v for k, v in data.baselines.items()})
     for name, path in (results or {}).items():
         if name in images:
-            raise InputError("--results", name, f"a name other than the baselines and other results ({', '.join(images)})",
-                             "already used")
+            raise InputError("--results", name,
+                             f"a name other than the baselines and other results ({', '.join(images)})", "already used")
         denoised, ids, attrs = read_denoised(path)
         for key in ("modality", "units"):
             if key in attrs and str(attrs[key]) != str(data.attrs.get(key, "")):

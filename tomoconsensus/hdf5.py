@@ -22,7 +22,8 @@ def read_strings(dataset: h5py.Dataset, path: str | Path | None = None) -> list[
     """A 1-D string dataset (bytes or str, as h5py versions return them) as a list of str."""
     if not isinstance(dataset, h5py.Dataset) or dataset.ndim != 1:
         raise InputError(path or getattr(dataset.file, "filename", None), dataset.name.lstrip("/"),
-                         "a 1-D dataset of strings", "an HDF5 group" if isinstance(dataset, h5py.Group) else dataset.shape)
+                         "a 1-D dataset of strings",
+                         "an HDF5 group" if isinstance(dataset, h5py.Group) else dataset.shape)
     return [s.decode() if isinstance(s, bytes) else str(s) for s in dataset[()]]
 
 

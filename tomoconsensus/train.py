@@ -49,9 +49,9 @@ from tomoconsensus.devices import DEVICE_HELP, check_device, torch_device
 from tomoconsensus.errors import InputError, Interrupted, RunError
 from tomoconsensus.metrics import slice_metrics
 from tomoconsensus.nn.unet import UNet
+from tomoconsensus.progress import progress as progress_bar
 from tomoconsensus.runs import check_resume, check_run_dir, clear_run, run_lock
 from tomoconsensus.signals import SIGNAL_NAMES, StopRequest
-from tomoconsensus.progress import progress as progress_bar
 
 CHECKPOINT_FORMAT = "tomoconsensus.checkpoint"
 LR_SCHEDULES = ("constant", "cosine")
@@ -67,7 +67,7 @@ def _known_schedule(v: str) -> bool:
     return v in LR_SCHEDULES
 
 
-def learning_rate_at(config: "TrainConfig", step: int, total_steps: int) -> float:
+def learning_rate_at(config: TrainConfig, step: int, total_steps: int) -> float:
     """Adam step size for the update that follows ``step`` completed steps."""
     if config.lr_schedule == "cosine" and total_steps > 0:
         return config.learning_rate * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
@@ -364,7 +364,8 @@ def validate(config: TrainConfig, models: Mapping[str, torch.nn.Module], data: P
 
 # -------------------------------------------------------------------------------------- training
 
-def check_data(data: PreparedDataset, config: TrainConfig, source: str | Path, like: PreparedDataset | None = None) -> None:
+def check_data(data: PreparedDataset, config: TrainConfig, source: str | Path,
+               like: PreparedDataset | None = None) -> None:
     """Refuse data the configured networks cannot take (channels, image smaller than 2**depth) or,
     given ``like`` (the training data), validation data of another modality or units."""
     if data.channels != config.channels:
@@ -443,7 +444,8 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
                          "(more slices, more patches_per_slice or a smaller batch_size)", len(data))
     if sampler.patch_size < 2**config.depth:
         raise InputError("config", "depth", f"a UNet whose {config.depth} poolings fit the {sampler.patch_size}-pixel "
-                         f"patches (patch_size >= 2**depth = {2**config.depth}: a larger patch_size or a smaller depth)",
+                         f"patches (patch_size >= 2**depth = {2**config.depth}: "
+                         "a larger patch_size or a smaller depth)",
                          config.depth)
     record = data_record(data, train_path, val_path)
     checkpoint_path = run_dir / "checkpoint.pt"
@@ -593,7 +595,8 @@ def save_model(path: Path, step: int, config: TrainConfig, models: Mapping[str, 
 
 
 def load_trained(run_dir: str | Path, device: torch.device | str = "cpu",
-                 with_data: bool = False) -> tuple[TrainConfig, dict[str, UNet]] | tuple[TrainConfig, dict[str, UNet], dict]:
+                 with_data: bool = False
+                 ) -> tuple[TrainConfig, dict[str, UNet]] | tuple[TrainConfig, dict[str, UNet], dict]:
     """Networks of a run (``model.pt``, or the latest ``checkpoint.pt`` of an unfinished run), in eval mode.
 
     With ``with_data``, also what the run recorded about its training data (empty for old runs).

@@ -3,9 +3,10 @@
     python examples/ct/make_demo_slices.py ../shared/data/ct/tcia_series \
         tomoconsensus/embedded/tcia_series_demo_hu.npz [PER_PATIENT=20]
 
-Up to PER_PATIENT slices of every series in the folder, evenly spaced through the series, (``<collection>__<patient>__<uid>.npz``, see that folder's
-README) is resampled onto the ``demo-fanbeam`` grid (128^2 pixels of 3.0 mm, field-of-view mask)
-with :func:`tomoconsensus.ct.simulate.to_geometry_grid` -- exactly what ``prepare ct`` does to an
+Up to PER_PATIENT slices of every series in the folder, evenly spaced through the series,
+(``<collection>__<patient>__<uid>.npz``, see that folder's README) is resampled onto the
+``demo-fanbeam`` grid (128^2 pixels of 3.0 mm, field-of-view mask) with
+:func:`tomoconsensus.ct.simulate.to_geometry_grid` -- exactly what ``prepare ct`` does to an
 image before projecting it -- and stored as int16 HU (rounding: at most 0.5 HU). The demo therefore
 simulates the same sinograms from the embedded file as it would from the original 512^2 slices.
 Arrays: ``hu`` (n, 128, 128) int16, ``pixel_spacing_mm`` (n,), ``files`` (n,) slice ids

@@ -28,9 +28,6 @@ import numpy as np
 from tomoconsensus.cli import main as cli
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.demo import QUICK, DemoProtocol, patient_split
-
-METHODS = (("consensus", "Consensus"), ("noise2noise", "Noise2Noise"), ("noise2clean", "Noise2Clean"))
-PATCHES_PER_SLICE = {False: 40, True: 4}  # 6 training slices x 40 / batch 16: 15 steps per epoch
 from tomoconsensus.denoise import denoise
 from tomoconsensus.evaluate import evaluate
 from tomoconsensus.pet.io import write_prompts
@@ -38,6 +35,9 @@ from tomoconsensus.pet.regions import quality_markdown, quality_table, slice_reg
 from tomoconsensus.pet.simulate import PETSimulation, simulate_prompts
 from tomoconsensus.report import metrics_markdown, write_report
 from tomoconsensus.train import TrainConfig, train
+
+METHODS = (("consensus", "Consensus"), ("noise2noise", "Noise2Noise"), ("noise2clean", "Noise2Clean"))
+PATCHES_PER_SLICE = {False: 40, True: 4}  # 6 training slices x 40 / batch 16: 15 steps per epoch
 
 QUICK_SIM = PETSimulation(image_size=64, pixel_size_mm=6.0, n_views=64, n_bins=64, bin_size_mm=6.0)
 

@@ -68,7 +68,9 @@ def test_fbp_with_flying_focal_spot_sources(curved):
     views = FanViews(base.angles_rad + 0.01 * odd, base.source_to_origin_mm + 10.0 * odd)
     reference = CurvedFBP(curved)(gaussian_sinogram(curved, base, (40, -30), 12, MU)).numpy()
     sino = gaussian_sinogram(curved, views, (40, -30), 12, MU)
-    rms = lambda im: np.sqrt(np.mean((im - reference) ** 2)) / MU * 1000
+    def rms(im):
+        return np.sqrt(np.mean((im - reference) ** 2)) / MU * 1000
+
     right = rms(CurvedFBP(curved, sources=views)(sino).numpy())
     wrong = rms(CurvedFBP(curved)(sino).numpy())  # FFS ignored
     assert right < 0.5

@@ -13,7 +13,6 @@ import numpy as np
 import pydicom
 import pytest
 
-from tests.ct.dicom_pd_writer import ScanSpec, simulate, water_phantom, write_scan
 from tomoconsensus.cli import main
 from tomoconsensus.ct.curved import CurvedFBP
 from tomoconsensus.ct.dicom_pd import read_projections
@@ -22,6 +21,8 @@ from tomoconsensus.ct.rebin import Rebinner, split_views
 from tomoconsensus.ct.split import CTModality
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.errors import InputError
+
+from tests.ct.dicom_pd_writer import ScanSpec, simulate, water_phantom, write_scan
 
 MU = 0.0193
 Z_SPHERE = 110.0
@@ -46,12 +47,16 @@ def scans(tmp_path_factory, phantom):
 
 def hu_image(rebinner: Rebinner, z: float, views=None) -> np.ndarray:
     geom, sources = rebinner.geometry.geom, rebinner.geometry.sources
-    return CurvedFBP(geom, views, sources=sources)(rebinner(z, views)).numpy() / rebinner.scan.mu_water_per_mm * 1000 - 1000
+    image = CurvedFBP(geom, views, sources=sources)(rebinner(z, views)).numpy()
+    return image / rebinner.scan.mu_water_per_mm * 1000 - 1000
 
 
 def rois(geom) -> dict[str, np.ndarray]:
     x, y = geom.pixel_centres_mm()
-    disk = lambda cx, cy, r: (x - cx) ** 2 + (y - cy) ** 2 < r**2
+
+    def disk(cx, cy, r):
+        return (x - cx) ** 2 + (y - cy) ** 2 < r**2
+
     return {"water": disk(-20, 10, 15) | disk(10, -60, 15), "bone": disk(45, 20, 12), "fat": disk(-40, -35, 8),
             "sphere": disk(-30, 45, 6), "noise": disk(0, 0, 80) & ~disk(45, 20, 26) & ~disk(-40, -35, 28)
             & ~disk(-30, 45, 18)}
@@ -209,7 +214,10 @@ def test_dose_fraction_quarter_doubles_the_noise(scans):
     roi = rois(clean.geometry.geom)["noise"]
     zs = (106.0, 110.0, 114.0)
     truth = [hu_image(clean, z) for z in zs]
-    std = lambda rb: np.std([hu_image(rb, z)[roi] - t[roi] for z, t in zip(zs, truth)])
+
+    def std(rb):
+        return np.std([hu_image(rb, z)[roi] - t[roi] for z, t in zip(zs, truth, strict=True)])
+
     full = std(Rebinner(noisy_scan, **GRID))
     quarter = std(Rebinner(noisy_scan, **GRID, dose_fraction=0.25, seed=5))
     assert quarter / full == pytest.approx(2.0, rel=0.15)

@@ -112,7 +112,8 @@ def test_corrupt_hdf5_is_named(tmp_path, demo_geometry):
 def test_npz_slice_ids_keep_dots_and_drop_only_image_suffixes(tmp_path):
     """UID-like patient ids and decimal table positions survive; '.dcm' file names lose the suffix."""
     hu = np.zeros((3, 8, 8), dtype=np.int16)
-    files = np.array(["1.3.6.1.4.1.9328.50.1.0117_z-12.5", "1.3.6.1.4.1.9328.50.1.0117_z-15.0", "A002304_19001231-076.dcm"])
+    files = np.array(["1.3.6.1.4.1.9328.50.1.0117_z-12.5", "1.3.6.1.4.1.9328.50.1.0117_z-15.0",
+                      "A002304_19001231-076.dcm"])
     path = tmp_path / "s.npz"
     np.savez(path, hu=hu, pixel_spacing_mm=np.ones(3), files=files)
     stack = read_images(path)

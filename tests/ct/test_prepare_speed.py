@@ -15,12 +15,12 @@ from tomoconsensus.ct.io import read_images
 from tomoconsensus.ct.noise import hu_to_mu, mu_to_hu, simulate_low_dose
 from tomoconsensus.ct.projector import AstraProjector
 from tomoconsensus.ct.simulate import to_geometry_grid
-from tomoconsensus.ct.sources import slice_rngs, simulated_slices
+from tomoconsensus.ct.sources import simulated_slices, slice_rngs
 from tomoconsensus.ct.split import CTModality, odd_even_views
 from tomoconsensus.data.prepared import read_prepared, write_prepared
 from tomoconsensus.geometry import ParallelBeamGeometry
-from tests.conftest import EMBEDDED_CT, MU_WATER, disk
 
+from tests.conftest import EMBEDDED_CT, MU_WATER, disk
 
 CHUNK = 90  # views per torch launch: same arithmetic as the default 1, far less Python overhead
 
@@ -85,7 +85,8 @@ def test_odd_view_count_falls_back_to_its_own_fbp_of_all_views(demo_geometry):
 
 def test_threaded_forward_projection_is_bit_identical(demo_geometry):
     image = phantom(demo_geometry)
-    with AstraProjector(demo_geometry, kind="strip") as one, AstraProjector(demo_geometry, kind="strip", threads=3) as three:
+    with (AstraProjector(demo_geometry, kind="strip") as one,
+          AstraProjector(demo_geometry, kind="strip", threads=3) as three):
         np.testing.assert_array_equal(three.forward(image), one.forward(image))
 
 
@@ -93,7 +94,8 @@ def test_prepared_file_matches_the_old_pipeline(tmp_path, demo_geometry):
     """An embedded clinical slice: every dataset within float32 round-off of the old computation."""
     stack = read_images(EMBEDDED_CT)
     out = tmp_path / "new.h5"
-    write_prepared(out, CTModality(demo_geometry), islice(simulated_slices(stack, demo_geometry, 0.25, 7), 1), 1, 0, progress=False)
+    write_prepared(out, CTModality(demo_geometry), islice(simulated_slices(stack, demo_geometry, 0.25, 7), 1), 1, 0,
+                   progress=False)
     new = read_prepared(out)
     odd, even = odd_even_views(demo_geometry.n_views)
     ops = [FBP(demo_geometry, v, backend="torch", view_chunk=CHUNK) for v in (odd, even, None)]

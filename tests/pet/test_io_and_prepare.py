@@ -16,8 +16,9 @@ SMALL = PETSimulation(image_size=64, pixel_size_mm=6.0, n_views=64, n_bins=64, b
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
     """Two embedded CT slices simulated as PET prompts (64^2 grid of 6 mm), written as HDF5."""
-    from tests.conftest import EMBEDDED_CT
     from tomoconsensus.ct.io import read_images
+
+    from tests.conftest import EMBEDDED_CT
 
     ct = read_images(EMBEDDED_CT)
     stack, sims = simulate_prompts(ct.hu[:2], ct.pixel_spacing_mm[:2], ct.slice_ids[:2], ct.patient_ids[:2], SMALL, 0)

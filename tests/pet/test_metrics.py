@@ -3,8 +3,15 @@
 import numpy as np
 import pytest
 
-from tomoconsensus.pet.metrics import (background_cov, background_variability, contrast_recovery, disc_masks,
-                                       lesion_suv_bias, place_background_rois, suv_mean_max)
+from tomoconsensus.pet.metrics import (
+    background_cov,
+    background_variability,
+    contrast_recovery,
+    disc_masks,
+    lesion_suv_bias,
+    place_background_rois,
+    suv_mean_max,
+)
 
 SHAPE = (96, 96)
 LESION = disc_masks(SHAPE, [(48, 48)], 5)[0]
@@ -37,7 +44,7 @@ def test_contrast_recovery_is_one_for_exact_and_half_for_half_contrast():
 
 def test_background_variability_and_cov_known_values():
     image = phantom()
-    for mask, value in zip(BACKGROUNDS, (0.9, 1.1, 0.9, 1.1)):
+    for mask, value in zip(BACKGROUNDS, (0.9, 1.1, 0.9, 1.1), strict=True):
         image[mask] = value
     # ROI means 0.9, 1.1, 0.9, 1.1: sample SD sqrt(4 * 0.01 / 3), mean 1
     assert background_variability(image, BACKGROUNDS) == pytest.approx(np.sqrt(0.04 / 3))

@@ -77,7 +77,8 @@ def check_spacing(spacing, n_slices: int, source, field: str = "pixel_spacing_mm
     if spacing.shape != (n_slices,):
         raise InputError(source, field, f"one spacing per slice, shape ({n_slices},) or ({n_slices}, 2)", spacing.shape)
     if not np.all(np.isfinite(spacing) & (spacing > 0)):
-        raise InputError(source, field, "finite pixel spacings > 0 mm", float(spacing[~(np.isfinite(spacing) & (spacing > 0))][0]))
+        raise InputError(source, field, "finite pixel spacings > 0 mm",
+                         float(spacing[~(np.isfinite(spacing) & (spacing > 0))][0]))
     return spacing
 
 
@@ -159,7 +160,8 @@ def read_dicom_folder(folder: Path) -> ImageStack:
             continue
         hu, spacing, ds = read_dicom_image(path, ds)
         try:
-            z = float(ds.ImagePositionPatient[2]) if "ImagePositionPatient" in ds else float(ds.get("InstanceNumber", 0))
+            z = (float(ds.ImagePositionPatient[2]) if "ImagePositionPatient" in ds
+                 else float(ds.get("InstanceNumber", 0)))
         except (TypeError, ValueError, IndexError):
             raise InputError(path, "ImagePositionPatient", "the table position [x, y, z] in mm (or an InstanceNumber)",
                              ds.get("ImagePositionPatient")) from None
@@ -282,10 +284,11 @@ def read_sinograms(path: str | Path, geom: FanBeamGeometry) -> SinogramStack:
                 raise InputError(path, "i0", "incident photons (scalar or per channel) beside 'counts'", "missing")
             i0 = np.asarray(read_array(f, "i0", path, "incident photons, a number or one per channel"), np.float64)
             if i0.shape not in ((), (1,), (geom.n_detectors,)):
-                raise InputError(path, "i0", f"a scalar or one value per channel, shape ({geom.n_detectors},)", i0.shape)
+                raise InputError(path, "i0", f"a scalar or one value per channel, shape ({geom.n_detectors},)",
+                                 i0.shape)
             if not np.all(np.isfinite(i0) & (i0 > 0)):
-                raise InputError(path, "i0", "finite, positive incident photons", float(i0[~(np.isfinite(i0) & (i0 > 0))][0])
-                                 if i0.ndim else float(i0))
+                raise InputError(path, "i0", "finite, positive incident photons",
+                                 float(i0[~(np.isfinite(i0) & (i0 > 0))][0]) if i0.ndim else float(i0))
             sino = counts_to_line_integrals(counts, i0)
         else:
             raise InputError(path, "sinograms", "a dataset 'sinograms' (line integrals) or 'counts' + 'i0'",

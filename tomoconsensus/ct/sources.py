@@ -19,10 +19,10 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from tomoconsensus.choices import CT_REFERENCES
 from tomoconsensus.ct.curved import fbp_operator, forward_projector
 from tomoconsensus.ct.io import ImageStack, SinogramStack
 from tomoconsensus.ct.noise import hu_to_mu, mu_to_hu, simulate_low_dose
-from tomoconsensus.choices import CT_REFERENCES
 from tomoconsensus.ct.simulate import support_channels, to_geometry_grid
 from tomoconsensus.errors import InputError
 from tomoconsensus.geometry import FanBeamGeometry

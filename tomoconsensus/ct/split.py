@@ -21,11 +21,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 import torch
 
-from tomoconsensus.ct.fbp import FBP
 from tomoconsensus.ct.curved import FanViews, fbp_operator
+from tomoconsensus.ct.fbp import FBP
 from tomoconsensus.ct.noise import mu_to_hu
 from tomoconsensus.geometry import FanBeamGeometry, geometry_to_toml
 from tomoconsensus.modality import SplitImages

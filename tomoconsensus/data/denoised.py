@@ -25,7 +25,8 @@ def read_denoised(path: str | Path) -> tuple[np.ndarray, list[str], dict]:
     path = Path(path)
     with open_hdf5(path, "denoised HDF5 file") as f:
         if f.attrs.get("format") != FORMAT or "denoised" not in f:
-            raise InputError(path, "format", f"a '{FORMAT}' file written by tomoconsensus denoise", f.attrs.get("format"))
+            raise InputError(path, "format", f"a '{FORMAT}' file written by tomoconsensus denoise",
+                             f.attrs.get("format"))
         if "slice_id" not in f:
             raise InputError(path, "slice_id", "the slice ids (written by tomoconsensus denoise)", "missing")
         ids = read_strings(f["slice_id"], path)

@@ -20,7 +20,6 @@ from tomoconsensus.mr.masks import check_design, random_split_mask
 from tomoconsensus.mr.recon import espirit_maps, to_channels, zero_filled_combination
 from tomoconsensus.mr.split import MRMeasurement
 
-
 #: ESPIRiT's kernel width (SigPy's default): the calibration region must be at least this wide.
 ESPIRIT_KERNEL_WIDTH = 6
 

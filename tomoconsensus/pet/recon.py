@@ -84,11 +84,12 @@ class OSEM:
         m = np.asarray(mult, np.float64) / scale
         n = self.geom.image_size
         ones = np.ones((n, n), np.float32)
-        total = sum(float((m[v] * p.forward(ones)).sum()) for p, v in zip(self.projectors, self.views))
+        total = sum(float((m[v] * p.forward(ones)).sum()) for p, v in zip(self.projectors, self.views, strict=True))
         x = np.full((n, n), max(float(y.sum() - add.sum()), 1.0) / max(total, 1e-12))  # matches the net counts
-        sens = [np.maximum(p.adjoint(m[v]).astype(np.float64), 1e-12) for p, v in zip(self.projectors, self.views)]
+        sens = [np.maximum(p.adjoint(m[v]).astype(np.float64), 1e-12)
+                for p, v in zip(self.projectors, self.views, strict=True)]
         for _ in range(self.iterations):
-            for p, v, s in zip(self.projectors, self.views, sens):
+            for p, v, s in zip(self.projectors, self.views, sens, strict=True):
                 expected = m[v] * p.forward(x) + add[v]
                 ratio = np.divide(y[v], expected, out=np.zeros_like(expected), where=expected > 0)
                 x *= p.adjoint(m[v] * ratio) / s

@@ -17,8 +17,13 @@ import numpy as np
 from scipy.ndimage import binary_erosion
 
 from tomoconsensus.geometry import ParallelBeamGeometry
-from tomoconsensus.pet.metrics import (background_cov, background_variability, contrast_recovery, lesion_suv_bias,
-                                       place_background_rois)
+from tomoconsensus.pet.metrics import (
+    background_cov,
+    background_variability,
+    contrast_recovery,
+    lesion_suv_bias,
+    place_background_rois,
+)
 from tomoconsensus.pet.simulate import SOFT_TISSUE, Lesion, SimulatedSlice, disc_mask
 
 
@@ -62,8 +67,8 @@ def quality_table(images: dict[str, np.ndarray], reference: np.ndarray, regions:
     for name, stack in {"Reference": reference, **images}.items():
         rows: dict[str, list[float]] = {k: [] for k in ("suv_mean_bias", "suv_max_bias", "contrast_recovery",
                                                         "background_variability", "background_cov")}
-        for image, ref, reg in zip(stack[:, 0], reference[:, 0], regions):
-            for mask, suv in zip(reg.lesions, reg.lesion_suv):
+        for image, ref, reg in zip(stack[:, 0], reference[:, 0], regions, strict=True):
+            for mask, suv in zip(reg.lesions, reg.lesion_suv, strict=True):
                 for key, value in lesion_suv_bias(image, ref, mask).items():
                     rows[key].append(value)
                 if len(reg.background_rois) >= 2:
