@@ -15,6 +15,7 @@ Writes benchmarks/results/ct_prepare.json. Run: .venv/bin/python benchmarks/ct_p
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -29,7 +30,7 @@ from tomoconsensus.ct.fbp import FBP
 from tomoconsensus.ct.io import ImageStack, read_images
 from tomoconsensus.ct.noise import hu_to_mu, simulate_low_dose
 from tomoconsensus.ct.projector import AstraProjector
-from tomoconsensus.ct.simulate import to_geometry_grid
+from tomoconsensus.ct.simulate import support_channels, to_geometry_grid
 from tomoconsensus.ct.sources import simulated_slices
 from tomoconsensus.ct.split import CTModality, odd_even_views
 from tomoconsensus.data.prepared import write_prepared
@@ -76,13 +77,15 @@ def stages(stack: ImageStack, geom) -> dict:
     """One slice, stage by stage, as ``simulated_slices`` and ``CTModality`` run them."""
     out, mu_w = {}, geom.protocol.mu_water_per_mm
     modality, ref_op = CTModality(geom), FBP(geom)
-    with AstraProjector(geom, kind="strip", threads=torch.get_num_threads()) as proj:
+    n_det = support_channels(geom)
+    edge = (geom.n_detectors - n_det) // 2
+    with AstraProjector(dataclasses.replace(geom, n_detectors=n_det), kind="strip", threads=torch.get_num_threads()) as proj:
         clock = Clock()
         hu = to_geometry_grid(stack.hu[0], float(stack.pixel_spacing_mm[0]), geom)
         out["resample_to_grid"] = clock.read()
         clock = Clock()
-        clean = proj.forward(hu_to_mu(hu, mu_w))
-        out["astra_strip_forward_projection"] = clock.read()
+        clean = np.pad(proj.forward(hu_to_mu(hu, mu_w)), ((0, 0), (edge, edge)))
+        out[f"astra_strip_forward_projection ({n_det} of {geom.n_detectors} channels)"] = clock.read()
     clock = Clock()
     sino = simulate_low_dose(clean, geom, 0.25, np.random.default_rng(0))
     out["poisson_noise"] = clock.read()
@@ -96,7 +99,8 @@ def stages(stack: ImageStack, geom) -> dict:
 
 
 def old_pipeline(stack: ImageStack, geom) -> dict:
-    """The pipeline before this benchmark: torch loop, FBP of each half and of all views, one ASTRA thread."""
+    """The pipeline before this benchmark: torch loop, FBP of each half and of all views, one ASTRA thread
+    over the whole detector."""
     odd, even = odd_even_views(geom.n_views)
     ops = [FBP(geom, v, backend="torch") for v in (odd, even, None)]
     mu_w = geom.protocol.mu_water_per_mm
