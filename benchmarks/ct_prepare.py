@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tomoconsensus.ct.curved import forward_projector
 from tomoconsensus.ct.fbp import FBP
 from tomoconsensus.ct.io import ImageStack, read_images
 from tomoconsensus.ct.noise import hu_to_mu, simulate_low_dose
@@ -77,9 +78,10 @@ def stages(stack: ImageStack, geom) -> dict:
     """One slice, stage by stage, as ``simulated_slices`` and ``CTModality`` run them."""
     out, mu_w = {}, geom.protocol.mu_water_per_mm
     modality, ref_op = CTModality(geom), FBP(geom)
-    n_det = support_channels(geom)
+    n_det = geom.n_detectors if geom.is_curved else support_channels(geom)
     edge = (geom.n_detectors - n_det) // 2
-    with AstraProjector(dataclasses.replace(geom, n_detectors=n_det), kind="strip", threads=torch.get_num_threads()) as proj:
+    with forward_projector(dataclasses.replace(geom, n_detectors=n_det), kind="strip",
+                           threads=torch.get_num_threads()) as proj:
         clock = Clock()
         hu = to_geometry_grid(stack.hu[0], float(stack.pixel_spacing_mm[0]), geom)
         out["resample_to_grid"] = clock.read()
