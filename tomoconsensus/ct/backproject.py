@@ -112,3 +112,77 @@ def backproject_cpu(filtered: np.ndarray, cos: np.ndarray, sin: np.ndarray, weig
     finally:
         numba.set_num_threads(previous)
     return out
+
+
+@numba.njit(parallel=True, nogil=True, cache=True, error_model="numpy")
+def _backproject_curved(padded, cos, sin, radius, weights, x, y, inv_dgamma, centre, upper, out):  # pragma: no cover
+    batch, n_views, row = padded.shape[0], padded.shape[1], padded.shape[2]
+    flat = padded.reshape(-1)
+    n_pix = x.shape[0]
+    n_blocks = (n_pix + BLOCK - 1) // BLOCK
+    zero = np.float32(0.0)
+    for blk in numba.prange(n_blocks):
+        start = blk * BLOCK
+        n = min(start + BLOCK, n_pix) - start
+        xb, yb = x[start:start + n], y[start:start + n]
+        acc = np.zeros((batch, n), dtype=np.float32)
+        lo = np.empty(n, dtype=np.int64)
+        frac = np.empty(n, dtype=np.float32)
+        weight = np.empty(n, dtype=np.float32)
+        for v in range(n_views):
+            c, s, r, w = cos[v], sin[v], radius[v], weights[v]
+            for j in range(n):
+                along = yb[j] * c - xb[j] * s + r  # source -> pixel, along the central ray
+                across = xb[j] * c + yb[j] * s  # perpendicular to it
+                weight[j] = w / (along * along + across * across)
+                pos = min(max(np.arctan2(across, along) * inv_dgamma + centre, zero), upper)
+                k = np.int32(pos)
+                frac[j] = pos - np.float32(k)
+                lo[j] = k
+            for b in range(batch):
+                base = (b * n_views + v) * row
+                a = acc[b]
+                for j in range(n):
+                    left = flat[base + lo[j]]
+                    a[j] += ((flat[base + lo[j] + 1] - left) * frac[j] + left) * weight[j]
+        for b in range(batch):
+            out[b, start:start + n] = acc[b]
+    return out
+
+
+def backproject_curved_cpu(filtered: np.ndarray, cos: np.ndarray, sin: np.ndarray, radius: np.ndarray,
+                           weights: np.ndarray, x: np.ndarray, y: np.ndarray, dgamma: float,
+                           threads: int) -> np.ndarray:
+    """Weighted equiangular (curved-detector) backprojection on the CPU.
+
+    For pixel ``(x, y)`` and view ``v`` with source at distance ``R_v`` and angle ``theta_v``:
+    ``L e = R_v + y cos - x sin`` (along the central ray), ``L u = x cos + y sin`` (across it),
+    ``gamma = atan2(L u, L e)`` and ``image += w_v q_v(gamma / dgamma) / L^2``, the arithmetic of
+    :meth:`tomoconsensus.ct.curved.CurvedFBP.backproject` (its torch loop, used on GPUs).
+
+    Parameters
+    ----------
+    filtered : ndarray, shape (B, V, C), float32
+    cos, sin, radius, weights : ndarray, shape (V,), float32
+        ``cos theta_v``, ``sin theta_v``, ``R_v`` (mm) and the angular weight of each view.
+    x, y : ndarray, shape (P,), float32
+        Pixel centres (mm).
+    dgamma : float
+        Channel pitch (rad).
+
+    Returns
+    -------
+    ndarray, shape (B, P), float32
+    """
+    n_det = filtered.shape[-1]
+    padded = np.ascontiguousarray(np.pad(filtered, ((0, 0), (0, 0), (1, 1))), dtype=np.float32)
+    f32 = np.float32
+    out = np.empty((filtered.shape[0], x.shape[0]), dtype=f32)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        _backproject_curved(padded, cos, sin, radius, weights, x, y, f32(1.0 / dgamma), f32((n_det - 1) / 2 + 1),
+                            f32(n_det + 1 - 1e-3), out)
+    finally:
+        numba.set_num_threads(previous)
+    return out

@@ -109,16 +109,22 @@ class CurvedFBP:
     sources : FanViews, optional
         Per-view sources of the full scan (default: the geometry's uniform views).
     view_chunk : int, optional
-        Views backprojected at once (8 on the CPU, 64 on a GPU).
+        Views backprojected at once by the torch loop (8 on the CPU, 64 on a GPU).
+    backend : {"numba", "torch"}, optional
+        Backprojection: compiled (:func:`tomoconsensus.ct.backproject.backproject_curved_cpu`, the
+        default on the CPU) or the torch loop (GPUs); the same float32 arithmetic.
     """
 
     def __init__(self, geom: FanBeamGeometry, views: Sequence[int] | np.ndarray | None = None,
                  window: str = "hann", device: torch.device | str = "cpu", sources: FanViews | None = None,
-                 view_chunk: int | None = None):
+                 view_chunk: int | None = None, backend: str | None = None):
         if not geom.is_curved:
             raise ValueError(f"CurvedFBP needs a curved geometry, '{geom.name}' is {geom.detector_shape}")
         self.geom = geom
         self.device = torch.device(device)
+        self.backend = backend or ("numba" if self.device.type == "cpu" else "torch")
+        if self.backend not in ("numba", "torch") or (self.backend == "numba" and self.device.type != "cpu"):
+            raise ValueError(f"backend: expected 'torch', or 'numba' on the CPU, got {backend!r} on {self.device}")
         self.view_chunk = view_chunk or (8 if self.device.type == "cpu" else 64)
         sources = FanViews.from_geometry(geom) if sources is None else sources
         self.views = np.arange(len(sources)) if views is None else np.asarray(views)
@@ -148,6 +154,15 @@ class CurvedFBP:
 
     def backproject(self, filtered: torch.Tensor) -> torch.Tensor:
         """``sum_v w_v / L^2 Q_v(gamma)``: filtered (B, V, K) -> images (B, N*N)."""
+        if self.backend == "numba":
+            from tomoconsensus.ct.backproject import backproject_curved_cpu
+
+            arrays = (t.contiguous().numpy() for t in (self.cos, self.sin, self.radius, self.weights, self.x, self.y))
+            return torch.from_numpy(backproject_curved_cpu(filtered.contiguous().numpy(), *arrays, self.dgamma,
+                                                           torch.get_num_threads()))
+        return self._backproject_torch(filtered)
+
+    def _backproject_torch(self, filtered: torch.Tensor) -> torch.Tensor:
         n_det = self.geom.n_detectors
         batch, n_views = filtered.shape[:2]
         padded = torch.nn.functional.pad(filtered, (1, 1)).reshape(batch, -1)
