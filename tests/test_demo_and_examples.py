@@ -119,5 +119,4 @@ def test_mr_example_pipeline_script_end_to_end(tmp_path):
                             capture_output=True, text=True, timeout=900, env=env, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((tmp_path / "out" / "report" / "metrics.json").read_text())
-    assert set(metrics["methods"]) == {"SENSE", "Zero-filling", "Consensus", "Consensus z (paper)", "Noise2Noise",
-                                       "Noise2Noise f(x1)", "Noise2Clean"}
+    assert set(metrics["methods"]) == {"SENSE", "Zero-filling", "Consensus", "Noise2Noise", "Noise2Clean"}
