@@ -1,4 +1,4 @@
-"""Command line: ``tomoconsensus prepare | train | denoise | evaluate | demo``.
+"""Command line: ``tomoconsensus prepare | train | distill | denoise | evaluate | demo``.
 
 Every sub-command prints a short summary at the end; errors in the input are reported as one
 line naming the file, the field and what was expected (exit code 2), without a traceback.
@@ -69,18 +69,39 @@ def _prepare_mr(args: argparse.Namespace) -> None:
     print(summary)
 
 
+def _train_overrides(args: argparse.Namespace) -> dict:
+    """Run-config values given on the command line (``train`` and ``distill``)."""
+    return {"epochs": args.epochs, "max_steps": args.max_steps, "device": args.device,
+            "seed": args.seed, "base_features": args.base_features, "batch_size": args.batch_size,
+            "learning_rate": args.learning_rate, "beta_w": args.beta_w, "beta_r": args.beta_r,
+            "tie_networks": True if args.tie_networks else None}
+
+
 def _train(args: argparse.Namespace) -> None:
     from tomoconsensus.train import load_train_config, train
 
-    overrides = {"method": args.method, "epochs": args.epochs, "max_steps": args.max_steps, "device": args.device,
-                 "seed": args.seed, "base_features": args.base_features, "batch_size": args.batch_size,
-                 "learning_rate": args.learning_rate, "beta_w": args.beta_w, "beta_r": args.beta_r,
-                 "tie_networks": True if args.tie_networks else None}
-    config = load_train_config(args.config, overrides)
+    config = load_train_config(args.config, {"method": args.method, **_train_overrides(args)})
     print(train(config, args.data, args.out, args.val, resume=args.resume))
 
 
+def _distill(args: argparse.Namespace) -> None:
+    from tomoconsensus.distill import distill
+    from tomoconsensus.train import load_train_config
+
+    config = load_train_config(args.config, {"method": "distill", **_train_overrides(args)})
+    print(distill(config, args.teacher, args.data, args.out, args.val, resume=args.resume))
+
+
 def _denoise(args: argparse.Namespace) -> None:
+    if args.images is not None:
+        from tomoconsensus.denoise_images import denoise_images
+
+        if args.variant is not None:
+            raise InputError("--variant", "variant", "no --variant with --images (the run's one-image variant is used)",
+                             args.variant)
+        print(denoise_images(args.run, args.images, args.out, args.resample, args.overwrite, args.pixel_spacing_mm,
+                             args.batch_size, args.device))
+        return
     from tomoconsensus.denoise import denoise
 
     print(denoise(args.run, args.data, args.out, args.variant, args.batch_size, args.device))
@@ -111,6 +132,19 @@ def _demo(args: argparse.Namespace) -> None:
     protocol = QUICK if args.quick else DemoProtocol()
     for modality in ("ct", "mr") if args.modality == "all" else (args.modality,):
         run_demo(modality, args.out / modality, protocol, args.device)
+
+
+def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """Data, run folder and run-config overrides shared by ``train`` and ``distill``."""
+    parser.add_argument("--data", type=Path, required=True, help="prepared training .h5")
+    parser.add_argument("--config", type=Path, help="run config TOML (e.g. examples/ct/train.toml)")
+    parser.add_argument("--out", type=Path, required=True, help="run folder")
+    parser.add_argument("--val", type=Path, help="prepared validation .h5 (held-out slices)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    for name, kind in (("epochs", int), ("max-steps", int), ("seed", int), ("base-features", int),
+                       ("batch-size", int), ("learning-rate", float), ("beta-w", float), ("beta-r", float)):
+        parser.add_argument(f"--{name}", type=kind, help="override the config value")
+    parser.add_argument("--device", help="auto, cpu, cuda, cuda:N")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,23 +183,25 @@ def build_parser() -> argparse.ArgumentParser:
     mr.set_defaults(func=_prepare_mr)
 
     tr = sub.add_parser("train", help="train consensus / Noise2Noise / Noise2Clean networks")
-    tr.add_argument("--data", type=Path, required=True, help="prepared training .h5")
     tr.add_argument("--method", choices=("consensus", "noise2noise", "noise2clean"))
-    tr.add_argument("--config", type=Path, help="run config TOML (e.g. examples/ct/train.toml)")
-    tr.add_argument("--out", type=Path, required=True, help="run folder")
-    tr.add_argument("--val", type=Path, help="prepared validation .h5 (held-out slices)")
-    tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    for name, kind in (("epochs", int), ("max-steps", int), ("seed", int), ("base-features", int),
-                       ("batch-size", int), ("learning-rate", float), ("beta-w", float), ("beta-r", float)):
-        tr.add_argument(f"--{name}", type=kind, help="override the config value")
+    _add_training_arguments(tr)
     tr.add_argument("--tie-networks", action="store_true", help="consensus with one shared network (see docs/method.md)")
-    tr.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     tr.set_defaults(func=_train)
 
-    dn = sub.add_parser("denoise", help="apply a trained run to full slices of a prepared file")
+    ds = sub.add_parser("distill", help="train one image network g(x_est) on a trained run's output (deployment)")
+    ds.add_argument("--teacher", type=Path, required=True, help="finished run to distil (consensus, noise2noise, ...)")
+    _add_training_arguments(ds)
+    ds.set_defaults(func=_distill, tie_networks=False)
+
+    dn = sub.add_parser("denoise", help="apply a trained run to a prepared file, or an image run to a DICOM series")
     dn.add_argument("--run", type=Path, required=True)
-    dn.add_argument("--data", type=Path, required=True)
-    dn.add_argument("--out", type=Path, required=True)
+    inp = dn.add_mutually_exclusive_group(required=True)
+    inp.add_argument("--data", type=Path, help="prepared .h5 (x1, x2, x_est): output DENOISED.h5")
+    inp.add_argument("--images", type=Path, help="DICOM CT series folder (output: DICOM folder) or .npy/.npz HU stack")
+    dn.add_argument("--out", type=Path, required=True, help="DENOISED.h5; with --images a folder or .npy/.npz file")
+    dn.add_argument("--resample", action="store_true", help="--images: run on the training pixel size and resample back")
+    dn.add_argument("--overwrite", action="store_true", help="--images: replace a non-empty output folder or file")
+    dn.add_argument("--pixel-spacing-mm", type=float, help="--images: pixel size of a .npy stack")
     dn.add_argument("--variant", help="consensus: z (default) | f1; noise2noise: mean (default) | full | f1")
     dn.add_argument("--batch-size", type=int, default=4)
     dn.add_argument("--device", default="auto")

@@ -20,10 +20,10 @@ from tqdm.auto import tqdm
 
 from tomoconsensus import methods
 from tomoconsensus.atomic import atomic_path
-from tomoconsensus.data.prepared import read_prepared
+from tomoconsensus.data.prepared import PreparedDataset, read_prepared
 from tomoconsensus.errors import InputError
 from tomoconsensus.hdf5 import open_hdf5, read_strings
-from tomoconsensus.train import autocast_for, load_trained, resolve_device
+from tomoconsensus.train import TrainConfig, autocast_for, load_trained, resolve_device
 
 FORMAT = "tomoconsensus.denoised"
 
@@ -51,7 +51,7 @@ def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant
     variant : str, optional
         Which output (see :mod:`tomoconsensus.methods`): consensus ``z`` (default) or ``f1``;
         noise2noise ``mean`` (default, f((x1 + x2) / 2)), ``full`` (f(x_est)) or ``f1``;
-        noise2clean ``full``.
+        noise2clean and distill ``full`` (f(x_est)).
     """
     start = time.perf_counter()
     dev = resolve_device(device)
@@ -60,14 +60,7 @@ def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant
     if data.channels != config.channels:
         raise InputError(data_path, "x1", f"{config.channels} channel(s) like the trained networks", data.channels)
     variant = variant or methods.VARIANTS[config.method][0]
-    outputs = []
-    for s in tqdm(range(0, len(data), batch_size), desc=f"denoise {config.method}", unit="batch",
-                  disable=not progress):
-        sl = slice(s, s + batch_size)
-        x1, x2, x_est = (torch.from_numpy(getattr(data, k)[sl]).to(dev) for k in ("x1", "x2", "x_est"))
-        with autocast_for(dev, config.amp):
-            outputs.append(methods.output(config.method, models, x1, x2, x_est, variant).float().cpu().numpy())
-    denoised = np.concatenate(outputs).astype(np.float32)
+    denoised = apply_run(config, models, data, dev, variant, batch_size, progress)
     out = Path(out)
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({"format": FORMAT, "method": config.method, "variant": variant,
@@ -78,6 +71,20 @@ def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant
         f.create_dataset("slice_id", data=data.slice_ids, dtype=h5py.string_dtype("utf-8"))
         f.create_dataset("patient_id", data=data.patient_ids, dtype=h5py.string_dtype("utf-8"))
     return DenoiseSummary(out, len(data), time.perf_counter() - start, config.method, variant)
+
+
+@torch.no_grad()
+def apply_run(config: TrainConfig, models: dict[str, torch.nn.Module], data: PreparedDataset, device: torch.device,
+              variant: str, batch_size: int = 4, progress: bool = True) -> np.ndarray:
+    """A trained run's output ``variant`` on every slice of ``data``: float32 (slices, C, H, W), data units."""
+    outputs = []
+    for s in tqdm(range(0, len(data), batch_size), desc=f"denoise {config.method}", unit="batch",
+                  disable=not progress):
+        sl = slice(s, s + batch_size)
+        x1, x2, x_est = (torch.from_numpy(getattr(data, k)[sl]).to(device) for k in ("x1", "x2", "x_est"))
+        with autocast_for(device, config.amp):
+            outputs.append(methods.output(config.method, models, x1, x2, x_est, variant).float().cpu().numpy())
+    return np.concatenate(outputs).astype(np.float32)
 
 
 def read_denoised(path: str | Path) -> tuple[np.ndarray, list[str], dict]:
