@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from tests.conftest import tiny_config
@@ -15,7 +14,14 @@ from tomoconsensus.cli import main
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.denoise import denoise, read_denoised
 from tomoconsensus.distill import distill
-from tomoconsensus.train import build_models, config_to_toml, load_checkpoint, load_trained, save_model, train
+from tomoconsensus.train import (
+    build_models,
+    config_to_toml,
+    load_checkpoint,
+    load_trained,
+    save_model,
+    train,
+)
 
 
 def _bias_teacher(run_dir: Path, bias: float) -> Path:

@@ -34,7 +34,8 @@ from tomoconsensus.ct.dicom_out import write_derived_series
 from tomoconsensus.ct.io import DicomSeries, read_dicom_series, read_image_array
 from tomoconsensus.data.prepared import package_version
 from tomoconsensus.errors import InputError
-from tomoconsensus.runinfo import FILE as RUN_INFO, read_run_info
+from tomoconsensus.runinfo import FILE as RUN_INFO
+from tomoconsensus.runinfo import read_run_info
 from tomoconsensus.train import TrainConfig, autocast_for, load_trained, resolve_device
 
 ARRAY_SUFFIXES = (".npy", ".npz")

@@ -38,7 +38,14 @@ from tomoconsensus.atomic import atomic_path
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.denoise import apply_run
 from tomoconsensus.errors import InputError
-from tomoconsensus.train import TrainConfig, TrainSummary, init_distributed, load_trained, resolve_device, train
+from tomoconsensus.train import (
+    TrainConfig,
+    TrainSummary,
+    init_distributed,
+    load_trained,
+    resolve_device,
+    train,
+)
 
 
 @dataclasses.dataclass(frozen=True)

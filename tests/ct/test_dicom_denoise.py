@@ -9,7 +9,7 @@ import pydicom
 import pytest
 import torch
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, UID, generate_uid
+from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from tests.conftest import SHARED, tiny_config
 from tomoconsensus.cli import main

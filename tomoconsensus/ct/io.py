@@ -14,6 +14,7 @@ Sinogram HDF5 layout (``prepare ct --sinograms``)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -288,7 +289,7 @@ def read_dicom_series(folder: str | Path) -> DicomSeries:
             raise InputError(path, "PixelSpacing", f"{first_spacing} mm as in {first_path.name}", spacing)
     position = [float(np.dot(np.asarray(r[3].ImagePositionPatient, float), normal)) for r in records]
     order = np.argsort(position, kind="stable")
-    for a, b in zip(order[:-1], order[1:]):
+    for a, b in pairwise(order):
         if abs(position[a] - position[b]) < 1e-3:
             raise InputError(records[b][0], "ImagePositionPatient",
                              f"one slice per position (also at {position[a]:.3f} mm: {records[a][0].name})")
