@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
-from tests.conftest import tiny_config
 from tomoconsensus import methods
 from tomoconsensus.cli import main
 from tomoconsensus.data.prepared import read_prepared
@@ -22,6 +22,8 @@ from tomoconsensus.train import (
     save_model,
     train,
 )
+
+from tests.conftest import tiny_config
 
 
 def _bias_teacher(run_dir: Path, bias: float) -> Path:
@@ -124,3 +126,28 @@ def test_cli_distill_and_its_errors(prepared_ct, tmp_path, capsys):
     assert main(mr_args) == 2
     err = capsys.readouterr().err.strip()
     assert "channels" in err and len(err.splitlines()) == 1 and not (tmp_path / "g3").exists()
+
+
+def test_distill_follows_the_run_folder_rules(prepared_ct, tmp_path, capsys):
+    # a finished run folder is final (as for train); --overwrite distils it again; the teacher's own folder
+    # is never an output
+    teacher = _bias_teacher(tmp_path / "teacher", 0.01)
+    args = ["distill", "--teacher", str(teacher), "--data", str(prepared_ct), "--config", str(_toml(tmp_path)),
+            "--max-steps", "2", "--device", "cpu"]
+    assert main(args + ["--out", str(tmp_path / "g")]) == 0
+    first = (tmp_path / "g" / "model.pt").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(args + ["--out", str(tmp_path / "g")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--overwrite" in err and len(err.splitlines()) == 1
+    assert (tmp_path / "g" / "model.pt").stat().st_mtime_ns == first
+    assert main(args + ["--out", str(tmp_path / "g"), "--overwrite"]) == 0
+    assert (tmp_path / "g" / "model.pt").stat().st_mtime_ns != first
+    assert sorted(p.name for p in (tmp_path / "g").iterdir() if not p.name.startswith(".")) == [
+        "checkpoint.pt", "config.toml", "log.jsonl", "model.pt", "run_info.json", "summary.json", "teacher_train.h5"]
+    capsys.readouterr()
+    assert main(args + ["--out", str(teacher), "--overwrite"]) == 2
+    assert "--teacher" in capsys.readouterr().err and (teacher / "model.pt").exists()
+    with pytest.raises(SystemExit) as exc:  # the typed --device of train: an argparse error
+        main(args + ["--out", str(tmp_path / "g4"), "--device", "cuda:x"])
+    assert exc.value.code == 2 and "cuda:x" in capsys.readouterr().err and not (tmp_path / "g4").exists()

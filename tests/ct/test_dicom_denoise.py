@@ -11,11 +11,12 @@ import torch
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from tests.conftest import SHARED, tiny_config
 from tomoconsensus.cli import main
 from tomoconsensus.ct.dicom_out import ClippedPixelsWarning
 from tomoconsensus.denoise_images import denoise_images
 from tomoconsensus.train import build_models, config_to_toml, load_trained, save_model
+
+from tests.conftest import SHARED, tiny_config
 
 N = 32
 KITS = SHARED / "ct" / "tcia_series_dicom" / "kits_00072"
@@ -47,7 +48,7 @@ def write_series(folder: Path, stored: np.ndarray, positions_z, spacing=3.0, slo
     folder.mkdir(parents=True, exist_ok=True)
     series_uid, study_uid, frame_uid = series_uid or generate_uid(), "1.2.3.4.5", "1.2.3.4.6"
     paths = []
-    for i, (image, z) in enumerate(zip(stored, positions_z)):
+    for i, (image, z) in enumerate(zip(stored, positions_z, strict=True)):
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = CTImageStorage
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -100,7 +101,8 @@ def test_series_round_trip_geometry_uids_and_hu(tmp_path):
     stored = phantom_stored()
     z = [10.0, 12.5, 15.0, 17.5]
     order = [2, 0, 3, 1]  # file names do not follow the table position
-    inputs = write_series(tmp_path / "in", stored[order], [z[i] for i in order], names=["a.dcm", "b.dcm", "c.dcm", "d.dcm"])
+    inputs = write_series(tmp_path / "in", stored[order], [z[i] for i in order],
+                          names=["a.dcm", "b.dcm", "c.dcm", "d.dcm"])
     run = make_run(tmp_path / "run", head_std=0.5)  # a non-trivial network
     summary = denoise_images(run, tmp_path / "in", tmp_path / "out", device="cpu", progress=False)
     files = sorted((tmp_path / "out").iterdir())
@@ -108,7 +110,8 @@ def test_series_round_trip_geometry_uids_and_hu(tmp_path):
     # expected: the network applied here to the input slices in table order (HU/1000 in, HU/1000 out)
     _, models = load_trained(run)
     with torch.no_grad():
-        expected = 1000 * models["f"](torch.from_numpy((stored.astype(np.float32) - 1024) / 1000)[:, None]).numpy()[:, 0]
+        x = torch.from_numpy((stored.astype(np.float32) - 1024) / 1000)[:, None]
+        expected = 1000 * models["f"](x).numpy()[:, 0]
     assert np.abs(expected - (stored.astype(np.float32) - 1024)).max() > 5  # the network changes the image
     sources = [pydicom.dcmread(p) for p in inputs]
     out = [reread(p) for p in files]
@@ -144,7 +147,7 @@ def test_identity_network_returns_the_stored_values_and_counts_clipping(tmp_path
     assert summary.clipped_pixels == 6
     out = [reread(p) for p in sorted((tmp_path / "out").iterdir())]
     expected = np.minimum(stored.astype(np.int64), 32767)
-    for ds, e in zip(out, expected):
+    for ds, e in zip(out, expected, strict=True):
         np.testing.assert_array_equal(ds.pixel_array, e)
 
 
@@ -163,7 +166,8 @@ def test_pixel_size_is_checked_and_resample_keeps_the_input_grid(tmp_path, capsy
     blob = 200.0 * np.exp(-(x**2 + y**2) / (2 * 16.0**2))  # smooth (sigma 12 mm = 4 pixels at 3 mm)
     write_series(tmp_path / "in", (np.rint(blob) + 1024)[None].astype(np.uint16), [0.0], spacing=spacing)
     run = make_run(tmp_path / "run")
-    args = ["denoise", "--run", str(run), "--images", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--device", "cpu"]
+    args = ["denoise", "--run", str(run), "--images", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+            "--device", "cpu"]
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert "10 %" in err and "0.75 mm" in err and len(err.splitlines()) == 1 and not (tmp_path / "out").exists()
@@ -226,8 +230,22 @@ def test_real_series_identity_round_trip(tmp_path):
     denoise_images(run, KITS, tmp_path / "out", device="cpu", progress=False)
     out = [reread(p) for p in sorted((tmp_path / "out").iterdir())]
     assert len(out) == len(series.datasets) == 18
-    for ds, src, hu in zip(out, series.datasets, series.hu):
+    for ds, src, hu in zip(out, series.datasets, series.hu, strict=True):
         assert ds.ImagePositionPatient == src.ImagePositionPatient and ds.SeriesInstanceUID != src.SeriesInstanceUID
         np.testing.assert_allclose(hu_of(ds), hu, atol=1.0)
     z = [float(ds.ImagePositionPatient[2]) for ds in out]
     assert z == sorted(z)
+
+
+def test_output_that_is_or_holds_the_input_series_is_refused_even_with_overwrite(tmp_path, capsys):
+    # --overwrite replaces the output folder: an output that is (or holds) the input would delete the series
+    run = make_run(tmp_path / "run")
+    series = tmp_path / "study" / "series"
+    write_series(series, phantom_stored(1), [0.0])
+    before = sorted(p.name for p in series.iterdir())
+    for out in (series, tmp_path / "study", series / "denoised"):
+        code = main(["denoise", "--run", str(run), "--images", str(series), "--out", str(out), "--device", "cpu",
+                     "--overwrite"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and "--out" in err and len(err.splitlines()) == 1, err
+    assert sorted(p.name for p in series.iterdir()) == before and not (series / "denoised").exists()
