@@ -7,6 +7,8 @@
 * ``kill -9`` cannot be handled by any process: its temporary file stays behind. The next atomic
   write into the same folder removes every ``.*.tmp-PID-HOST`` file whose process (on this host)
   no longer exists.
+* :func:`atomic_dir` does the same for a whole folder (a DICOM series): the new folder replaces the
+  old one only when complete.
 * :func:`check_output_file` / :func:`check_output_dir` are called before any work is done: an output
   that is one of the inputs is always refused, an existing one unless ``overwrite``, and a folder
   that cannot be written is named.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import socket
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -113,6 +116,31 @@ def write_text_atomic(target: str | Path, text: str) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_text(text)
     return Path(target)
+
+
+@contextlib.contextmanager
+def atomic_dir(target: str | Path) -> Iterator[Path]:
+    """Yield a new temporary folder beside ``target``; on success it replaces ``target``.
+
+    An existing ``target`` (the caller decides whether that is allowed) is removed only after the
+    new folder is complete. If the body raises, the temporary folder is removed and ``target`` is
+    left as it was.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(target)
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    tmp.mkdir()
+    try:
+        yield tmp
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old.exists():
+            shutil.rmtree(old)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 # ------------------------------------------------------------------------------ output checks

@@ -7,9 +7,10 @@ rejects a wrong name before any work is done; the library checks the same sets.
 from __future__ import annotations
 
 #: Training methods (:mod:`tomoconsensus.methods`).
-METHODS = ("consensus", "noise2noise", "noise2clean")
+METHODS = ("consensus", "noise2noise", "noise2clean", "distill")
 #: Output variants per method, the default first (:func:`tomoconsensus.methods.output`).
-VARIANTS = {"consensus": ("mean", "z", "f1", "full"), "noise2noise": ("mean", "full", "f1"), "noise2clean": ("full",)}
+VARIANTS = {"consensus": ("mean", "z", "f1", "full"), "noise2noise": ("mean", "full", "f1"), "noise2clean": ("full",),
+            "distill": ("full",)}
 #: Every variant name of any method (what ``denoise --variant`` accepts before the run is known).
 ALL_VARIANTS = tuple(dict.fromkeys(v for vs in VARIANTS.values() for v in vs))
 #: References of simulated CT data (:mod:`tomoconsensus.ct.sources`).

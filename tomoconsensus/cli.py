@@ -1,4 +1,4 @@
-"""Command line: ``tomoconsensus prepare | train | denoise | evaluate | demo``.
+"""Command line: ``tomoconsensus prepare | train | distill | denoise | evaluate | demo``.
 
 Every sub-command prints a short summary at the end; errors in the input are reported as one
 line naming the file, the field and what was expected (exit code 2), without a traceback. Outputs
@@ -173,21 +173,48 @@ def _prepare_pet(args: argparse.Namespace) -> None:
     print(write_prepared(args.out, modality, islice(prompt_slices(stack), n), n, args.seed, attrs))
 
 
-def _train(args: argparse.Namespace) -> None:
-    from tomoconsensus.train import load_train_config, train
+def _train_overrides(args: argparse.Namespace) -> dict:
+    """Run-config values given on the command line (``train`` and ``distill``)."""
+    return {"epochs": args.epochs, "max_steps": args.max_steps, "device": args.device,
+            "seed": args.seed, "base_features": args.base_features, "batch_size": args.batch_size,
+            "learning_rate": args.learning_rate, "beta_w": args.beta_w, "beta_r": args.beta_r,
+            "tie_networks": True if args.tie_networks else None}
 
-    overrides = {"method": args.method, "epochs": args.epochs, "max_steps": args.max_steps, "device": args.device,
-                 "seed": args.seed, "base_features": args.base_features, "batch_size": args.batch_size,
-                 "learning_rate": args.learning_rate, "beta_w": args.beta_w, "beta_r": args.beta_r,
-                 "tie_networks": True if args.tie_networks else None}
+
+def _check_val(args: argparse.Namespace) -> None:
     if args.val and same_file(args.val, args.data):
         raise InputError(args.val, "--val", "held-out slices, not the training file (selection on training data "
                          "would keep the epoch that fits the noise best)", "it is --data")
+
+
+def _train(args: argparse.Namespace) -> None:
+    from tomoconsensus.train import load_train_config, train
+
+    overrides = {"method": args.method, **_train_overrides(args)}
+    _check_val(args)
     config = load_train_config(args.config, overrides)
     print(train(config, args.data, args.out, args.val, resume=args.resume, overwrite=args.overwrite))
 
 
+def _distill(args: argparse.Namespace) -> None:
+    from tomoconsensus.distill import distill
+    from tomoconsensus.train import load_train_config
+
+    _check_val(args)
+    config = load_train_config(args.config, {"method": "distill", **_train_overrides(args)})
+    print(distill(config, args.teacher, args.data, args.out, args.val, resume=args.resume, overwrite=args.overwrite))
+
+
 def _denoise(args: argparse.Namespace) -> None:
+    if args.images is not None:
+        from tomoconsensus.denoise_images import denoise_images
+
+        if args.variant is not None:
+            raise InputError("--variant", "variant", "no --variant with --images (the run's one-image variant is used)",
+                             args.variant)
+        print(denoise_images(args.run, args.images, args.out, args.resample, args.overwrite, args.pixel_spacing_mm,
+                             args.batch_size, args.device))
+        return
     from tomoconsensus.denoise import denoise
     from tomoconsensus.runs import RUN_FILES
 
@@ -237,6 +264,22 @@ def _demo(args: argparse.Namespace) -> None:
     protocol = QUICK if args.quick else DemoProtocol()
     for modality in ("ct", "mr") if args.modality == "all" else (args.modality,):
         run_demo(modality, args.out / modality, protocol, args.device, overwrite=args.overwrite)
+
+
+def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """Data, run folder and run-config overrides shared by ``train`` and ``distill``."""
+    parser.add_argument("--data", type=Path, required=True, help="prepared training .h5")
+    parser.add_argument("--config", type=Path, help="run config TOML (e.g. examples/ct/train.toml)")
+    parser.add_argument("--out", type=Path, required=True, help="run folder")
+    parser.add_argument("--val", type=Path, help="prepared validation .h5 (held-out slices)")
+    parser.add_argument("--resume", action="store_true", help="continue the interrupted run in OUT (checkpoint.pt)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start the run in OUT again from scratch (removes its run files)")
+    for name, kind in (("epochs", _POSITIVE_INT), ("max-steps", _NON_NEGATIVE_INT), ("seed", _NON_NEGATIVE_INT),
+                       ("base-features", _POSITIVE_INT), ("batch-size", _POSITIVE_INT), ("learning-rate", _POSITIVE),
+                       ("beta-w", _NON_NEGATIVE), ("beta-r", _NON_NEGATIVE)):
+        parser.add_argument(f"--{name}", type=kind, help="override the config value")
+    parser.add_argument("--device", type=_device, help=DEVICE_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -301,30 +344,31 @@ def build_parser() -> argparse.ArgumentParser:
     pet.set_defaults(func=_prepare_pet)
 
     tr = sub.add_parser("train", help="train consensus / Noise2Noise / Noise2Clean networks")
-    tr.add_argument("--data", type=Path, required=True, help="prepared training .h5")
     tr.add_argument("--method", choices=METHODS)
-    tr.add_argument("--config", type=Path, help="run config TOML (e.g. examples/ct/train.toml)")
-    tr.add_argument("--out", type=Path, required=True, help="run folder")
-    tr.add_argument("--val", type=Path, help="prepared validation .h5 (held-out slices)")
-    tr.add_argument("--resume", action="store_true", help="continue the interrupted run in OUT (checkpoint.pt)")
-    tr.add_argument("--overwrite", action="store_true",
-                    help="start the run in OUT again from scratch (removes its run files)")
-    for name, kind in (("epochs", _POSITIVE_INT), ("max-steps", _NON_NEGATIVE_INT), ("seed", _NON_NEGATIVE_INT),
-                       ("base-features", _POSITIVE_INT), ("batch-size", _POSITIVE_INT), ("learning-rate", _POSITIVE),
-                       ("beta-w", _NON_NEGATIVE), ("beta-r", _NON_NEGATIVE)):
-        tr.add_argument(f"--{name}", type=kind, help="override the config value")
+    _add_training_arguments(tr)
     tr.add_argument("--tie-networks", action="store_true",
                     help="consensus with one shared network (see docs/method.md)")
-    tr.add_argument("--device", type=_device, help=DEVICE_HELP)
     tr.set_defaults(func=_train)
 
-    dn = sub.add_parser("denoise", help="apply a trained run to full slices of a prepared file")
+    ds = sub.add_parser("distill", help="train one image network g(x_est) on a trained run's output (deployment)")
+    ds.add_argument("--teacher", type=Path, required=True, help="finished run to distil (consensus, noise2noise, ...)")
+    _add_training_arguments(ds)
+    ds.set_defaults(func=_distill, tie_networks=False)
+
+    dn = sub.add_parser("denoise", help="apply a trained run to a prepared file, or an image run to a DICOM series")
     dn.add_argument("--run", type=Path, required=True)
-    dn.add_argument("--data", type=Path, required=True)
-    dn.add_argument("--out", type=Path, required=True)
-    dn.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    inp = dn.add_mutually_exclusive_group(required=True)
+    inp.add_argument("--data", type=Path, help="prepared .h5 (x1, x2, x_est): output DENOISED.h5")
+    inp.add_argument("--images", type=Path, help="DICOM CT series folder (output: DICOM folder) or .npy/.npz HU stack")
+    dn.add_argument("--out", type=Path, required=True, help="DENOISED.h5; with --images a folder or .npy/.npz file")
+    dn.add_argument("--overwrite", action="store_true", help="replace an existing --out file (or, with --images, "
+                    "a non-empty output folder)")
+    dn.add_argument("--resample", action="store_true",
+                    help="--images: run on the training pixel size and resample back")
+    dn.add_argument("--pixel-spacing-mm", type=_POSITIVE, help="--images: pixel size of a .npy stack")
     dn.add_argument("--variant", choices=ALL_VARIANTS,
-                    help="consensus: z (default) | f1; noise2noise: mean (default) | full | f1; noise2clean: full")
+                    help="--data only; consensus: mean (default) | z | f1 | full; noise2noise: mean (default) | "
+                    "full | f1; noise2clean, distill: full")
     dn.add_argument("--batch-size", type=_POSITIVE_INT, default=4)
     dn.add_argument("--device", type=_device, default="auto", help=DEVICE_HELP)
     dn.set_defaults(func=_denoise)

@@ -20,10 +20,10 @@ import torch
 from tomoconsensus import methods
 from tomoconsensus.atomic import atomic_path
 from tomoconsensus.data.denoised import FORMAT, read_denoised  # noqa: F401 (read_denoised: public here too)
-from tomoconsensus.data.prepared import read_prepared
+from tomoconsensus.data.prepared import PreparedDataset, read_prepared
 from tomoconsensus.errors import InputError
 from tomoconsensus.progress import progress as progress_bar
-from tomoconsensus.train import autocast_for, load_trained, resolve_device
+from tomoconsensus.train import TrainConfig, autocast_for, load_trained, resolve_device
 
 
 @dataclass
@@ -47,9 +47,10 @@ def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant
     Parameters
     ----------
     variant : str, optional
-        Which output (see :mod:`tomoconsensus.methods`): consensus ``z`` (default) or ``f1``;
+        Which output (see :mod:`tomoconsensus.methods`): consensus ``mean`` (default,
+        (f1 + f2)((x1 + x2) / 2) / 2), ``z``, ``f1`` or ``full``;
         noise2noise ``mean`` (default, f((x1 + x2) / 2)), ``full`` (f(x_est)) or ``f1``;
-        noise2clean ``full``.
+        noise2clean and distill ``full`` (f(x_est)).
     """
     start = time.perf_counter()
     dev = resolve_device(device)
@@ -57,14 +58,7 @@ def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant
     variant = methods.check_variant(config.method, variant)
     data = read_prepared(data_path)
     check_like_training(data, config.channels, trained_on)
-    outputs = []
-    for s in progress_bar(range(0, len(data), batch_size), desc=f"denoise {config.method}", unit="batch",
-                          enabled=progress):
-        sl = slice(s, s + batch_size)
-        x1, x2, x_est = (torch.from_numpy(getattr(data, k)[sl]).to(dev) for k in ("x1", "x2", "x_est"))
-        with autocast_for(dev, config.amp):
-            outputs.append(methods.output(config.method, models, x1, x2, x_est, variant).float().cpu().numpy())
-    denoised = np.concatenate(outputs).astype(np.float32)
+    denoised = apply_run(config, models, data, dev, variant, batch_size, progress)
     out = Path(out)
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({"format": FORMAT, "method": config.method, "variant": variant,
@@ -90,3 +84,15 @@ def check_like_training(data, channels: int, trained_on: dict) -> None:
                          "training data (prepare it with the same geometry or matrix)", tuple(shape))
 
 
+@torch.no_grad()
+def apply_run(config: TrainConfig, models: dict[str, torch.nn.Module], data: PreparedDataset, device: torch.device,
+              variant: str, batch_size: int = 4, progress: bool = True) -> np.ndarray:
+    """A trained run's output ``variant`` on every slice of ``data``: float32 (slices, C, H, W), data units."""
+    outputs = []
+    for s in progress_bar(range(0, len(data), batch_size), desc=f"denoise {config.method}", unit="batch",
+                          enabled=progress):
+        sl = slice(s, s + batch_size)
+        x1, x2, x_est = (torch.from_numpy(getattr(data, k)[sl]).to(device) for k in ("x1", "x2", "x_est"))
+        with autocast_for(device, config.amp):
+            outputs.append(methods.output(config.method, models, x1, x2, x_est, variant).float().cpu().numpy())
+    return np.concatenate(outputs).astype(np.float32)

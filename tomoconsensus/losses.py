@@ -1,4 +1,5 @@
-"""Training objectives of Wu et al. 2019: consensus (Eq. 8-12), Noise2Noise (Eq. 2), Noise2Clean (Eq. 1).
+"""Training objectives of Wu et al. 2019: consensus (Eq. 8-12), Noise2Noise (Eq. 2), Noise2Clean (Eq. 1),
+and the distillation of a trained run into one image network (sec. 5).
 
 Conventions
 -----------
@@ -90,5 +91,21 @@ def noise2clean(f: nn.Module, x_noisy: torch.Tensor, reference: torch.Tensor | N
                          "(prepare it from clean images, or choose --method consensus|noise2noise)")
     data = mse(f(x_noisy), reference)
     terms = {"noise2clean": data, "weights": weight_penalty(f)}
+    terms["total"] = data + beta_w * terms["weights"]
+    return terms
+
+
+def distillation(g: nn.Module, x_est: torch.Tensor, teacher: torch.Tensor | None,
+                 beta_w: float) -> dict[str, torch.Tensor]:
+    """Distillation (paper sec. 5): ||g(x_est) - z||^2 with z the teacher run's output on the same slice.
+
+    The objective of Noise2Clean with the teacher's output in place of the clean image; the data term
+    is named ``distill`` so that validation selects on it.
+    """
+    if teacher is None:
+        raise ValueError("distill needs the teacher's output: this dataset has no 'teacher' "
+                         "(use tomoconsensus distill, which adds it)")
+    data = mse(g(x_est), teacher)
+    terms = {"distill": data, "weights": weight_penalty(g)}
     terms["total"] = data + beta_w * terms["weights"]
     return terms

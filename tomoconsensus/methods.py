@@ -1,4 +1,4 @@
-"""The three training methods: which networks they train, their objective, and their output.
+"""The four training methods: which networks they train, their objective, and their output.
 
 ========== ======== ================================== ====================================
 method     networks objective (``tomoconsensus.losses``) output (default variant first)
@@ -9,7 +9,12 @@ consensus  f1, f2   consensus (Eq. 8-12)               ``mean``: (f1(m) + f2(m))
 noise2noise f       noise2noise (Eq. 2)                ``mean``: f((x1 + x2) / 2); ``full``: f(x_est);
                                                         ``f1``: f(x1)
 noise2clean f       noise2clean (Eq. 1), x_est -> ref  ``full``: f(x_est)
+distill    f        distillation, x_est -> teacher     ``full``: f(x_est)
 ========== ======== ================================== ====================================
+
+``distill`` is the deployment step of the paper's discussion (sec. 5): one network g trained, in a
+supervised way, to map x_est to a trained run's default output (the ``teacher`` dataset that
+``tomoconsensus distill`` adds to a copy of the prepared file; see :mod:`tomoconsensus.distill`).
 
 Both self-supervised methods are applied by default to m = (x1 + x2) / 2, the *linear* reconstruction of all the data,
 which has the kind of noise the network was trained on (half its variance). In CT this is the FBP of
@@ -32,8 +37,14 @@ from tomoconsensus import losses
 from tomoconsensus.choices import METHODS, VARIANTS
 from tomoconsensus.errors import InputError
 
-NETWORKS = {"consensus": ("f1", "f2"), "noise2noise": ("f",), "noise2clean": ("f",)}
-__all__ = ["METHODS", "NETWORKS", "VARIANTS", "check_method", "check_variant", "objective", "output"]
+NETWORKS = {"consensus": ("f1", "f2"), "noise2noise": ("f",), "noise2clean": ("f",), "distill": ("f",)}
+#: The dataset a supervised method's target comes from (the self-supervised methods need none).
+TARGETS = {"noise2clean": "reference", "distill": "teacher"}
+#: The variant that takes one image (x_est, or a scanner's image) as its only input. Consensus is left
+#: out on purpose: its ``full`` variant exists, but a deployed consensus run is distilled first.
+IMAGE_VARIANTS = {"noise2noise": "full", "noise2clean": "full", "distill": "full"}
+__all__ = ["IMAGE_VARIANTS", "METHODS", "NETWORKS", "TARGETS", "VARIANTS", "check_method", "check_variant",
+           "has_target", "objective", "output"]
 
 
 def check_method(method: str) -> None:
@@ -57,8 +68,15 @@ def objective(method: str, models: Mapping[str, nn.Module], batch: Mapping[str, 
         return losses.consensus(models["f1"], models["f2"], batch["x1"], batch["x2"], batch["x_est"], beta_w, beta_r)
     if method == "noise2noise":
         return losses.noise2noise(models["f"], batch["x1"], batch["x2"], beta_w, symmetric_n2n)
+    if method == "distill":
+        return losses.distillation(models["f"], batch["x_est"], batch.get("teacher"), beta_w)
     check_method(method)
     return losses.noise2clean(models["f"], batch["x_est"], batch.get("reference"), beta_w)
+
+
+def has_target(method: str, available) -> bool:
+    """Whether the data (names in ``available``) hold what ``method``'s objective needs."""
+    return TARGETS.get(method) is None or TARGETS[method] in available
 
 
 def output(method: str, models: Mapping[str, nn.Module], x1: torch.Tensor, x2: torch.Tensor,

@@ -10,6 +10,9 @@
   PID: a second training into the same folder is refused. The kernel releases the lock when the
   process ends, even by ``kill -9``; the file itself stays (deleting it would race with a waiting
   process) and is not counted as content of the folder.
+* A distilled run's folder also holds its training inputs, the teacher copies :data:`RUN_INPUTS`
+  (written by ``tomoconsensus distill`` before it trains): they are not run output, are not counted
+  as content and are never removed here (distill rewrites them unless it resumes with the same teacher).
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ from tomoconsensus.atomic import TEMP_NAME, check_writable_folder
 from tomoconsensus.errors import InputError, RunError
 
 #: Files a run writes (removed by ``overwrite``).
-RUN_FILES = ("config.toml", "checkpoint.pt", "model.pt", "best.pt", "log.jsonl", "summary.json")
+RUN_FILES = ("config.toml", "run_info.json", "checkpoint.pt", "model.pt", "best.pt", "log.jsonl",
+             "summary.json")
+#: Inputs a run folder may hold: the teacher copies of a distilled run (:mod:`tomoconsensus.distill`).
+RUN_INPUTS = ("teacher_train.h5", "teacher_val.h5")
 LOCK_NAME = ".tomoconsensus.lock"
 #: Config fields a resumed run may change: where and how fast it runs, how often it writes.
 RESUME_FREE = ("device", "compile", "checkpoint_every_steps", "log_every_steps")
@@ -38,7 +44,8 @@ def is_finished(run_dir: Path) -> bool:
 def _contents(run_dir: Path) -> list[str]:
     if not run_dir.is_dir():
         return []
-    return sorted(p.name for p in run_dir.iterdir() if p.name != LOCK_NAME and not TEMP_NAME.match(p.name))
+    return sorted(p.name for p in run_dir.iterdir() if p.name != LOCK_NAME and p.name not in RUN_INPUTS
+                  and not TEMP_NAME.match(p.name))
 
 
 def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:

@@ -21,6 +21,7 @@ Run directory::
     model.pt         final network weights
     log.jsonl        one JSON object per logged step / validation
     summary.json     final numbers
+    run_info.json    what the run was trained on (modality, pixel size, teacher; tomoconsensus.runinfo)
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from tomoconsensus.errors import InputError, Interrupted, RunError
 from tomoconsensus.metrics import slice_metrics
 from tomoconsensus.nn.unet import UNet
 from tomoconsensus.progress import progress as progress_bar
+from tomoconsensus.runinfo import write_run_info
 from tomoconsensus.runs import check_resume, check_run_dir, clear_run, run_lock
 from tomoconsensus.signals import SIGNAL_NAMES, StopRequest
 
@@ -58,7 +60,7 @@ LR_SCHEDULES = ("constant", "cosine")
 
 
 def _known_method(v: str) -> bool:
-    """one of consensus, noise2noise, noise2clean"""
+    """one of consensus, noise2noise, noise2clean, distill"""
     return v in methods.METHODS
 
 
@@ -97,7 +99,8 @@ class TrainConfig:
     Attributes
     ----------
     method : str
-        ``consensus``, ``noise2noise`` or ``noise2clean``.
+        ``consensus``, ``noise2noise``, ``noise2clean`` or ``distill`` (x_est -> a teacher run's output;
+        set by ``tomoconsensus distill``).
     channels, base_features, depth : int
         UNet: 1 channel for CT, 2 (real, imaginary) for MR; 32 base features for CT, 64 for MR.
     patch_size, batch_size, patches_per_slice, epochs : int
@@ -258,8 +261,7 @@ def unique_parameters(models: Mapping[str, torch.nn.Module]) -> list[torch.nn.Pa
 def dataset_tensors(data: PreparedDataset, device: torch.device) -> dict[str, torch.Tensor]:
     """Image stacks as tensors, on the GPU if they take less than half its free memory."""
     arrays = {"x1": data.x1, "x2": data.x2, "x_est": data.x_est}
-    if data.reference is not None:
-        arrays["reference"] = data.reference
+    arrays.update({k: getattr(data, k) for k in ("reference", "teacher") if getattr(data, k) is not None})
     target = torch.device("cpu")
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
@@ -342,10 +344,11 @@ def validate(config: TrainConfig, models: Mapping[str, torch.nn.Module], data: P
     for start in range(0, len(data), batch):
         sl = slice(start, start + batch)
         tensors = {k: torch.from_numpy(getattr(data, k)[sl]).to(device) for k in ("x1", "x2", "x_est")}
-        if data.reference is not None:
-            tensors["reference"] = torch.from_numpy(data.reference[sl]).to(device)
+        for key in ("reference", "teacher"):
+            if getattr(data, key) is not None:
+                tensors[key] = torch.from_numpy(getattr(data, key)[sl]).to(device)
         with autocast_for(device, config.amp):
-            if config.method != "noise2clean" or data.reference is not None:
+            if methods.has_target(config.method, tensors):
                 terms = methods.objective(config.method, models, tensors, config.beta_w, config.beta_r,
                                           config.symmetric_n2n)
                 for k, v in terms.items():
@@ -431,6 +434,8 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
     if config.method == "noise2clean" and data.reference is None:
         raise InputError(train_path, "reference", "a clean reference for --method noise2clean "
                          "(prepare from clean images, or use consensus/noise2noise)", "missing")
+    if config.method == "distill" and data.teacher is None:
+        raise InputError(train_path, "teacher", "a teacher's output (made by tomoconsensus distill)", "missing")
     if config.batch_size % world:
         raise InputError("config", "batch_size", f"a multiple of the {world} processes", config.batch_size)
     val = read_prepared(val_path) if val_path else None
@@ -492,6 +497,7 @@ def _train_locked(config: TrainConfig, data: PreparedDataset, val: PreparedDatas
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run_dir / "config.toml", config_to_toml(config))
+        write_run_info(run_dir, data, val)
 
     train_models = wrap_for_training(models, config, device, world)
 

@@ -5,6 +5,8 @@ Schema (``format = "tomoconsensus.prepared"``, ``format_version = 1``; see docs/
     /x1, /x2, /x_est      float32 (slices, channels, H, W)  split halves and full-data estimate
     /reference            float32 (slices, channels, H, W)  clean image, only where one exists
     /baselines/<name>     float32 (slices, channels, H, W)  e.g. "tv" (CT), "zero_filled", "sense" (MR)
+    /teacher              float32 (slices, channels, H, W)  a trained run's output, only in the copies
+                                                            that ``tomoconsensus distill`` trains on
     /slice_id, /patient_id  utf-8 strings (slices,)
     attributes            modality, units, channels, seed, created_utc, tomoconsensus_version and
                           everything the modality reports (geometry TOML, dose fraction, ...)
@@ -93,7 +95,7 @@ def write_prepared(out: str | Path, modality: Modality, slices: Iterable[Slice],
         f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "modality": modality.name,
                         "units": modality.units, "channels": modality.channels, "seed": seed,
                         "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-                        "tomoconsensus_version": _version()})
+                        "tomoconsensus_version": package_version()})
         ids = f.create_dataset("slice_id", (n_slices,), dtype=_STR)
         patients = f.create_dataset("patient_id", (n_slices,), dtype=_STR)
         datasets: dict[str, h5py.Dataset] = {}
@@ -131,7 +133,8 @@ def write_prepared(out: str | Path, modality: Modality, slices: Iterable[Slice],
     return PrepareSummary(out, n_slices, time.perf_counter() - start, out.stat().st_size, names)
 
 
-def _version() -> str:
+def package_version() -> str:
+    """The installed tomoconsensus version ("unknown" when run from a source tree without installing)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -152,6 +155,8 @@ class PreparedDataset:
     slice_ids, patient_ids : list of str
     attrs : dict
     path : Path
+    teacher : ndarray or None
+        A teacher run's output (distillation target), where the file has one.
     """
 
     x1: np.ndarray
@@ -163,6 +168,7 @@ class PreparedDataset:
     patient_ids: list[str]
     attrs: dict[str, Any]
     path: Path
+    teacher: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.x1)
@@ -182,7 +188,7 @@ class PreparedDataset:
         return PreparedDataset(self.x1[idx], self.x2[idx], self.x_est[idx], pick(self.reference),
                                {k: v[idx] for k, v in self.baselines.items()},
                                [self.slice_ids[i] for i in idx], [self.patient_ids[i] for i in idx],
-                               dict(self.attrs), self.path)
+                               dict(self.attrs), self.path, pick(self.teacher))
 
 
 def read_prepared(path: str | Path) -> PreparedDataset:
@@ -204,7 +210,8 @@ def read_prepared(path: str | Path) -> PreparedDataset:
         shape = arrays["x1"].shape
         if len(shape) != 4 or 0 in shape:
             raise InputError(path, "x1", "shape (slices, channels, H, W) with at least one slice", shape)
-        optional = {k: np.asarray(read_array(f, k, path), dtype=np.float32) for k in ("reference",) if k in f}
+        optional = {k: np.asarray(read_array(f, k, path), dtype=np.float32) for k in ("reference", "teacher")
+                    if k in f}
         group = f.get("baselines", {})
         if not isinstance(group, (h5py.Group, dict)):
             raise InputError(path, "baselines", "a group of baseline images", "a dataset")
@@ -220,4 +227,4 @@ def read_prepared(path: str | Path) -> PreparedDataset:
                 raise InputError(path, name, f"{shape[0]} ids, one per slice", len(values))
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
     return PreparedDataset(arrays["x1"], arrays["x2"], arrays["x_est"], optional.get("reference"), baselines,
-                           ids, patients, attrs, path)
+                           ids, patients, attrs, path, optional.get("teacher"))

@@ -1,0 +1,76 @@
+"""What a run was trained on: ``run_info.json`` in the run folder.
+
+Applying a network to images it was not trained for gives wrong output without any error: a CT
+network trained on 3 mm pixels sees a 0.7 mm image as a different, smoother object, and an MR
+network (2 channels, real and imaginary) cannot take a CT image at all. So every run records what
+its training data were, and ``denoise --images`` checks a new series against it::
+
+    {
+      "training_data": {"path": ..., "modality": "ct", "units": "HU/1000", "channels": 1,
+                        "image_size": [H, W], "pixel_size_mm": 3.0, "geometry_name": ...,
+                        "slices": N, "tomoconsensus_version": ...},
+      "validation_data": {"path": ..., "slices": N},          # with --val
+      "teacher": {"run_dir": ..., "method": ..., "variant": ..., "config_sha256": ...}   # distilled runs
+    }
+
+``pixel_size_mm`` comes from the prepared file's geometry (CT); it is ``null`` where the modality
+has no pixel size recorded (MR k-space).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tomoconsensus.atomic import write_text_atomic
+from tomoconsensus.data.prepared import PreparedDataset
+from tomoconsensus.errors import InputError
+from tomoconsensus.geometry import geometry_from_toml_text
+
+FILE = "run_info.json"
+#: Prepared-file attributes (written by :mod:`tomoconsensus.distill`) that name a teacher run.
+TEACHER_ATTRS = {"teacher_run_dir": "run_dir", "teacher_method": "method", "teacher_variant": "variant",
+                 "teacher_config_sha256": "config_sha256", "teacher_step": "step"}
+
+
+def pixel_size_mm(attrs: dict[str, Any]) -> float | None:
+    """Pixel size of a prepared file's images (mm), from its geometry; None if it records none."""
+    if "pixel_size_mm" in attrs:
+        return float(attrs["pixel_size_mm"])
+    text = attrs.get("geometry_toml")
+    if not text:
+        return None
+    return float(geometry_from_toml_text(str(text)).pixel_size_mm)
+
+
+def describe_training_data(data: PreparedDataset, val: PreparedDataset | None = None) -> dict[str, Any]:
+    """The ``run_info.json`` content for a run trained on ``data`` (validated on ``val``)."""
+    info: dict[str, Any] = {"training_data": {
+        "path": str(Path(data.path).resolve()), "modality": data.modality, "units": str(data.attrs.get("units", "")),
+        "channels": data.channels, "image_size": list(data.x1.shape[2:]), "pixel_size_mm": pixel_size_mm(data.attrs),
+        "geometry_name": str(data.attrs.get("geometry_name", "")), "slices": len(data),
+        "tomoconsensus_version": str(data.attrs.get("tomoconsensus_version", ""))}}
+    if val is not None:
+        info["validation_data"] = {"path": str(Path(val.path).resolve()), "slices": len(val)}
+    teacher = {key: data.attrs[attr] for attr, key in TEACHER_ATTRS.items() if attr in data.attrs}
+    if teacher:
+        info["teacher"] = {k: (int(v) if k == "step" else str(v)) for k, v in teacher.items()}
+    return info
+
+
+def write_run_info(run_dir: str | Path, data: PreparedDataset, val: PreparedDataset | None = None) -> Path:
+    """Write ``run_info.json`` (atomically)."""
+    return write_text_atomic(Path(run_dir) / FILE, json.dumps(describe_training_data(data, val), indent=2) + "\n")
+
+
+def read_run_info(run_dir: str | Path) -> dict[str, Any]:
+    """``run_info.json`` of a run; a run trained before it existed raises InputError naming the file."""
+    path = Path(run_dir) / FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(path, "file", "the record of the training data (runs trained with this version of "
+                         "tomoconsensus write it; retrain or distil the run)", "missing") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(path, "file", "valid JSON", str(exc)) from None
