@@ -19,11 +19,12 @@ def test_quick_demo_runs_end_to_end(tmp_path, capsys):
     assert "| RMSE (HU) |" in out and "reduced protocol" in out
     metrics = json.loads((tmp_path / "ct" / "report" / "metrics.json").read_text())
     assert set(metrics["methods"]) == {"FBP", "TV", "Consensus", "Consensus z (paper)", "Noise2Noise",
-                                  "Noise2Noise f(x1)", "Noise2Clean"}
+                                  "Noise2Noise f(x1)", "Noise2Clean", "Distilled g(x_est)"}
     assert (tmp_path / "ct" / "report" / "training_curves.png").exists()
     with h5py.File(tmp_path / "ct" / "ct_test.h5") as f:  # what an independent check needs
         assert {"geometry_toml", "dose_fraction", "reference_kind"} <= set(f.attrs)
-    assert {p.name for p in (tmp_path / "ct" / "runs").iterdir()} == {"consensus", "noise2noise", "noise2clean"}
+    assert {p.name for p in (tmp_path / "ct" / "runs").iterdir()} == {"consensus", "noise2noise", "noise2clean",
+                                                                     "distill"}
 
 
 def test_demo_refuses_user_folders_and_other_protocols(tmp_path):
@@ -56,7 +57,7 @@ def test_quick_mr_demo_runs_end_to_end(tmp_path, capsys):
     assert ("DOES NOT HOLD" not in out) or "why, measured: docs/method.md" in out
     metrics = json.loads((tmp_path / "mr" / "report" / "metrics.json").read_text())
     assert set(metrics["methods"]) == {"SENSE", "Zero-filling", "Consensus", "Consensus z (paper)", "Noise2Noise",
-                                       "Noise2Noise f(x1)", "Noise2Clean"}
+                                       "Noise2Noise f(x1)", "Noise2Clean", "Distilled g(x_est)"}
 
 
 def test_mr_example_kspace_goes_through_prepare_mr(tmp_path):

@@ -43,6 +43,7 @@ from tomoconsensus.ct.split import CTModality
 from tomoconsensus.ct.tv import TVConfig, tv_reconstruct
 from tomoconsensus.data.prepared import write_prepared
 from tomoconsensus.denoise import denoise
+from tomoconsensus.distill import distill
 from tomoconsensus.errors import InputError
 from tomoconsensus.evaluate import evaluate
 from tomoconsensus.geometry import load_geometry
@@ -69,7 +70,9 @@ WHY_NOT = {"ct": "docs/method.md, 'Consensus on unseen patients: what was measur
 #: (method, output variant, label in the report); the runs are trained once per method.
 METHODS = (("consensus", None, "Consensus"), ("consensus", "z", "Consensus z (paper)"),
            ("noise2noise", None, "Noise2Noise"), ("noise2noise", "f1", "Noise2Noise f(x1)"),
-           ("noise2clean", None, "Noise2Clean"))
+           ("noise2clean", None, "Noise2Clean"), ("distill", None, "Distilled g(x_est)"))
+#: The run a distilled network learns from (issue 10: deployment on the images a scanner makes).
+DISTILL_TEACHER = "consensus"
 
 
 @dataclass(frozen=True)
@@ -341,8 +344,13 @@ def train_demo_runs(config: TrainConfig, train_path: Path, val_path: Path, test_
         else:
             # resume an interrupted run; a folder killed before its first checkpoint (the demo's own) starts again
             resume = (run_dir / "checkpoint.pt").exists()
-            print(train(dataclasses.replace(config, method=method), train_path, run_dir, val_path, resume=resume,
-                        progress=progress, overwrite=not resume and run_dir.exists()))
+            options = {"resume": resume, "progress": progress, "overwrite": not resume and run_dir.exists()}
+            run_config = dataclasses.replace(config, method=method)
+            if method == "distill":
+                teacher = out_dir / "runs" / DISTILL_TEACHER
+                print(distill(run_config, teacher, train_path, run_dir, val_path, **options))
+            else:
+                print(train(run_config, train_path, run_dir, val_path, **options))
         results[label] = out_dir / f"denoised_{method}{'_' + variant if variant else ''}.h5"
         if not results[label].exists():
             print(denoise(run_dir, test_path, results[label], variant=variant, device=device, progress=progress))
@@ -402,4 +410,9 @@ def check_story(summary: dict, modality: str = "ct") -> list[str]:
                     closed >= 0.6)]
     for n2n in [k for k in m if k.startswith("Noise2Noise")]:
         checks.append((f"Consensus SSIM >= {n2n} SSIM", m["Consensus"]["ssim"] >= m[n2n]["ssim"]))
+    if "Distilled g(x_est)" in m:  # deployment: one image network within 5 % of its consensus teacher
+        for key, name in ((err, "RMSE"), ("ssim", "SSIM")):
+            change = m["Distilled g(x_est)"][key] / m["Consensus"][key] - 1
+            checks.append((f"Distilled g(x_est) {name} within 5 % of Consensus ({100 * change:+.1f} %)",
+                           abs(change) <= 0.05))
     return [f"{'holds' if ok else 'DOES NOT HOLD'}: {text}" for text, ok in checks]
