@@ -29,6 +29,31 @@ if numba.config.THREADING_LAYER == "default":
 BLOCK = 1024
 
 
+@numba.njit(inline="always", nogil=True, cache=True)
+def _accumulate(flat, shape, v, lo, frac, weight, acc):  # pragma: no cover
+    """acc[b, j] += weight[j] * (row v of image b, linearly interpolated at lo[j] + frac[j])."""
+    n_views, row = shape
+    for b in range(acc.shape[0]):
+        base = (b * n_views + v) * row
+        a = acc[b]
+        for j in range(acc.shape[1]):
+            left = flat[base + lo[j]]
+            a[j] += ((flat[base + lo[j] + 1] - left) * frac[j] + left) * weight[j]
+
+
+def _run(kernel, filtered: np.ndarray, threads: int, *args) -> np.ndarray:
+    """Pad the channels with one zero each side, run ``kernel`` on ``threads`` Numba threads."""
+    padded = np.ascontiguousarray(np.pad(filtered, ((0, 0), (0, 0), (1, 1))), dtype=np.float32)
+    out = np.empty((filtered.shape[0], args[-1]), dtype=np.float32)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        kernel(padded, *args[:-1], out)
+    finally:
+        numba.set_num_threads(previous)
+    return out
+
+
 @numba.njit(parallel=True, nogil=True, cache=True, error_model="numpy")
 def _backproject(padded, cos_du, sin_du, cos, sin, weights, x, y, d, centre, upper, fan, out):  # pragma: no cover
     batch, n_views, row = padded.shape[0], padded.shape[1], padded.shape[2]
@@ -61,12 +86,7 @@ def _backproject(padded, cos_du, sin_du, cos, sin, weights, x, y, d, centre, upp
                 frac[j] = pos - np.float32(k)
                 lo[j] = k
             # interpolate and accumulate every image of the batch (gathers)
-            for b in range(batch):
-                base = (b * n_views + v) * row
-                a = acc[b]
-                for j in range(n):
-                    left = flat[base + lo[j]]
-                    a[j] += ((flat[base + lo[j] + 1] - left) * frac[j] + left) * weight[j]
+            _accumulate(flat, (n_views, row), v, lo, frac, weight, acc)
         for b in range(batch):
             out[b, start:start + n] = acc[b]
     return out
@@ -97,21 +117,14 @@ def backproject_cpu(filtered: np.ndarray, cos: np.ndarray, sin: np.ndarray, weig
     ndarray, shape (B, P), float32
     """
     n_det = filtered.shape[-1]
-    # One zero channel on each side so rays that miss the detector contribute nothing.
-    padded = np.ascontiguousarray(np.pad(filtered, ((0, 0), (0, 0), (1, 1))), dtype=np.float32)
     f32 = np.float32
     cos_du = (cos / f32(du)).astype(f32)
     sin_du = (sin / f32(du)).astype(f32)
-    out = np.empty((filtered.shape[0], x.shape[0]), dtype=f32)
     fan = source_to_origin_mm is not None
-    previous = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-    try:
-        _backproject(padded, cos_du, sin_du, cos, sin, weights, x, y, f32(source_to_origin_mm if fan else 0.0),
-                     f32((n_det - 1) / 2 + 1), f32(n_det + 1 - 1e-3), fan, out)
-    finally:
-        numba.set_num_threads(previous)
-    return out
+    # Zero channels each side (in _run): rays that miss the detector contribute nothing.
+    return _run(_backproject, filtered, threads, cos_du, sin_du, cos, sin, weights, x, y,
+                f32(source_to_origin_mm if fan else 0.0), f32((n_det - 1) / 2 + 1), f32(n_det + 1 - 1e-3), fan,
+                x.shape[0])
 
 
 @numba.njit(parallel=True, nogil=True, cache=True, error_model="numpy")
@@ -139,12 +152,7 @@ def _backproject_curved(padded, cos, sin, radius, weights, x, y, inv_dgamma, cen
                 k = np.int32(pos)
                 frac[j] = pos - np.float32(k)
                 lo[j] = k
-            for b in range(batch):
-                base = (b * n_views + v) * row
-                a = acc[b]
-                for j in range(n):
-                    left = flat[base + lo[j]]
-                    a[j] += ((flat[base + lo[j] + 1] - left) * frac[j] + left) * weight[j]
+            _accumulate(flat, (n_views, row), v, lo, frac, weight, acc)
         for b in range(batch):
             out[b, start:start + n] = acc[b]
     return out
@@ -175,14 +183,6 @@ def backproject_curved_cpu(filtered: np.ndarray, cos: np.ndarray, sin: np.ndarra
     ndarray, shape (B, P), float32
     """
     n_det = filtered.shape[-1]
-    padded = np.ascontiguousarray(np.pad(filtered, ((0, 0), (0, 0), (1, 1))), dtype=np.float32)
     f32 = np.float32
-    out = np.empty((filtered.shape[0], x.shape[0]), dtype=f32)
-    previous = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-    try:
-        _backproject_curved(padded, cos, sin, radius, weights, x, y, f32(1.0 / dgamma), f32((n_det - 1) / 2 + 1),
-                            f32(n_det + 1 - 1e-3), out)
-    finally:
-        numba.set_num_threads(previous)
-    return out
+    return _run(_backproject_curved, filtered, threads, cos, sin, radius, weights, x, y, f32(1.0 / dgamma),
+                f32((n_det - 1) / 2 + 1), f32(n_det + 1 - 1e-3), x.shape[0])
