@@ -66,3 +66,17 @@ def tiny_config(**overrides):
                   log_every_steps=1, checkpoint_every_steps=2, device="cpu")
     values.update(overrides)
     return TrainConfig(**values)
+
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    """Each test that takes ``device`` runs on the CPU and, marked ``gpu``, on CUDA when present."""
+    if request.param == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            pytest.skip("no CUDA device")
+    return request.param
