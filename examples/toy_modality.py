@@ -20,7 +20,11 @@ from skimage.data import shepp_logan_phantom
 from skimage.transform import resize
 
 from tomoconsensus.data.prepared import write_prepared
+from tomoconsensus.denoise import denoise
+from tomoconsensus.evaluate import evaluate
+from tomoconsensus.metrics import register_presenter, rmse, ssim
 from tomoconsensus.modality import Slice, split_and_reconstruct
+from tomoconsensus.report import metrics_markdown
 from tomoconsensus.train import TrainConfig, train
 
 
@@ -48,6 +52,43 @@ class CountingModality:
         return {"scan_time_s": self.scan_time_s, "split": "binomial thinning, p = 1/2"}
 
 
+class CountingPresentation:
+    """How evaluate/report show this modality: events per second, its own labels and baselines."""
+
+    report_rows = (("rmse", "RMSE (events/s)", 1.0), ("ssim", "SSIM (%)", 100.0),
+                   ("roi_std", "ROI std (events/s)", 1.0))
+    unit_label = "events/s"
+    error_key = "rmse"
+
+    @staticmethod
+    def baseline_names(attrs: dict) -> dict[str, str]:
+        return {"x_est": "All counts"}
+
+    @staticmethod
+    def display(image: np.ndarray) -> np.ndarray:
+        return 10.0 * np.asarray(image)[0]  # prepared units are events per second / 10
+
+    @staticmethod
+    def display_window(reference_2d: np.ndarray) -> tuple[float, float]:
+        return 0.0, float(reference_2d.max())
+
+    @staticmethod
+    def difference_range(window: tuple[float, float]) -> float:
+        return 0.2 * window[1]
+
+    @staticmethod
+    def roi_value_range(reference_2d: np.ndarray) -> tuple[float, float]:
+        return 0.5 * float(reference_2d.max()), np.inf
+
+    @classmethod
+    def slice_metrics(cls, image: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+        a, b = cls.display(image), cls.display(reference)
+        return {"rmse": rmse(a, b), "ssim": ssim(a, b, float(b.max() - b.min()) or 1.0)}
+
+
+register_presenter(CountingModality.name, CountingPresentation)
+
+
 def main() -> None:
     rng = np.random.default_rng(0)
     activity = 10.0 * resize(shepp_logan_phantom(), (64, 64)) + 0.5  # events per second
@@ -70,6 +111,9 @@ def main() -> None:
         config = TrainConfig(method="consensus", base_features=8, depth=2, patch_size=32, batch_size=8,
                              patches_per_slice=8, epochs=2, learning_rate=1e-3, device="cpu")
         print(train(config, path, Path(tmp) / "run", progress=False))
+        denoised = Path(tmp) / "denoised.h5"
+        print(denoise(Path(tmp) / "run", path, denoised, device="cpu", progress=False))
+        print(metrics_markdown(evaluate(path, {"Consensus": denoised})))
 
 
 if __name__ == "__main__":

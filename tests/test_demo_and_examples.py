@@ -102,6 +102,10 @@ def test_toy_modality_example_shows_unbiased_independent_halves():
     rho = float(line.rsplit("=", 1)[1])
     assert bias_percent < 2.0 and abs(rho) < 0.05
     assert "trained consensus" in result.stdout
+    # its report speaks its own units and names its own baseline (not CT's HU, not MR's 1e-3)
+    table = result.stdout[result.stdout.index("| Index |"):]
+    assert "| Index | All counts | Consensus |" in table and "| RMSE (events/s) |" in table
+    assert "HU" not in table and "1e-3" not in table
 
 
 @pytest.mark.slow

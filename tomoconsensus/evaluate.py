@@ -17,10 +17,9 @@ import numpy as np
 from tomoconsensus.data.denoised import read_denoised
 from tomoconsensus.data.prepared import PreparedDataset, read_prepared
 from tomoconsensus.errors import InputError
-from tomoconsensus.metrics import magnitude, presenter, slice_metrics
+from tomoconsensus.metrics import presenter, slice_metrics
 
 #: Display names of the stored baselines, per modality.
-BASELINE_NAMES = {"ct": {"x_est": "FBP", "tv": "TV"}, "mr": {"x_est": "SENSE", "zero_filled": "Zero-filling"}}
 
 
 @dataclass
@@ -63,10 +62,7 @@ class Evaluation:
 
 def display_units(modality: str, image: np.ndarray) -> np.ndarray:
     """A slice (C, H, W) in prepared units -> a 2-D image for display and ROI statistics (CT: HU)."""
-    p = presenter(modality)
-    if p is not None:
-        return p.display(image)
-    return 1000.0 * image[0] if modality == "ct" else magnitude(image)
+    return presenter(modality).display(image)
 
 
 def uniform_roi(reference_2d: np.ndarray, size: int, value_range: tuple[float, float] | None) -> tuple[int, int, int]:
@@ -91,7 +87,7 @@ def evaluate(data: PreparedDataset | str | Path, results: dict[str, str | Path] 
         raise InputError(data.path, "reference", "a reference image to evaluate against "
                          "(prepare the test set from clean images)", "missing")
     p = presenter(data.modality)
-    names = p.baseline_names(data.attrs) if p else BASELINE_NAMES.get(data.modality, {})
+    names = p.baseline_names(data.attrs)
     images = {names.get("x_est", "x_est"): data.x_est}
     images.update({names.get(k, k): v for k, v in data.baselines.items()})
     for name, path in (results or {}).items():
@@ -112,10 +108,7 @@ def evaluate(data: PreparedDataset | str | Path, results: dict[str, str | Path] 
     size = max(8, data.reference.shape[-1] // 16)
     for i in range(len(data)):
         ref_2d = display_units(data.modality, data.reference[i])
-        # Soft tissue in CT; in MR tissue rather than background, whose flat std is noise only.
-        value_range = (-100.0, 100.0) if data.modality == "ct" else (0.25 * float(ref_2d.max()), np.inf)
-        value_range = p.roi_value_range(ref_2d) if p else value_range
-        r, c, s = uniform_roi(ref_2d, size, value_range)
+        r, c, s = uniform_roi(ref_2d, size, p.roi_value_range(ref_2d))
         ev.roi.append((r, c, s))
         ev.reference_roi_std.append(float(ref_2d[r:r + s, c:c + s].std()))
     for method, stack in images.items():

@@ -17,18 +17,34 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 CT_WINDOW_HU = (-160.0, 240.0)
 
-#: Modalities whose class supplies its own metrics, display and table rows ("module:Class"); CT and
-#: MR are still the branches below and in evaluate/report (to be moved onto their modality classes).
-PRESENTERS = {"pet": "tomoconsensus.pet.modality:PETModality"}
+#: Where each modality's presentation lives ("module:Class"): display units and window, metrics,
+#: table rows and baseline names (``report_rows``, ``unit_label``, ``error_key``, ``baseline_names``,
+#: ``display``, ``display_window``, ``difference_range``, ``roi_value_range``, ``slice_metrics``).
+#: A new modality adds itself with :func:`register_presenter`; nothing downstream branches on names.
+PRESENTERS = {"ct": "tomoconsensus.ct.presentation:CTPresentation",
+              "mr": "tomoconsensus.mr.presentation:MRPresentation",
+              "pet": "tomoconsensus.pet.modality:PETModality"}
+
+
+def register_presenter(modality: str, target: str | type) -> None:
+    """Make ``modality`` (the prepared file's ``modality`` attribute) known to evaluate and report.
+
+    ``target`` is the presentation class or its ``"module:Class"`` path (imported when first used).
+    """
+    PRESENTERS[modality] = target
 
 
 def presenter(modality: str):
-    """The modality class with ``slice_metrics``, ``display``, ``report_rows`` ..., or None."""
+    """The presentation class of ``modality``; InputError for a modality nobody registered."""
     target = PRESENTERS.get(modality)
     if target is None:
-        return None
-    module, name = target.split(":")
-    return getattr(importlib.import_module(module), name)
+        from tomoconsensus.errors import InputError
+
+        raise InputError("modality", modality, f"one of {', '.join(PRESENTERS)} (or register_presenter)", modality)
+    if isinstance(target, str):
+        module, name = target.split(":")
+        target = getattr(importlib.import_module(module), name)
+    return target
 
 
 def rmse(image: np.ndarray, reference: np.ndarray) -> float:
@@ -72,10 +88,5 @@ def mr_metrics(image: np.ndarray, reference: np.ndarray) -> dict[str, float]:
 
 
 def slice_metrics(modality: str, image: np.ndarray, reference: np.ndarray) -> dict[str, float]:
-    """Metrics of one slice (C, H, W) in prepared-file units (CT: HU/1000)."""
-    p = presenter(modality)
-    if p is not None:
-        return p.slice_metrics(image, reference)
-    if modality == "ct":
-        return ct_metrics(1000.0 * image[0], 1000.0 * reference[0])
-    return mr_metrics(image, reference)
+    """Metrics of one slice (C, H, W) in prepared-file units, as the modality defines them."""
+    return presenter(modality).slice_metrics(image, reference)

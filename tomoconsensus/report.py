@@ -30,13 +30,6 @@ from tomoconsensus.metrics import CT_WINDOW_HU, presenter  # noqa: E402
 #: Every file a report folder gets (a file not written this time is removed, so none is stale).
 REPORT_FILES = ("metrics.json", "metrics.md", "per_slice.csv", "comparison.png", "training_curves.png")
 
-#: Row labels and scale factors of the Markdown table.
-ROWS = {"ct": [("rmse_hu", "RMSE (HU)", 1.0), ("ssim", "SSIM (%)", 100.0), ("psnr_db", "PSNR (dB)", 1.0),
-               ("roi_std", "ROI std (HU)", 1.0)],
-        "mr": [("rmse_1e-3", "RMSE (1e-3)", 1.0), ("ssim", "SSIM (%)", 100.0), ("psnr_db", "PSNR (dB)", 1.0),
-               ("roi_std", "ROI std (1e-3)", 1e3)]}
-
-
 def metrics_json(ev: Evaluation) -> dict:
     summary = ev.summary()
     out = {"modality": ev.modality, "slices": ev.slice_ids, "methods": {}}
@@ -55,8 +48,7 @@ def metrics_markdown(ev: Evaluation) -> str:
     summary = ev.summary()
     methods = ev.methods
     lines = ["| Index | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
-    p = presenter(ev.modality)
-    rows = p.report_rows if p else ROWS.get(ev.modality, ROWS["mr"])
+    rows = presenter(ev.modality).report_rows
     for key, label, scale in rows:
         cells = [f"{scale * summary[m][key]['mean']:.1f} ± {scale * summary[m][key]['std']:.1f}" for m in methods]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -85,21 +77,20 @@ def _save_figure(fig, path: Path) -> Path:
     return path
 
 
-def _error(row: dict) -> float:
-    """The RMSE of a per-slice metrics row, whatever its unit key."""
-    return row.get("rmse_hu", row.get("rmse_1e-3", row.get("rmse")))
+def _error(row: dict, modality: str) -> float:
+    """The RMSE of a per-slice metrics row, under the modality's key."""
+    return row[presenter(modality).error_key]
 
 
 def comparison_figure(ev: Evaluation, path: Path, slice_index: int | None = None) -> Path:
     """Reference and methods in the display window, a zoomed ROI below, difference maps last."""
     if slice_index is None:  # the slice whose first-method error is the median: a typical case
-        errors = [_error(r) for r in ev.per_slice[ev.methods[0]]]
+        errors = [_error(r, ev.modality) for r in ev.per_slice[ev.methods[0]]]
         slice_index = int(np.argsort(errors)[len(errors) // 2])
-    ct = ev.modality == "ct"
     p = presenter(ev.modality)
     ref_2d = display_units(ev.modality, ev.reference[slice_index])
-    vmin, vmax = CT_WINDOW_HU if ct else (p.display_window(ref_2d) if p else (0.0, float(ref_2d.max())))
-    diff_range = 100.0 if ct else 0.2 * vmax
+    vmin, vmax = p.display_window(ref_2d)
+    diff_range = p.difference_range((vmin, vmax))
     names = ["Reference"] + ev.methods
     images = [display_units(ev.modality, ev.reference[slice_index])] + \
              [display_units(ev.modality, ev.images[m][slice_index]) for m in ev.methods]
@@ -112,7 +103,7 @@ def comparison_figure(ev: Evaluation, path: Path, slice_index: int | None = None
         title = name
         if j > 0:
             row = ev.per_slice[ev.methods[j - 1]][slice_index]
-            err = _error(row)
+            err = _error(row, ev.modality)
             title += f"\nRMSE {err:.3g}, SSIM {100 * row['ssim']:.1f}"
         axes[0, j].set_title(title, fontsize=9)
         axes[1, j].imshow(img[r0:r0 + size, c0:c0 + size], cmap="gray", vmin=vmin, vmax=vmax)
@@ -123,7 +114,7 @@ def comparison_figure(ev: Evaluation, path: Path, slice_index: int | None = None
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    unit = "HU" if ct else (p.unit_label if p else "a.u.")
+    unit = p.unit_label
     fig.colorbar(im, ax=axes[2, :].tolist(), shrink=0.8, label=f"difference to reference ({unit})")
     fig.suptitle(f"slice {ev.slice_ids[slice_index]}; display window [{vmin:g}, {vmax:g}] {unit}; "
                  f"row 2: zoom; row 3: method - reference", fontsize=10)

@@ -48,7 +48,7 @@ from tomoconsensus.data.patches import PatchSampler, extract_patches
 from tomoconsensus.data.prepared import PreparedDataset, read_prepared
 from tomoconsensus.devices import DEVICE_HELP, check_device, torch_device
 from tomoconsensus.errors import InputError, Interrupted, RunError
-from tomoconsensus.metrics import slice_metrics
+from tomoconsensus.metrics import PRESENTERS, slice_metrics
 from tomoconsensus.nn.unet import UNet
 from tomoconsensus.progress import progress as progress_bar
 from tomoconsensus.runinfo import write_run_info
@@ -354,7 +354,7 @@ def validate(config: TrainConfig, models: Mapping[str, torch.nn.Module], data: P
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + float(v) * len(tensors["x1"])
             out = methods.output(config.method, models, tensors["x1"], tensors["x2"], tensors["x_est"])
-        if data.reference is not None:
+        if data.reference is not None and data.modality in PRESENTERS:  # reference metrics: informative only
             out_np = out.float().cpu().numpy()
             per_slice += [slice_metrics(data.modality, o, r) for o, r in zip(out_np, data.reference[sl], strict=True)]
     for m in models.values():

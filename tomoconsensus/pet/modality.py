@@ -63,6 +63,7 @@ class PETModality:
     report_rows = (("rmse", "RMSE (0.01 activity units)", 100.0), ("ssim", "SSIM (%)", 100.0),
                    ("psnr_db", "PSNR (dB)", 1.0), ("roi_std", "ROI std (0.01 activity units)", 100.0))
     unit_label = "activity"
+    error_key = "rmse"
 
     def __init__(self, geom: ParallelBeamGeometry, units: str, recon: str = "fbp", window: str = "hann",
                  osem_iterations: int = 4, osem_subsets: int = 8):
@@ -110,6 +111,10 @@ class PETModality:
     def display_window(reference_2d: np.ndarray) -> tuple[float, float]:
         """0 to the 99.9th percentile of the reference (lesions near the top of the scale)."""
         return 0.0, float(np.percentile(reference_2d, 99.9)) or 1.0
+
+    @staticmethod
+    def difference_range(window: tuple[float, float]) -> float:
+        return 0.2 * window[1]
 
     @staticmethod
     def roi_value_range(reference_2d: np.ndarray) -> tuple[float, float]:

@@ -1,0 +1,47 @@
+"""How CT results are shown and measured: HU, the paper's [-160, 240] HU window, table rows.
+
+Light on purpose (NumPy and scikit-image only): ``evaluate`` and ``report`` load it without torch.
+Every modality supplies the same attributes (see :func:`tomoconsensus.metrics.presenter`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tomoconsensus.metrics import CT_WINDOW_HU, ct_metrics
+
+
+class CTPresentation:
+    """Display, metrics and labels of CT slices (prepared units HU/1000, one channel)."""
+
+    #: (metric key, row label, scale) of the Markdown table
+    report_rows = (("rmse_hu", "RMSE (HU)", 1.0), ("ssim", "SSIM (%)", 100.0), ("psnr_db", "PSNR (dB)", 1.0),
+                   ("roi_std", "ROI std (HU)", 1.0))
+    unit_label = "HU"
+    error_key = "rmse_hu"
+
+    @staticmethod
+    def baseline_names(attrs: dict) -> dict[str, str]:
+        return {"x_est": "FBP", "tv": "TV"}
+
+    @staticmethod
+    def display(image: np.ndarray) -> np.ndarray:
+        """(1, H, W) HU/1000 -> (H, W) HU."""
+        return 1000.0 * np.asarray(image)[0]
+
+    @staticmethod
+    def display_window(reference_2d: np.ndarray) -> tuple[float, float]:
+        return CT_WINDOW_HU
+
+    @staticmethod
+    def difference_range(window: tuple[float, float]) -> float:
+        return 100.0
+
+    @staticmethod
+    def roi_value_range(reference_2d: np.ndarray) -> tuple[float, float]:
+        """Soft tissue."""
+        return -100.0, 100.0
+
+    @staticmethod
+    def slice_metrics(image: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+        return ct_metrics(1000.0 * np.asarray(image)[0], 1000.0 * np.asarray(reference)[0])
