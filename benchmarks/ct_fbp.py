@@ -21,7 +21,7 @@ from common import best_of, write_result
 
 def main() -> dict:
     geom = dataclasses.replace(load_geometry("ldct-fanbeam"), n_views=1152, detector_shape="flat")
-    x, y = geom.pixel_centres_mm()
+    x, y = geom.pixel_centers_mm()
     image = np.where(x**2 + y**2 < 150**2, 0.0193, 0).astype(np.float32)
     result = {"geometry": "ldct-fanbeam with 1152 views", "image": "512x512", "torch_threads": torch.get_num_threads(),
               "cpu": platform.processor() or platform.machine()}

@@ -87,7 +87,7 @@ def main() -> dict:
     cpu = time.process_time()
     record["fbp_x1_x2_xest_s_per_slice"], images = best_of(split_fbps, 1)
     record["fbp_x1_x2_xest_cpu_s_per_slice"] = time.process_time() - cpu  # summed over torch threads
-    x, y = geom.pixel_centres_mm()
+    x, y = geom.pixel_centers_mm()
     centre = images[2][0][x**2 + y**2 < 100**2] * 1000
     record["water_hu_mean_centre"] = float(centre.mean())
     slices_per_patient = 100

@@ -29,14 +29,14 @@ DRAWS = 40
 def phantom():
     sim = PETSimulation()
     fine, geom = sim.geometry(oversample=2), sim.geometry()
-    x, y = fine.pixel_centres_mm()
+    x, y = fine.pixel_centers_mm()
     r = np.hypot(x, y)
     body = r < 120
     activity = np.where(body & (np.hypot(x - 50, y) >= 25), 1.0, 0.0).astype(np.float32)
     with AstraProjector(fine, use_cuda=False, kind="strip") as proj:
         p = detector_blur(proj.forward(activity).astype(np.float64), sim.blur_fwhm_mm, sim.bin_size_mm)
     acf = attenuation_factors(0.0096 * body.astype(np.float32), fine)
-    gx, gy = geom.pixel_centres_mm()
+    gx, gy = geom.pixel_centers_mm()
     regions = {"cold": np.hypot(gx - 50, gy) < 12, "background": (np.hypot(gx + 30, gy) < 40)}
     return sim, geom, p, acf, regions
 

@@ -24,7 +24,7 @@ def demo_geometry():
 
 def disk(geom, radius_mm: float, value: float = MU_WATER, centre=(0.0, 0.0)) -> np.ndarray:
     """Analytic disk phantom (N, N) in 1/mm."""
-    x, y = geom.pixel_centres_mm()
+    x, y = geom.pixel_centers_mm()
     inside = (x - centre[0]) ** 2 + (y - centre[1]) ** 2 < radius_mm**2
     return np.where(inside, value, 0.0).astype(np.float32)
 

@@ -132,7 +132,7 @@ class _ImageGrid:
         """Full width of the square reconstruction grid, mm."""
         return self.image_size * self.pixel_size_mm
 
-    def pixel_centres_mm(self) -> tuple[np.ndarray, np.ndarray]:
+    def pixel_centers_mm(self) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(x, y)`` pixel-centre coordinates, each of shape ``(N, N)``, in mm."""
         c = (np.arange(self.image_size) - (self.image_size - 1) / 2) * self.pixel_size_mm
         return np.meshgrid(c, -c)  # x along columns, y decreasing down the rows

@@ -39,7 +39,7 @@ def ellipse_sinogram(geom, views: FanViews, centre, axes, phi, mu):
 def test_fbp_of_a_noiseless_disk_is_within_5_hu(curved):
     sino = ellipse_sinogram(curved, FanViews.from_geometry(curved), (0, 0), (120, 120), 0, MU)
     hu = 1000 * (CurvedFBP(curved)(sino).numpy() / MU - 1)
-    x, y = curved.pixel_centres_mm()
+    x, y = curved.pixel_centers_mm()
     central = x**2 + y**2 < 90**2
     assert np.sqrt(np.mean(hu[central] ** 2)) < 5  # measured 0.1 HU
 
@@ -84,14 +84,14 @@ def test_halves_of_any_subset_average_to_the_full_fbp(curved):
     full = CurvedFBP(curved)(sino).numpy()
     half = [CurvedFBP(curved, h)(sino[h]).numpy() for h in (h1, h2)]
     assert np.abs((half[0] + half[1]) / 2 - full).max() < 1e-5 * MU
-    x, y = curved.pixel_centres_mm()
+    x, y = curved.pixel_centers_mm()
     inside = ((x - 10) / 70) ** 2 + ((y - 5) / 50) ** 2 < 1
     assert np.abs(half[0][inside] / MU - 1).max() * 1000 < 15  # each half alone is unbiased
 
 
 def test_projector_matches_exact_chords(curved):
     fine = dataclasses.replace(curved, image_size=384, pixel_size_mm=1.0)
-    x, y = fine.pixel_centres_mm()
+    x, y = fine.pixel_centers_mm()
     c, s = np.cos(0.4), np.sin(0.4)
     u, v = (c * (x - 30) + s * (y + 40)) / 70, (-s * (x - 30) + c * (y + 40)) / 45
     image = np.where(u**2 + v**2 < 1, MU, 0).astype(np.float32)
@@ -130,7 +130,7 @@ def test_tv_runs_on_a_curved_geometry(curved):
 
     sino = ellipse_sinogram(curved, FanViews.from_geometry(curved), (0, 0), (100, 100), 0, MU)
     image = tv_reconstruct(sino, curved, TVConfig(lam=1e-4, n_iter=5, power_iterations=5))
-    x, y = curved.pixel_centres_mm()
+    x, y = curved.pixel_centers_mm()
     assert abs(image[x**2 + y**2 < 70**2].mean() / MU - 1) * 1000 < 10
 
 

@@ -52,7 +52,7 @@ def hu_image(rebinner: Rebinner, z: float, views=None) -> np.ndarray:
 
 
 def rois(geom) -> dict[str, np.ndarray]:
-    x, y = geom.pixel_centres_mm()
+    x, y = geom.pixel_centers_mm()
 
     def disk(cx, cy, r):
         return (x - cx) ** 2 + (y - cy) ** 2 < r**2
@@ -112,7 +112,7 @@ def test_decreasing_angles_reconstruct_the_same_image(tmp_path, scans, phantom):
     turned = Rebinner(read_projections(write_scan(tmp_path / "cw", ScanSpec(rotation_sign=-1), phantom),
                                        progress=False), **GRID)
     a, b = hu_image(plain, 110.0), hu_image(turned, 110.0)
-    x, y = plain.geometry.geom.pixel_centres_mm()
+    x, y = plain.geometry.geom.pixel_centers_mm()
     inside = x**2 + y**2 < 105**2
     assert np.sqrt(np.mean((a - b)[inside] ** 2)) < 3  # HU; the views sample other angles
 
@@ -137,7 +137,7 @@ def test_flying_focal_spot_modelled_and_ignored(scans, ffs):
     z = 115.0  # near the sphere's edge, where a z error shows
     target = hu_image(plain, z)
     geom = plain.geometry.geom
-    x, y = geom.pixel_centres_mm()
+    x, y = geom.pixel_centers_mm()
     inside = x**2 + y**2 < 105**2
     rms = {}
     for model in (True, False):

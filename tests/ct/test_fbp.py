@@ -33,7 +33,7 @@ def test_fanbeam_fbp_of_water_disk_within_5_hu(demo_geometry):
     with AstraProjector(demo_geometry, kind="strip") as proj:
         sino = proj.forward(disk(demo_geometry, 120.0))
     hu = mu_to_hu(fbp(sino, demo_geometry), MU_WATER)
-    x, y = demo_geometry.pixel_centres_mm()
+    x, y = demo_geometry.pixel_centers_mm()
     centre = x**2 + y**2 < 90.0**2
     rms = np.sqrt(np.mean(hu[centre] ** 2))
     assert rms < 5.0
@@ -47,7 +47,7 @@ def test_fanbeam_fbp_of_offset_insert_position_and_contrast(demo_geometry):
     phantom = disk(demo_geometry, 120.0) + disk(demo_geometry, 20.0, 0.1 * MU_WATER, centre=(60.0, 30.0))
     with AstraProjector(demo_geometry, kind="strip") as proj:
         hu = mu_to_hu(fbp(proj.forward(phantom), demo_geometry), MU_WATER)
-    x, y = demo_geometry.pixel_centres_mm()
+    x, y = demo_geometry.pixel_centers_mm()
     insert = (x - 60) ** 2 + (y - 30) ** 2 < 12.0**2
     mirror = (x + 60) ** 2 + (y - 30) ** 2 < 12.0**2
     assert hu[insert].mean() == pytest.approx(100.0, abs=5.0)
@@ -57,7 +57,7 @@ def test_fanbeam_fbp_of_offset_insert_position_and_contrast(demo_geometry):
 @pytest.mark.parametrize("window,tol", [("hann", 2e-3), ("ram-lak", 4e-3)])
 def test_parallel_fbp_equals_astra_cpu_fbp(window, tol):
     geom = ParallelBeamGeometry(image_size=128, pixel_size_mm=1.0, n_views=180, n_detectors=192, detector_pitch_mm=1.0)
-    x, y = geom.pixel_centres_mm()
+    x, y = geom.pixel_centers_mm()
     image = (np.where(x**2 + (y / 1.3) ** 2 < 50**2, 1.0, 0) + np.where((x - 20) ** 2 + y**2 < 10**2, 0.5, 0))
     with AstraProjector(geom, kind="strip") as proj:
         sino = proj.forward(image.astype(np.float32))
@@ -113,7 +113,7 @@ def test_fbp_equals_astra_fbp_cuda_within_1_hu(demo_geometry):
         astra.algorithm.run(alg)
         reference = astra.data2d.get(rec_id)
     ours = fbp(sino, demo_geometry, device="cuda")
-    x, y = demo_geometry.pixel_centres_mm()
+    x, y = demo_geometry.pixel_centers_mm()
     centre = x**2 + y**2 < 100.0**2
     diff_hu = (ours - reference)[centre] / MU_WATER * 1000
     assert np.sqrt(np.mean(diff_hu**2)) < 1.0

@@ -48,7 +48,7 @@ def test_compiled_backprojection_equals_torch_loop_fan(demo_geometry, views):
 
 def test_compiled_backprojection_equals_torch_loop_parallel():
     geom = ParallelBeamGeometry(image_size=96, pixel_size_mm=1.0, n_views=120, n_detectors=140, detector_pitch_mm=1.0)
-    x, y = geom.pixel_centres_mm()
+    x, y = geom.pixel_centers_mm()
     image = np.where(x**2 + (y / 1.3) ** 2 < 35**2, 1.0, 0).astype(np.float32)
     with AstraProjector(geom, kind="strip") as proj:
         sino = proj.forward(image)

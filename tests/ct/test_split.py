@@ -23,7 +23,7 @@ def draws(demo_geometry):
     ops = FBP(demo_geometry, odd), FBP(demo_geometry, even), FBP(demo_geometry)
     rng = np.random.default_rng(1)
     noisy = np.stack([simulate_low_dose(clean, demo_geometry, 0.25, rng) for _ in range(N_DRAWS)])
-    x, y = demo_geometry.pixel_centres_mm()
+    x, y = demo_geometry.pixel_centers_mm()
     return {
         "x1": ops[0](noisy[:, odd]).numpy(), "x2": ops[1](noisy[:, even]).numpy(), "full": ops[2](noisy).numpy(),
         "truth_odd": ops[0](clean[odd]).numpy(), "roi": x**2 + y**2 < (0.6 * RADIUS_MM) ** 2,
@@ -72,7 +72,7 @@ def test_noise_scales_as_inverse_sqrt_dose(demo_geometry):
     with AstraProjector(demo_geometry, kind="strip") as proj:
         clean = proj.forward(disk(demo_geometry, RADIUS_MM))
     op = FBP(demo_geometry)
-    x, y = demo_geometry.pixel_centres_mm()
+    x, y = demo_geometry.pixel_centers_mm()
     roi = x**2 + y**2 < (0.6 * RADIUS_MM) ** 2
     rng = np.random.default_rng(2)
     std = {}

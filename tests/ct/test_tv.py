@@ -19,7 +19,7 @@ def test_tv_removes_noise_without_bias_on_piecewise_constant_phantom(demo_geomet
     phantom = disk(demo_geometry, 120.0) + disk(demo_geometry, 25.0, 0.3 * MU_WATER, centre=(40.0, 0.0))
     with AstraProjector(demo_geometry, kind="strip") as proj:
         noisy = simulate_low_dose(proj.forward(phantom), demo_geometry, 0.1, np.random.default_rng(0))
-    x, y = demo_geometry.pixel_centres_mm()
+    x, y = demo_geometry.pixel_centers_mm()
     water = (x + 50) ** 2 + y**2 < 30.0**2
     hu = lambda im: (im[water] / MU_WATER - 1) * 1000  # noqa: E731
     rec_fbp = hu(fbp(noisy, demo_geometry))

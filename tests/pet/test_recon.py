@@ -20,7 +20,7 @@ def geoms():
 
 
 def cylinder(geom, radius=R_MM):
-    x, y = geom.pixel_centres_mm()
+    x, y = geom.pixel_centers_mm()
     return (x**2 + y**2 < radius**2).astype(np.float32)
 
 
@@ -146,7 +146,7 @@ def test_simulator_chain_is_consistent_with_analytic_attenuation_and_fbp():
 
     sim = PETSimulation(lesions_per_slice=0)
     fine = sim.geometry(oversample=2)
-    x, y = fine.pixel_centres_mm()
+    x, y = fine.pixel_centers_mm()
     hu = np.where(x**2 + y**2 < 100.0**2, 0.0, -1000.0).astype(np.float32)
     eff = detector_efficiencies(sim, np.random.default_rng(0))
     with AstraProjector(fine, use_cuda=False, kind="strip") as proj:
@@ -158,5 +158,5 @@ def test_simulator_chain_is_consistent_with_analytic_attenuation_and_fbp():
     assert k.std() / k.mean() < 0.01  # one calibration constant; measured 0.4 % (pixelated disc edge)
     assert abs(s.prompts.sum() / sim.counts_per_slice - 1) < 5 / np.sqrt(sim.counts_per_slice)
     image = CorrectedFBP(sim.geometry())(s.multiplicative * s.line_integrals + s.additive, s.multiplicative, s.additive)
-    gx, gy = sim.geometry().pixel_centres_mm()
+    gx, gy = sim.geometry().pixel_centers_mm()
     assert np.abs(image[gx**2 + gy**2 < 80.0**2] - 1.0).max() < 0.02  # measured 0.14 %

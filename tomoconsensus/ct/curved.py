@@ -141,7 +141,7 @@ class CurvedFBP:
         self.sin = torch.as_tensor(np.sin(angles), **f64).float()
         self.radius = radius.float()
         self.weights = torch.as_tensor(weights, **f64).float()
-        x, y = geom.pixel_centres_mm()
+        x, y = geom.pixel_centers_mm()
         self.x = torch.as_tensor(x.ravel(), dtype=torch.float32, device=self.device)
         self.y = torch.as_tensor(y.ravel(), dtype=torch.float32, device=self.device)
 

@@ -143,7 +143,7 @@ class FBP:
         self.cos = torch.as_tensor(np.cos(angles), **f64).float()
         self.sin = torch.as_tensor(np.sin(angles), **f64).float()
         self.weights = torch.as_tensor(weights, **f64).float()
-        x, y = geom.pixel_centres_mm()
+        x, y = geom.pixel_centers_mm()
         self.x = torch.as_tensor(x.ravel(), dtype=torch.float32, device=self.device)
         self.y = torch.as_tensor(y.ravel(), dtype=torch.float32, device=self.device)
 

@@ -34,7 +34,7 @@ def to_geometry_grid(hu: np.ndarray, pixel_spacing_mm: float, geom: FanBeamGeome
     dst0 = max((n - hu.shape[0]) // 2, 0)
     m = min(n, hu.shape[0])
     out[dst0:dst0 + m, dst0:dst0 + m] = hu[src0:src0 + m, src0:src0 + m]
-    x, y = geom.pixel_centres_mm()
+    x, y = geom.pixel_centers_mm()
     radius = min(geom.fov_radius_mm, geom.image_extent_mm / 2)
     out[x**2 + y**2 > radius**2] = AIR_HU
     return out

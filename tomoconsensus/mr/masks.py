@@ -38,7 +38,7 @@ class SplitMask(NamedTuple):
     weight_full: np.ndarray  # 1 / p: unbiased weighting of the 4x data
 
 
-def centre_lines(n_lines: int, center_lines: int) -> np.ndarray:
+def center_lines_mask(n_lines: int, center_lines: int) -> np.ndarray:
     """Boolean (n_lines,) with the ``center_lines`` lines around k = 0 (index n // 2)."""
     centre = np.zeros(n_lines, bool)
     start = n_lines // 2 - center_lines // 2
@@ -73,7 +73,7 @@ def outer_probabilities(n_lines: int, acceleration: float, center_lines: int,
     ``|k|^-d`` (capped at 1, the excess redistributed).
     """
     n_total = int(round(n_lines / acceleration))
-    centre = centre_lines(n_lines, center_lines)
+    centre = center_lines_mask(n_lines, center_lines)
     n_outer = n_total - center_lines
     if n_outer < 0 or n_outer > (~centre).sum():
         raise ValueError(f"acceleration {acceleration} with {center_lines} centre lines is impossible for "
@@ -112,7 +112,7 @@ def random_split_mask(n_lines: int, rng: np.random.Generator, acceleration: floa
                       center_lines: int = 48, variable_density: float = 0.0) -> SplitMask:
     """Draw a 4x mask (exact line count) and split its outer lines into two equal random halves."""
     prob = outer_probabilities(n_lines, acceleration, center_lines, variable_density)
-    centre = centre_lines(n_lines, center_lines)
+    centre = center_lines_mask(n_lines, center_lines)
     outer_prob = np.where(centre, 0.0, prob)
     outer = systematic_sample(outer_prob, rng)
     mask = outer | centre

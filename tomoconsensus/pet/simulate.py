@@ -118,14 +118,14 @@ def tissue_maps(hu: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def disc_mask(geom: ParallelBeamGeometry, lesion: Lesion) -> np.ndarray:
     """Pixels of ``geom``'s grid whose centre lies inside the lesion."""
-    x, y = geom.pixel_centres_mm()
+    x, y = geom.pixel_centers_mm()
     return (x - lesion.x_mm) ** 2 + (y - lesion.y_mm) ** 2 < (lesion.diameter_mm / 2) ** 2
 
 
 def place_lesions(classes: np.ndarray, geom: ParallelBeamGeometry, sim: PETSimulation,
                   rng: np.random.Generator, tries: int = 400) -> list[Lesion]:
     """Up to ``lesions_per_slice`` non-overlapping discs lying entirely in soft tissue."""
-    x, y = geom.pixel_centres_mm()
+    x, y = geom.pixel_centers_mm()
     candidates = np.argwhere(classes == SOFT_TISSUE)
     lesions: list[Lesion] = []
     for _ in range(tries):
@@ -150,7 +150,7 @@ def to_grid(hu: np.ndarray, pixel_spacing_mm: float, geom: ParallelBeamGeometry)
     out = np.full((n, n), -1000.0, np.float32)
     src, dst, m = max((hu.shape[0] - n) // 2, 0), max((n - hu.shape[0]) // 2, 0), min(n, hu.shape[0])
     out[dst:dst + m, dst:dst + m] = hu[src:src + m, src:src + m]
-    x, y = geom.pixel_centres_mm()
+    x, y = geom.pixel_centers_mm()
     radius = min(geom.image_extent_mm, geom.n_detectors * geom.detector_pitch_mm) / 2
     out[x**2 + y**2 > (radius - 2 * geom.detector_pitch_mm) ** 2] = -1000.0
     return out
