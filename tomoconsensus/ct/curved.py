@@ -36,7 +36,7 @@ import astra
 import numpy as np
 import torch
 
-from tomoconsensus.ct.fbp import WINDOWS, angular_weights
+from tomoconsensus.ct.fbp import WINDOWS, angular_weights, choose_backend, pixel_grid, weight_and_filter
 from tomoconsensus.ct.projector import astra_volume_geometry, cuda_available
 from tomoconsensus.geometry import FanBeamGeometry
 
@@ -122,9 +122,7 @@ class CurvedFBP:
             raise ValueError(f"CurvedFBP needs a curved geometry, '{geom.name}' is {geom.detector_shape}")
         self.geom = geom
         self.device = torch.device(device)
-        self.backend = backend or ("numba" if self.device.type == "cpu" else "torch")
-        if self.backend not in ("numba", "torch") or (self.backend == "numba" and self.device.type != "cpu"):
-            raise ValueError(f"backend: expected 'torch', or 'numba' on the CPU, got {backend!r} on {self.device}")
+        self.backend = choose_backend(backend, self.device)
         self.view_chunk = view_chunk or (8 if self.device.type == "cpu" else 64)
         sources = FanViews.from_geometry(geom) if sources is None else sources
         self.views = np.arange(len(sources)) if views is None else np.asarray(views)
@@ -141,16 +139,11 @@ class CurvedFBP:
         self.sin = torch.as_tensor(np.sin(angles), **f64).float()
         self.radius = radius.float()
         self.weights = torch.as_tensor(weights, **f64).float()
-        x, y = geom.pixel_centers_mm()
-        self.x = torch.as_tensor(x.ravel(), dtype=torch.float32, device=self.device)
-        self.y = torch.as_tensor(y.ravel(), dtype=torch.float32, device=self.device)
+        self.x, self.y = pixel_grid(geom, self.device)
 
     def filter(self, sinogram: torch.Tensor) -> torch.Tensor:
         """Cosine pre-weight and equiangular ramp filter along the channels, (..., V, K)."""
-        n = sinogram.shape[-1]
-        n_fft = 2 * (self.response.shape[0] - 1)
-        spectrum = torch.fft.rfft(sinogram * self.preweight, n=n_fft, dim=-1)
-        return torch.fft.irfft(spectrum * self.response, n=n_fft, dim=-1)[..., :n]
+        return weight_and_filter(sinogram, self.preweight, self.response)
 
     def backproject(self, filtered: torch.Tensor) -> torch.Tensor:
         """``sum_v w_v / L^2 Q_v(gamma)``: filtered (B, V, K) -> images (B, N*N)."""

@@ -90,6 +90,29 @@ def angular_weights(angles_rad: np.ndarray, period_rad: float) -> np.ndarray:
     return weights
 
 
+def choose_backend(backend: str | None, device: torch.device) -> str:
+    """Backprojection backend: ``numba`` (compiled, the CPU default) or ``torch`` (GPUs, or asked for)."""
+    chosen = backend or ("numba" if device.type == "cpu" else "torch")
+    if chosen not in ("numba", "torch") or (chosen == "numba" and device.type != "cpu"):
+        raise ValueError(f"backend: expected 'torch', or 'numba' on the CPU, got {backend!r} on {device}")
+    return chosen
+
+
+def pixel_grid(geom: Geometry, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel centres (x, y) in mm, flattened to (N*N,) float32 tensors on ``device``."""
+    x, y = geom.pixel_centers_mm()
+    return (torch.as_tensor(x.ravel(), dtype=torch.float32, device=device),
+            torch.as_tensor(y.ravel(), dtype=torch.float32, device=device))
+
+
+def weight_and_filter(sinogram: torch.Tensor, preweight: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
+    """``irfft(rfft(sinogram * preweight) * response)`` along the channels, cropped back: (..., V, K)."""
+    n = sinogram.shape[-1]
+    n_fft = 2 * (response.shape[0] - 1)
+    spectrum = torch.fft.rfft(sinogram * preweight, n=n_fft, dim=-1)
+    return torch.fft.irfft(spectrum * response, n=n_fft, dim=-1)[..., :n]
+
+
 class FBP:
     """Reusable FBP operator for one geometry and one subset of views.
 
@@ -121,9 +144,7 @@ class FBP:
         self.device = torch.device(device)
         # One view at a time keeps the CPU temporaries in cache; a GPU wants wide launches.
         self.view_chunk = view_chunk or (1 if self.device.type == "cpu" else 64)
-        self.backend = backend or ("numba" if self.device.type == "cpu" else "torch")
-        if self.backend not in ("numba", "torch") or (self.backend == "numba" and self.device.type != "cpu"):
-            raise ValueError(f"backend: expected 'torch', or 'numba' on the CPU, got {backend!r} on {self.device}")
+        self.backend = choose_backend(backend, self.device)
         self.views = np.arange(geom.n_views) if views is None else np.asarray(views)
         angles = geom.angles_rad[self.views]
         self.is_fan = isinstance(geom, FanBeamGeometry)
@@ -143,16 +164,11 @@ class FBP:
         self.cos = torch.as_tensor(np.cos(angles), **f64).float()
         self.sin = torch.as_tensor(np.sin(angles), **f64).float()
         self.weights = torch.as_tensor(weights, **f64).float()
-        x, y = geom.pixel_centers_mm()
-        self.x = torch.as_tensor(x.ravel(), dtype=torch.float32, device=self.device)
-        self.y = torch.as_tensor(y.ravel(), dtype=torch.float32, device=self.device)
+        self.x, self.y = pixel_grid(geom, self.device)
 
     def filter(self, sinogram: torch.Tensor) -> torch.Tensor:
         """Pre-weight and ramp-filter a sinogram (..., views, channels) along the channel axis."""
-        n = sinogram.shape[-1]
-        n_fft = 2 * (self.response.shape[0] - 1)
-        spectrum = torch.fft.rfft(sinogram * self.preweight, n=n_fft, dim=-1)
-        return torch.fft.irfft(spectrum * self.response, n=n_fft, dim=-1)[..., :n]
+        return weight_and_filter(sinogram, self.preweight, self.response)
 
     def backproject(self, filtered: torch.Tensor) -> torch.Tensor:
         """Weighted backprojection of filtered sinograms (B, views, channels) -> (B, N*N)."""
