@@ -83,16 +83,22 @@ def noise2noise(f: nn.Module, x1: torch.Tensor, x2: torch.Tensor, beta_w: float,
     return terms
 
 
+def supervised(name: str, f: nn.Module, x: torch.Tensor, target: torch.Tensor,
+               beta_w: float) -> dict[str, torch.Tensor]:
+    """||f(x) - target||^2 (the data term, named ``name``) + beta_w ||Theta||^2."""
+    data = mse(f(x), target)
+    terms = {name: data, "weights": weight_penalty(f)}
+    terms["total"] = data + beta_w * terms["weights"]
+    return terms
+
+
 def noise2clean(f: nn.Module, x_noisy: torch.Tensor, reference: torch.Tensor | None,
                 beta_w: float) -> dict[str, torch.Tensor]:
     """Supervised Noise2Clean, Eq. 1: ||f(x_noisy) - x||^2 with the clean reference x."""
     if reference is None:
         raise ValueError("noise2clean needs a clean reference: this dataset has no 'reference' "
                          "(prepare it from clean images, or choose --method consensus|noise2noise)")
-    data = mse(f(x_noisy), reference)
-    terms = {"noise2clean": data, "weights": weight_penalty(f)}
-    terms["total"] = data + beta_w * terms["weights"]
-    return terms
+    return supervised("noise2clean", f, x_noisy, reference, beta_w)
 
 
 def distillation(g: nn.Module, x_est: torch.Tensor, teacher: torch.Tensor | None,
@@ -105,7 +111,4 @@ def distillation(g: nn.Module, x_est: torch.Tensor, teacher: torch.Tensor | None
     if teacher is None:
         raise ValueError("distill needs the teacher's output: this dataset has no 'teacher' "
                          "(use tomoconsensus distill, which adds it)")
-    data = mse(g(x_est), teacher)
-    terms = {"distill": data, "weights": weight_penalty(g)}
-    terms["total"] = data + beta_w * terms["weights"]
-    return terms
+    return supervised("distill", g, x_est, teacher, beta_w)
