@@ -22,7 +22,7 @@ from skimage.transform import resize
 from tomoconsensus.data.prepared import write_prepared
 from tomoconsensus.denoise import denoise
 from tomoconsensus.evaluate import evaluate
-from tomoconsensus.metrics import register_presenter, rmse, ssim
+from tomoconsensus.metrics import Presentation, register_presenter, rmse, ssim
 from tomoconsensus.modality import Slice, split_and_reconstruct
 from tomoconsensus.report import metrics_markdown
 from tomoconsensus.train import TrainConfig, train
@@ -52,7 +52,7 @@ class CountingModality:
         return {"scan_time_s": self.scan_time_s, "split": "binomial thinning, p = 1/2"}
 
 
-class CountingPresentation:
+class CountingPresentation(Presentation):
     """How evaluate/report show this modality: events per second, its own labels and baselines."""
 
     report_rows = (("rmse", "RMSE (events/s)", 1.0), ("ssim", "SSIM (%)", 100.0),
@@ -67,14 +67,6 @@ class CountingPresentation:
     @staticmethod
     def display(image: np.ndarray) -> np.ndarray:
         return 10.0 * np.asarray(image)[0]  # prepared units are events per second / 10
-
-    @staticmethod
-    def display_window(reference_2d: np.ndarray) -> tuple[float, float]:
-        return 0.0, float(reference_2d.max())
-
-    @staticmethod
-    def difference_range(window: tuple[float, float]) -> float:
-        return 0.2 * window[1]
 
     @staticmethod
     def roi_value_range(reference_2d: np.ndarray) -> tuple[float, float]:

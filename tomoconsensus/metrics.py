@@ -26,6 +26,20 @@ PRESENTERS = {"ct": "tomoconsensus.ct.presentation:CTPresentation",
               "pet": "tomoconsensus.pet.modality:PETModality"}
 
 
+class Presentation:
+    """Defaults for a modality whose display images are non-negative (MR magnitude, activity, counts):
+    window 0 to the reference's maximum, differences shown within 20 % of it. Subclasses set
+    ``report_rows``, ``unit_label``, ``error_key`` and the remaining methods."""
+
+    @staticmethod
+    def display_window(reference_2d: np.ndarray) -> tuple[float, float]:
+        return 0.0, float(reference_2d.max())
+
+    @staticmethod
+    def difference_range(window: tuple[float, float]) -> float:
+        return 0.2 * window[1]
+
+
 def register_presenter(modality: str, target: str | type) -> None:
     """Make ``modality`` (the prepared file's ``modality`` attribute) known to evaluate and report.
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from tomoconsensus.metrics import magnitude, mr_metrics
+from tomoconsensus.metrics import Presentation, magnitude, mr_metrics
 
 
-class MRPresentation:
+class MRPresentation(Presentation):
     """Display, metrics and labels of MR slices (prepared units: (real, imaginary), 2 channels)."""
 
     report_rows = (("rmse_1e-3", "RMSE (1e-3)", 1.0), ("ssim", "SSIM (%)", 100.0), ("psnr_db", "PSNR (dB)", 1.0),
@@ -26,14 +26,6 @@ class MRPresentation:
     @staticmethod
     def display(image: np.ndarray) -> np.ndarray:
         return magnitude(image)
-
-    @staticmethod
-    def display_window(reference_2d: np.ndarray) -> tuple[float, float]:
-        return 0.0, float(reference_2d.max())
-
-    @staticmethod
-    def difference_range(window: tuple[float, float]) -> float:
-        return 0.2 * window[1]
 
     @staticmethod
     def roi_value_range(reference_2d: np.ndarray) -> tuple[float, float]:

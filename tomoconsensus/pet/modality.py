@@ -20,6 +20,7 @@ import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from tomoconsensus.geometry import ParallelBeamGeometry, geometry_to_toml
+from tomoconsensus.metrics import Presentation
 from tomoconsensus.pet.recon import OSEM, CorrectedFBP
 from tomoconsensus.pet.thinning import binomial_thin
 
@@ -112,9 +113,7 @@ class PETModality:
         """0 to the 99.9th percentile of the reference (lesions near the top of the scale)."""
         return 0.0, float(np.percentile(reference_2d, 99.9)) or 1.0
 
-    @staticmethod
-    def difference_range(window: tuple[float, float]) -> float:
-        return 0.2 * window[1]
+    difference_range = staticmethod(Presentation.difference_range)
 
     @staticmethod
     def roi_value_range(reference_2d: np.ndarray) -> tuple[float, float]:
