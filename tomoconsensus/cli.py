@@ -133,23 +133,23 @@ def _prepare_ct_projections(args: argparse.Namespace) -> None:
 def _prepare_mr(args: argparse.Namespace) -> None:
     from tomoconsensus.data.prepared import write_prepared
     from tomoconsensus.mr.io import read_kspace
-    from tomoconsensus.mr.masks import check_design
     from tomoconsensus.mr.recon import sigpy_device
-    from tomoconsensus.mr.sources import check_calibration, undersampled_slices
+    from tomoconsensus.mr.sources import check_calibration, check_volumes, undersampled_slices
     from tomoconsensus.mr.split import MRModality
 
     check_output_file(args.out, _inputs(args.kspace), args.overwrite, read_folders=[args.kspace])
     device = sigpy_device(args.device)
     volumes = read_kspace(args.kspace)
     n = sum(len(v.kspace) for v in volumes)
-    for v in volumes:
-        check_design(v.kspace.shape[-2], args.acceleration, args.center_lines, v.source)
+    raw_attrs = check_volumes(volumes, args.acceleration, args.center_lines)
     check_calibration(args.center_lines)
-    modality = MRModality(args.acceleration, args.center_lines, args.sense_lambda, device=device)
+    acceleration = raw_attrs.get("acquired_acceleration", args.acceleration)  # a scanner's own undersampling
+    modality = MRModality(acceleration, args.center_lines, args.sense_lambda, device=device)
     scales: dict[str, float] = {}
     slices = undersampled_slices(volumes, args.acceleration, args.center_lines, args.seed,
                                  variable_density=args.variable_density, scales=scales, device=device)
-    attrs = {"source": str(args.kspace), "variable_density": args.variable_density, "scale_factors": scales}
+    attrs = {"source": str(args.kspace), "variable_density": args.variable_density, "scale_factors": scales,
+             **raw_attrs}
     summary = write_prepared(args.out, modality, slices, n, args.seed, attrs,
                              {"zero_filled": lambda m: modality.zero_filled(m)})
     print(summary)
@@ -317,7 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
     ct.set_defaults(func=_prepare_ct)
     mr = prep_sub.add_parser("mr", help="multi-coil Cartesian MR: random 4x masks split into two halves, "
                              "unbiased zero-filled halves, SENSE x_est")
-    mr.add_argument("--kspace", type=Path, required=True, help="fully sampled k-space: .h5/.npz/.mat file or folder")
+    mr.add_argument("--kspace", type=Path, required=True,
+                    help="multi-coil k-space: .h5/.npz/.mat, ISMRMRD .h5/.mrd or Siemens twix .dat file, or a "
+                    "folder of them; fully sampled data are undersampled with --acceleration, a scanner's "
+                    "undersampled raw data keep their acquired lines")
     mr.add_argument("--acceleration", type=_number(float, 1, what="a finite number > 1"), default=4.0)
     mr.add_argument("--center-lines", type=_POSITIVE_INT, default=48)
     mr.add_argument("--variable-density", type=_NON_NEGATIVE, default=0.0, help="0: uniform; d > 0: p ~ |k|^-d")

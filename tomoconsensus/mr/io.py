@@ -6,6 +6,10 @@ Supported layouts
   ``ky`` (fastMRI stores ``kx`` = readout last, with the width axis as phase encode).
 * Plain ``.npz`` / ``.h5`` with a complex ``kspace`` of shape (slices, coils, ky, kx) or
   (coils, ky, kx) (one slice); attribute/array ``phase_axis`` is not needed: ``ky`` is axis -2.
+* ISMRMRD (MRD) HDF5 (``dataset/data`` + ``dataset/xml``; :mod:`tomoconsensus.mr.ismrmrd_io`) and
+  Siemens twix ``.dat`` (:mod:`tomoconsensus.mr.twix_io`): scanner raw data, pre-whitened with
+  the noise scan where there is one, readout oversampling removed, and the acquired lines taken from
+  the file (``KSpaceVolume.acquired``; :mod:`tomoconsensus.mr.raw`).
 * NYU knee (Hammernik et al. 2018) ``rawdata*.mat``: variable ``rawdata`` stored as
   (readout, phase encode, coils); transposed to (coils, ky, kx). MAT v5 via scipy, v7.3 via h5py.
   This layout is from the dataset's description; no file of it was available to check here.
@@ -16,7 +20,7 @@ k = 0 must sit at index ``n // 2`` on both axes (the convention of ``sigpy.fft``
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +32,32 @@ from tomoconsensus.hdf5 import open_hdf5, read_array
 MAX_ENERGY = 1e36
 
 
+#: File endings read from a folder.
+KSPACE_SUFFIXES = (".h5", ".mrd", ".npz", ".mat", ".dat")
+
+
 @dataclass
 class KSpaceVolume:
-    """One volume (patient / series) of multi-coil k-space."""
+    """One volume (patient / series) of multi-coil k-space.
 
-    kspace: np.ndarray  # (slices, coils, ky, kx) complex64
+    Attributes
+    ----------
+    kspace : (slices, coils, ky, kx) complex64, zero on lines that were not acquired
+    volume_id : str
+    source : Path
+    acquired : (slices, ky) bool or None, the lines the scanner acquired (raw formats); None: all
+    notes : dict, what the reader did (format, pre-whitening, oversampling removal), for the prepared file
+    """
+
+    kspace: np.ndarray
     volume_id: str
     source: Path
+    acquired: np.ndarray | None = None
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def fully_sampled(self) -> bool:
+        return self.acquired is None or bool(self.acquired.all())
 
 
 def validate_kspace(kspace: np.ndarray, source, field: str = "kspace") -> np.ndarray:
@@ -87,11 +110,27 @@ def _read_mat(path: Path) -> np.ndarray:
     return data.transpose(2, 1, 0)  # -> (coils, ky, kx)
 
 
+def read_raw_file(path: Path, lines) -> KSpaceVolume:
+    """A scanner raw file through :func:`tomoconsensus.mr.raw.assemble_lines`."""
+    from tomoconsensus.mr.raw import assemble_lines
+
+    kspace, acquired, notes = assemble_lines(lines, path)
+    return KSpaceVolume(validate_kspace(kspace, path), path.stem, path, acquired, notes)
+
+
 def read_kspace_file(path: str | Path) -> KSpaceVolume:
     """One k-space file (layouts in the module docstring)."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, "--kspace", "an existing file or folder", "not found")
+    if path.suffix == ".dat":
+        from tomoconsensus.mr.twix_io import read_twix_lines
+
+        return read_raw_file(path, read_twix_lines(path))
+    from tomoconsensus.mr.ismrmrd_io import is_ismrmrd, read_ismrmrd_lines
+
+    if path.suffix in (".h5", ".mrd") and is_ismrmrd(path):
+        return read_raw_file(path, read_ismrmrd_lines(path))
     if path.suffix == ".npz":
         try:
             with np.load(path) as z:
@@ -113,11 +152,12 @@ def read_kspace_file(path: str | Path) -> KSpaceVolume:
 
 
 def read_kspace(path: str | Path) -> list[KSpaceVolume]:
-    """A file, or every .h5/.npz/.mat file of a folder (one volume each); shapes must agree within a volume."""
+    """A file, or every k-space file of a folder (one volume each, ``KSPACE_SUFFIXES``)."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in (".h5", ".npz", ".mat"))
+        files = sorted(p for p in path.iterdir() if p.suffix in KSPACE_SUFFIXES)
         if not files:
-            raise InputError(path, "files", "a folder with .h5, .npz or .mat k-space files", "none found")
+            raise InputError(path, "files", f"a folder with k-space files ({', '.join(KSPACE_SUFFIXES)})",
+                             "none found")
         return [read_kspace_file(p) for p in files]
     return [read_kspace_file(path)]

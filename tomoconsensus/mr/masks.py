@@ -108,15 +108,13 @@ def systematic_sample(probability: np.ndarray, rng: np.random.Generator) -> np.n
     return chosen
 
 
-def random_split_mask(n_lines: int, rng: np.random.Generator, acceleration: float = 4.0,
-                      center_lines: int = 48, variable_density: float = 0.0) -> SplitMask:
-    """Draw a 4x mask (exact line count) and split its outer lines into two equal random halves."""
-    prob = outer_probabilities(n_lines, acceleration, center_lines, variable_density)
-    centre = center_lines_mask(n_lines, center_lines)
-    outer_prob = np.where(centre, 0.0, prob)
-    outer = systematic_sample(outer_prob, rng)
-    mask = outer | centre
-    sampled = rng.permutation(np.flatnonzero(outer))
+def split_outer_lines(mask: np.ndarray, centre: np.ndarray, prob: np.ndarray, rng: np.random.Generator) -> SplitMask:
+    """Split the sampled outer lines of ``mask`` into two equal random halves; weights from ``prob``.
+
+    ``prob`` is each line's inclusion probability in ``mask`` (1 in the centre). Half 1 holds m1 =
+    m // 2 of the m sampled outer lines, so P(line in half 1) = p m1 / m, and its weight is the inverse.
+    """
+    sampled = rng.permutation(np.flatnonzero(mask & ~centre))
     m, m1 = len(sampled), len(sampled) // 2  # m is fixed by the design, so m1 / m is exact
     half1 = centre.copy()
     half1[sampled[:m1]] = True
@@ -127,3 +125,35 @@ def random_split_mask(n_lines: int, rng: np.random.Generator, acceleration: floa
         weight_half1 = np.where(centre, 1.0, m / max(m1, 1) / prob)
         weight_half2 = np.where(centre, 1.0, m / max(m - m1, 1) / prob)
     return SplitMask(mask, half1, half2, prob, weight_half1, weight_half2, weight_full)
+
+
+def random_split_mask(n_lines: int, rng: np.random.Generator, acceleration: float = 4.0,
+                      center_lines: int = 48, variable_density: float = 0.0) -> SplitMask:
+    """Draw a 4x mask (exact line count) and split its outer lines into two equal random halves."""
+    prob = outer_probabilities(n_lines, acceleration, center_lines, variable_density)
+    centre = center_lines_mask(n_lines, center_lines)
+    outer = systematic_sample(np.where(centre, 0.0, prob), rng)
+    return split_outer_lines(outer | centre, centre, prob, rng)
+
+
+def split_acquired_mask(acquired: np.ndarray, center_lines: int, rng: np.random.Generator, source=None) -> SplitMask:
+    """Split a scanner's own (prospective) undersampling: the file's acquired lines, not a drawn mask.
+
+    The ``center_lines`` central lines must all be acquired (both halves keep them); the acquired
+    outer lines are split at random. Their inclusion probability is taken as *uniform*,
+    p = (acquired outer lines) / (outer lines), as for a mask drawn uniformly at random: then each
+    half is unbiased over the scanner's masks as in :func:`random_split_mask`. For a regular
+    (e.g. GRAPPA every-R-th-line) or variable-density pattern this weighting is an assumption, and
+    each half is unbiased only over the random split, i.e. for the acquired data (say so in a report).
+    """
+    n_lines = len(acquired)
+    centre = center_lines_mask(n_lines, center_lines)
+    if not acquired[centre].all():
+        raise InputError(source, "acquired lines", f"all {center_lines} central lines acquired (--center-lines; "
+                         "both halves keep them)", f"{int((~acquired[centre]).sum())} of them missing")
+    outer = acquired & ~centre
+    if outer.sum() < 2:
+        raise InputError(source, "acquired lines", "at least 2 acquired lines outside the central ones (the "
+                         "halves split only those)", int(outer.sum()))
+    prob = np.where(centre, 1.0, outer.sum() / (~centre).sum())
+    return split_outer_lines(acquired, centre, prob, rng)

@@ -1,6 +1,9 @@
 """MR slices for preparation: retrospective 4x undersampling of fully sampled multi-coil k-space.
 
-For every slice a different random 4x mask is drawn (seeded per slice). ESPIRiT maps are
+For every slice a different random 4x mask is drawn (seeded per slice). A volume that the scanner
+already undersampled (raw files whose ``acquired`` lines are not all; ``KSpaceVolume.fully_sampled``)
+keeps its own lines instead (:func:`~tomoconsensus.mr.masks.split_acquired_mask`); it has no
+reference image, and its scale comes from the zero-filled image of the acquired lines. ESPIRiT maps are
 estimated from the central lines of the *undersampled* data (what a scanner would have). The
 reference is the fully sampled k-space combined with the same maps, so all images share phase and
 scale. Each volume is scaled into [-1, 1] by one factor, 1 / max |reference| over the volume's
@@ -16,7 +19,7 @@ import numpy as np
 from tomoconsensus.errors import InputError
 from tomoconsensus.modality import Slice
 from tomoconsensus.mr.io import KSpaceVolume
-from tomoconsensus.mr.masks import check_design, random_split_mask
+from tomoconsensus.mr.masks import check_design, random_split_mask, split_acquired_mask
 from tomoconsensus.mr.recon import espirit_maps, to_channels, zero_filled_combination
 from tomoconsensus.mr.split import MRMeasurement
 
@@ -42,22 +45,54 @@ def undersampled_slices(volumes: list[KSpaceVolume], acceleration: float, center
     check_calibration(center_lines, calib_width)
     seeds = iter(np.random.SeedSequence(seed).spawn(sum(len(v.kspace) for v in volumes)))
     for volume in volumes:
-        check_design(volume.kspace.shape[-2], acceleration, center_lines, volume.source)
+        if volume.fully_sampled:
+            check_design(volume.kspace.shape[-2], acceleration, center_lines, volume.source)
         prepared = []
         for i, kspace in enumerate(volume.kspace):
             rng = np.random.default_rng(next(seeds))
             n_lines = kspace.shape[-2]
-            design = random_split_mask(n_lines, rng, acceleration, center_lines, variable_density)
+            if volume.fully_sampled:
+                design = random_split_mask(n_lines, rng, acceleration, center_lines, variable_density)
+            else:
+                design = split_acquired_mask(volume.acquired[i], center_lines, rng, volume.source)
             undersampled = kspace * design.mask[None, :, None]
             maps = espirit_maps(undersampled, min(calib_width, center_lines), device)
             if not np.any(maps):
                 raise InputError(volume.source, "center_lines", "a calibration region from which ESPIRiT finds "
                                  "sensitivities (about 12 or more central lines)", center_lines)
-            reference = zero_filled_combination(kspace, maps, np.ones(n_lines))
-            prepared.append((i, undersampled, design, maps, reference))
-        scale = 1.0 / max(float(np.abs(p[4]).max()) for p in prepared)
+            lines = np.ones(n_lines) if volume.fully_sampled else design.mask.astype(float)
+            reference = zero_filled_combination(kspace, maps, lines)  # the scale's image where there is no reference
+            prepared.append((i, undersampled, design, maps, reference if volume.fully_sampled else None,
+                             float(np.abs(reference).max())))
+        scale = 1.0 / max(p[5] for p in prepared)
         if scales is not None:
             scales[volume.volume_id] = scale
-        for i, undersampled, design, maps, reference in prepared:
-            yield Slice(f"{volume.volume_id}_{i:03d}", volume.volume_id,
-                        MRMeasurement(undersampled, design, maps, scale), to_channels(reference, scale))
+        for i, undersampled, design, maps, reference, _ in prepared:
+            measurement = MRMeasurement(undersampled, design, maps, scale)
+            yield Slice(f"{volume.volume_id}_{i:03d}", volume.volume_id, measurement,
+                        None if reference is None else to_channels(reference, scale))
+
+
+def check_volumes(volumes: list[KSpaceVolume], acceleration: float, center_lines: int) -> dict:
+    """Check the mask design against every volume; return attributes for the prepared file.
+
+    Fully sampled volumes are undersampled with ``acceleration`` (checked by ``check_design``);
+    the scanner's own undersampling is kept (its acceleration is reported, ``--acceleration``
+    does not apply) and its central lines must be acquired (``split_acquired_mask`` checks).
+    The attributes record the raw readers' notes (format, pre-whitening, oversampling removal).
+    """
+    prospective = [v for v in volumes if not v.fully_sampled]
+    for v in volumes:
+        if v.fully_sampled:
+            check_design(v.kspace.shape[-2], acceleration, center_lines, v.source)
+    attrs: dict = {"undersampling": "retrospective (random masks drawn here)" if not prospective else
+                   "the scanner's acquired lines" if len(prospective) == len(volumes) else "mixed"}
+    if prospective:
+        lines = np.concatenate([v.acquired for v in prospective])
+        attrs["acquired_acceleration"] = float(lines.shape[1] / lines.sum(axis=1).mean())
+    notes = [v.notes for v in volumes if v.notes]
+    if notes:
+        attrs["raw_format"] = sorted({n["format"] for n in notes})
+        attrs["prewhitened"] = [bool(n["prewhitened"]) for n in notes]
+        attrs["readout_oversampling_removed"] = [float(n["readout_oversampling"]) for n in notes]
+    return attrs
