@@ -173,6 +173,46 @@ def _prepare_pet(args: argparse.Namespace) -> None:
     print(write_prepared(args.out, modality, islice(prompt_slices(stack), n), n, args.seed, attrs))
 
 
+def _prepare_spectral(args: argparse.Namespace) -> None:
+    from tomoconsensus.data.prepared import write_prepared
+    from tomoconsensus.devices import torch_device
+    from tomoconsensus.geometry import load_geometry
+    from tomoconsensus.spectral.io import read_counts
+    from tomoconsensus.spectral.modality import SpectralModality
+    from tomoconsensus.spectral.sources import check_stack, count_slices
+    from tomoconsensus.spectral.spectrum import load_spectrum
+
+    check_output_file(args.out, _inputs(args.counts), args.overwrite)
+    spectrum = load_spectrum(args.spectrum)
+    geom = load_geometry(args.geometry)
+    stack = read_counts(args.counts)
+    check_stack(stack, geom, args.counts)
+    n = len(stack.counts) if args.max_slices is None else min(args.max_slices, len(stack.counts))
+    modality = SpectralModality(geom, spectrum, stack.edges_kev, args.split, args.reference_water_mm,
+                                torch_device(args.device))
+    attrs = {"source": str(args.counts)}
+    print(write_prepared(args.out, modality, islice(count_slices(stack), n), n, args.seed, attrs))
+
+
+def _add_prepare_spectral(prep_sub) -> None:
+    sp = prep_sub.add_parser("spectral", help="photon-counting CT bin counts: odd/even views (or binomial "
+                             "thinning) per bin, FBP of every bin")
+    sp.add_argument("--counts", type=Path, required=True, help="bin counts + air counts (.h5, docs/spectral.md)")
+    sp.add_argument("--geometry", required=True, help="fan-beam geometry name or TOML (views x channels of the counts)")
+    sp.add_argument("--spectrum", type=Path, default=None, help="CSV energy_kev,fraction summing to 1 (default: the "
+                    "shipped 120 kVp spectrum); used for the bins' attenuation matrix")
+    sp.add_argument("--split", choices=("views", "thinning"), default="views",
+                    help="views: odd/even views in every bin (default); thinning: binomial thinning of the counts")
+    sp.add_argument("--reference-water-mm", type=_number(float, 0, low_open=False, what="a water path >= 0 in mm"),
+                    default=200.0, help="water path at which the bins are linearised (typical body path)")
+    sp.add_argument("--seed", type=_NON_NEGATIVE_INT, default=0, help="seed of the thinning")
+    sp.add_argument("--max-slices", type=_POSITIVE_INT, default=None, help="only the first N slices")
+    sp.add_argument("--device", type=_device, default="auto", help=DEVICE_HELP)
+    sp.add_argument("--out", type=Path, required=True)
+    sp.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    sp.set_defaults(func=_prepare_spectral)
+
+
 def _train_overrides(args: argparse.Namespace) -> dict:
     """Run-config values given on the command line (``train`` and ``distill``)."""
     return {"epochs": args.epochs, "max_steps": args.max_steps, "device": args.device,
@@ -345,6 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     pet.add_argument("--max-slices", type=int, default=None, help="only the first N slices")
     pet.add_argument("--out", type=Path, required=True)
     pet.set_defaults(func=_prepare_pet)
+    _add_prepare_spectral(prep_sub)
 
     tr = sub.add_parser("train", help="train consensus / Noise2Noise / Noise2Clean networks")
     tr.add_argument("--method", choices=METHODS)

@@ -32,6 +32,7 @@ import h5py
 import numpy as np
 
 from tomoconsensus.atomic import atomic_path
+from tomoconsensus.counts import as_counts
 from tomoconsensus.errors import InputError, require_finite
 from tomoconsensus.hdf5 import open_hdf5, read_strings
 
@@ -71,30 +72,6 @@ class PromptStack:
         n = len(self.prompts)
         self.slice_ids = self.slice_ids or [f"slice{i:04d}" for i in range(n)]
         self.patient_ids = self.patient_ids or [s.split("_")[0] for s in self.slice_ids]
-
-
-def as_counts(values: np.ndarray, source, field: str) -> np.ndarray:
-    """Raw counts as int64; fractional, negative or non-finite values raise InputError.
-
-    Only raw counts can be thinned (docs/pet.md): corrected, scaled or smoothed sinograms are not
-    Poisson, and their binomial split would not give independent halves.
-    """
-    values = np.asarray(values)
-    if values.dtype.kind in "iu":
-        counts = values.astype(np.int64)
-    else:
-        if values.dtype.kind not in "fb":
-            raise InputError(source, field, "integer counts", str(values.dtype))
-        require_finite(values, source, field)
-        fractional = int(np.count_nonzero(values != np.round(values)))
-        if fractional:
-            raise InputError(source, field, "non-negative integer counts (raw prompts, before any correction)",
-                             f"{fractional} fractional values, e.g. {values[values != np.round(values)].flat[0]:g}")
-        counts = values.astype(np.int64)
-    if counts.size and counts.min() < 0:
-        raise InputError(source, field, "non-negative integer counts", f"{int((counts < 0).sum())} negative values, "
-                         f"minimum {int(counts.min())}")
-    return counts
 
 
 def check_factor(values, shape: tuple, source, field: str, positive: bool) -> np.ndarray:

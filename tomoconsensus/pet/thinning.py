@@ -20,25 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def binomial_thin(counts: np.ndarray, rng: np.random.Generator, p: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """Split raw counts into ``y1 ~ Binomial(y, p)`` and ``y2 = y - y1``.
-
-    Parameters
-    ----------
-    counts : ndarray of non-negative integers, any shape
-        Raw counts (validate with :func:`tomoconsensus.pet.io.as_counts`).
-    rng : numpy Generator
-    p : float
-        Probability that one count goes to the first half.
-
-    Returns
-    -------
-    y1, y2 : ndarray, int64, the shape of ``counts``; ``y1 + y2 == counts`` exactly.
-    """
-    counts = np.asarray(counts, dtype=np.int64)
-    y1 = rng.binomial(counts, p).astype(np.int64)
-    return y1, counts - y1
+from tomoconsensus.counts import binomial_thin  # noqa: F401 - the split itself lives with the counts
 
 
 def assign_events(bin_index: np.ndarray, n_bins: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
