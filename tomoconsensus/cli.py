@@ -285,9 +285,25 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tomoconsensus", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_prepare_parser(sub)
+    _add_train_parser(sub)
+    _add_distill_parser(sub)
+    _add_denoise_parser(sub)
+    _add_evaluate_parser(sub)
+    _add_demo_parser(sub)
+    return parser
 
+
+def _add_prepare_parser(sub) -> None:
+    """``prepare ct | mr | pet``."""
     prep = sub.add_parser("prepare", help="split and reconstruct raw data into a prepared HDF5 dataset")
     prep_sub = prep.add_subparsers(dest="modality", required=True)
+    _add_prepare_ct_parser(prep_sub)
+    _add_prepare_mr_parser(prep_sub)
+    _add_prepare_pet_parser(prep_sub)
+
+
+def _add_prepare_ct_parser(prep_sub) -> None:
     ct = prep_sub.add_parser("ct", help="fan-beam CT: odd/even views, Hann FBP of each half and of all views")
     src = ct.add_mutually_exclusive_group(required=True)
     src.add_argument("--images", type=Path, help="clean images in HU: DICOM folder/file or .npy/.npz stack")
@@ -315,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     ct.add_argument("--max-slices", type=_POSITIVE_INT, default=None, help="only the first N slices")
     ct.add_argument("--device", type=_device, default="auto", help=f"torch device for the FBP: {DEVICE_HELP}")
     ct.set_defaults(func=_prepare_ct)
+
+
+def _add_prepare_mr_parser(prep_sub) -> None:
     mr = prep_sub.add_parser("mr", help="multi-coil Cartesian MR: random 4x masks split into two halves, "
                              "unbiased zero-filled halves, SENSE x_est")
     mr.add_argument("--kspace", type=Path, required=True, help="fully sampled k-space: .h5/.npz/.mat file or folder")
@@ -329,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     mr.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     mr.set_defaults(func=_prepare_mr)
 
+
+def _add_prepare_pet_parser(prep_sub) -> None:
     pet = prep_sub.add_parser("pet", help="2-D PET prompts: binomial thinning, corrected FBP (or OSEM) of each "
                               "half x2 and of all prompts")
     pet.add_argument("--prompts", type=Path, required=True, help="prompt sinograms + factors (.h5/.npz, docs/pet.md)")
@@ -343,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     pet.add_argument("--out", type=Path, required=True)
     pet.set_defaults(func=_prepare_pet)
 
+
+def _add_train_parser(sub) -> None:
     tr = sub.add_parser("train", help="train consensus / Noise2Noise / Noise2Clean networks")
     tr.add_argument("--method", choices=METHODS)
     _add_training_arguments(tr)
@@ -350,11 +373,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="consensus with one shared network (see docs/method.md)")
     tr.set_defaults(func=_train)
 
+
+def _add_distill_parser(sub) -> None:
     ds = sub.add_parser("distill", help="train one image network g(x_est) on a trained run's output (deployment)")
     ds.add_argument("--teacher", type=Path, required=True, help="finished run to distil (consensus, noise2noise, ...)")
     _add_training_arguments(ds)
     ds.set_defaults(func=_distill, tie_networks=False)
 
+
+def _add_denoise_parser(sub) -> None:
     dn = sub.add_parser("denoise", help="apply a trained run to a prepared file, or an image run to a DICOM series")
     dn.add_argument("--run", type=Path, required=True)
     inp = dn.add_mutually_exclusive_group(required=True)
@@ -373,6 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     dn.add_argument("--device", type=_device, default="auto", help=DEVICE_HELP)
     dn.set_defaults(func=_denoise)
 
+
+def _add_evaluate_parser(sub) -> None:
     ev = sub.add_parser("evaluate", help="metrics, tables and figures against the reference")
     ev.add_argument("--data", type=Path, required=True, help="prepared test .h5 (with reference)")
     ev.add_argument("--results", nargs="*", help="NAME=DENOISED.h5 ... (baselines are added automatically)")
@@ -382,6 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="replace the report files of an earlier evaluation in --out")
     ev.set_defaults(func=_evaluate)
 
+
+def _add_demo_parser(sub) -> None:
     demo = sub.add_parser("demo", help="prepare, train, denoise and evaluate on embedded data")
     demo.add_argument("modality", nargs="?", default="ct", choices=("ct", "mr", "all"))
     demo.add_argument("--out", type=Path, default=Path("demo_out"))
@@ -390,7 +421,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--overwrite", action="store_true",
                       help="replace a demo folder written with another protocol (e.g. --quick)")
     demo.set_defaults(func=_demo)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
