@@ -64,12 +64,8 @@ def _inputs(*paths) -> list[Path]:
 
 def _prepare_ct(args: argparse.Namespace) -> None:
     from tomoconsensus.ct.io import read_images, read_sinograms
-    from tomoconsensus.ct.sources import measured_slices, simulated_slices
-    from tomoconsensus.ct.split import CTModality
-    from tomoconsensus.ct.tv import TVConfig, tv_reconstruct
-    from tomoconsensus.data.prepared import write_prepared
-    from tomoconsensus.devices import torch_device
-    from tomoconsensus.geometry import FanBeamGeometry, load_geometry
+    from tomoconsensus.ct.tv import TVConfig
+    from tomoconsensus.pipelines.ct import ct_modality, fan_beam_geometry, measured_source, simulated_source, write_ct
 
     if args.projections:
         return _prepare_ct_projections(args)
@@ -79,33 +75,14 @@ def _prepare_ct(args: argparse.Namespace) -> None:
         args.dose_fraction = 0.25
     geometry_file = Path(args.geometry) if Path(args.geometry).exists() else None
     check_output_file(args.out, _inputs(args.images, args.sinograms, geometry_file), args.overwrite)
-    geom = load_geometry(args.geometry)
-    if not isinstance(geom, FanBeamGeometry):
-        raise InputError(args.geometry, "beam", "a fan-beam geometry for CT preparation", geom.beam)
-    attrs: dict = {}
+    geom = fan_beam_geometry(args.geometry)
     if args.images:
-        stack = read_images(args.images, args.pixel_spacing_mm)
-        n = len(stack.hu) if args.max_slices is None else min(args.max_slices, len(stack.hu))
-        slices = simulated_slices(stack, geom, args.dose_fraction, args.seed, args.reference)
-        attrs.update(source=str(args.images), source_kind="simulated from clean images", reference_kind=args.reference,
-                     dose_fraction=args.dose_fraction, incident_photons_full_dose=geom.protocol.incident_photons,
-                     electronic_noise_std=geom.protocol.electronic_noise_std)
+        source = simulated_source(read_images(args.images, args.pixel_spacing_mm), geom, args.dose_fraction,
+                                  args.seed, args.images, args.reference, args.max_slices)
     else:
-        stack = read_sinograms(args.sinograms, geom)
-        n = len(stack.sinograms) if args.max_slices is None else min(args.max_slices, len(stack.sinograms))
-        slices = measured_slices(stack)
-        attrs.update(source=str(args.sinograms), source_kind="measured sinograms")
-    if n == 0:
-        raise InputError(args.images or args.sinograms, "slices", "at least one slice", 0)
-    modality = CTModality(geom, device=torch_device(args.device))
-    baselines = {}
-    if args.tv:
-        tv = TVConfig(lam=args.tv_lam, n_iter=args.tv_iter)
-        baselines["tv"] = lambda sino: modality.to_units(tv_reconstruct(sino, geom, tv))
-        attrs.update(tv_lam=tv.lam, tv_iter=tv.n_iter)
-    summary = write_prepared(args.out, modality, islice(slices, n), n, args.seed,
-                             attrs, baselines)
-    print(summary)
+        source = measured_source(read_sinograms(args.sinograms, geom), args.sinograms, args.max_slices)
+    tv = TVConfig(lam=args.tv_lam, n_iter=args.tv_iter) if args.tv else None
+    print(write_ct(args.out, ct_modality(geom, args.device), source, args.seed, tv))
 
 
 def _prepare_ct_projections(args: argparse.Namespace) -> None:
@@ -131,28 +108,12 @@ def _prepare_ct_projections(args: argparse.Namespace) -> None:
 
 
 def _prepare_mr(args: argparse.Namespace) -> None:
-    from tomoconsensus.data.prepared import write_prepared
     from tomoconsensus.mr.io import read_kspace
-    from tomoconsensus.mr.masks import check_design
-    from tomoconsensus.mr.recon import sigpy_device
-    from tomoconsensus.mr.sources import check_calibration, undersampled_slices
-    from tomoconsensus.mr.split import MRModality
+    from tomoconsensus.pipelines.mr import mr_modality, write_mr
 
     check_output_file(args.out, _inputs(args.kspace), args.overwrite, read_folders=[args.kspace])
-    device = sigpy_device(args.device)
-    volumes = read_kspace(args.kspace)
-    n = sum(len(v.kspace) for v in volumes)
-    for v in volumes:
-        check_design(v.kspace.shape[-2], args.acceleration, args.center_lines, v.source)
-    check_calibration(args.center_lines)
-    modality = MRModality(args.acceleration, args.center_lines, args.sense_lambda, device=device)
-    scales: dict[str, float] = {}
-    slices = undersampled_slices(volumes, args.acceleration, args.center_lines, args.seed,
-                                 variable_density=args.variable_density, scales=scales, device=device)
-    attrs = {"source": str(args.kspace), "variable_density": args.variable_density, "scale_factors": scales}
-    summary = write_prepared(args.out, modality, slices, n, args.seed, attrs,
-                             {"zero_filled": lambda m: modality.zero_filled(m)})
-    print(summary)
+    modality = mr_modality(args.acceleration, args.center_lines, args.sense_lambda, args.device)
+    print(write_mr(args.out, modality, read_kspace(args.kspace), args.seed, args.kspace, args.variable_density))
 
 
 def _prepare_pet(args: argparse.Namespace) -> None:
