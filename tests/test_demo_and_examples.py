@@ -58,6 +58,9 @@ def test_quick_mr_demo_runs_end_to_end(tmp_path, capsys):
     metrics = json.loads((tmp_path / "mr" / "report" / "metrics.json").read_text())
     assert set(metrics["methods"]) == {"SENSE", "Zero-filling", "Consensus", "Consensus z (paper)", "Noise2Noise",
                                        "Noise2Noise f(x1)", "Noise2Clean", "Distilled g(x_est)"}
+    with h5py.File(tmp_path / "mr" / "mr_test.h5") as f:  # written by the same pipeline as prepare mr
+        assert {"acceleration", "center_lines", "coils", "noise_std", "scale_factors"} <= set(f.attrs)
+        assert f.attrs["coils"] == 4 and f.attrs["center_lines"] == 12
 
 
 def test_mr_example_kspace_goes_through_prepare_mr(tmp_path):
@@ -72,6 +75,7 @@ def test_mr_example_kspace_goes_through_prepare_mr(tmp_path):
         assert f["x1"].shape == (4, 2, 64, 64)
         scales = json.loads(f.attrs["scale_factors"])
         assert len(scales) == 2 and all(0 < v < 10 for v in scales.values())
+        assert f.attrs["coils"] == 4 and f.attrs["center_lines"] == 12 and f.attrs["acceleration"] == 4.0
 
 
 def test_demo_split_is_the_manifest_split():
