@@ -129,3 +129,28 @@ def test_mr_example_pipeline_script_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((tmp_path / "out" / "report" / "metrics.json").read_text())
     assert set(metrics["methods"]) == {"SENSE", "Zero-filling", "Consensus", "Noise2Noise", "Noise2Clean"}
+
+
+@pytest.mark.parametrize("modality, device_function, prepare", [
+    ("ct", "tomoconsensus.pipelines.ct.torch_device",
+     ["prepare", "ct", "--images", "tests/data/ct/dicom", "--geometry", "demo-fanbeam"]),
+    ("mr", "tomoconsensus.pipelines.mr.sigpy_device",
+     ["prepare", "mr", "--kspace", "tests/data/mr/twix_gre_phantom_2ch.h5"]),
+])
+def test_demo_and_prepare_build_the_modality_on_the_same_device(modality, device_function, prepare, tmp_path,
+                                                               monkeypatch):
+    """`demo` and `prepare` go through one pipeline per modality: --device cuda:1 reaches the same device
+    function (the MR demo used to run SENSE on GPU 0 whatever was asked)."""
+    from tomoconsensus.errors import InputError
+
+    asked = []
+
+    def refuse(name, *args):
+        asked.append(name)
+        raise InputError("--device", "device", "a device this test allows", name)
+
+    monkeypatch.setattr(device_function, refuse)
+    monkeypatch.chdir(ROOT)
+    assert main(["demo", modality, "--quick", "--out", str(tmp_path / "demo"), "--device", "cuda:1"]) == 2
+    assert main([*prepare, "--out", str(tmp_path / "p.h5"), "--device", "cuda:1"]) == 2
+    assert asked == ["cuda:1", "cuda:1"]
