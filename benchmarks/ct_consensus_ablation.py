@@ -21,13 +21,10 @@ import tempfile
 from pathlib import Path
 
 from tomoconsensus.ct.io import read_images
-from tomoconsensus.ct.sources import simulated_slices
-from tomoconsensus.ct.split import CTModality
-from tomoconsensus.data.prepared import write_prepared
 from tomoconsensus.demo import CT_VAL_PATIENTS, DemoProtocol, _subset, demo_config, evenly_spaced, prepare_ct_demo
 from tomoconsensus.denoise import denoise
 from tomoconsensus.evaluate import evaluate
-from tomoconsensus.geometry import load_geometry
+from tomoconsensus.pipelines.ct import ct_modality, fan_beam_geometry, simulated_source, write_ct
 from tomoconsensus.train import train
 
 from common import RESULTS, write_result
@@ -62,10 +59,9 @@ def training_file(data: Path, per_patient: int) -> Path:
         grid = data / f"tcia_series_{per_patient}.npz"
         subprocess.run([sys.executable, str(ROOT / "examples" / "ct" / "make_demo_slices.py"), str(SERIES), str(grid),
                         str(per_patient)], check=True)
-        geom = load_geometry("demo-fanbeam")
+        geom = fan_beam_geometry("demo-fanbeam")
         stack = evenly_spaced(_subset(read_images(grid), lambda p: p not in CT_VAL_PATIENTS), per_patient)
-        write_prepared(path, CTModality(geom), simulated_slices(stack, geom, 0.25, 0), len(stack.hu), 0,
-                       {"dose_fraction": 0.25, "reference_kind": "noiseless-fbp"}, {}, False)
+        write_ct(path, ct_modality(geom, "cpu"), simulated_source(stack, geom, 0.25, 0, grid), 0, progress=False)
     return path
 
 

@@ -9,7 +9,7 @@ per epoch, 100 epochs, Adam 1e-4, beta_w 5e-6, beta_r 0.5), the test patients ar
 evaluated (RMSE in HU over the image; SSIM within [-160, 240] HU; mean +- std over test slices).
 
 It chains the package's own steps, as ``examples/ct/run_paper_protocol.sh`` does:
-``simulated_slices`` + ``write_prepared`` (prepare), ``train``, ``denoise``, ``evaluate``.
+``tomoconsensus.pipelines.ct`` (prepare), ``train``, ``denoise``, ``evaluate``.
 
 Full scale (a GPU; preparation ~5 s per slice on 2 CPU cores, 40 slices per patient)::
 
@@ -39,13 +39,11 @@ import torch
 
 from tomoconsensus.atomic import write_text_atomic
 from tomoconsensus.ct.io import ImageStack, read_images
-from tomoconsensus.ct.sources import simulated_slices
-from tomoconsensus.ct.split import CTModality
-from tomoconsensus.ct.tv import TVConfig, tv_reconstruct
-from tomoconsensus.data.prepared import write_prepared
+from tomoconsensus.ct.tv import TVConfig
 from tomoconsensus.denoise import denoise
 from tomoconsensus.evaluate import evaluate
 from tomoconsensus.geometry import FanBeamGeometry, load_geometry
+from tomoconsensus.pipelines.ct import ct_modality, simulated_source, write_ct
 from tomoconsensus.train import load_train_config, train
 
 from common import RESULTS, write_result
@@ -160,16 +158,15 @@ def prepare(scale: Scale, work: Path) -> tuple[dict[str, Path], dict[str, float]
     """Prepared train/val/test files (TV baseline on the test file when asked); seconds per split."""
     geom = scaled_geometry(scale)
     gpu = scale.device != "cpu" and torch.cuda.is_available()
-    modality = CTModality(geom, device="cuda" if gpu else "cpu")
-    attrs = {"dose_fraction": 0.25, "reference_kind": "noiseless-fbp", "source": str(SERIES)}
+    modality = ct_modality(geom, "cuda" if gpu else "cpu")
     tv_config = TVConfig(n_iter=scale.tv_iter)
-    tv = {"tv": lambda sino: modality.to_units(tv_reconstruct(sino, geom, tv_config))}
     paths, seconds = {}, {}
     for offset, (name, files) in enumerate(patient_split(scale).items()):
         stack = load_stack(files, scale.slices_per_patient)
         paths[name] = work / f"ct_{name}.h5"
-        summary = write_prepared(paths[name], modality, simulated_slices(stack, geom, 0.25, scale.seed + offset),
-                                 len(stack.hu), scale.seed + offset, attrs, tv if (name == "test" and scale.tv) else {})
+        source = simulated_source(stack, geom, 0.25, scale.seed + offset, SERIES)
+        summary = write_ct(paths[name], modality, source, scale.seed + offset,
+                           tv_config if (name == "test" and scale.tv) else None)
         print(summary)
         seconds[name] = summary.seconds
     return paths, seconds

@@ -58,6 +58,9 @@ def test_quick_mr_demo_runs_end_to_end(tmp_path, capsys):
     metrics = json.loads((tmp_path / "mr" / "report" / "metrics.json").read_text())
     assert set(metrics["methods"]) == {"SENSE", "Zero-filling", "Consensus", "Consensus z (paper)", "Noise2Noise",
                                        "Noise2Noise f(x1)", "Noise2Clean", "Distilled g(x_est)"}
+    with h5py.File(tmp_path / "mr" / "mr_test.h5") as f:  # written by the same pipeline as prepare mr
+        assert {"acceleration", "center_lines", "coils", "noise_std", "scale_factors"} <= set(f.attrs)
+        assert f.attrs["coils"] == 4 and f.attrs["center_lines"] == 12
 
 
 def test_mr_example_kspace_goes_through_prepare_mr(tmp_path):
@@ -72,6 +75,7 @@ def test_mr_example_kspace_goes_through_prepare_mr(tmp_path):
         assert f["x1"].shape == (4, 2, 64, 64)
         scales = json.loads(f.attrs["scale_factors"])
         assert len(scales) == 2 and all(0 < v < 10 for v in scales.values())
+        assert f.attrs["coils"] == 4 and f.attrs["center_lines"] == 12 and f.attrs["acceleration"] == 4.0
 
 
 def test_demo_split_is_the_manifest_split():
@@ -125,3 +129,28 @@ def test_mr_example_pipeline_script_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((tmp_path / "out" / "report" / "metrics.json").read_text())
     assert set(metrics["methods"]) == {"SENSE", "Zero-filling", "Consensus", "Noise2Noise", "Noise2Clean"}
+
+
+@pytest.mark.parametrize("modality, device_function, prepare", [
+    ("ct", "tomoconsensus.pipelines.ct.torch_device",
+     ["prepare", "ct", "--images", "tests/data/ct/dicom", "--geometry", "demo-fanbeam"]),
+    ("mr", "tomoconsensus.pipelines.mr.sigpy_device",
+     ["prepare", "mr", "--kspace", "tests/data/mr/twix_gre_phantom_2ch.h5"]),
+])
+def test_demo_and_prepare_build_the_modality_on_the_same_device(modality, device_function, prepare, tmp_path,
+                                                               monkeypatch):
+    """`demo` and `prepare` go through one pipeline per modality: --device cuda:1 reaches the same device
+    function (the MR demo used to run SENSE on GPU 0 whatever was asked)."""
+    from tomoconsensus.errors import InputError
+
+    asked = []
+
+    def refuse(name, *args):
+        asked.append(name)
+        raise InputError("--device", "device", "a device this test allows", name)
+
+    monkeypatch.setattr(device_function, refuse)
+    monkeypatch.chdir(ROOT)
+    assert main(["demo", modality, "--quick", "--out", str(tmp_path / "demo"), "--device", "cuda:1"]) == 2
+    assert main([*prepare, "--out", str(tmp_path / "p.h5"), "--device", "cuda:1"]) == 2
+    assert asked == ["cuda:1", "cuda:1"]

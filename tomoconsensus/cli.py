@@ -64,12 +64,8 @@ def _inputs(*paths) -> list[Path]:
 
 def _prepare_ct(args: argparse.Namespace) -> None:
     from tomoconsensus.ct.io import read_images, read_sinograms
-    from tomoconsensus.ct.sources import measured_slices, simulated_slices
-    from tomoconsensus.ct.split import CTModality
-    from tomoconsensus.ct.tv import TVConfig, tv_reconstruct
-    from tomoconsensus.data.prepared import write_prepared
-    from tomoconsensus.devices import torch_device
-    from tomoconsensus.geometry import FanBeamGeometry, load_geometry
+    from tomoconsensus.ct.tv import TVConfig
+    from tomoconsensus.pipelines.ct import ct_modality, fan_beam_geometry, measured_source, simulated_source, write_ct
 
     if args.projections:
         return _prepare_ct_projections(args)
@@ -79,33 +75,14 @@ def _prepare_ct(args: argparse.Namespace) -> None:
         args.dose_fraction = 0.25
     geometry_file = Path(args.geometry) if Path(args.geometry).exists() else None
     check_output_file(args.out, _inputs(args.images, args.sinograms, geometry_file), args.overwrite)
-    geom = load_geometry(args.geometry)
-    if not isinstance(geom, FanBeamGeometry):
-        raise InputError(args.geometry, "beam", "a fan-beam geometry for CT preparation", geom.beam)
-    attrs: dict = {}
+    geom = fan_beam_geometry(args.geometry)
     if args.images:
-        stack = read_images(args.images, args.pixel_spacing_mm)
-        n = len(stack.hu) if args.max_slices is None else min(args.max_slices, len(stack.hu))
-        slices = simulated_slices(stack, geom, args.dose_fraction, args.seed, args.reference)
-        attrs.update(source=str(args.images), source_kind="simulated from clean images", reference_kind=args.reference,
-                     dose_fraction=args.dose_fraction, incident_photons_full_dose=geom.protocol.incident_photons,
-                     electronic_noise_std=geom.protocol.electronic_noise_std)
+        source = simulated_source(read_images(args.images, args.pixel_spacing_mm), geom, args.dose_fraction,
+                                  args.seed, args.images, args.reference, args.max_slices)
     else:
-        stack = read_sinograms(args.sinograms, geom)
-        n = len(stack.sinograms) if args.max_slices is None else min(args.max_slices, len(stack.sinograms))
-        slices = measured_slices(stack)
-        attrs.update(source=str(args.sinograms), source_kind="measured sinograms")
-    if n == 0:
-        raise InputError(args.images or args.sinograms, "slices", "at least one slice", 0)
-    modality = CTModality(geom, device=torch_device(args.device))
-    baselines = {}
-    if args.tv:
-        tv = TVConfig(lam=args.tv_lam, n_iter=args.tv_iter)
-        baselines["tv"] = lambda sino: modality.to_units(tv_reconstruct(sino, geom, tv))
-        attrs.update(tv_lam=tv.lam, tv_iter=tv.n_iter)
-    summary = write_prepared(args.out, modality, islice(slices, n), n, args.seed,
-                             attrs, baselines)
-    print(summary)
+        source = measured_source(read_sinograms(args.sinograms, geom), args.sinograms, args.max_slices)
+    tv = TVConfig(lam=args.tv_lam, n_iter=args.tv_iter) if args.tv else None
+    print(write_ct(args.out, ct_modality(geom, args.device), source, args.seed, tv))
 
 
 def _prepare_ct_projections(args: argparse.Namespace) -> None:
@@ -131,28 +108,12 @@ def _prepare_ct_projections(args: argparse.Namespace) -> None:
 
 
 def _prepare_mr(args: argparse.Namespace) -> None:
-    from tomoconsensus.data.prepared import write_prepared
     from tomoconsensus.mr.io import read_kspace
-    from tomoconsensus.mr.recon import sigpy_device
-    from tomoconsensus.mr.sources import check_calibration, check_volumes, undersampled_slices
-    from tomoconsensus.mr.split import MRModality
+    from tomoconsensus.pipelines.mr import mr_modality, write_mr
 
     check_output_file(args.out, _inputs(args.kspace), args.overwrite, read_folders=[args.kspace])
-    device = sigpy_device(args.device)
-    volumes = read_kspace(args.kspace)
-    n = sum(len(v.kspace) for v in volumes)
-    raw_attrs = check_volumes(volumes, args.acceleration, args.center_lines)
-    check_calibration(args.center_lines)
-    acceleration = raw_attrs.get("acquired_acceleration", args.acceleration)  # a scanner's own undersampling
-    modality = MRModality(acceleration, args.center_lines, args.sense_lambda, device=device)
-    scales: dict[str, float] = {}
-    slices = undersampled_slices(volumes, args.acceleration, args.center_lines, args.seed,
-                                 variable_density=args.variable_density, scales=scales, device=device)
-    attrs = {"source": str(args.kspace), "variable_density": args.variable_density, "scale_factors": scales,
-             **raw_attrs}
-    summary = write_prepared(args.out, modality, slices, n, args.seed, attrs,
-                             {"zero_filled": lambda m: modality.zero_filled(m)})
-    print(summary)
+    modality = mr_modality(args.acceleration, args.center_lines, args.sense_lambda, args.device)
+    print(write_mr(args.out, modality, read_kspace(args.kspace), args.seed, args.kspace, args.variable_density))
 
 
 def _prepare_pet(args: argparse.Namespace) -> None:
@@ -194,7 +155,7 @@ def _prepare_spectral(args: argparse.Namespace) -> None:
     print(write_prepared(args.out, modality, islice(count_slices(stack), n), n, args.seed, attrs))
 
 
-def _add_prepare_spectral(prep_sub) -> None:
+def _add_prepare_spectral_parser(prep_sub) -> None:
     sp = prep_sub.add_parser("spectral", help="photon-counting CT bin counts: odd/even views (or binomial "
                              "thinning) per bin, FBP of every bin")
     sp.add_argument("--counts", type=Path, required=True, help="bin counts + air counts (.h5, docs/spectral.md)")
@@ -325,9 +286,26 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tomoconsensus", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_prepare_parser(sub)
+    _add_train_parser(sub)
+    _add_distill_parser(sub)
+    _add_denoise_parser(sub)
+    _add_evaluate_parser(sub)
+    _add_demo_parser(sub)
+    return parser
 
+
+def _add_prepare_parser(sub) -> None:
+    """``prepare ct | mr | pet``."""
     prep = sub.add_parser("prepare", help="split and reconstruct raw data into a prepared HDF5 dataset")
     prep_sub = prep.add_subparsers(dest="modality", required=True)
+    _add_prepare_ct_parser(prep_sub)
+    _add_prepare_mr_parser(prep_sub)
+    _add_prepare_pet_parser(prep_sub)
+    _add_prepare_spectral_parser(prep_sub)
+
+
+def _add_prepare_ct_parser(prep_sub) -> None:
     ct = prep_sub.add_parser("ct", help="fan-beam CT: odd/even views, Hann FBP of each half and of all views")
     src = ct.add_mutually_exclusive_group(required=True)
     src.add_argument("--images", type=Path, help="clean images in HU: DICOM folder/file or .npy/.npz stack")
@@ -355,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     ct.add_argument("--max-slices", type=_POSITIVE_INT, default=None, help="only the first N slices")
     ct.add_argument("--device", type=_device, default="auto", help=f"torch device for the FBP: {DEVICE_HELP}")
     ct.set_defaults(func=_prepare_ct)
+
+
+def _add_prepare_mr_parser(prep_sub) -> None:
     mr = prep_sub.add_parser("mr", help="multi-coil Cartesian MR: random 4x masks split into two halves, "
                              "unbiased zero-filled halves, SENSE x_est")
     mr.add_argument("--kspace", type=Path, required=True,
@@ -372,6 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     mr.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     mr.set_defaults(func=_prepare_mr)
 
+
+def _add_prepare_pet_parser(prep_sub) -> None:
     pet = prep_sub.add_parser("pet", help="2-D PET prompts: binomial thinning, corrected FBP (or OSEM) of each "
                               "half x2 and of all prompts")
     pet.add_argument("--prompts", type=Path, required=True, help="prompt sinograms + factors (.h5/.npz, docs/pet.md)")
@@ -385,8 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     pet.add_argument("--max-slices", type=int, default=None, help="only the first N slices")
     pet.add_argument("--out", type=Path, required=True)
     pet.set_defaults(func=_prepare_pet)
-    _add_prepare_spectral(prep_sub)
 
+
+def _add_train_parser(sub) -> None:
     tr = sub.add_parser("train", help="train consensus / Noise2Noise / Noise2Clean networks")
     tr.add_argument("--method", choices=METHODS)
     _add_training_arguments(tr)
@@ -394,11 +378,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="consensus with one shared network (see docs/method.md)")
     tr.set_defaults(func=_train)
 
+
+def _add_distill_parser(sub) -> None:
     ds = sub.add_parser("distill", help="train one image network g(x_est) on a trained run's output (deployment)")
     ds.add_argument("--teacher", type=Path, required=True, help="finished run to distil (consensus, noise2noise, ...)")
     _add_training_arguments(ds)
     ds.set_defaults(func=_distill, tie_networks=False)
 
+
+def _add_denoise_parser(sub) -> None:
     dn = sub.add_parser("denoise", help="apply a trained run to a prepared file, or an image run to a DICOM series")
     dn.add_argument("--run", type=Path, required=True)
     inp = dn.add_mutually_exclusive_group(required=True)
@@ -417,6 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     dn.add_argument("--device", type=_device, default="auto", help=DEVICE_HELP)
     dn.set_defaults(func=_denoise)
 
+
+def _add_evaluate_parser(sub) -> None:
     ev = sub.add_parser("evaluate", help="metrics, tables and figures against the reference")
     ev.add_argument("--data", type=Path, required=True, help="prepared test .h5 (with reference)")
     ev.add_argument("--results", nargs="*", help="NAME=DENOISED.h5 ... (baselines are added automatically)")
@@ -426,6 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="replace the report files of an earlier evaluation in --out")
     ev.set_defaults(func=_evaluate)
 
+
+def _add_demo_parser(sub) -> None:
     demo = sub.add_parser("demo", help="prepare, train, denoise and evaluate on embedded data")
     demo.add_argument("modality", nargs="?", default="ct", choices=("ct", "mr", "all"))
     demo.add_argument("--out", type=Path, default=Path("demo_out"))
@@ -434,7 +426,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--overwrite", action="store_true",
                       help="replace a demo folder written with another protocol (e.g. --quick)")
     demo.set_defaults(func=_demo)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

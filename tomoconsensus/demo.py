@@ -29,31 +29,27 @@ import dataclasses
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from skimage.transform import resize
 
 from tomoconsensus.atomic import write_text_atomic
 from tomoconsensus.ct.io import ImageStack, read_images
-from tomoconsensus.ct.sources import simulated_slices
-from tomoconsensus.ct.split import CTModality
-from tomoconsensus.ct.tv import TVConfig, tv_reconstruct
-from tomoconsensus.data.prepared import write_prepared
+from tomoconsensus.ct.tv import TVConfig
 from tomoconsensus.denoise import denoise
 from tomoconsensus.distill import distill
 from tomoconsensus.errors import InputError
 from tomoconsensus.evaluate import evaluate
-from tomoconsensus.geometry import load_geometry
 from tomoconsensus.mr.io import KSpaceVolume
-from tomoconsensus.mr.recon import sigpy_device
 from tomoconsensus.mr.simulate import simulated_volumes, t1_like_magnitude
-from tomoconsensus.mr.sources import undersampled_slices
-from tomoconsensus.mr.split import MRModality
+from tomoconsensus.pipelines.ct import ct_modality, fan_beam_geometry, simulated_source, write_ct
+from tomoconsensus.pipelines.mr import mr_modality, write_mr
 from tomoconsensus.report import metrics_markdown, write_report
-from tomoconsensus.train import TrainConfig, resolve_device, train
+from tomoconsensus.train import TrainConfig, train
 
 EMBEDDED = Path(__file__).parent / "embedded"
 #: 12 COVID-19-NY-SBU slices of 6 patients: the CT demo's test patients, and the MR demo's anatomy.
@@ -64,9 +60,8 @@ CT_VAL_PATIENTS = ("LIDC-IDRI-0001",)
 #: The MR demo's split of the COVID-19-NY-SBU patients (3 train, 1 validation, 2 test).
 TEST_PATIENTS = ("A056642", "A058062")
 VAL_PATIENTS = ("A048383",)
-#: Where the demo's failed claims are explained (README links the same sections).
-WHY_NOT = {"ct": "docs/method.md, 'Consensus on unseen patients: what was measured, and the choices it led to'",
-           "mr": "docs/method.md, 'MR at demo scale: why the self-supervised methods do not beat zero-filling there'"}
+#: How the MR demo's k-space was made (attribute ``source`` of its prepared files).
+MR_SOURCE = "simulated from embedded TCIA slices (T1-like contrast, birdcage coils)"
 #: (method, output variant, label in the report); the runs are trained once per method.
 METHODS = (("consensus", None, "Consensus"), ("consensus", "z", "Consensus z (paper)"),
            ("noise2noise", None, "Noise2Noise"), ("noise2noise", "f1", "Noise2Noise f(x1)"),
@@ -94,6 +89,19 @@ class MRDemoData:
     train_slices_per_patient: int = 8  # with anatomy "series": 88 slices, 176 objects with the flips
     patches_per_slice: int = 2  # [40]; 176 objects x 2 patches: 22 steps per epoch
 
+    def training(self, protocol: DemoProtocol) -> dict[str, Any]:
+        """The MR runs' own :class:`TrainConfig` values (the protocol holds the shared ones)."""
+        return dict(channels=2, patches_per_slice=self.patches_per_slice, epochs=protocol.epochs,
+                    beta_w=self.beta_w, beta_r=self.beta_r)
+
+    def describe(self, protocol: DemoProtocol) -> str:
+        anatomy = (f"anatomy of {self.train_slices_per_patient} slices x 11 patients (TCIA series)"
+                   if self.anatomy == "series" else "anatomy of 3 COVID-19-NY-SBU patients")
+        return (f"reduced protocol: simulated {self.coils}-coil k-space, {self.matrix}^2, {self.acceleration:g}x with "
+                f"{self.center_lines} centre lines, training {anatomy} in {self.train_orientations} orientations, "
+                f"{protocol.describe_training(self.patches_per_slice, protocol.epochs)} "
+                f"(paper: 15-coil knee 640x368, 48 centre lines, UNet-64 depth 4, 96^2, batch 40, 100 epochs)")
+
 
 @dataclass(frozen=True)
 class CTDemoData:
@@ -111,6 +119,18 @@ class CTDemoData:
     epochs: int = 12  # [100]
     beta_w: float = 5e-6  # [5e-6]
     beta_r: float = 0.0  # [0.5]
+
+    def training(self, protocol: DemoProtocol) -> dict[str, Any]:
+        """The CT runs' own :class:`TrainConfig` values (the protocol holds the shared ones)."""
+        return dict(channels=1, patches_per_slice=self.patches_per_slice, epochs=self.epochs, beta_w=self.beta_w,
+                    beta_r=self.beta_r)
+
+    def describe(self, protocol: DemoProtocol) -> str:
+        return (f"reduced protocol: {protocol.geometry} (128^2, 3 mm pixels, 360 views), dose "
+                f"{protocol.dose_fraction}, up to {self.train_slices_per_patient} training slices per patient, "
+                f"{protocol.describe_training(self.patches_per_slice, self.epochs)}, "
+                f"beta_w {self.beta_w:g}, beta_r {self.beta_r:g} "
+                f"(paper: 512^2, UNet-32 depth 4, 96^2, batch 40, 100 epochs, Adam 1e-4, beta_r 0.5)")
 
 
 @dataclass(frozen=True)
@@ -138,20 +158,7 @@ class DemoProtocol:
                 f"best epoch by held-out self-supervised loss")
 
     def describe(self, modality: str = "ct") -> str:
-        if modality == "mr":
-            mr = self.mr
-            anatomy = (f"anatomy of {mr.train_slices_per_patient} slices x 11 patients (TCIA series)"
-                       if mr.anatomy == "series" else "anatomy of 3 COVID-19-NY-SBU patients")
-            return (f"reduced protocol: simulated {mr.coils}-coil k-space, {mr.matrix}^2, {mr.acceleration:g}x with "
-                    f"{mr.center_lines} centre lines, training {anatomy} in {mr.train_orientations} orientations, "
-                    f"{self.describe_training(mr.patches_per_slice, self.epochs)} "
-                    f"(paper: 15-coil knee 640x368, 48 centre lines, UNet-64 depth 4, 96^2, batch 40, 100 epochs)")
-        ct = self.ct
-        return (f"reduced protocol: {self.geometry} (128^2, 3 mm pixels, 360 views), dose {self.dose_fraction}, "
-                f"up to {ct.train_slices_per_patient} training slices per patient, "
-                f"{self.describe_training(ct.patches_per_slice, ct.epochs)}, "
-                f"beta_w {ct.beta_w:g}, beta_r {ct.beta_r:g} "
-                f"(paper: 512^2, UNet-32 depth 4, 96^2, batch 40, 100 epochs, Adam 1e-4, beta_r 0.5)")
+        return DEMOS[modality].data(self).describe(self)
 
 
 #: A seconds-long protocol for the CI smoke test.
@@ -202,21 +209,18 @@ def ct_split(protocol: DemoProtocol) -> list[tuple[str, ImageStack, int]]:
 
 def prepare_ct_demo(out_dir: Path, protocol: DemoProtocol, seed: int = 0, progress: bool = True,
                     device: str = "cpu") -> tuple[Path, Path, Path]:
-    """Prepared train, validation and test files from the embedded slices (patient-level split)."""
-    geom = load_geometry(protocol.geometry)
-    modality = CTModality(geom, device=str(resolve_device(device)))
-    tv = {"tv": lambda sino: modality.to_units(tv_reconstruct(sino, geom, protocol.tv))}
+    """Prepared train, validation and test files from the embedded slices (patient-level split).
+
+    The FBP runs on the torch ``device``; the test file also holds the TV baseline.
+    """
+    geom = fan_beam_geometry(protocol.geometry)
+    modality = ct_modality(geom, device)
     paths = []
     for name, sub, offset in ct_split(protocol):
-        n = len(sub.hu)
         path = out_dir / f"ct_{name}.h5"
-        attrs = {"dose_fraction": protocol.dose_fraction, "reference_kind": "noiseless-fbp",
-                 "source": f"embedded {(CT_IMAGES if name == 'test' else CT_SERIES).name}",
-                 "source_kind": "simulated from clean images",
-                 "incident_photons_full_dose": geom.protocol.incident_photons,
-                 "electronic_noise_std": geom.protocol.electronic_noise_std}
-        slices = simulated_slices(sub, geom, protocol.dose_fraction, seed + offset)
-        print(write_prepared(path, modality, slices, n, seed + offset, attrs, tv if name == "test" else {}, progress))
+        source = simulated_source(sub, geom, protocol.dose_fraction, seed + offset,
+                                  f"embedded {(CT_IMAGES if name == 'test' else CT_SERIES).name}")
+        print(write_ct(path, modality, source, seed + offset, protocol.tv if name == "test" else None, progress))
         paths.append(path)
     return paths[0], paths[1], paths[2]
 
@@ -271,25 +275,19 @@ def prepare_mr_demo(out_dir: Path, protocol: DemoProtocol, seed: int = 0, progre
                     device: str = "auto") -> tuple[Path, Path, Path]:
     """Prepared MR train, validation and test files (simulated k-space, patient-level split).
 
-    ESPIRiT and SENSE run on the GPU when SigPy finds CuPy and ``device`` is not ``cpu``.
+    ESPIRiT and SENSE run on ``device`` as in ``prepare mr`` (auto: the GPU when SigPy finds CuPy);
+    the test file also holds the zero-filling baseline.
     """
     mr = protocol.mr
-    sigpy_dev = -1 if device == "cpu" else sigpy_device("auto")
-    modality = MRModality(mr.acceleration, mr.center_lines, mr.sense_lambda, device=sigpy_dev)
+    modality = mr_modality(mr.acceleration, mr.center_lines, mr.sense_lambda, device)
     paths = []
     for name, sub, n, offset in mr_split(protocol):
         volumes = mr_demo_volumes(name, sub, n, offset, mr, seed)
         # Training volumes hold exactly the slices to write (flips included); val/test volumes are
         # whole patients (the per-volume scale uses all their slices), of which n are written.
-        n = sum(len(v.kspace) for v in volumes) if name == "train" else min(n, len(sub.hu))
-        scales: dict[str, float] = {}
-        slices = islice(undersampled_slices(volumes, mr.acceleration, mr.center_lines, seed + offset, scales=scales,
-                                            device=sigpy_dev), n)
-        attrs = {"source": "simulated from embedded TCIA slices (T1-like contrast, birdcage coils)",
-                 "coils": mr.coils, "noise_std": mr.noise_std, "scale_factors": scales}
-        baselines = {"zero_filled": modality.zero_filled} if name == "test" else {}
         path = out_dir / f"mr_{name}.h5"
-        print(write_prepared(path, modality, slices, n, seed + offset, attrs, baselines, progress))
+        print(write_mr(path, modality, volumes, seed + offset, MR_SOURCE, max_slices=None if name == "train" else n,
+                       noise_std=mr.noise_std, zero_filled=name == "test", progress=progress))
         paths.append(path)
     return paths[0], paths[1], paths[2]
 
@@ -299,13 +297,7 @@ def demo_config(modality: str, protocol: DemoProtocol, device: str) -> TrainConf
     common = dict(base_features=protocol.base_features, depth=protocol.depth, patch_size=protocol.patch_size,
                   batch_size=protocol.batch_size, learning_rate=protocol.learning_rate, checkpoint_every_steps=100,
                   device=device)
-    if modality == "mr":
-        mr = protocol.mr
-        return TrainConfig(channels=2, patches_per_slice=mr.patches_per_slice, epochs=protocol.epochs,
-                           beta_w=mr.beta_w, beta_r=mr.beta_r, **common)
-    ct = protocol.ct
-    return TrainConfig(channels=1, patches_per_slice=ct.patches_per_slice, epochs=ct.epochs, beta_w=ct.beta_w,
-                       beta_r=ct.beta_r, **common)
+    return TrainConfig(**DEMOS[modality].data(protocol).training(protocol), **common)
 
 
 def claim_demo_folder(out_dir: Path, modality: str, protocol: DemoProtocol, overwrite: bool = False) -> None:
@@ -365,7 +357,7 @@ def run_demo(modality: str, out_dir: str | Path, protocol: DemoProtocol = DemoPr
     claim_demo_folder(out_dir, modality, protocol, overwrite)
     start = time.perf_counter()
     print(f"tomoconsensus demo ({modality.upper()}): {protocol.describe(modality)}")
-    prepare = prepare_mr_demo if modality == "mr" else prepare_ct_demo
+    prepare = DEMOS[modality].prepare
     paths = [out_dir / f"{modality}_{name}.h5" for name in ("train", "val", "test")]
     if all(p.exists() for p in paths):
         print(f"prepared files: {', '.join(map(str, paths))}")
@@ -385,7 +377,7 @@ def run_demo(modality: str, out_dir: str | Path, protocol: DemoProtocol = DemoPr
     for line in story:
         print(line)
     if any(line.startswith("DOES NOT HOLD") for line in story):
-        print(f"why, measured: {WHY_NOT[modality]}")
+        print(f"why, measured: {DEMOS[modality].why_not}")
     return {"seconds": seconds, "summary": summary, "files": {k: str(v) for k, v in files.items()}, "story": story}
 
 
@@ -396,18 +388,11 @@ def check_story(summary: dict, modality: str = "ct") -> list[str]:
     closing >= 60 % of the FBP -> Noise2Clean SSIM gap.
     """
     m = {k: {n: v["mean"] for n, v in metrics.items()} for k, metrics in summary.items()}
-    base, err = ("Zero-filling", "rmse_1e-3") if modality == "mr" else ("FBP", "rmse_hu")
+    spec = DEMOS[modality]
+    base, err = spec.baseline, spec.error
     checks = [(f"{a} RMSE < {base} RMSE", m[a][err] < m[base][err]) for a in ("Consensus", "Noise2Noise")]
     checks += [(f"{a} SSIM > {base} SSIM", m[a]["ssim"] > m[base]["ssim"]) for a in ("Consensus", "Noise2Noise")]
-    if modality == "mr":
-        checks += [(f"{a} RMSE < SENSE RMSE", m[a][err] < m["SENSE"][err]) for a in ("Consensus", "Noise2Noise")]
-    else:
-        ratio = m["Consensus"][err] / m[base][err]
-        gap = m["Noise2Clean"]["ssim"] - m[base]["ssim"]
-        closed = (m["Consensus"]["ssim"] - m[base]["ssim"]) / gap if gap > 0 else float("nan")
-        checks += [(f"Consensus RMSE <= 0.85 x FBP RMSE ({ratio:.2f} x)", ratio <= 0.85),
-                   (f"Consensus closes >= 60 % of the FBP -> Noise2Clean SSIM gap ({100 * closed:.0f} %)",
-                    closed >= 0.6)]
+    checks += spec.claims(m, base, err)
     for n2n in [k for k in m if k.startswith("Noise2Noise")]:
         checks.append((f"Consensus SSIM >= {n2n} SSIM", m["Consensus"]["ssim"] >= m[n2n]["ssim"]))
     if "Distilled g(x_est)" in m:  # deployment: one image network at most 5 % worse than its consensus teacher
@@ -416,3 +401,53 @@ def check_story(summary: dict, modality: str = "ct") -> list[str]:
             checks.append((f"Distilled g(x_est) {name} at most 5 % worse than Consensus ({100 * change:+.1f} %)",
                            sign * change <= 0.05))
     return [f"{'holds' if ok else 'DOES NOT HOLD'}: {text}" for text, ok in checks]
+
+
+def _ct_claims(m: dict[str, dict[str, float]], base: str, err: str) -> list[tuple[str, bool]]:
+    """The project's CT targets (issue 13): RMSE ratio and the share of the SSIM gap closed."""
+    ratio = m["Consensus"][err] / m[base][err]
+    gap = m["Noise2Clean"]["ssim"] - m[base]["ssim"]
+    closed = (m["Consensus"]["ssim"] - m[base]["ssim"]) / gap if gap > 0 else float("nan")
+    return [(f"Consensus RMSE <= 0.85 x FBP RMSE ({ratio:.2f} x)", ratio <= 0.85),
+            (f"Consensus closes >= 60 % of the FBP -> Noise2Clean SSIM gap ({100 * closed:.0f} %)", closed >= 0.6)]
+
+
+def _mr_claims(m: dict[str, dict[str, float]], base: str, err: str) -> list[tuple[str, bool]]:
+    """MR: the self-supervised methods against SENSE (the paper's x_est) as well."""
+    return [(f"{a} RMSE < SENSE RMSE", m[a][err] < m["SENSE"][err]) for a in ("Consensus", "Noise2Noise")]
+
+
+@dataclass(frozen=True)
+class DemoModality:
+    """What differs between the CT and the MR demo (an entry of :data:`DEMOS`).
+
+    Attributes
+    ----------
+    data : callable
+        The modality's part of a :class:`DemoProtocol` (its training values and description).
+    prepare : callable
+        ``(out_dir, protocol, seed, progress, device)`` -> prepared train, validation and test files.
+    baseline, error : str
+        The report's linear reconstruction of all the data and its RMSE metric, for :func:`check_story`.
+    claims : callable
+        ``(means, baseline, error)`` -> the modality's own (claim, holds) checks.
+    why_not : str
+        Where failed claims are explained (README links the same sections).
+    """
+
+    data: Callable[[DemoProtocol], CTDemoData | MRDemoData]
+    prepare: Callable[..., tuple[Path, Path, Path]]
+    baseline: str
+    error: str
+    claims: Callable[[dict[str, dict[str, float]], str, str], list[tuple[str, bool]]]
+    why_not: str
+
+
+#: The demos by modality name (``tomoconsensus demo ct|mr``).
+DEMOS = {
+    "ct": DemoModality(lambda p: p.ct, prepare_ct_demo, "FBP", "rmse_hu", _ct_claims,
+                       "docs/method.md, 'Consensus on unseen patients: what was measured, and the choices it led to'"),
+    "mr": DemoModality(lambda p: p.mr, prepare_mr_demo, "Zero-filling", "rmse_1e-3", _mr_claims,
+                       "docs/method.md, 'MR at demo scale: why the self-supervised methods do not beat zero-filling "
+                       "there'"),
+}

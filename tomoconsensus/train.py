@@ -22,6 +22,9 @@ Run directory::
     log.jsonl        one JSON object per logged step / validation
     summary.json     final numbers
     run_info.json    what the run was trained on (modality, pixel size, teacher; tomoconsensus.runinfo)
+
+The run configuration is :mod:`tomoconsensus.train_config`, the checkpoint and model files
+:mod:`tomoconsensus.checkpoints`; their public names are also importable from here.
 """
 
 from __future__ import annotations
@@ -35,158 +38,39 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
 from tomoconsensus import methods
-from tomoconsensus.atomic import atomic_path, write_text_atomic
-from tomoconsensus.config import dataclass_from_dict, non_negative, positive, read_toml
+from tomoconsensus.atomic import write_text_atomic
+from tomoconsensus.checkpoints import (
+    CHECKPOINT_FORMAT,
+    build_models,
+    load_checkpoint,
+    load_trained,
+    save_checkpoint,
+    save_model,
+)
 from tomoconsensus.data.patches import PatchSampler, extract_patches
 from tomoconsensus.data.prepared import PreparedDataset, read_prepared
-from tomoconsensus.devices import DEVICE_HELP, check_device, torch_device
+from tomoconsensus.devices import torch_device
 from tomoconsensus.errors import InputError, Interrupted, RunError
 from tomoconsensus.metrics import PRESENTERS, slice_metrics
-from tomoconsensus.nn.unet import UNet
 from tomoconsensus.progress import progress as progress_bar
 from tomoconsensus.runinfo import write_run_info
 from tomoconsensus.runs import check_resume, check_run_dir, clear_run, run_lock
 from tomoconsensus.signals import SIGNAL_NAMES, StopRequest
+from tomoconsensus.train_config import LR_SCHEDULES, TrainConfig, config_to_toml, learning_rate_at, load_train_config
 
-CHECKPOINT_FORMAT = "tomoconsensus.checkpoint"
-LR_SCHEDULES = ("constant", "cosine")
-
-
-def _known_method(v: str) -> bool:
-    """one of consensus, noise2noise, noise2clean, distill"""
-    return v in methods.METHODS
-
-
-def _known_schedule(v: str) -> bool:
-    """'constant' or 'cosine'"""
-    return v in LR_SCHEDULES
-
-
-def learning_rate_at(config: TrainConfig, step: int, total_steps: int) -> float:
-    """Adam step size for the update that follows ``step`` completed steps."""
-    if config.lr_schedule == "cosine" and total_steps > 0:
-        return config.learning_rate * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
-    return config.learning_rate
-
-
-def _device_name(v: str) -> bool:
-    try:
-        check_device(v)
-    except InputError:
-        return False
-    return True
-
-
-_device_name.__doc__ = DEVICE_HELP
-
-
-def _amp_mode(v: str) -> bool:
-    """'auto' (bf16 on CUDA), 'bf16' or 'off'"""
-    return v in ("auto", "bf16", "off")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Run configuration (paper values as defaults; CT beta values).
-
-    Attributes
-    ----------
-    method : str
-        ``consensus``, ``noise2noise``, ``noise2clean`` or ``distill`` (x_est -> a teacher run's output;
-        set by ``tomoconsensus distill``).
-    channels, base_features, depth : int
-        UNet: 1 channel for CT, 2 (real, imaginary) for MR; 32 base features for CT, 64 for MR.
-    patch_size, batch_size, patches_per_slice, epochs : int
-        96, 40, 40, 100 in the paper.
-    learning_rate : float
-        Adam step size (1e-4).
-    lr_schedule : str
-        ``constant`` (the paper) or ``cosine``: the step size falls as
-        ``learning_rate * (1 + cos(pi * step / total_steps)) / 2`` to zero at the last step, so the
-        last epochs average out the noise of the minibatch gradients. A function of the step alone,
-        so resuming stays exact.
-    beta_w, beta_r : float
-        Weight-decay and consistency weights (CT 5e-6, 0.5; MR 1e-6, 5).
-    symmetric_n2n : bool
-        Noise2Noise also maps x2 -> x1.
-    tie_networks : bool
-        Consensus with Theta1 = Theta2 (one network applied to both halves). Not the paper's
-        choice (two networks), but it removes the flat direction of Eq. 8 (see
-        :func:`tomoconsensus.losses.consensus`), which matters when training data are few.
-    select_best : bool
-        With validation data, ``model.pt`` holds the networks of the epoch with the lowest held-out
-        *self-supervised* loss (the method's data term on held-out x1, x2: no reference needed).
-        For consensus and Noise2Noise this loss is, up to a constant, an unbiased estimate of the
-        error against the clean image, so it selects the epoch before the networks start fitting
-        the training noise. Without validation data the last epoch is kept.
-    max_steps : int
-        Stop after this many steps (0: ``epochs`` full epochs); for reduced protocols.
-    checkpoint_every_steps, log_every_steps : int
-        How often to write ``checkpoint.pt`` and a ``log.jsonl`` line.
-    device : str
-        ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``...
-    amp : str
-        ``auto`` (bf16 autocast on CUDA), ``bf16`` or ``off``.
-    channels_last, compile : bool
-        CUDA speed options.
-    """
-
-    method: str = field(default="consensus", metadata={"check": _known_method})
-    channels: int = field(default=1, metadata={"check": positive})
-    base_features: int = field(default=32, metadata={"check": positive})
-    depth: int = field(default=4, metadata={"check": positive})
-    patch_size: int = field(default=96, metadata={"check": positive})
-    batch_size: int = field(default=40, metadata={"check": positive})
-    patches_per_slice: int = field(default=40, metadata={"check": positive})
-    epochs: int = field(default=100, metadata={"check": positive})
-    learning_rate: float = field(default=1e-4, metadata={"check": positive})
-    lr_schedule: str = field(default="constant", metadata={"check": _known_schedule})
-    beta_w: float = field(default=5e-6, metadata={"check": non_negative})
-    beta_r: float = field(default=0.5, metadata={"check": non_negative})
-    symmetric_n2n: bool = False
-    tie_networks: bool = False
-    select_best: bool = True
-    seed: int = field(default=0, metadata={"check": non_negative})
-    max_steps: int = field(default=0, metadata={"check": non_negative})
-    checkpoint_every_steps: int = field(default=500, metadata={"check": positive})
-    log_every_steps: int = field(default=10, metadata={"check": positive})
-    device: str = field(default="auto", metadata={"check": _device_name})
-    amp: str = field(default="auto", metadata={"check": _amp_mode})
-    channels_last: bool = True
-    compile: bool = False
-
-
-def load_train_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-    """Read a run config TOML (flat keys, or under ``[train]``) and apply overrides."""
-    values: dict[str, Any] = {}
-    source = "<defaults>"
-    if path is not None:
-        source = str(path)
-        values = read_toml(path, "run config")
-        values = values.get("train", values)
-        if not isinstance(values, dict):
-            raise InputError(source, "train", "a table [train] of run settings", values)
-        values = dict(values)
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return dataclass_from_dict(TrainConfig, values, source)
-
-
-def config_to_toml(config: TrainConfig) -> str:
-    lines = []
-    for key, value in dataclasses.asdict(config).items():
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        else:
-            text = f'"{value}"' if isinstance(value, str) else repr(value)
-        lines.append(f"{key} = {text}")
-    return "\n".join(lines) + "\n"
+__all__ = [  # the run config and checkpoint names are re-exported: `from tomoconsensus.train import ...` keeps working
+    "CHECKPOINT_FORMAT", "LR_SCHEDULES", "TrainConfig", "TrainSummary", "autocast_for", "build_models", "check_data",
+    "config_to_toml", "data_record", "dataset_tensors", "init_distributed", "learning_rate_at", "load_checkpoint",
+    "load_train_config", "load_trained", "resolve_device", "save_checkpoint", "save_model", "train",
+    "unique_parameters", "validate", "wrap_for_training",
+]
 
 
 @dataclass
@@ -239,16 +123,6 @@ def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
     return dist.get_rank(), world, device
 
 
-def build_models(config: TrainConfig) -> dict[str, UNet]:
-    """The method's networks, initialised from ``config.seed`` (identical on every rank)."""
-    torch.manual_seed(config.seed)
-    if config.method == "consensus" and config.tie_networks:
-        shared = UNet(config.channels, config.base_features, config.depth)
-        return {"f1": shared, "f2": shared}
-    return {name: UNet(config.channels, config.base_features, config.depth)
-            for name in methods.NETWORKS[config.method]}
-
-
 def unique_parameters(models: Mapping[str, torch.nn.Module]) -> list[torch.nn.Parameter]:
     """Parameters of all networks, each once (tied networks share theirs)."""
     seen: dict[int, torch.nn.Parameter] = {}
@@ -291,44 +165,6 @@ def wrap_for_training(models: Mapping[str, torch.nn.Module], config: TrainConfig
             w = torch.nn.parallel.DistributedDataParallel(w, device_ids=device_ids)
         wrapped[id(m)] = w
     return {k: wrapped[id(m)] for k, m in models.items()}
-
-
-# ----------------------------------------------------------------------------------- checkpoints
-
-def save_checkpoint(path: Path, step: int, config: TrainConfig, models: Mapping[str, torch.nn.Module],
-                    optimizer: torch.optim.Optimizer, data: Mapping[str, Any] | None = None) -> None:
-    """Training state; ``data`` describes the training data (paths, modality, units, image shape)."""
-    state = {"format": CHECKPOINT_FORMAT, "step": step, "config": dataclasses.asdict(config), "data": dict(data or {}),
-             "models": {k: _unwrap(m).state_dict() for k, m in models.items()},
-             "optimizer": optimizer.state_dict(), "rng_cpu": torch.get_rng_state(),
-             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Load a checkpoint or model file safely (``weights_only=True``: tensors and plain data only)."""
-    import pickle
-
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise InputError(path, "file", "an existing checkpoint or model file", "not found") from None
-    except pickle.UnpicklingError:  # torch's message suggests weights_only=False: never do that here
-        raise InputError(path, "file", "a tomoconsensus checkpoint loadable with weights_only=True (tensors and "
-                         "plain data)", "it holds other Python objects; refused, loading them could run code") from None
-    except Exception as exc:  # corrupt or truncated
-        raise InputError(path, "file", "a tomoconsensus checkpoint loadable with weights_only=True",
-                         str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(path, "format", f"'{CHECKPOINT_FORMAT}'",
-                         state.get("format") if isinstance(state, dict) else type(state))
-    return state
-
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    model = getattr(model, "module", model)  # DistributedDataParallel
-    return getattr(model, "_orig_mod", model)  # torch.compile
 
 
 # ------------------------------------------------------------------------------------ validation
@@ -430,28 +266,11 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
     if device.type == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     data = read_prepared(train_path)
-    check_data(data, config, train_path)
-    if config.method == "noise2clean" and data.reference is None:
-        raise InputError(train_path, "reference", "a clean reference for --method noise2clean "
-                         "(prepare from clean images, or use consensus/noise2noise)", "missing")
-    if config.method == "distill" and data.teacher is None:
-        raise InputError(train_path, "teacher", "a teacher's output (made by tomoconsensus distill)", "missing")
-    if config.batch_size % world:
-        raise InputError("config", "batch_size", f"a multiple of the {world} processes", config.batch_size)
+    _check_training_data(data, config, train_path, world)
     val = read_prepared(val_path) if val_path else None
     if val is not None:
         check_data(val, config, val_path, like=data)
-    _, _, height, width = data.x1.shape
-    sampler = PatchSampler(len(data), height, width, config.patch_size, config.patches_per_slice,
-                           config.batch_size, config.seed)
-    if sampler.batches_per_epoch == 0:
-        raise InputError(train_path, "slices", f"at least {config.batch_size} patches per epoch "
-                         "(more slices, more patches_per_slice or a smaller batch_size)", len(data))
-    if sampler.patch_size < 2**config.depth:
-        raise InputError("config", "depth", f"a UNet whose {config.depth} poolings fit the {sampler.patch_size}-pixel "
-                         f"patches (patch_size >= 2**depth = {2**config.depth}: "
-                         "a larger patch_size or a smaller depth)",
-                         config.depth)
+    sampler = _patch_sampler(data, config, train_path)
     record = data_record(data, train_path, val_path)
     checkpoint_path = run_dir / "checkpoint.pt"
     state = load_checkpoint(checkpoint_path, device) if resume else None
@@ -466,9 +285,110 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
                              stop_after_steps, progress)
 
 
+def _check_training_data(data: PreparedDataset, config: TrainConfig, source: str | Path, world: int) -> None:
+    """Refuse training data the networks cannot take or the method cannot learn from, and a batch that the
+    ``world`` processes cannot share equally."""
+    check_data(data, config, source)
+    if config.method == "noise2clean" and data.reference is None:
+        raise InputError(source, "reference", "a clean reference for --method noise2clean "
+                         "(prepare from clean images, or use consensus/noise2noise)", "missing")
+    if config.method == "distill" and data.teacher is None:
+        raise InputError(source, "teacher", "a teacher's output (made by tomoconsensus distill)", "missing")
+    if config.batch_size % world:
+        raise InputError("config", "batch_size", f"a multiple of the {world} processes", config.batch_size)
+
+
+def _patch_sampler(data: PreparedDataset, config: TrainConfig, source: str | Path) -> PatchSampler:
+    """The run's patch locations; refuses an epoch without one full batch and patches the UNet cannot pool."""
+    _, _, height, width = data.x1.shape
+    sampler = PatchSampler(len(data), height, width, config.patch_size, config.patches_per_slice,
+                           config.batch_size, config.seed)
+    if sampler.batches_per_epoch == 0:
+        raise InputError(source, "slices", f"at least {config.batch_size} patches per epoch "
+                         "(more slices, more patches_per_slice or a smaller batch_size)", len(data))
+    if sampler.patch_size < 2**config.depth:
+        raise InputError("config", "depth", f"a UNet whose {config.depth} poolings fit the {sampler.patch_size}-pixel "
+                         f"patches (patch_size >= 2**depth = {2**config.depth}: "
+                         "a larger patch_size or a smaller depth)",
+                         config.depth)
+    return sampler
+
+
+@dataclass
+class _Loop:
+    """What the parts of one process's training loop share: networks, optimiser, position, log and selection.
+
+    ``models`` are the plain networks (saved, validated), ``train_models`` the same networks as trained
+    (compiled, DistributedDataParallel). ``saved_step`` is the step of the last checkpoint written (None:
+    none yet); ``terms`` the last finite loss terms; ``best`` the selected epoch (step, held-out loss,
+    validation values).
+    """
+
+    config: TrainConfig
+    sampler: PatchSampler
+    run_dir: Path
+    record: dict[str, Any]
+    rank: int
+    world: int
+    device: torch.device
+    models: dict[str, torch.nn.Module]
+    train_models: dict[str, torch.nn.Module]
+    optimizer: torch.optim.Optimizer
+    memory_format: torch.memory_format
+    stacks: dict[str, torch.Tensor]
+    total_steps: int
+    step: int = 0
+    saved_step: int | None = None
+    terms: dict[str, float] = field(default_factory=dict)
+    validation: dict[str, float] = field(default_factory=dict)
+    best: dict[str, Any] = field(default_factory=lambda: {"step": 0, "loss": math.inf, "validation": {}})
+    log: IO[str] | None = None
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoint.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / "best.pt"
+
+    def save_checkpoint(self) -> None:
+        save_checkpoint(self.checkpoint_path, self.step, self.config, self.models, self.optimizer, self.record)
+        self.saved_step = self.step
+
+    def write_log(self, split: str, values: Mapping[str, float]) -> None:
+        """One ``log.jsonl`` line for the current step (rank 0 only holds the log)."""
+        self.log.write(json.dumps({"split": split, "step": self.step,
+                                   "epoch": self.step / self.sampler.batches_per_epoch, **values}) + "\n")
+        self.log.flush()
+
+
 def _train_locked(config: TrainConfig, data: PreparedDataset, val: PreparedDataset | None, sampler: PatchSampler,
                   run_dir: Path, state: dict[str, Any] | None, record: dict[str, Any], rank: int, world: int,
                   device: torch.device, stop_after_steps: int | None, progress: bool) -> TrainSummary:
+    loop = _start(config, data, val, sampler, run_dir, state, record, rank, world, device)
+    start_step, start_time = loop.step, time.perf_counter()
+    if state is not None and loop.best_path.exists():
+        saved = load_checkpoint(loop.best_path, "cpu")
+        loop.best.update(step=saved["step"], loss=saved["selection_loss"], validation=saved["validation"])
+    bar = progress_bar(total=loop.total_steps, initial=loop.step, desc=f"train {config.method}", unit="step",
+                       every=sampler.batches_per_epoch, enabled=progress and rank == 0)
+    loop.log = open(run_dir / "log.jsonl", "a") if rank == 0 else None
+    try:
+        with StopRequest() as stop:
+            _run_steps(loop, val, bar, stop, stop_after_steps)
+    finally:
+        bar.close()
+        if loop.log:
+            loop.log.close()
+    return _finish(loop, start_step, start_time)
+
+
+def _start(config: TrainConfig, data: PreparedDataset, val: PreparedDataset | None, sampler: PatchSampler,
+           run_dir: Path, state: dict[str, Any] | None, record: dict[str, Any], rank: int, world: int,
+           device: torch.device) -> _Loop:
+    """Networks, optimiser and step of a new run or of ``state`` (a checkpoint); rank 0 writes the run's
+    config.toml and run_info.json."""
     stacks = dataset_tensors(data, device)
     total_steps = sampler.batches_per_epoch * config.epochs
     if config.max_steps:
@@ -479,146 +399,135 @@ def _train_locked(config: TrainConfig, data: PreparedDataset, val: PreparedDatas
     for m in models.values():
         m.to(device=device, memory_format=memory_format)
     optimizer = torch.optim.Adam(unique_parameters(models), lr=config.learning_rate)
-
-    checkpoint_path = run_dir / "checkpoint.pt"
-    log_path = run_dir / "log.jsonl"
     step = 0
     if state is not None:
-        for name, m in models.items():
-            m.load_state_dict(state["models"][name])
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng_cpu"].cpu())
-        if state["rng_cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
-        step = int(state["step"])
-        if rank == 0 and log_path.exists():  # drop log lines written after the checkpoint
-            kept = [ln for ln in log_path.read_text().splitlines() if json.loads(ln).get("step", 0) <= step]
-            write_text_atomic(log_path, "".join(ln + "\n" for ln in kept))
+        step = _restore(state, models, optimizer, run_dir / "log.jsonl" if rank == 0 else None)
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run_dir / "config.toml", config_to_toml(config))
         write_run_info(run_dir, data, val)
 
     train_models = wrap_for_training(models, config, device, world)
-
-    start_step, start_time = step, time.perf_counter()
-    saved_step = step if state is not None else None
-    terms_f: dict[str, float] = {}
-    validation: dict[str, float] = {}
-    selection_key = f"val_{config.method}"  # the self-supervised data term on held-out slices
-    best = {"step": 0, "loss": math.inf, "validation": {}}
-    best_path = run_dir / "best.pt"
-    if state is not None and best_path.exists():
-        saved = load_checkpoint(best_path, "cpu")
-        best.update(step=saved["step"], loss=saved["selection_loss"], validation=saved["validation"])
-    epoch_coords, coords_epoch = None, -1
-    bar = progress_bar(total=total_steps, initial=step, desc=f"train {config.method}", unit="step",
-                       every=sampler.batches_per_epoch, enabled=progress and rank == 0)
-    log = open(log_path, "a") if rank == 0 else None
-    try:
-        with StopRequest() as stop:
-            while step < total_steps:
-                epoch, k = divmod(step, sampler.batches_per_epoch)
-                if epoch != coords_epoch:
-                    epoch_coords, coords_epoch = sampler.epoch_coordinates(epoch), epoch
-                coords = epoch_coords[k][rank::world]
-                batch = {name: extract_patches(stack, coords, sampler.patch_size).to(device, non_blocking=True)
-                         .contiguous(memory_format=memory_format) for name, stack in stacks.items()}
-                with autocast_for(device, config.amp):
-                    terms = methods.objective(config.method, train_models, batch, config.beta_w, config.beta_r,
-                                              config.symmetric_n2n)
-                optimizer.zero_grad(set_to_none=True)
-                terms["total"].backward()
-                for group in optimizer.param_groups:
-                    group["lr"] = learning_rate_at(config, step, total_steps)
-                optimizer.step()
-                step += 1
-                bar.update(1)
-                log_now = step % config.log_every_steps == 0 or step == total_steps
-                save_now = rank == 0 and (step % config.checkpoint_every_steps == 0 or step == total_steps)
-                if log_now or save_now:  # never checkpoint a diverged state
-                    kept = (f"{checkpoint_path} (step {saved_step}, the last finite state)" if saved_step is not None
-                            else "no checkpoint (it diverged before the first one)")
-                    terms_f = _finite_terms(terms, step, config, kept)
-                if log_now:
-                    bar.set_postfix({n: f"{v:.3g}" for n, v in terms_f.items()})
-                    if log:
-                        log.write(json.dumps({"split": "train", "step": step,
-                                              "epoch": step / sampler.batches_per_epoch, **terms_f}) + "\n")
-                        log.flush()
-                end_of_epoch = step % sampler.batches_per_epoch == 0 or step == total_steps
-                if val is not None and end_of_epoch and rank == 0:
-                    validation = validate(config, models, val, device)
-                    log.write(json.dumps({"split": "val", "step": step, "epoch": step / sampler.batches_per_epoch,
-                                          **validation}) + "\n")
-                    log.flush()
-                    if config.select_best and validation.get(selection_key, math.inf) < best["loss"]:
-                        best.update(step=step, loss=validation[selection_key], validation=validation)
-                        save_model(best_path, step, config, models, {"selection_loss": best["loss"],
-                                                                     "validation": validation, "data": record})
-                if save_now:
-                    save_checkpoint(checkpoint_path, step, config, models, optimizer, record)
-                    saved_step = step
-                signum = _stop_everywhere(stop, world, device)
-                if signum:
-                    if rank == 0 and saved_step != step:
-                        save_checkpoint(checkpoint_path, step, config, models, optimizer, record)
-                    raise Interrupted(signum, f"{SIGNAL_NAMES.get(signum, signum)} at step {step} of {total_steps}: "
-                                      f"checkpoint saved in {checkpoint_path}; continue with --resume")
-                if stop_after_steps is not None and step >= stop_after_steps:
-                    break
-    finally:
-        bar.close()
-        if log:
-            log.close()
-    if world > 1:  # DDP syncs buffers before each forward; make the final running stats agree too
-        for m in models.values():
-            for buffer in m.buffers():
-                dist.broadcast(buffer, src=0)
-    if rank == 0 and step != total_steps:
-        save_checkpoint(checkpoint_path, step, config, models, optimizer, record)
-    seconds = time.perf_counter() - start_time
-    selected = config.select_best and best_path.exists()
-    summary = TrainSummary(run_dir, config.method, step, step / sampler.batches_per_epoch, seconds,
-                           (step - start_step) / seconds if seconds > 0 else 0.0, terms_f,
-                           best["validation"] if selected else validation, str(device),
-                           best["step"] if selected else step, models)
-    if rank == 0 and step == total_steps:
-        if selected:
-            os.replace(best_path, run_dir / "model.pt")
-        else:
-            save_model(run_dir / "model.pt", step, config, models, {"data": record})
-        write_text_atomic(run_dir / "summary.json", summary.to_json())
-    return summary
+    return _Loop(config, sampler, run_dir, record, rank, world, device, models, train_models, optimizer,
+                 memory_format, stacks, total_steps, step=step, saved_step=step if state is not None else None)
 
 
-def save_model(path: Path, step: int, config: TrainConfig, models: Mapping[str, torch.nn.Module],
-               extra: dict[str, Any] | None = None) -> None:
-    """Network weights only (what ``denoise`` needs), written atomically."""
-    with atomic_path(path) as tmp:
-        torch.save({"format": CHECKPOINT_FORMAT, "step": step, "config": dataclasses.asdict(config),
-                    "models": {k: _unwrap(m).state_dict() for k, m in models.items()}, **(extra or {})}, tmp)
-
-
-def load_trained(run_dir: str | Path, device: torch.device | str = "cpu",
-                 with_data: bool = False
-                 ) -> tuple[TrainConfig, dict[str, UNet]] | tuple[TrainConfig, dict[str, UNet], dict]:
-    """Networks of a run (``model.pt``, or the latest ``checkpoint.pt`` of an unfinished run), in eval mode.
-
-    With ``with_data``, also what the run recorded about its training data (empty for old runs).
-    """
-    run_dir = Path(run_dir)
-    path = run_dir / "model.pt"
-    if not path.exists():
-        path = run_dir / "checkpoint.pt"
-    if not path.exists():
-        found = "not found" if not run_dir.exists() else "neither model.pt nor checkpoint.pt in it"
-        raise InputError(run_dir, "--run", "a run folder written by tomoconsensus train (model.pt or "
-                         "checkpoint.pt)", found)
-    state = load_checkpoint(path, device)
-    config = dataclass_from_dict(TrainConfig, state["config"], path)
-    models = build_models(config)
+def _restore(state: dict[str, Any], models: Mapping[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
+             log_path: Path | None) -> int:
+    """Load a checkpoint's networks, optimiser and RNG state (an exact resume) and drop the lines of
+    ``log_path`` written after it; returns its step."""
     for name, m in models.items():
         m.load_state_dict(state["models"][name])
-        m.to(device).eval()
-    return (config, models, dict(state.get("data") or {})) if with_data else (config, models)
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["rng_cpu"].cpu())
+    if state["rng_cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
+    step = int(state["step"])
+    if log_path is not None and log_path.exists():  # drop log lines written after the checkpoint
+        kept = [ln for ln in log_path.read_text().splitlines() if json.loads(ln).get("step", 0) <= step]
+        write_text_atomic(log_path, "".join(ln + "\n" for ln in kept))
+    return step
+
+
+def _run_steps(loop: _Loop, val: PreparedDataset | None, bar, stop: StopRequest,
+               stop_after_steps: int | None) -> None:
+    """Train up to the last step: log, validate and select at the end of each epoch, checkpoint, and stop on
+    a signal (raising :class:`Interrupted`) or at ``stop_after_steps``."""
+    epoch_coords, coords_epoch = None, -1
+    while loop.step < loop.total_steps:
+        epoch, k = divmod(loop.step, loop.sampler.batches_per_epoch)
+        if epoch != coords_epoch:
+            epoch_coords, coords_epoch = loop.sampler.epoch_coordinates(epoch), epoch
+        terms = _train_step(loop, epoch_coords[k][loop.rank::loop.world])
+        bar.update(1)
+        save_now = _log_step(loop, terms, bar)
+        end_of_epoch = loop.step % loop.sampler.batches_per_epoch == 0 or loop.step == loop.total_steps
+        if val is not None and end_of_epoch and loop.rank == 0:
+            _validate_and_select(loop, val)
+        if save_now:
+            loop.save_checkpoint()
+        _stop_if_requested(loop, stop)
+        if stop_after_steps is not None and loop.step >= stop_after_steps:
+            break
+
+
+def _train_step(loop: _Loop, coords: np.ndarray) -> dict[str, torch.Tensor]:
+    """One optimiser step on the patches at ``coords`` (this rank's share of the global batch); returns the
+    loss terms."""
+    config = loop.config
+    batch = {name: extract_patches(stack, coords, loop.sampler.patch_size).to(loop.device, non_blocking=True)
+             .contiguous(memory_format=loop.memory_format) for name, stack in loop.stacks.items()}
+    with autocast_for(loop.device, config.amp):
+        terms = methods.objective(config.method, loop.train_models, batch, config.beta_w, config.beta_r,
+                                  config.symmetric_n2n)
+    loop.optimizer.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    for group in loop.optimizer.param_groups:
+        group["lr"] = learning_rate_at(config, loop.step, loop.total_steps)
+    loop.optimizer.step()
+    loop.step += 1
+    return terms
+
+
+def _log_step(loop: _Loop, terms: Mapping[str, torch.Tensor], bar) -> bool:
+    """Check and log the loss terms when a log line or a checkpoint is due; returns whether a checkpoint is
+    due. A diverged state raises :class:`RunError` instead (it is never checkpointed)."""
+    step, config = loop.step, loop.config
+    log_now = step % config.log_every_steps == 0 or step == loop.total_steps
+    save_now = loop.rank == 0 and (step % config.checkpoint_every_steps == 0 or step == loop.total_steps)
+    if log_now or save_now:  # never checkpoint a diverged state
+        kept = (f"{loop.checkpoint_path} (step {loop.saved_step}, the last finite state)"
+                if loop.saved_step is not None else "no checkpoint (it diverged before the first one)")
+        loop.terms = _finite_terms(terms, step, config, kept)
+    if log_now:
+        bar.set_postfix({n: f"{v:.3g}" for n, v in loop.terms.items()})
+        if loop.log:
+            loop.write_log("train", loop.terms)
+    return save_now
+
+
+def _validate_and_select(loop: _Loop, val: PreparedDataset) -> None:
+    """End of an epoch (rank 0): validate, log, and keep the networks in ``best.pt`` when the held-out
+    self-supervised loss is the lowest so far."""
+    loop.validation = validate(loop.config, loop.models, val, loop.device)
+    loop.write_log("val", loop.validation)
+    selection_key = f"val_{loop.config.method}"  # the self-supervised data term on held-out slices
+    if loop.config.select_best and loop.validation.get(selection_key, math.inf) < loop.best["loss"]:
+        loop.best.update(step=loop.step, loss=loop.validation[selection_key], validation=loop.validation)
+        save_model(loop.best_path, loop.step, loop.config, loop.models,
+                   {"selection_loss": loop.best["loss"], "validation": loop.validation, "data": loop.record})
+
+
+def _stop_if_requested(loop: _Loop, stop: StopRequest) -> None:
+    """After Ctrl-C or SIGTERM in any process: checkpoint this step (rank 0) and raise :class:`Interrupted`."""
+    signum = _stop_everywhere(stop, loop.world, loop.device)
+    if signum:
+        if loop.rank == 0 and loop.saved_step != loop.step:
+            loop.save_checkpoint()
+        raise Interrupted(signum, f"{SIGNAL_NAMES.get(signum, signum)} at step {loop.step} of {loop.total_steps}: "
+                          f"checkpoint saved in {loop.checkpoint_path}; continue with --resume")
+
+
+def _finish(loop: _Loop, start_step: int, start_time: float) -> TrainSummary:
+    """Agree on the final networks, checkpoint an unfinished run; a finished one gets model.pt (the selected
+    epoch, else the last) and summary.json."""
+    config, run_dir, step = loop.config, loop.run_dir, loop.step
+    if loop.world > 1:  # DDP syncs buffers before each forward; make the final running stats agree too
+        for m in loop.models.values():
+            for buffer in m.buffers():
+                dist.broadcast(buffer, src=0)
+    if loop.rank == 0 and step != loop.total_steps:
+        loop.save_checkpoint()
+    seconds = time.perf_counter() - start_time
+    selected = config.select_best and loop.best_path.exists()
+    summary = TrainSummary(run_dir, config.method, step, step / loop.sampler.batches_per_epoch, seconds,
+                           (step - start_step) / seconds if seconds > 0 else 0.0, loop.terms,
+                           loop.best["validation"] if selected else loop.validation, str(loop.device),
+                           loop.best["step"] if selected else step, loop.models)
+    if loop.rank == 0 and step == loop.total_steps:
+        if selected:
+            os.replace(loop.best_path, run_dir / "model.pt")
+        else:
+            save_model(run_dir / "model.pt", step, config, loop.models, {"data": loop.record})
+        write_text_atomic(run_dir / "summary.json", summary.to_json())
+    return summary

@@ -1,0 +1,107 @@
+"""CT preparation: the modality on a device, simulated or measured slices, the optional TV baseline.
+
+``prepare ct --images/--sinograms`` and the CT demo both go through :func:`ct_modality`, a slice
+source (:func:`simulated_source` or :func:`measured_source`) and :func:`write_ct`. Raw helical
+projections have their own source (:func:`tomoconsensus.ct.raw.projection_source`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from tomoconsensus.ct.io import ImageStack, SinogramStack
+from tomoconsensus.ct.sources import measured_slices, simulated_slices
+from tomoconsensus.ct.split import CTModality
+from tomoconsensus.ct.tv import TVConfig, tv_reconstruct
+from tomoconsensus.data.prepared import PrepareSummary, write_prepared
+from tomoconsensus.devices import torch_device
+from tomoconsensus.errors import InputError
+from tomoconsensus.geometry import FanBeamGeometry, load_geometry
+from tomoconsensus.modality import Slice
+
+
+@dataclass
+class SliceSource:
+    """Slices to prepare (a generator is fine), how many, and how they were obtained (file attributes)."""
+
+    slices: Iterable[Slice]
+    n_slices: int
+    attrs: dict[str, Any]
+
+
+def fan_beam_geometry(name: str | Path) -> FanBeamGeometry:
+    """A shipped geometry name or TOML path; InputError unless it is a fan-beam geometry."""
+    geom = load_geometry(name)
+    if not isinstance(geom, FanBeamGeometry):
+        raise InputError(name, "beam", "a fan-beam geometry for CT preparation", geom.beam)
+    return geom
+
+
+def ct_modality(geom: FanBeamGeometry, device: str = "auto") -> CTModality:
+    """Odd/even-view split and Hann FBP on the torch ``device`` (auto, cpu, cuda, cuda:N)."""
+    return CTModality(geom, device=torch_device(device))
+
+
+def _count(total: int, max_slices: int | None, source: str | Path) -> int:
+    n = total if max_slices is None else min(max_slices, total)
+    if n == 0:
+        raise InputError(source, "slices", "at least one slice", 0)
+    return n
+
+
+def simulated_source(stack: ImageStack, geom: FanBeamGeometry, dose_fraction: float, seed: int,
+                     source: str | Path, reference: str = "noiseless-fbp",
+                     max_slices: int | None = None) -> SliceSource:
+    """Low-dose sinograms simulated from clean images (HU) at ``dose_fraction`` of the geometry's dose.
+
+    Parameters
+    ----------
+    stack : ImageStack
+        Clean images, (slices, H, W) in HU with their pixel spacing in mm.
+    seed : int
+        Seed of the simulated noise (slice ``i`` draws from its own stream).
+    source : str or Path
+        Where the images came from (file attribute ``source``; names the input in errors).
+    reference : str
+        ``noiseless-fbp``, ``full-dose-fbp`` or ``image`` (:data:`tomoconsensus.choices.CT_REFERENCES`).
+    max_slices : int, optional
+        Only the first slices.
+    """
+    n = _count(len(stack.hu), max_slices, source)
+    attrs = {"source": str(source), "source_kind": "simulated from clean images", "reference_kind": reference,
+             "dose_fraction": dose_fraction, "incident_photons_full_dose": geom.protocol.incident_photons,
+             "electronic_noise_std": geom.protocol.electronic_noise_std}
+    return SliceSource(islice(simulated_slices(stack, geom, dose_fraction, seed, reference), n), n, attrs)
+
+
+def measured_source(stack: SinogramStack, source: str | Path, max_slices: int | None = None) -> SliceSource:
+    """Measured line-integral sinograms (views, channels), with their reference where the file has one."""
+    n = _count(len(stack.sinograms), max_slices, source)
+    attrs = {"source": str(source), "source_kind": "measured sinograms"}
+    return SliceSource(islice(measured_slices(stack), n), n, attrs)
+
+
+def write_ct(out: str | Path, modality: CTModality, source: SliceSource, seed: int, tv: TVConfig | None = None,
+             progress: bool = True) -> PrepareSummary:
+    """Split, reconstruct and write ``source`` to the prepared file ``out``.
+
+    Parameters
+    ----------
+    modality : CTModality
+        From :func:`ct_modality`; one modality can write several files.
+    seed : int
+        Recorded split seed (CT's odd/even split itself is deterministic).
+    tv : TVConfig, optional
+        Also store the TV reconstruction of each sinogram as ``/baselines/tv`` (HU/1000), with the
+        attributes ``tv_lam`` and ``tv_iter``.
+    """
+    attrs = dict(source.attrs)
+    baselines = {}
+    if tv is not None:
+        baselines["tv"] = lambda sino: modality.to_units(tv_reconstruct(sino, modality.geom, tv))
+        attrs.update(tv_lam=tv.lam, tv_iter=tv.n_iter)
+    return write_prepared(out, modality, source.slices, source.n_slices, seed, attrs, baselines, progress)
