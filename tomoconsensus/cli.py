@@ -135,24 +135,14 @@ def _prepare_pet(args: argparse.Namespace) -> None:
 
 
 def _prepare_spectral(args: argparse.Namespace) -> None:
-    from tomoconsensus.data.prepared import write_prepared
-    from tomoconsensus.devices import torch_device
-    from tomoconsensus.geometry import load_geometry
+    from tomoconsensus.pipelines.spectral import spectral_modality, write_spectral
     from tomoconsensus.spectral.io import read_counts
-    from tomoconsensus.spectral.modality import SpectralModality
-    from tomoconsensus.spectral.sources import check_stack, count_slices
-    from tomoconsensus.spectral.spectrum import load_spectrum
 
     check_output_file(args.out, _inputs(args.counts), args.overwrite)
-    spectrum = load_spectrum(args.spectrum)
-    geom = load_geometry(args.geometry)
     stack = read_counts(args.counts)
-    check_stack(stack, geom, args.counts)
-    n = len(stack.counts) if args.max_slices is None else min(args.max_slices, len(stack.counts))
-    modality = SpectralModality(geom, spectrum, stack.edges_kev, args.split, args.reference_water_mm,
-                                torch_device(args.device))
-    attrs = {"source": str(args.counts)}
-    print(write_prepared(args.out, modality, islice(count_slices(stack), n), n, args.seed, attrs))
+    modality = spectral_modality(args.geometry, stack.edges_kev, args.spectrum, args.split, args.reference_water_mm,
+                                 args.device)
+    print(write_spectral(args.out, modality, stack, args.seed, args.counts, args.max_slices))
 
 
 def _add_prepare_spectral_parser(prep_sub) -> None:
@@ -263,7 +253,7 @@ def _demo(args: argparse.Namespace) -> None:
         raise InputError("--out", str(args.out), "a folder for the demo's files", "an existing file")
     check_writable_folder(args.out)
     protocol = QUICK if args.quick else DemoProtocol()
-    for modality in ("ct", "mr") if args.modality == "all" else (args.modality,):
+    for modality in ("ct", "mr", "spectral") if args.modality == "all" else (args.modality,):
         run_demo(modality, args.out / modality, protocol, args.device, overwrite=args.overwrite)
 
 
@@ -419,7 +409,7 @@ def _add_evaluate_parser(sub) -> None:
 
 def _add_demo_parser(sub) -> None:
     demo = sub.add_parser("demo", help="prepare, train, denoise and evaluate on embedded data")
-    demo.add_argument("modality", nargs="?", default="ct", choices=("ct", "mr", "all"))
+    demo.add_argument("modality", nargs="?", default="ct", choices=("ct", "mr", "spectral", "all"))
     demo.add_argument("--out", type=Path, default=Path("demo_out"))
     demo.add_argument("--quick", action="store_true", help="seconds-long smoke run (tiny network, few steps)")
     demo.add_argument("--device", type=_device, default="auto", help=DEVICE_HELP)

@@ -57,3 +57,48 @@ def iodine_rois(image: np.ndarray, attrs: dict, iodine_truth: np.ndarray) -> lis
     names = matrix_of(attrs)[1]
     iodine = material_images(image, attrs)[names.index("iodine")]
     return [{"true": true, "measured": float(iodine[mask].mean())} for mask, true in insert_masks(iodine_truth)]
+
+
+def quality_table(reference: np.ndarray, images: dict[str, np.ndarray], attrs: dict,
+                  iodine_truth: np.ndarray) -> dict[str, dict]:
+    """Per method: 70 keV VMI RMSE and SSIM (CT window) against the reference's VMI, and iodine per insert.
+
+    ``reference`` and every image stack are (slices, bins, H, W) in bin HU/1000; ``iodine_truth``
+    (slices, H, W) in mg/mL. The reference itself is the first row (its iodine: what the noiseless
+    data give, beam hardening included).
+    """
+    from tomoconsensus.metrics import CT_WINDOW_HU, rmse, ssim
+
+    ref_vmi = [vmi_70kev_hu(im, attrs) for im in reference]
+    table = {}
+    for name, stack in {"Reference": reference, **images}.items():
+        vmi = [vmi_70kev_hu(im, attrs) for im in stack]
+        pairs = list(zip(vmi, ref_vmi, strict=True))
+        rois = [r for im, t in zip(stack, iodine_truth, strict=True) for r in iodine_rois(im, attrs, t)]
+        table[name] = {"vmi70_rmse_hu": float(np.mean([rmse(a, b) for a, b in pairs])),
+                       "vmi70_ssim": float(np.mean([ssim(np.clip(a, *CT_WINDOW_HU), np.clip(b, *CT_WINDOW_HU),
+                                                         CT_WINDOW_HU[1] - CT_WINDOW_HU[0]) for a, b in pairs])),
+                       "iodine": rois}
+    return table
+
+
+def iodine_change(table: dict[str, dict], method: str, against: str) -> float:
+    """Largest relative change of an insert's mean iodine between two rows, pooled per concentration."""
+    changes = []
+    for true in sorted({r["true"] for r in table[against]["iodine"]}):
+        a = np.mean([r["measured"] for r in table[method]["iodine"] if r["true"] == true])
+        b = np.mean([r["measured"] for r in table[against]["iodine"] if r["true"] == true])
+        changes.append(abs(a / b - 1.0))
+    return float(max(changes))
+
+
+def quality_markdown(table: dict[str, dict]) -> str:
+    """The table as Markdown: VMI columns, then the mean measured iodine per true concentration."""
+    concentrations = sorted({r["true"] for r in table["Reference"]["iodine"]})
+    head = "| | VMI 70 keV RMSE (HU) | VMI SSIM (%) | " + " | ".join(f"iodine {c:g} mg/mL" for c in concentrations)
+    lines = [head + " |", "|---" * (3 + len(concentrations)) + "|"]
+    for name, row in table.items():
+        means = [np.mean([r["measured"] for r in row["iodine"] if r["true"] == c]) for c in concentrations]
+        lines.append(f"| {name} | {row['vmi70_rmse_hu']:.1f} | {100 * row['vmi70_ssim']:.1f} | "
+                     + " | ".join(f"{m:.2f}" for m in means) + " |")
+    return "\n".join(lines) + "\n"
