@@ -63,6 +63,18 @@ def test_quick_mr_demo_runs_end_to_end(tmp_path, capsys):
         assert f.attrs["coils"] == 4 and f.attrs["center_lines"] == 12
 
 
+def test_quick_spectral_demo_runs_end_to_end(tmp_path, capsys):
+    assert main(["demo", "spectral", "--quick", "--out", str(tmp_path), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "| RMSE, bin mean (HU) |" in out and "| VMI 70 keV RMSE (HU) |" in out
+    assert "iodine ROI means by < 2 %" in out
+    table = json.loads((tmp_path / "spectral" / "report" / "spectral_quality.json").read_text())
+    truth = sorted({r["true"] for r in table["Reference"]["iodine"]})
+    assert truth == [2.0, 5.0, 10.0] and "Consensus" in table
+    with h5py.File(tmp_path / "spectral" / "spectral_test.h5") as f:  # the prepare spectral pipeline's file
+        assert f.attrs["channels"] == 4 and f.attrs["split_kind"] == "views"
+
+
 def test_mr_example_kspace_goes_through_prepare_mr(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "examples" / "mr" / "make_shipped_kspace.py"), str(tmp_path),
                              "--matrix", "64", "--coils", "4"], capture_output=True, text=True, timeout=300)
