@@ -29,11 +29,11 @@ import torch
 from tomoconsensus.ct.curved import forward_projector
 from tomoconsensus.ct.fbp import FBP
 from tomoconsensus.ct.io import ImageStack, read_images
+from tomoconsensus.ct.modality import CTModality, odd_even_views
 from tomoconsensus.ct.noise import hu_to_mu, simulate_low_dose
 from tomoconsensus.ct.projector import AstraProjector
 from tomoconsensus.ct.simulate import support_channels, to_geometry_grid
 from tomoconsensus.ct.sources import simulated_slices
-from tomoconsensus.ct.split import CTModality, odd_even_views
 from tomoconsensus.data.prepared import write_prepared
 from tomoconsensus.geometry import load_geometry
 

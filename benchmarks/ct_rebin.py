@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from tomoconsensus.ct.dicom_pd import read_projections
+from tomoconsensus.ct.modality import CTModality
 from tomoconsensus.ct.rebin import Rebinner, split_views
-from tomoconsensus.ct.split import CTModality
 
 from common import best_of, write_result
 from tests.ct.dicom_pd_writer import ScanSpec, write_scan

@@ -47,8 +47,8 @@ EMBEDDED_CT = Path(__file__).resolve().parents[1] / "tomoconsensus" / "embedded"
 def prepared_ct(tmp_path_factory, demo_geometry):
     """A small prepared CT dataset: 4 embedded clinical slices at quarter dose, 128^2."""
     from tomoconsensus.ct.io import read_images
+    from tomoconsensus.ct.modality import CTModality
     from tomoconsensus.ct.sources import simulated_slices
-    from tomoconsensus.ct.split import CTModality
     from tomoconsensus.data.prepared import write_prepared
 
     out = tmp_path_factory.mktemp("prepared") / "ct4.h5"

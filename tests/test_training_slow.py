@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from tomoconsensus.ct.io import read_images
+from tomoconsensus.ct.modality import CTModality
 from tomoconsensus.ct.sources import simulated_slices
-from tomoconsensus.ct.split import CTModality
 from tomoconsensus.data.denoised import read_denoised
 from tomoconsensus.data.prepared import read_prepared, write_prepared
 from tomoconsensus.demo import CT_IMAGES, TEST_PATIENTS, VAL_PATIENTS, _subset

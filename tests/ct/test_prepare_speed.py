@@ -12,11 +12,11 @@ import pytest
 
 from tomoconsensus.ct.fbp import FBP
 from tomoconsensus.ct.io import read_images
+from tomoconsensus.ct.modality import CTModality, odd_even_views
 from tomoconsensus.ct.noise import hu_to_mu, mu_to_hu, simulate_low_dose
 from tomoconsensus.ct.projector import AstraProjector
 from tomoconsensus.ct.simulate import to_geometry_grid
 from tomoconsensus.ct.sources import simulated_slices, slice_rngs
-from tomoconsensus.ct.split import CTModality, odd_even_views
 from tomoconsensus.data.prepared import read_prepared, write_prepared
 from tomoconsensus.geometry import ParallelBeamGeometry
 

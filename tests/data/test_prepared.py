@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from tomoconsensus.ct.io import read_images
+from tomoconsensus.ct.modality import CTModality
 from tomoconsensus.ct.sources import simulated_slices
-from tomoconsensus.ct.split import CTModality
 from tomoconsensus.data.patches import PatchSampler, extract_patches
 from tomoconsensus.data.prepared import read_prepared, write_prepared
 from tomoconsensus.errors import InputError

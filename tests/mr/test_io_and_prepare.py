@@ -10,8 +10,8 @@ from tomoconsensus.errors import InputError
 from tomoconsensus.metrics import mr_metrics
 from tomoconsensus.modality import split_and_reconstruct
 from tomoconsensus.mr.io import KSpaceVolume, read_kspace, read_kspace_file
+from tomoconsensus.mr.modality import MRModality
 from tomoconsensus.mr.sources import undersampled_slices
-from tomoconsensus.mr.split import MRModality
 
 from tests.conftest import DATA, SHARED
 

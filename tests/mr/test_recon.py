@@ -9,8 +9,8 @@ from skimage.transform import resize
 
 from tomoconsensus.modality import split_and_reconstruct
 from tomoconsensus.mr.masks import random_split_mask
+from tomoconsensus.mr.modality import MRMeasurement, MRModality
 from tomoconsensus.mr.recon import espirit_maps, sense, zero_filled_combination
-from tomoconsensus.mr.split import MRMeasurement, MRModality
 
 N = 128
 CENTRE = 16  # 4x of 128 lines = 32 lines: 16 central + 16 random outer

@@ -6,6 +6,7 @@ import pytest
 from tomoconsensus.demo import DemoProtocol, mr_demo_volumes, patient_split
 from tomoconsensus.errors import InputError
 from tomoconsensus.metrics import mr_metrics
+from tomoconsensus.mr.modality import MRModality
 from tomoconsensus.mr.recon import zero_filled_combination
 from tomoconsensus.mr.simulate import (
     birdcage_sensitivities,
@@ -15,7 +16,6 @@ from tomoconsensus.mr.simulate import (
     t1_like_magnitude,
 )
 from tomoconsensus.mr.sources import undersampled_slices
-from tomoconsensus.mr.split import MRModality
 
 
 def test_t1_like_contrast_orders_tissues_as_t1_weighting():

@@ -20,9 +20,9 @@ import numpy as np
 
 from tomoconsensus.ct.curved import fbp_operator
 from tomoconsensus.ct.dicom_pd import HelicalScan, read_projections
+from tomoconsensus.ct.modality import CTModality
 from tomoconsensus.ct.noise import mu_to_hu
 from tomoconsensus.ct.rebin import Rebinner, split_views
-from tomoconsensus.ct.split import CTModality
 from tomoconsensus.errors import InputError
 from tomoconsensus.modality import Slice
 

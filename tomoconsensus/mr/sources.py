@@ -20,8 +20,8 @@ from tomoconsensus.errors import InputError
 from tomoconsensus.modality import Slice
 from tomoconsensus.mr.io import KSpaceVolume
 from tomoconsensus.mr.masks import check_design, random_split_mask, split_acquired_mask
+from tomoconsensus.mr.modality import MRMeasurement
 from tomoconsensus.mr.recon import espirit_maps, to_channels, zero_filled_combination
-from tomoconsensus.mr.split import MRMeasurement
 
 #: ESPIRiT's kernel width (SigPy's default): the calibration region must be at least this wide.
 ESPIRIT_KERNEL_WIDTH = 6

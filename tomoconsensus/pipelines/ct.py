@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from tomoconsensus.ct.io import ImageStack, SinogramStack
+from tomoconsensus.ct.modality import CTModality
 from tomoconsensus.ct.sources import measured_slices, simulated_slices
-from tomoconsensus.ct.split import CTModality
 from tomoconsensus.ct.tv import TVConfig, tv_reconstruct
 from tomoconsensus.data.prepared import PrepareSummary, write_prepared
 from tomoconsensus.devices import torch_device

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from tomoconsensus.data.prepared import PrepareSummary, write_prepared
 from tomoconsensus.mr.io import KSpaceVolume
+from tomoconsensus.mr.modality import MRModality
 from tomoconsensus.mr.recon import sigpy_device
 from tomoconsensus.mr.sources import check_calibration, check_volumes, undersampled_slices
-from tomoconsensus.mr.split import MRModality
 
 
 def mr_modality(acceleration: float, center_lines: int, sense_lambda: float = 0.01,

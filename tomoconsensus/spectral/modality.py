@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from tomoconsensus.counts import binomial_thin
-from tomoconsensus.ct.split import CTModality
+from tomoconsensus.ct.modality import CTModality
 from tomoconsensus.geometry import FanBeamGeometry
 from tomoconsensus.spectral.materials import MATERIALS
 from tomoconsensus.spectral.physics import WaterPrecorrection, bin_attenuation_matrix
