@@ -75,6 +75,17 @@ def test_quick_spectral_demo_runs_end_to_end(tmp_path, capsys):
         assert f.attrs["channels"] == 4 and f.attrs["split_kind"] == "views"
 
 
+def test_quick_pet_demo_runs_end_to_end(tmp_path, capsys):
+    assert main(["demo", "pet", "--quick", "--out", str(tmp_path), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "| RMSE (0.01 activity units) |" in out and "| Background CoV (%) |" in out
+    table = json.loads((tmp_path / "pet" / "report" / "pet_quality.json").read_text())
+    assert {"Reference", "FBP (all counts)", "Consensus", "Noise2Noise"} <= set(table)
+    assert table["Reference"]["suv_mean_bias"] == 0.0 and table["FBP (all counts)"]["background_cov"] > 0
+    with h5py.File(tmp_path / "pet" / "pet_test.h5") as f:  # the prepare pet pipeline's file
+        assert f.attrs["modality"] == "pet" and f.attrs["recon"] == "fbp"
+
+
 def test_mr_example_kspace_goes_through_prepare_mr(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "examples" / "mr" / "make_shipped_kspace.py"), str(tmp_path),
                              "--matrix", "64", "--coils", "4"], capture_output=True, text=True, timeout=300)

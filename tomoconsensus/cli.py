@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from itertools import islice
 from pathlib import Path
 
 from tomoconsensus.atomic import check_output_dir, check_output_file, check_writable_folder, same_file
@@ -117,21 +116,14 @@ def _prepare_mr(args: argparse.Namespace) -> None:
 
 
 def _prepare_pet(args: argparse.Namespace) -> None:
-    from tomoconsensus.data.prepared import write_prepared
     from tomoconsensus.pet.io import read_prompts
-    from tomoconsensus.pet.modality import PETModality
-    from tomoconsensus.pet.recon import pet_geometry
-    from tomoconsensus.pet.sources import check_reference_grid, prompt_slices
+    from tomoconsensus.pipelines.pet import pet_modality, write_pet
 
+    check_output_file(args.out, _inputs(args.prompts), args.overwrite)
     stack = read_prompts(args.prompts)
-    geom = pet_geometry(stack.angles_deg, stack.prompts.shape[2], stack.bin_size_mm, args.image_size,
-                        args.pixel_size_mm)
-    check_reference_grid(stack, geom, args.prompts)
-    n = len(stack.prompts) if args.max_slices is None else min(args.max_slices, len(stack.prompts))
-    modality = PETModality(geom, stack.activity_units, args.recon, osem_iterations=args.osem_iterations,
-                           osem_subsets=args.osem_subsets)
-    attrs = {"source": str(args.prompts), "prompts_per_slice_mean": float(stack.prompts.sum((1, 2)).mean())}
-    print(write_prepared(args.out, modality, islice(prompt_slices(stack), n), n, args.seed, attrs))
+    modality = pet_modality(stack, args.image_size, args.pixel_size_mm, args.recon, args.osem_iterations,
+                            args.osem_subsets)
+    print(write_pet(args.out, modality, stack, args.seed, args.prompts, args.max_slices))
 
 
 def _prepare_spectral(args: argparse.Namespace) -> None:
@@ -253,7 +245,7 @@ def _demo(args: argparse.Namespace) -> None:
         raise InputError("--out", str(args.out), "a folder for the demo's files", "an existing file")
     check_writable_folder(args.out)
     protocol = QUICK if args.quick else DemoProtocol()
-    for modality in ("ct", "mr", "spectral") if args.modality == "all" else (args.modality,):
+    for modality in ("ct", "mr", "pet", "spectral") if args.modality == "all" else (args.modality,):
         run_demo(modality, args.out / modality, protocol, args.device, overwrite=args.overwrite)
 
 
@@ -348,15 +340,16 @@ def _add_prepare_pet_parser(prep_sub) -> None:
     pet = prep_sub.add_parser("pet", help="2-D PET prompts: binomial thinning, corrected FBP (or OSEM) of each "
                               "half x2 and of all prompts")
     pet.add_argument("--prompts", type=Path, required=True, help="prompt sinograms + factors (.h5/.npz, docs/pet.md)")
-    pet.add_argument("--image-size", type=int, required=True, help="reconstruction grid N (N x N pixels)")
-    pet.add_argument("--pixel-size-mm", type=float, required=True)
+    pet.add_argument("--image-size", type=_POSITIVE_INT, required=True, help="reconstruction grid N (N x N pixels)")
+    pet.add_argument("--pixel-size-mm", type=_POSITIVE, required=True)
     pet.add_argument("--recon", choices=("fbp", "osem"), default="fbp", help="fbp: linear, unbiased (default); "
                      "osem: non-negative, biased in cold regions")
-    pet.add_argument("--osem-iterations", type=int, default=4)
-    pet.add_argument("--osem-subsets", type=int, default=8)
-    pet.add_argument("--seed", type=int, default=0, help="seed of the binomial thinning")
-    pet.add_argument("--max-slices", type=int, default=None, help="only the first N slices")
+    pet.add_argument("--osem-iterations", type=_POSITIVE_INT, default=4)
+    pet.add_argument("--osem-subsets", type=_POSITIVE_INT, default=8)
+    pet.add_argument("--seed", type=_NON_NEGATIVE_INT, default=0, help="seed of the binomial thinning")
+    pet.add_argument("--max-slices", type=_POSITIVE_INT, default=None, help="only the first N slices")
     pet.add_argument("--out", type=Path, required=True)
+    pet.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     pet.set_defaults(func=_prepare_pet)
 
 
@@ -409,7 +402,7 @@ def _add_evaluate_parser(sub) -> None:
 
 def _add_demo_parser(sub) -> None:
     demo = sub.add_parser("demo", help="prepare, train, denoise and evaluate on embedded data")
-    demo.add_argument("modality", nargs="?", default="ct", choices=("ct", "mr", "spectral", "all"))
+    demo.add_argument("modality", nargs="?", default="ct", choices=("ct", "mr", "pet", "spectral", "all"))
     demo.add_argument("--out", type=Path, default=Path("demo_out"))
     demo.add_argument("--quick", action="store_true", help="seconds-long smoke run (tiny network, few steps)")
     demo.add_argument("--device", type=_device, default="auto", help=DEVICE_HELP)

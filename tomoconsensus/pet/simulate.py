@@ -236,3 +236,27 @@ def simulate_prompts(hu: np.ndarray, pixel_spacing_mm: np.ndarray, slice_ids: li
                         np.stack([s.additive for s in out]), sim.angles_deg, sim.bin_size_mm,
                         "SUV (g/mL), simulated", list(slice_ids), list(patient_ids), reference)
     return stack, out
+
+
+class SliceTruth(NamedTuple):
+    """What the lesion table needs of a simulated slice (:func:`tomoconsensus.pet.regions.slice_regions`)."""
+
+    classes: np.ndarray
+    lesions: list
+
+
+def save_truth(path, sims: list[SimulatedSlice]) -> None:
+    """Tissue classes and lesions of simulated slices, as plain arrays in an .npz (no pickles)."""
+    most = max([len(s.lesions) for s in sims] + [1])
+    lesions = np.full((len(sims), most, 4), np.nan)
+    for i, s in enumerate(sims):
+        for j, lesion in enumerate(s.lesions):
+            lesions[i, j] = lesion
+    np.savez_compressed(path, classes=np.stack([s.classes for s in sims]), lesions=lesions)
+
+
+def load_truth(path) -> list[SliceTruth]:
+    """The slices written by :func:`save_truth`."""
+    with np.load(path, allow_pickle=False) as z:
+        return [SliceTruth(c, [Lesion(*row) for row in rows if np.all(np.isfinite(row))])
+                for c, rows in zip(z["classes"], z["lesions"], strict=True)]
