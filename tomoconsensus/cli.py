@@ -112,7 +112,8 @@ def _prepare_mr(args: argparse.Namespace) -> None:
 
     check_output_file(args.out, _inputs(args.kspace), args.overwrite, read_folders=[args.kspace])
     modality = mr_modality(args.acceleration, args.center_lines, args.sense_lambda, args.device)
-    print(write_mr(args.out, modality, read_kspace(args.kspace), args.seed, args.kspace, args.variable_density))
+    print(write_mr(args.out, modality, read_kspace(args.kspace), args.seed, args.kspace, args.variable_density,
+                   keep_measurement=args.keep_measurement))
 
 
 def _prepare_pet(args: argparse.Namespace) -> None:
@@ -328,6 +329,8 @@ def _add_prepare_mr_parser(prep_sub) -> None:
     mr.add_argument("--center-lines", type=_POSITIVE_INT, default=48)
     mr.add_argument("--variable-density", type=_NON_NEGATIVE, default=0.0, help="0: uniform; d > 0: p ~ |k|^-d")
     mr.add_argument("--sense-lambda", type=_NON_NEGATIVE, default=0.01)
+    mr.add_argument("--keep-measurement", action="store_true",
+                    help="also store each slice's k-space, coil maps and lines (for denoise --data-consistency)")
     mr.add_argument("--seed", type=_NON_NEGATIVE_INT, default=0)
     mr.add_argument("--device", type=_device, default="auto",
                     help="ESPIRiT and SENSE on cpu, cuda[:N] (SigPy with CuPy) or auto")

@@ -365,7 +365,8 @@ def prepare_mr_demo(out_dir: Path, protocol: DemoProtocol, seed: int = 0, progre
         # whole patients (the per-volume scale uses all their slices), of which n are written.
         path = out_dir / f"mr_{name}.h5"
         print(write_mr(path, modality, volumes, seed + offset, MR_SOURCE, max_slices=None if name == "train" else n,
-                       noise_std=mr.noise_std, zero_filled=name == "test", progress=progress))
+                       noise_std=mr.noise_std, zero_filled=name == "test", progress=progress,
+                       keep_measurement=name != "train"))
         paths.append(path)
     return paths[0], paths[1], paths[2]
 

@@ -7,6 +7,9 @@ Schema (``format = "tomoconsensus.prepared"``, ``format_version = 1``; see docs/
     /baselines/<name>     float32 (slices, channels, H, W)  e.g. "tv" (CT), "zero_filled", "sense" (MR)
     /teacher              float32 (slices, channels, H, W)  a trained run's output, only in the copies
                                                             that ``tomoconsensus distill`` trains on
+    /measurement/<name>   (slices, ...) the raw measurement, only where asked (``keep_measurement``) and
+                          the modality provides it (MR: k-space, coil maps, lines of each half,
+                          scale), for steps after the networks (MR data consistency)
     /slice_id, /patient_id  utf-8 strings (slices,)
     attributes            modality, units, channels, seed, created_utc, tomoconsensus_version and
                           everything the modality reports (geometry TOML, dose fraction, ...)
@@ -66,7 +69,8 @@ def _attr_value(value: Any) -> Any:
 
 def write_prepared(out: str | Path, modality: Modality, slices: Iterable[Slice], n_slices: int,
                    seed: int, attrs: dict[str, Any] | None = None,
-                   baselines: dict[str, Baseline] | None = None, progress: bool = True) -> PrepareSummary:
+                   baselines: dict[str, Baseline] | None = None, progress: bool = True,
+                   keep_measurement: bool = False) -> PrepareSummary:
     """Split, reconstruct and write every slice to a prepared HDF5 file, atomically.
 
     Parameters
@@ -83,6 +87,9 @@ def write_prepared(out: str | Path, modality: Modality, slices: Iterable[Slice],
         Extra file attributes (dose fraction, input path, ...).
     baselines : dict of name -> callable(measurement) -> image, optional
         Extra reconstructions stored under ``/baselines/<name>`` (e.g. TV).
+    keep_measurement : bool
+        Also store the modality's ``measurement_arrays(measurement)`` (a dict of arrays, same shapes
+        for every slice) under ``/measurement/<name>``, where the modality has that method.
     """
     baselines = baselines or {}
     attrs_source = (attrs or {}).get("source", out)
@@ -122,6 +129,14 @@ def write_prepared(out: str | Path, modality: Modality, slices: Iterable[Slice],
                 store("reference", i, np.asarray(item.reference, dtype=np.float32), item.slice_id)
             for name, baseline in baselines.items():
                 store(f"baselines/{name}", i, baseline(item.measurement), item.slice_id)
+            if keep_measurement and hasattr(modality, "measurement_arrays"):
+                for name, value in modality.measurement_arrays(item.measurement).items():
+                    value = np.asarray(value)
+                    key = f"measurement/{name}"
+                    if key not in f:
+                        f.create_dataset(key, (n_slices,) + value.shape, dtype=value.dtype,
+                                         chunks=(1,) + value.shape if value.ndim else None, compression="gzip")
+                    f[key][i] = value
             ids[i], patients[i] = item.slice_id, item.patient_id
             count += 1
         if count != n_slices:
@@ -228,3 +243,12 @@ def read_prepared(path: str | Path) -> PreparedDataset:
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
     return PreparedDataset(arrays["x1"], arrays["x2"], arrays["x_est"], optional.get("reference"), baselines,
                            ids, patients, attrs, path, optional.get("teacher"))
+
+
+def read_measurement(path: str | Path) -> dict[str, np.ndarray]:
+    """The ``/measurement/<name>`` arrays of a prepared file (empty dict where it has none)."""
+    with open_hdf5(path, "prepared file") as f:
+        group = f.get("measurement")
+        if not isinstance(group, h5py.Group):
+            return {}
+        return {name: group[name][()] for name in group}

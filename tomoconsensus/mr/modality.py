@@ -71,6 +71,15 @@ class MRModality:
         """The plain zero-filling baseline of the 4x data (no density weighting)."""
         return to_channels(zero_filled_combination(m.kspace, m.maps, m.design.mask.astype(float)), m.scale)
 
+    def measurement_arrays(self, m: MRMeasurement) -> dict[str, np.ndarray]:
+        """What a step after the networks needs of the raw data (stored with ``keep_measurement``):
+        the acquired k-space (coils, ky, kx), the coil maps (coils, y, x), the lines of the 4x mask and
+        of each half (ky,) and the slice's scale into the prepared units."""
+        d = m.design
+        return {"kspace": m.kspace.astype(np.complex64), "maps": m.maps.astype(np.complex64), "mask": d.mask,
+                "half1": d.half1, "half2": d.half2, "weight_half2": d.weight_half2.astype(np.float32),
+                "scale": np.float64(m.scale)}
+
     def attributes(self) -> dict[str, Any]:
         return {"acceleration": self.acceleration, "center_lines": self.center_lines,
                 "sense_lambda": self.sense_lambda, "sense_iterations": self.sense_iterations,

@@ -32,7 +32,7 @@ def _coils(volumes: list[KSpaceVolume]) -> int | dict[str, int]:
 
 def write_mr(out: str | Path, modality: MRModality, volumes: list[KSpaceVolume], seed: int, source: str | Path,
              variable_density: float = 0.0, max_slices: int | None = None, noise_std: float | None = None,
-             zero_filled: bool = True, progress: bool = True) -> PrepareSummary:
+             zero_filled: bool = True, progress: bool = True, keep_measurement: bool = False) -> PrepareSummary:
     """Undersample, split, reconstruct and write the slices of ``volumes`` to the prepared file ``out``.
 
     Parameters
@@ -56,6 +56,9 @@ def write_mr(out: str | Path, modality: MRModality, volumes: list[KSpaceVolume],
         The k-space noise standard deviation where it is known (simulated data): attribute ``noise_std``.
     zero_filled : bool
         Also store the zero-filled reconstruction of the 4x data as ``/baselines/zero_filled``.
+    keep_measurement : bool
+        Also store the k-space, coil maps and lines of each slice (``/measurement``): what data
+        consistency after the networks needs (``denoise --data-consistency``).
 
     The file also records ``coils`` (the coil count; volume id -> count where volumes differ) and
     the modality's ``acceleration``, ``center_lines`` and SENSE settings.
@@ -75,4 +78,4 @@ def write_mr(out: str | Path, modality: MRModality, volumes: list[KSpaceVolume],
     if noise_std is not None:
         attrs["noise_std"] = noise_std
     baselines = {"zero_filled": modality.zero_filled} if zero_filled else {}
-    return write_prepared(out, modality, slices, n, seed, attrs, baselines, progress)
+    return write_prepared(out, modality, slices, n, seed, attrs, baselines, progress, keep_measurement)
