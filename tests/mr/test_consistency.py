@@ -49,7 +49,7 @@ def test_full_sampling_has_the_closed_form(problem):
 def test_undersampled_solution_satisfies_the_normal_equations(problem):
     _, maps, kspace, prior, design = problem
     lamda, lines = 0.05, design.mask
-    x = data_consistency(kspace, maps, lines, prior, lamda, max_iter=200, tol=1e-9)
+    x = data_consistency(kspace, maps, lines, prior, lamda, tol=1e-7)
     m = lines[None, :, None]
     normal = zero_filled_combination(m * predicted_lines(x, maps), maps, np.ones(N)) + lamda * x
     rhs = zero_filled_combination(m * kspace, maps, np.ones(N)) + lamda * prior

@@ -39,7 +39,7 @@ def from_channels(image: np.ndarray, scale: float) -> np.ndarray:
 
 
 def data_consistency(kspace: np.ndarray, maps: np.ndarray, lines: np.ndarray, prior: np.ndarray, lamda: float,
-                     max_iter: int = 100, tol: float = 1e-6, device: int = -1) -> np.ndarray:
+                     max_iter: int = 300, tol: float = 1e-5, device: int = -1) -> np.ndarray:
     """The image closest to ``prior`` that agrees with the acquired lines (L2 trade-off ``lamda``).
 
     Parameters
@@ -55,7 +55,9 @@ def data_consistency(kspace: np.ndarray, maps: np.ndarray, lines: np.ndarray, pr
     lamda : float
         Weight of ||x - z||^2 against the squared k-space residual (both in k-space units squared);
         must be > 0.
-    max_iter, tol : conjugate-gradient iterations, and its stopping tolerance on the residual norm.
+    max_iter, tol : int, float
+        Conjugate-gradient iterations at most; stop once the residual norm is below ``tol`` times the
+        norm of the right-hand side (small lamda needs more iterations: condition number (1 + lamda) / lamda).
     device : SigPy device, -1 CPU, N GPU N.
 
     Returns
@@ -71,8 +73,9 @@ def data_consistency(kspace: np.ndarray, maps: np.ndarray, lines: np.ndarray, pr
         A = sigpy.mri.linop.Sense(sp.to_device(maps, dev), weights=sp.to_device(weights, dev))
         y = sp.to_device((kspace * weights).astype(np.complex64), dev)
         z = sp.to_device(prior.astype(np.complex64), dev)
+        rhs_norm = float(xp.linalg.norm(A.H(y) + lamda * z))
         app = sp.app.LinearLeastSquares(A, y, x=xp.array(z, copy=True), z=z, lamda=float(lamda), max_iter=max_iter,
-                                        tol=tol, show_pbar=False)
+                                        tol=tol * rhs_norm, show_pbar=False)
         return sp.to_device(app.run(), -1).astype(np.complex64)
 
 
@@ -83,7 +86,7 @@ def predicted_lines(image: np.ndarray, maps: np.ndarray) -> np.ndarray:
 
 def heldout_error(kspace: np.ndarray, maps: np.ndarray, fit_lines: np.ndarray, test_lines: np.ndarray,
                   prior: np.ndarray, lamdas: Sequence[float], line_weight: np.ndarray | None = None,
-                  max_iter: int = 100, device: int = -1) -> np.ndarray:
+                  max_iter: int = 300, device: int = -1) -> np.ndarray:
     """Prediction error on held-out lines of the consistency solution from the other lines, per lamda.
 
     Parameters
