@@ -47,6 +47,10 @@ def _number(kind: type, low: float | None = None, high: float | None = None, low
 _POSITIVE_INT = _number(int, 0, what="an integer >= 1")
 _NON_NEGATIVE_INT = _number(int, 0, low_open=False, what="an integer >= 0")
 _POSITIVE = _number(float, 0, what="a finite number > 0")
+
+
+def _lamda_or_auto(text: str) -> str | float:
+    return "auto" if text == "auto" else _number(float, 0, what="auto or a weight > 0")(text)
 _NON_NEGATIVE = _number(float, 0, low_open=False, what="a finite number >= 0")
 
 
@@ -202,8 +206,12 @@ def _denoise(args: argparse.Namespace) -> None:
     from tomoconsensus.denoise import denoise
     from tomoconsensus.runs import RUN_FILES
 
-    check_output_file(args.out, _inputs(args.data, *(args.run / name for name in RUN_FILES)), args.overwrite)
-    print(denoise(args.run, args.data, args.out, args.variant, args.batch_size, args.device))
+    check_output_file(args.out, _inputs(args.data, *([args.val] if args.val else []),
+                                       *(args.run / name for name in RUN_FILES)), args.overwrite)
+    if args.data_consistency == "auto" and args.val is None:
+        raise InputError("--data-consistency", "auto", "a held-out noisy file to choose lambda on (--val)", "no --val")
+    print(denoise(args.run, args.data, args.out, args.variant, args.batch_size, args.device, True,
+                  args.data_consistency, args.val))
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -389,6 +397,11 @@ def _add_denoise_parser(sub) -> None:
                     "full | f1; noise2clean, distill: full")
     dn.add_argument("--batch-size", type=_POSITIVE_INT, default=4)
     dn.add_argument("--device", type=_device, default="auto", help=DEVICE_HELP)
+    dn.add_argument("--data-consistency", type=_lamda_or_auto, default=None, metavar="auto|LAMBDA",
+                    help="--data only (MR prepared with --keep-measurement): pull the output back onto the acquired "
+                    "k-space, weight LAMBDA, or auto: chosen on the held-out noisy --val file")
+    dn.add_argument("--val", type=Path, help="held-out prepared file (with --keep-measurement) for "
+                    "--data-consistency auto")
     dn.set_defaults(func=_denoise)
 
 

@@ -492,28 +492,68 @@ def claim_demo_folder(out_dir: Path, modality: str, protocol: DemoProtocol, over
 
 
 def train_demo_runs(config: TrainConfig, train_path: Path, val_path: Path, test_path: Path, out_dir: Path,
-                    device: str, progress: bool) -> tuple[dict[str, Path], dict[str, Path]]:
-    """Train each method once (reusing finished runs), denoise the test file per reported output."""
-    results, runs = {}, {}
+                    device: str, progress: bool, dc_methods: tuple[str, ...] = ()) -> tuple[dict[str, Path],
+                                                                                          dict[str, Path]]:
+    """Train each method once (reusing finished runs), denoise the test file per reported output.
+
+    Outputs of ``dc_methods`` are pulled back onto the acquired data (data consistency, lambda chosen
+    once per run on the validation file's held-out lines); their default outputs are also reported
+    without it, as "<label> (no DC)".
+    """
+    results, runs, lamdas = {}, {}, {}
     for method, variant, label in METHODS:
         run_dir = out_dir / "runs" / method
-        if (run_dir / "model.pt").exists():
-            print(f"{method}: finished run {run_dir}")
+        train_demo_run(config, method, run_dir, train_path, val_path, out_dir, progress)
+        name = f"denoised_{method}{'_' + variant if variant else ''}"
+        if method in dc_methods:
+            if method not in lamdas:
+                lamdas[method] = demo_lamda(method, run_dir, val_path, device)
+            results[label] = demo_denoise(run_dir, test_path, out_dir / f"{name}_dc.h5", variant, device, progress,
+                                          lamdas[method])
+            if variant is None:
+                results[f"{label} (no DC)"] = demo_denoise(run_dir, test_path, out_dir / f"{name}.h5", variant,
+                                                           device, progress)
         else:
-            # resume an interrupted run; a folder killed before its first checkpoint (the demo's own) starts again
-            resume = (run_dir / "checkpoint.pt").exists()
-            options = {"resume": resume, "progress": progress, "overwrite": not resume and run_dir.exists()}
-            run_config = dataclasses.replace(config, method=method)
-            if method == "distill":
-                teacher = out_dir / "runs" / DISTILL_TEACHER
-                print(distill(run_config, teacher, train_path, run_dir, val_path, **options))
-            else:
-                print(train(run_config, train_path, run_dir, val_path, **options))
-        results[label] = out_dir / f"denoised_{method}{'_' + variant if variant else ''}.h5"
-        if not results[label].exists():
-            print(denoise(run_dir, test_path, results[label], variant=variant, device=device, progress=progress))
+            results[label] = demo_denoise(run_dir, test_path, out_dir / f"{name}.h5", variant, device, progress)
         runs.setdefault(label, run_dir)  # training curves: one per method, under its first label
     return results, runs
+
+
+def train_demo_run(config: TrainConfig, method: str, run_dir: Path, train_path: Path, val_path: Path, out_dir: Path,
+                   progress: bool) -> None:
+    """Train (or distil) one method unless its run is finished; an interrupted run is resumed."""
+    if (run_dir / "model.pt").exists():
+        print(f"{method}: finished run {run_dir}")
+        return
+    # resume an interrupted run; a folder killed before its first checkpoint (the demo's own) starts again
+    resume = (run_dir / "checkpoint.pt").exists()
+    options = {"resume": resume, "progress": progress, "overwrite": not resume and run_dir.exists()}
+    run_config = dataclasses.replace(config, method=method)
+    if method == "distill":
+        print(distill(run_config, out_dir / "runs" / DISTILL_TEACHER, train_path, run_dir, val_path, **options))
+    else:
+        print(train(run_config, train_path, run_dir, val_path, **options))
+
+
+def demo_lamda(method: str, run_dir: Path, val_path: Path, device: str) -> float:
+    """The data-consistency weight of a run, chosen on the validation file's held-out lines."""
+    from tomoconsensus.data.prepared import read_prepared
+    from tomoconsensus.data_consistency import choose_lamda
+    from tomoconsensus.train import load_trained, resolve_device
+
+    dev = resolve_device(device)
+    _, models = load_trained(run_dir, dev)
+    lamda, _ = choose_lamda(method, models, read_prepared(val_path), dev)
+    print(f"{method}: data consistency lambda {lamda:.3g} (held-out lines of {val_path.name})")
+    return lamda
+
+
+def demo_denoise(run_dir: Path, test_path: Path, out: Path, variant: str | None, device: str, progress: bool,
+                 lamda: float | None = None) -> Path:
+    if not out.exists():
+        print(denoise(run_dir, test_path, out, variant=variant, device=device, progress=progress,
+                      data_consistency=lamda))
+    return out
 
 
 def run_demo(modality: str, out_dir: str | Path, protocol: DemoProtocol = DemoProtocol(), device: str = "auto",
@@ -531,7 +571,7 @@ def run_demo(modality: str, out_dir: str | Path, protocol: DemoProtocol = DemoPr
     else:
         train_path, val_path, test_path = prepare(out_dir, protocol, progress=progress, device=device)
     results, runs = train_demo_runs(demo_config(modality, protocol, device), train_path, val_path, test_path,
-                                    out_dir, device, progress)
+                                    out_dir, device, progress, DEMOS[modality].data_consistency)
     ev = evaluate(test_path, results)
     files = write_report(ev, out_dir / "report", runs)
     seconds = time.perf_counter() - start
@@ -583,8 +623,9 @@ def _ct_claims(m: dict[str, dict[str, float]], base: str, err: str) -> list[tupl
 
 
 def _mr_claims(m: dict[str, dict[str, float]], base: str, err: str) -> list[tuple[str, bool]]:
-    """MR: the self-supervised methods against SENSE (the paper's x_est) as well."""
-    return [(f"{a} RMSE < SENSE RMSE", m[a][err] < m["SENSE"][err]) for a in ("Consensus", "Noise2Noise")]
+    """MR: the self-supervised methods against SENSE (the paper's x_est) as well (issue 14: consensus in both)."""
+    return [(f"{a} RMSE < SENSE RMSE", m[a][err] < m["SENSE"][err]) for a in ("Consensus", "Noise2Noise")] + [
+        ("Consensus SSIM > SENSE SSIM", m["Consensus"]["ssim"] > m["SENSE"]["ssim"])]
 
 
 def _pet_claims(m: dict[str, dict[str, float]], base: str, err: str) -> list[tuple[str, bool]]:
@@ -617,6 +658,8 @@ class DemoModality:
         Where failed claims are explained (README links the same sections).
     quality : callable, optional
         ``(out_dir, evaluation)`` -> (Markdown, checks): a modality's own table beyond the report.
+    data_consistency : tuple of str
+        Methods whose outputs are pulled back onto the acquired data (:mod:`tomoconsensus.data_consistency`).
     """
 
     data: Callable[[DemoProtocol], CTDemoData | MRDemoData | SpectralDemoData | PETDemoData]
@@ -626,6 +669,7 @@ class DemoModality:
     claims: Callable[[dict[str, dict[str, float]], str, str], list[tuple[str, bool]]]
     why_not: str
     quality: Callable[[Path, Any], tuple[str, list[tuple[str, bool]]]] | None = None
+    data_consistency: tuple[str, ...] = ()
 
 
 #: The demos by modality name (``tomoconsensus demo ct|mr``).
@@ -634,7 +678,7 @@ DEMOS = {
                        "docs/method.md, 'Consensus on unseen patients: what was measured, and the choices it led to'"),
     "mr": DemoModality(lambda p: p.mr, prepare_mr_demo, "Zero-filling", "rmse_1e-3", _mr_claims,
                        "docs/method.md, 'MR at demo scale: why the self-supervised methods do not beat zero-filling "
-                       "there'"),
+                       "there'", data_consistency=("consensus", "noise2noise")),
     "pet": DemoModality(lambda p: p.pet, prepare_pet_demo, "FBP (all counts)", "rmse", _pet_claims,
                         "docs/pet.md, 'The demo'", pet_quality),
     "spectral": DemoModality(lambda p: p.spectral, prepare_spectral_demo, "FBP per bin", "rmse_hu", _spectral_claims,

@@ -41,7 +41,8 @@ class DenoiseSummary:
 
 @torch.no_grad()
 def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant: str | None = None,
-            batch_size: int = 4, device: str = "auto", progress: bool = True) -> DenoiseSummary:
+            batch_size: int = 4, device: str = "auto", progress: bool = True,
+            data_consistency: float | str | None = None, val_path: str | Path | None = None) -> DenoiseSummary:
     """Denoise every slice of ``data_path`` with the networks of ``run_dir``.
 
     Parameters
@@ -51,6 +52,10 @@ def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant
         (f1 + f2)((x1 + x2) / 2) / 2), ``z``, ``f1`` or ``full``;
         noise2noise ``mean`` (default, f((x1 + x2) / 2)), ``full`` (f(x_est)) or ``f1``;
         noise2clean and distill ``full`` (f(x_est)).
+    data_consistency : float or "auto", optional
+        Pull every output back onto the slice's acquired data with this weight lam
+        (:mod:`tomoconsensus.data_consistency`; MR files prepared with ``--keep-measurement``);
+        ``"auto"`` chooses lam on the held-out noisy file ``val_path``.
     """
     start = time.perf_counter()
     dev = resolve_device(device)
@@ -59,16 +64,30 @@ def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant
     data = read_prepared(data_path)
     check_like_training(data, config.channels, trained_on)
     denoised = apply_run(config, models, data, dev, variant, batch_size, progress)
+    lamda = None
+    if data_consistency is not None:
+        from tomoconsensus.data_consistency import apply_consistency, choose_lamda
+
+        if data_consistency == "auto":
+            if val_path is None:
+                raise InputError("--data-consistency", "auto", "a held-out noisy file to choose lambda on (--val)")
+            lamda, _ = choose_lamda(config.method, models, read_prepared(val_path), dev)
+        else:
+            lamda = float(data_consistency)
+        denoised = apply_consistency(denoised, data, lamda)
     out = Path(out)
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({"format": FORMAT, "method": config.method, "variant": variant,
                         "units": data.attrs.get("units", ""), "modality": data.modality,
                         "run_dir": str(run_dir), "source": str(data_path)})
+        if lamda is not None:
+            f.attrs["data_consistency_lambda"] = lamda
         f.create_dataset("denoised", data=denoised, chunks=(1,) + denoised.shape[1:], compression="gzip",
                          compression_opts=4, shuffle=True)
         f.create_dataset("slice_id", data=data.slice_ids, dtype=h5py.string_dtype("utf-8"))
         f.create_dataset("patient_id", data=data.patient_ids, dtype=h5py.string_dtype("utf-8"))
-    return DenoiseSummary(out, len(data), time.perf_counter() - start, config.method, variant)
+    return DenoiseSummary(out, len(data), time.perf_counter() - start, config.method,
+                          variant if lamda is None else f"{variant}, data consistency lambda {lamda:.3g}")
 
 
 def check_like_training(data, channels: int, trained_on: dict) -> None:

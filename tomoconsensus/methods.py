@@ -92,3 +92,14 @@ def output(method: str, models: Mapping[str, nn.Module], x1: torch.Tensor, x2: t
     if variant == "mean":
         return models["f"](0.5 * (x1 + x2))
     return models["f"](x1 if variant == "f1" else x_est)
+
+
+def half_outputs(method: str, models: Mapping[str, nn.Module], x1: torch.Tensor,
+                 x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The output from each half's data alone (for choices made on held-out raw data, e.g. MR data
+    consistency): consensus f1(x1), f2(x2); one-network methods f(x1), f(x2) (for methods trained on
+    x_est this is an input they were not trained on)."""
+    if method == "consensus":
+        return models["f1"](x1), models["f2"](x2)
+    check_method(method)
+    return models["f"](x1), models["f"](x2)

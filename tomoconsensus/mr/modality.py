@@ -77,8 +77,32 @@ class MRModality:
         of each half (ky,) and the slice's scale into the prepared units."""
         d = m.design
         return {"kspace": m.kspace.astype(np.complex64), "maps": m.maps.astype(np.complex64), "mask": d.mask,
-                "half1": d.half1, "half2": d.half2, "weight_half2": d.weight_half2.astype(np.float32),
-                "scale": np.float64(m.scale)}
+                "half1": d.half1, "half2": d.half2, "weight_half1": d.weight_half1.astype(np.float32),
+                "weight_half2": d.weight_half2.astype(np.float32), "scale": np.float64(m.scale)}
+
+    # ---- data consistency after the networks (tomoconsensus.data_consistency) ----
+
+    @staticmethod
+    def consistent(image: np.ndarray, arrays: dict[str, np.ndarray], lamda: float) -> np.ndarray:
+        """(2, H, W) network output -> the image closest to it that agrees with the acquired 4x lines
+        (:func:`tomoconsensus.mr.consistency.data_consistency`), in the same units."""
+        from tomoconsensus.mr.consistency import data_consistency, from_channels
+
+        scale = float(arrays["scale"])
+        x = data_consistency(arrays["kspace"], arrays["maps"], arrays["mask"], from_channels(image, scale), lamda)
+        return to_channels(x, scale)
+
+    @staticmethod
+    def heldout_error(prior1: np.ndarray, prior2: np.ndarray, arrays: dict[str, np.ndarray], lamdas) -> np.ndarray:
+        """Per lamda, the error of predicting each half's own outer lines from the other half's lines,
+        with the network output from that other half's data only (``prior1`` from x1, ``prior2`` from
+        x2): no reference needed (:func:`tomoconsensus.mr.consistency.heldout_error`)."""
+        from tomoconsensus.mr.consistency import from_channels, heldout_error
+
+        k, maps, scale = arrays["kspace"], arrays["maps"], float(arrays["scale"])
+        h1, h2 = arrays["half1"].astype(bool), arrays["half2"].astype(bool)
+        return (heldout_error(k, maps, h1, h2 & ~h1, from_channels(prior1, scale), lamdas, arrays["weight_half2"])
+                + heldout_error(k, maps, h2, h1 & ~h2, from_channels(prior2, scale), lamdas, arrays["weight_half1"]))
 
     def attributes(self) -> dict[str, Any]:
         return {"acceleration": self.acceleration, "center_lines": self.center_lines,

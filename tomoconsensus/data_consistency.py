@@ -1,0 +1,71 @@
+"""Data consistency after the networks, with its weight chosen on held-out raw data (MR).
+
+A network's output z is pulled back onto the acquired measurement of the same slice,
+``x = argmin ||A x - y||^2 + lam ||x - z||^2`` (MR: A = M F S, the 4x lines, Fourier transform and
+coil maps; :func:`tomoconsensus.mr.consistency.data_consistency`), as the paper's discussion (sec. 5)
+suggests. It needs the measurement kept in the prepared file (``prepare mr --keep-measurement``).
+
+``lam`` is chosen without a clean reference (:func:`choose_lamda`): on a held-out *noisy* file, the
+solution from one half's lines, with the network output from that half's data only, predicts the
+other half's outer lines, whose noise it has not seen; the lam with the smallest error over both
+directions and all slices is kept. A modality offers the step through two methods of its class,
+``consistent(image, arrays, lam)`` and ``heldout_error(prior1, prior2, arrays, lams)``, registered
+in :data:`REFINERS` (nothing here depends on the modality's name).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import torch
+
+from tomoconsensus import methods
+from tomoconsensus.data.prepared import PreparedDataset, read_measurement
+from tomoconsensus.errors import InputError
+
+#: modality -> "module:Class" with ``consistent`` and ``heldout_error``.
+REFINERS = {"mr": "tomoconsensus.mr.modality:MRModality"}
+#: Candidate weights (k-space units squared per image pixel); inf = the network output unchanged.
+LAMDAS = (*np.logspace(-4, 1, 11).tolist(), float("inf"))
+
+
+def refiner(data: PreparedDataset):
+    """The modality class that performs the step, and the file's measurement arrays (named errors)."""
+    target = REFINERS.get(data.modality)
+    if target is None:
+        raise InputError(data.path, "modality", f"a modality with data consistency ({', '.join(REFINERS)})",
+                         data.modality)
+    arrays = read_measurement(data.path)
+    if not arrays:
+        raise InputError(data.path, "measurement", "the raw measurement kept in the prepared file (prepare it "
+                         "with --keep-measurement)", "none")
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name), arrays
+
+
+def _slice(arrays: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
+    return {k: v[i] for k, v in arrays.items()}
+
+
+@torch.no_grad()
+def choose_lamda(method: str, models, val: PreparedDataset, device: torch.device | str = "cpu",
+                 lamdas=LAMDAS) -> tuple[float, list[float]]:
+    """The lam of ``lamdas`` with the smallest held-out-line error on the noisy file ``val``; and the errors."""
+    cls, arrays = refiner(val)
+    total = np.zeros(len(lamdas))
+    for i in range(len(val)):
+        x1, x2 = (torch.from_numpy(getattr(val, k)[i:i + 1]).to(device) for k in ("x1", "x2"))
+        p1, p2 = (p[0].float().cpu().numpy() for p in methods.half_outputs(method, models, x1, x2))
+        total += cls.heldout_error(p1, p2, _slice(arrays, i), lamdas)
+    return float(lamdas[int(np.argmin(total))]), total.tolist()
+
+
+def apply_consistency(images: np.ndarray, data: PreparedDataset, lamda: float) -> np.ndarray:
+    """(slices, C, H, W) outputs for ``data``'s slices -> their data-consistent versions (same units)."""
+    if not (lamda > 0):
+        raise InputError("--data-consistency", "lambda", "a weight > 0 (inf: the network output unchanged)", lamda)
+    if np.isinf(lamda):
+        return images
+    cls, arrays = refiner(data)
+    return np.stack([cls.consistent(im, _slice(arrays, i), lamda) for i, im in enumerate(images)]).astype(np.float32)
