@@ -63,17 +63,21 @@ def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant
     variant = methods.check_variant(config.method, variant)
     data = read_prepared(data_path)
     check_like_training(data, config.channels, trained_on)
-    denoised = apply_run(config, models, data, dev, variant, batch_size, progress)
     lamda = None
-    if data_consistency is not None:
-        from tomoconsensus.data_consistency import apply_consistency, choose_lamda
+    if data_consistency is not None:  # checked before any work: the measurement must be in the files
+        from tomoconsensus.data_consistency import apply_consistency, choose_lamda, refiner
 
+        refiner(data)
         if data_consistency == "auto":
             if val_path is None:
                 raise InputError("--data-consistency", "auto", "a held-out noisy file to choose lambda on (--val)")
-            lamda, _ = choose_lamda(config.method, models, read_prepared(val_path), dev)
+            val = read_prepared(val_path)
+            refiner(val)
+            lamda, _ = choose_lamda(config.method, models, val, dev)
         else:
             lamda = float(data_consistency)
+    denoised = apply_run(config, models, data, dev, variant, batch_size, progress)
+    if lamda is not None:
         denoised = apply_consistency(denoised, data, lamda)
     out = Path(out)
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
