@@ -17,7 +17,7 @@ trains consensus, Noise2Noise and Noise2Clean with the demo protocol (distillati
 
 Results: benchmarks/results/mr_method_ablation.json (one record per sampling variant).
 Run: PYTHONPATH=.:benchmarks .venv/bin/python benchmarks/mr_method_ablation.py --sampling d0 d2
-One variant takes 20-30 min on 2 shared cores (three trainings of ~6-10 min; consistency ~2 min).
+One variant takes 30-40 min on 2 shared cores (trainings 12-16, 6-9 and 6-10 min; consistency 3-4 min).
 """
 
 from __future__ import annotations
