@@ -392,7 +392,8 @@ def prepare_spectral_demo(out_dir: Path, protocol: DemoProtocol, seed: int = 0, 
 
 def spectral_quality(out_dir: Path, ev) -> tuple[str, list[tuple[str, bool]]]:
     """The spectral demo's own table (VMI 70 keV, iodine per insert; report/spectral_quality.md/.json)
-    and its check: denoising moves no insert's mean iodine by 2 % or more of its FBP value."""
+    and its check: after denoising, every concentration's mean iodine is within 2 % of the noiseless
+    reference's (the FBP of the noiseless counts, whose beam hardening the method cannot remove)."""
     from tomoconsensus.data.prepared import read_prepared
     from tomoconsensus.spectral.analysis import iodine_change, quality_markdown, quality_table
     from tomoconsensus.spectral.io import read_counts
@@ -403,9 +404,10 @@ def spectral_quality(out_dir: Path, ev) -> tuple[str, list[tuple[str, bool]]]:
     write_text_atomic(out_dir / "report" / "spectral_quality.json", json.dumps(table, indent=2))
     markdown = quality_markdown(table)
     write_text_atomic(out_dir / "report" / "spectral_quality.md", markdown)
-    base = next(iter(ev.images))  # x_est, the FBP of every bin
-    checks = [(f"{m} moves iodine ROI means by < 2 % of FBP's ({100 * iodine_change(table, m, base):.1f} %)",
-               iodine_change(table, m, base) < 0.02) for m in ev.images if m.startswith("Consensus")]
+    # against the noiseless data's own iodine (the FBP's ROI means carry its noise: 11 % at 2 mg/mL here)
+    checks = [(f"{m} keeps iodine ROI means within 2 % of the noiseless reference's "
+               f"({100 * iodine_change(table, m, 'Reference'):.1f} %)", iodine_change(table, m, "Reference") < 0.02)
+              for m in ev.images if m.startswith("Consensus")]
     return markdown, checks
 
 
@@ -606,9 +608,10 @@ def check_story(summary: dict, modality: str = "ct") -> list[str]:
     for n2n in [k for k in m if k.startswith("Noise2Noise")]:
         checks.append((f"Consensus SSIM >= {n2n} SSIM", m["Consensus"]["ssim"] >= m[n2n]["ssim"]))
     if "Distilled g(x_est)" in m:  # deployment: one image network at most 5 % worse than its consensus teacher
+        teacher = "Consensus (no DC)" if "Consensus (no DC)" in m else "Consensus"  # the networks it learnt from
         for key, name, sign in ((err, "RMSE", 1), ("ssim", "SSIM", -1)):
-            change = m["Distilled g(x_est)"][key] / m["Consensus"][key] - 1
-            checks.append((f"Distilled g(x_est) {name} at most 5 % worse than Consensus ({100 * change:+.1f} %)",
+            change = m["Distilled g(x_est)"][key] / m[teacher][key] - 1
+            checks.append((f"Distilled g(x_est) {name} at most 5 % worse than {teacher} ({100 * change:+.1f} %)",
                            sign * change <= 0.05))
     return [f"{'holds' if ok else 'DOES NOT HOLD'}: {text}" for text, ok in checks]
 
