@@ -57,7 +57,10 @@ def test_quick_mr_demo_runs_end_to_end(tmp_path, capsys):
     assert ("DOES NOT HOLD" not in out) or "why, measured: docs/method.md" in out
     metrics = json.loads((tmp_path / "mr" / "report" / "metrics.json").read_text())
     assert set(metrics["methods"]) == {"SENSE", "Zero-filling", "Consensus", "Consensus z (paper)", "Noise2Noise",
-                                       "Noise2Noise f(x1)", "Noise2Clean", "Distilled g(x_est)"}
+                                       "Noise2Noise f(x1)", "Noise2Clean", "Distilled g(x_est)",
+                                       "Consensus (no DC)", "Noise2Noise (no DC)"}  # data consistency: with, without
+    with h5py.File(tmp_path / "mr" / "denoised_consensus_dc.h5") as f:  # lambda chosen on the validation file
+        assert f.attrs["data_consistency_lambda"] > 0
     with h5py.File(tmp_path / "mr" / "mr_test.h5") as f:  # written by the same pipeline as prepare mr
         assert {"acceleration", "center_lines", "coils", "noise_std", "scale_factors"} <= set(f.attrs)
         assert f.attrs["coils"] == 4 and f.attrs["center_lines"] == 12
