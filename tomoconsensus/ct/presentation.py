@@ -42,6 +42,7 @@ class CTPresentation:
         """Soft tissue."""
         return -100.0, 100.0
 
-    @staticmethod
-    def slice_metrics(image: np.ndarray, reference: np.ndarray) -> dict[str, float]:
-        return ct_metrics(1000.0 * np.asarray(image)[0], 1000.0 * np.asarray(reference)[0])
+    @classmethod
+    def slice_metrics(cls, image: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+        """RMSE (HU), SSIM and PSNR in the paper's window, of the displayed images."""
+        return ct_metrics(cls.display(image), cls.display(reference))
