@@ -50,9 +50,12 @@ def _slice(arrays: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
 
 @torch.no_grad()
 def choose_lamda(method: str, models, val: PreparedDataset, device: torch.device | str = "cpu",
-                 lamdas=LAMDAS) -> tuple[float, list[float]]:
-    """The lam of ``lamdas`` with the smallest held-out-line error on the noisy file ``val``; and the errors."""
-    cls, arrays = refiner(val)
+                 lamdas=LAMDAS, refined=None) -> tuple[float, list[float]]:
+    """The lam of ``lamdas`` with the smallest held-out-line error on the noisy file ``val``; and the errors.
+
+    ``refined``: ``refiner(val)`` where the caller already has it (the measurement is read once).
+    """
+    cls, arrays = refined or refiner(val)
     total = np.zeros(len(lamdas))
     for i in range(len(val)):
         x1, x2 = (torch.from_numpy(getattr(val, k)[i:i + 1]).to(device) for k in ("x1", "x2"))
@@ -61,11 +64,14 @@ def choose_lamda(method: str, models, val: PreparedDataset, device: torch.device
     return float(lamdas[int(np.argmin(total))]), total.tolist()
 
 
-def apply_consistency(images: np.ndarray, data: PreparedDataset, lamda: float) -> np.ndarray:
-    """(slices, C, H, W) outputs for ``data``'s slices -> their data-consistent versions (same units)."""
+def apply_consistency(images: np.ndarray, data: PreparedDataset, lamda: float, refined=None) -> np.ndarray:
+    """(slices, C, H, W) outputs for ``data``'s slices -> their data-consistent versions (same units).
+
+    ``refined``: ``refiner(data)`` where the caller already has it.
+    """
     if not (lamda > 0):
         raise InputError("--data-consistency", "lambda", "a weight > 0 (inf: the network output unchanged)", lamda)
     if np.isinf(lamda):
         return images
-    cls, arrays = refiner(data)
+    cls, arrays = refined or refiner(data)
     return np.stack([cls.consistent(im, _slice(arrays, i), lamda) for i, im in enumerate(images)]).astype(np.float32)

@@ -67,18 +67,17 @@ def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant
     if data_consistency is not None:  # checked before any work: the measurement must be in the files
         from tomoconsensus.data_consistency import apply_consistency, choose_lamda, refiner
 
-        refiner(data)
+        refined = refiner(data)
         if data_consistency == "auto":
             if val_path is None:
                 raise InputError("--data-consistency", "auto", "a held-out noisy file to choose lambda on (--val)")
             val = read_prepared(val_path)
-            refiner(val)
-            lamda, _ = choose_lamda(config.method, models, val, dev)
+            lamda, _ = choose_lamda(config.method, models, val, dev, refined=refiner(val))
         else:
             lamda = float(data_consistency)
     denoised = apply_run(config, models, data, dev, variant, batch_size, progress)
     if lamda is not None:
-        denoised = apply_consistency(denoised, data, lamda)
+        denoised = apply_consistency(denoised, data, lamda, refined)
     out = Path(out)
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({"format": FORMAT, "method": config.method, "variant": variant,

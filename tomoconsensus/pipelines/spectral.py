@@ -13,7 +13,7 @@ import numpy as np
 
 from tomoconsensus.data.prepared import PrepareSummary, write_prepared
 from tomoconsensus.devices import torch_device
-from tomoconsensus.geometry import load_geometry
+from tomoconsensus.pipelines.ct import fan_beam_geometry
 from tomoconsensus.spectral.io import CountStack
 from tomoconsensus.spectral.modality import SpectralModality
 from tomoconsensus.spectral.sources import check_stack, count_slices
@@ -26,7 +26,7 @@ def spectral_modality(geometry: str | Path, edges_kev, spectrum: Spectrum | str 
     """The modality for a geometry name/TOML, bin edges (keV) and a spectrum (object, CSV path or the shipped one)."""
     if not isinstance(spectrum, Spectrum):
         spectrum = load_spectrum(spectrum)
-    return SpectralModality(load_geometry(geometry), spectrum, np.asarray(edges_kev, float), split,
+    return SpectralModality(fan_beam_geometry(geometry), spectrum, np.asarray(edges_kev, float), split,
                             reference_water_mm, torch_device(device))
 
 
