@@ -30,17 +30,14 @@ import numpy as np
 from tomoconsensus.cli import main as cli
 from tomoconsensus.ct.sources import to_geometry_grid
 from tomoconsensus.data.prepared import read_prepared
-from tomoconsensus.demo import QUICK, DemoProtocol, ct_split, evenly_spaced
+from tomoconsensus.demo import QUICK, DemoProtocol, demo_splits
 from tomoconsensus.denoise import denoise
 from tomoconsensus.evaluate import evaluate
-from tomoconsensus.geometry import load_geometry
-from tomoconsensus.metrics import CT_WINDOW_HU, rmse, ssim
+from tomoconsensus.pipelines.spectral import spectral_modality
 from tomoconsensus.report import metrics_markdown, write_report
-from tomoconsensus.spectral.analysis import iodine_rois, vmi_70kev_hu
+from tomoconsensus.spectral.analysis import quality_markdown, quality_table
 from tomoconsensus.spectral.io import read_counts, write_counts
-from tomoconsensus.spectral.modality import SpectralModality
 from tomoconsensus.spectral.simulate import SpectralSimulation, simulate_stack
-from tomoconsensus.spectral.spectrum import load_spectrum
 from tomoconsensus.train import TrainConfig, train
 
 METHODS = (("consensus", "Consensus"), ("noise2noise", "Noise2Noise"), ("noise2clean", "Noise2Clean"))
@@ -48,17 +45,14 @@ SLICES = {False: (5, 5, 6), True: (1, 1, 1)}  # training slices per patient, val
 
 
 def prepare(out_dir: Path, protocol: DemoProtocol, quick: bool, split: str, seed: int = 0) -> dict[str, Path]:
-    """Count files and prepared files of train, val and test (patients as in the CT demo)."""
-    geom = load_geometry(protocol.geometry)
+    """Count files and prepared files of train, val and test (the CT demo's patients), through the CLI."""
     sim = SpectralSimulation()
-    modality = SpectralModality(geom, load_spectrum(), np.asarray(sim.edges_kev))
-    per_patient, n_val, n_test = SLICES[quick]
+    modality = spectral_modality(protocol.geometry, sim.edges_kev, device="cpu")
     paths = {}
-    for name, sub, offset in ct_split(protocol):
-        sub = evenly_spaced(sub, per_patient) if name == "train" else sub
-        n = min(len(sub.hu), {"train": len(sub.hu), "val": n_val, "test": n_test}[name])
-        hu = np.stack([to_geometry_grid(sub.hu[i], float(sub.pixel_spacing_mm[i]), geom) for i in range(n)])
-        stack = simulate_stack(hu, sub.slice_ids[:n], sub.patient_ids[:n], modality, sim, seed + offset, progress=True)
+    for name, sub, offset in demo_splits(protocol, *SLICES[quick]):
+        hu = np.stack([to_geometry_grid(h, float(p), modality.geom) for h, p in zip(sub.hu, sub.pixel_spacing_mm,
+                                                                                     strict=True)])
+        stack = simulate_stack(hu, sub.slice_ids, sub.patient_ids, modality, sim, seed + offset, progress=True)
         counts = write_counts(out_dir / f"spectral_{name}_counts.h5", stack)
         paths[name] = out_dir / f"spectral_{name}.h5"
         code = cli(["prepare", "spectral", "--counts", str(counts), "--geometry", protocol.geometry, "--split", split,
@@ -66,32 +60,6 @@ def prepare(out_dir: Path, protocol: DemoProtocol, quick: bool, split: str, seed
         if code:
             raise SystemExit(code)
     return paths
-
-
-def quality(test_path: Path, counts_path: Path, images: dict[str, np.ndarray]) -> dict:
-    """VMI 70 keV RMSE/SSIM and iodine per insert, for each method (and the reference)."""
-    test, truth = read_prepared(test_path), read_counts(counts_path).iodine_mg_per_ml
-    table = {}
-    for name, stack in {"Reference": test.reference, **images}.items():
-        vmi = [vmi_70kev_hu(im, test.attrs) for im in stack]
-        ref = [vmi_70kev_hu(im, test.attrs) for im in test.reference]
-        iodine = [r for im, t in zip(stack, truth, strict=True) for r in iodine_rois(im, test.attrs, t)]
-        table[name] = {"vmi70_rmse_hu": float(np.mean([rmse(a, b) for a, b in zip(vmi, ref, strict=True)])),
-                       "vmi70_ssim": float(np.mean([ssim(np.clip(a, *CT_WINDOW_HU), np.clip(b, *CT_WINDOW_HU), 400.0)
-                                                    for a, b in zip(vmi, ref, strict=True)])),
-                       "iodine": iodine}
-    return table
-
-
-def quality_markdown(table: dict) -> str:
-    concentrations = sorted({r["true"] for r in table["Reference"]["iodine"]})
-    head = "| | VMI 70 keV RMSE (HU) | VMI SSIM (%) | " + " | ".join(f"iodine {c:g} mg/mL" for c in concentrations)
-    lines = [head + " |", "|---" * (3 + len(concentrations)) + "|"]
-    for name, row in table.items():
-        means = [np.mean([r["measured"] for r in row["iodine"] if r["true"] == c]) for c in concentrations]
-        lines.append(f"| {name} | {row['vmi70_rmse_hu']:.1f} | {100 * row['vmi70_ssim']:.1f} | "
-                     + " | ".join(f"{m:.2f}" for m in means) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def run(out_dir: str | Path, quick: bool = False, split: str = "views", device: str = "cpu",
@@ -115,8 +83,9 @@ def run(out_dir: str | Path, quick: bool = False, split: str = "views", device: 
         print(denoise(runs[label], paths["test"], results[label], device=device, progress=progress))
     ev = evaluate(paths["test"], results)
     files = write_report(ev, out_dir / "report", runs)
-    images = {"FBP per bin": read_prepared(paths["test"]).x_est, **{k: ev.images[k] for k in results}}
-    table = quality(paths["test"], out_dir / "spectral_test_counts.h5", images)
+    test = read_prepared(paths["test"])
+    truth = read_counts(out_dir / "spectral_test_counts.h5").iodine_mg_per_ml
+    table = quality_table(test.reference, ev.images, test.attrs, truth)
     (out_dir / "report" / "spectral_quality.json").write_text(json.dumps(table, indent=2))
     (out_dir / "report" / "spectral_quality.md").write_text(quality_markdown(table))
     print("\n" + metrics_markdown(ev) + "\n" + quality_markdown(table))
