@@ -166,3 +166,7 @@ def test_bad_count_files_are_one_line_errors(tmp_path, geom, capsys):
         assert not out.exists() and bad.read_bytes() == before
     assert main(["prepare", "spectral", "--counts", str(path), "--geometry", "ldct-fanbeam", "--out", str(out)]) == 2
     assert "views x" in capsys.readouterr().err
+    assert main(["prepare", "spectral", "--counts", str(path), "--geometry", "demo-fanbeam", "--spectrum", str(path),
+                 "--out", str(out)]) == 2  # a binary file given as the spectrum table
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--spectrum" in err and "CSV" in err and not out.exists()

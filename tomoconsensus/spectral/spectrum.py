@@ -59,8 +59,9 @@ def load_spectrum(path: str | Path | None = None) -> Spectrum:
     else:
         try:
             text = Path(path).read_text()
-        except OSError as exc:
-            raise InputError(path, "--spectrum", "a readable CSV file energy_kev,fraction", str(exc)) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(path, "--spectrum", "a readable text CSV file energy_kev,fraction",
+                             str(exc).split(":")[0]) from None
         source = str(path)
     try:
         table = np.loadtxt(text.splitlines(), delimiter=",", comments="#", ndmin=2)
