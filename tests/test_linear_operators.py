@@ -54,7 +54,8 @@ LINEAR = {
 ADJOINT_PAIRS = {
     "ASTRA flat fan beam (strip)": lambda: AstraProjector(flat(), kind="strip"),
     "ASTRA flat fan beam (line)": lambda: AstraProjector(flat(), kind="line"),
-    "curved fan beam": lambda: CurvedProjector(curved()),
+    "curved fan beam (Joseph)": lambda: CurvedProjector(curved(), backend="joseph"),
+    "curved fan beam (ASTRA, resampled)": lambda: CurvedProjector(curved(), backend="astra", use_cuda=False),
     "PET parallel beam": lambda: AstraProjector(pet(), kind="strip"),
 }
 

@@ -89,7 +89,8 @@ def test_halves_of_any_subset_average_to_the_full_fbp(curved):
     assert np.abs(half[0][inside] / MU - 1).max() * 1000 < 15  # each half alone is unbiased
 
 
-def test_projector_matches_exact_chords(curved):
+@pytest.mark.parametrize("backend", ["joseph", "astra"])
+def test_projector_matches_exact_chords(curved, backend):
     fine = dataclasses.replace(curved, image_size=384, pixel_size_mm=1.0)
     x, y = fine.pixel_centers_mm()
     c, s = np.cos(0.4), np.sin(0.4)
@@ -97,7 +98,7 @@ def test_projector_matches_exact_chords(curved):
     image = np.where(u**2 + v**2 < 1, MU, 0).astype(np.float32)
     base = FanViews.from_geometry(curved)
     views = FanViews(base.angles_rad + 0.001, base.source_to_origin_mm + np.where(np.arange(360) % 2, 1.5, -1.5))
-    with CurvedProjector(fine, sources=views) as proj:
+    with CurvedProjector(fine, sources=views, backend=backend, use_cuda=False) as proj:
         sino = proj.forward(image)
     exact = ellipse_sinogram(curved, views, (30, -40), (70, 45), 0.4, MU)
     assert sino.shape == (360, 184)
@@ -115,11 +116,12 @@ def test_dispatch_and_flat_fbp_refuses_curved(curved):
         FBP(curved)
 
 
-def test_projector_adjoint_is_the_exact_transpose(curved):
+@pytest.mark.parametrize("backend", ["joseph", "astra"])
+def test_projector_adjoint_is_the_exact_transpose(curved, backend):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((curved.image_size,) * 2).astype(np.float32)
     y = rng.standard_normal(curved.sinogram_shape).astype(np.float32)
-    with CurvedProjector(curved) as proj:
+    with CurvedProjector(curved, backend=backend, use_cuda=False) as proj:
         lhs = float(np.vdot(proj.forward(x).astype(np.float64), y))
         rhs = float(np.vdot(x.astype(np.float64), proj.adjoint(y)))
     assert lhs == pytest.approx(rhs, rel=1e-4)
@@ -149,3 +151,20 @@ def test_compiled_backprojection_matches_the_torch_loop(curved):
         assert np.abs(fast - loop).max() <= 1e-4 * np.abs(loop).max()
     with pytest.raises(ValueError, match="backend"):
         CurvedFBP(curved, views, backend="opencl")
+
+
+# measured max errors: Joseph 0.08 %, ASTRA on the 4x flat detector resampled 1.9 % (its linear
+# interpolation between flat channels where the Gaussian's profile curves most)
+@pytest.mark.parametrize(("backend", "tolerance"), [("joseph", 2e-3), ("astra", 4e-2)])
+def test_projector_matches_exact_integrals_of_a_smooth_object(curved, backend, tolerance):
+    """A smooth object (Gaussian, sigma 12 mm) has no pixelisation edge: the discrete line integrals
+    must agree with the exact ones, per-view sources (flying focal spot) included."""
+    fine = dataclasses.replace(curved, image_size=256, pixel_size_mm=1.0)
+    x, y = fine.pixel_centers_mm()
+    image = (MU * np.exp(-((x - 25) ** 2 + (y + 15) ** 2) / (2 * 12.0**2))).astype(np.float32)
+    base = FanViews.from_geometry(curved)
+    views = FanViews(base.angles_rad + 0.003, base.source_to_origin_mm + np.where(np.arange(360) % 2, 1.5, -1.5))
+    with CurvedProjector(fine, sources=views, backend=backend, use_cuda=False) as proj:
+        sino = proj.forward(image)
+    exact = gaussian_sinogram(curved, views, (25, -15), 12.0, MU)
+    assert np.abs(sino - exact).max() < tolerance * exact.max()

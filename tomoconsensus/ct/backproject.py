@@ -127,6 +127,23 @@ def backproject_cpu(filtered: np.ndarray, cos: np.ndarray, sin: np.ndarray, weig
                 x.shape[0])
 
 
+@numba.njit(inline="always", nogil=True, cache=True, error_model="numpy")
+def _atan(t):  # pragma: no cover
+    """arctan of a float32, branch-free so that the pixel loop vectorises (Cephes ``atanf``: the
+    argument is reduced to |x| <= tan(pi/8) and a degree-9 odd polynomial; error ~1e-7 rad)."""
+    f32 = np.float32
+    a = abs(t)
+    big, mid = a > f32(2.414213562373095), a > f32(0.4142135623730950)
+    num = f32(-1.0) if big else (a - f32(1.0) if mid else a)
+    den = a if big else (a + f32(1.0) if mid else f32(1.0))
+    offset = f32(1.5707963267948966) if big else (f32(0.7853981633974483) if mid else f32(0.0))
+    x = num / den
+    z = x * x
+    poly = (((f32(8.05374449538e-2) * z - f32(1.38776856032e-1)) * z + f32(1.99777106478e-1)) * z
+            - f32(3.33329491539e-1)) * z * x + x + offset
+    return -poly if t < f32(0.0) else poly
+
+
 @numba.njit(parallel=True, nogil=True, cache=True, error_model="numpy")
 def _backproject_curved(padded, cos, sin, radius, weights, x, y, inv_dgamma, centre, upper, out):  # pragma: no cover
     batch, n_views, row = padded.shape[0], padded.shape[1], padded.shape[2]
@@ -145,10 +162,11 @@ def _backproject_curved(padded, cos, sin, radius, weights, x, y, inv_dgamma, cen
         for v in range(n_views):
             c, s, r, w = cos[v], sin[v], radius[v], weights[v]
             for j in range(n):
-                along = yb[j] * c - xb[j] * s + r  # source -> pixel, along the central ray
+                along = yb[j] * c - xb[j] * s + r  # source -> pixel, along the central ray (> 0 inside R)
                 across = xb[j] * c + yb[j] * s  # perpendicular to it
-                weight[j] = w / (along * along + across * across)
-                pos = min(max(np.arctan2(across, along) * inv_dgamma + centre, zero), upper)
+                # a pixel behind the source (only in a grid wider than the source circle) gets nothing
+                weight[j] = w / (along * along + across * across) if along > zero else zero
+                pos = min(max(_atan(across / along) * inv_dgamma + centre, zero), upper)
                 k = np.int32(pos)
                 frac[j] = pos - np.float32(k)
                 lo[j] = k
@@ -165,8 +183,11 @@ def backproject_curved_cpu(filtered: np.ndarray, cos: np.ndarray, sin: np.ndarra
 
     For pixel ``(x, y)`` and view ``v`` with source at distance ``R_v`` and angle ``theta_v``:
     ``L e = R_v + y cos - x sin`` (along the central ray), ``L u = x cos + y sin`` (across it),
-    ``gamma = atan2(L u, L e)`` and ``image += w_v q_v(gamma / dgamma) / L^2``, the arithmetic of
-    :meth:`tomoconsensus.ct.curved.CurvedFBP.backproject` (its torch loop, used on GPUs).
+    ``gamma = atan(L u / L e)`` (the pixel is in front of the source, ``L e > 0``) and
+    ``image += w_v q_v(gamma / dgamma) / L^2``: the arithmetic of the torch loop of
+    :meth:`tomoconsensus.ct.curved.CurvedFBP.backproject` (GPUs), with ``atan`` as a branch-free
+    polynomial (:func:`_atan`, 1.4e-7 rad) instead of ``atan2``, so that the pixel loop vectorises
+    (3.6x less CPU time than with ``atan2``).
 
     Parameters
     ----------

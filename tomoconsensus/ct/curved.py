@@ -19,11 +19,12 @@ where ``h`` is the band-limited ramp (sampled at ``dgamma``, Hann-apodised in fr
 neighbouring views (the weights sum to ``2 pi``). Any subset of views whose angles cover the circle
 is reconstructed without bias, so the split halves are complete scans.
 
-Forward projection: ASTRA has no curved 2-D fan geometry, so :class:`CurvedProjector` projects
-onto a flat virtual detector through the isocentre, perpendicular to each view's central ray
-(ASTRA ``fanflat_vec``, one row per view, so per-view sources are exact), sampled ``oversample``
-times finer than the curved channels, and interpolates linearly at ``u = R_v tan(gamma_k)``: the
-same rays, resampled.
+Forward projection (:class:`CurvedProjector`): on the CPU, Joseph's method along each curved ray
+exactly (:mod:`tomoconsensus.ct.joseph`, compiled, all cores). ASTRA has no curved 2-D fan geometry,
+so the ASTRA path (the default on a GPU) projects onto a flat virtual detector through the
+isocentre, perpendicular to each view's central ray (ASTRA ``fanflat_vec``, one row per view, so
+per-view sources are exact), sampled ``oversample`` times finer than the curved channels, and
+interpolates linearly at ``u = R_v tan(gamma_k)``: the same rays, resampled.
 """
 
 from __future__ import annotations
@@ -193,7 +194,7 @@ class CurvedFBP:
 
 
 class CurvedProjector:
-    """Line integrals on a curved detector (per-view sources) via ASTRA ``fanflat_vec`` + resampling.
+    """Line integrals on a curved detector (per-view sources): Joseph's method or ASTRA + resampling.
 
     Parameters
     ----------
@@ -204,19 +205,32 @@ class CurvedProjector:
     sources : FanViews, optional
         Per-view sources (default: the geometry's uniform views).
     oversample : int
-        Flat virtual channels per curved channel at the centre of the fan.
+        ASTRA path: flat virtual channels per curved channel at the centre of the fan.
     use_cuda : bool, optional
-        GPU projector (default: when available).
+        ASTRA path: GPU projector (default: when available).
+    backend : {"joseph", "astra"}, optional
+        ``joseph`` (:mod:`tomoconsensus.ct.joseph`, the CPU default: each curved ray exactly, about 7x
+        faster than ASTRA's CPU projector on the 4x oversampled flat detector) or ``astra`` (the
+        default when ASTRA has CUDA).
     """
 
     def __init__(self, geom: FanBeamGeometry, views=None, sources: FanViews | None = None, oversample: int = 4,
-                 use_cuda: bool | None = None):
+                 use_cuda: bool | None = None, backend: str | None = None):
         if not geom.is_curved:
             raise ValueError(f"CurvedProjector needs a curved geometry, '{geom.name}' is {geom.detector_shape}")
         self.geom = geom
         sources = FanViews.from_geometry(geom) if sources is None else sources
         self.sources = sources if views is None else sources.subset(views)
         self.use_cuda = cuda_available() if use_cuda is None else use_cuda
+        self.backend = backend or ("astra" if self.use_cuda else "joseph")
+        if self.backend not in ("joseph", "astra"):
+            raise ValueError(f"backend: expected 'joseph' or 'astra', got {self.backend!r}")
+        self.projector_id = None
+        if self.backend == "astra":
+            self._astra_setup(oversample)
+
+    def _astra_setup(self, oversample: int) -> None:
+        geom = self.geom
         gamma = geom.channel_fan_angles_rad()
         radius = np.asarray(self.sources.source_to_origin_mm, dtype=np.float64)
         theta = np.asarray(self.sources.angles_rad, dtype=np.float64)
@@ -233,12 +247,20 @@ class CurvedProjector:
         # flat coordinate of each curved channel's ray, in flat channel units: (V, K)
         self.position = radius[:, None] * np.tan(gamma)[None, :] / self.du + (self.n_flat - 1) / 2
 
+    def _rays(self) -> tuple:
+        return (self.sources.angles_rad, self.sources.source_to_origin_mm, self.geom.channel_fan_angles_rad(),
+                self.geom.pixel_size_mm)
+
     @property
     def sinogram_shape(self) -> tuple[int, int]:
         return (len(self.sources), self.geom.n_detectors)
 
     def forward(self, image: np.ndarray) -> np.ndarray:
         """Line integrals of ``image`` (N, N) in 1/mm -> curved sinogram (V, K), float32."""
+        if self.backend == "joseph":
+            from tomoconsensus.ct.joseph import joseph_forward
+
+            return joseph_forward(image, *self._rays())
         sid, flat = astra.create_sino(np.ascontiguousarray(image, dtype=np.float32), self.projector_id)
         astra.data2d.delete(sid)
         lo = np.floor(self.position).astype(np.int64)
@@ -249,6 +271,10 @@ class CurvedProjector:
 
     def adjoint(self, sinogram: np.ndarray) -> np.ndarray:
         """Exact transpose of :meth:`forward`: curved sinogram (V, K) -> image (N, N), float32."""
+        if self.backend == "joseph":
+            from tomoconsensus.ct.joseph import joseph_adjoint
+
+            return joseph_adjoint(sinogram, *self._rays(), self.geom.image_size)
         sino = np.asarray(sinogram, dtype=np.float64)
         lo = np.floor(self.position).astype(np.int64)
         frac = self.position - lo
