@@ -218,3 +218,18 @@ def test_iodine_statistics_pairs_rois_and_gives_the_standard_error():
     assert iodine_change(table, "Method", "Reference") == pytest.approx(max(abs(s["change"]) for s in stats.values()))
     text = quality_markdown(table, "Method")
     assert f"{n} ROIs per concentration" in text and "2 mg/mL vs Reference" in text and "10 mg/mL vs Method" in text
+
+
+def test_random_inserts_lie_in_soft_tissue_apart_and_within_their_range(geom):
+    from tomoconsensus.spectral.simulate import place_inserts
+
+    hu = water_cylinder(geom, 150.0)
+    sim = SpectralSimulation(insert_mg_per_ml=(), random_inserts=6, random_range_mg_per_ml=(0.5, 15.0))
+    inserts = place_inserts(hu, geom, sim, np.random.default_rng(1))
+    assert len(inserts) == 6 and len({i.mg_per_ml for i in inserts}) == 6
+    assert all(0.5 <= i.mg_per_ml <= 15.0 for i in inserts)
+    for a in inserts:
+        assert np.hypot(a.x_mm, a.y_mm) + a.diameter_mm / 2 + 3.0 <= 150.0 + 3.0  # inside the water, with the margin
+        assert all(np.hypot(a.x_mm - b.x_mm, a.y_mm - b.y_mm) > a.diameter_mm + 6 for b in inserts if b is not a)
+    fixed = place_inserts(hu, geom, SpectralSimulation(), np.random.default_rng(1))
+    assert [i.mg_per_ml for i in fixed] == [2.0, 5.0, 10.0]  # without random inserts: the fixed ones, as before

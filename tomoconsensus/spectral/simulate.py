@@ -48,6 +48,10 @@ class SpectralSimulation:
     edges_kev: tuple[float, ...] = (20.0, 33.2, 50.0, 70.0, 120.0)
     insert_mg_per_ml: tuple[float, ...] = (2.0, 5.0, 10.0)
     insert_diameter_mm: float = 18.0
+    #: further inserts per slice of a concentration drawn uniformly from ``random_range_mg_per_ml`` (as the
+    #: enhanced vessels and organs of contrast scans; placed after the fixed ones, where there is room)
+    random_inserts: int = 0
+    random_range_mg_per_ml: tuple[float, float] = (0.5, 15.0)
 
 
 #: Up to this HU, tissue is water of density 1 + HU / 1000; above, water (1.1 g/mL) mixed with bone.
@@ -86,19 +90,23 @@ def disc(geom: FanBeamGeometry, x_mm: float, y_mm: float, diameter_mm: float) ->
 
 def place_inserts(hu: np.ndarray, geom: FanBeamGeometry, sim: SpectralSimulation, rng: np.random.Generator,
                   tries: int = 500) -> list[Insert]:
-    """Non-overlapping discs lying, with a 3 mm margin, in soft tissue (-100 to 100 HU)."""
+    """Non-overlapping discs lying, with a 3 mm margin, in soft tissue (-100 to 100 HU): the fixed
+    concentrations first, then ``sim.random_inserts`` of random concentration."""
     soft = (hu > -100) & (hu < 100)
     x, y = geom.pixel_centers_mm()
     candidates = np.argwhere(soft)
+    concentrations = list(sim.insert_mg_per_ml)
+    if sim.random_inserts:
+        concentrations += rng.uniform(*sim.random_range_mg_per_ml, sim.random_inserts).round(2).tolist()
     inserts: list[Insert] = []
     for _ in range(tries):
-        if len(inserts) == len(sim.insert_mg_per_ml) or not len(candidates):
+        if len(inserts) == len(concentrations) or not len(candidates):
             break
         r, c = candidates[rng.integers(len(candidates))]
         d = sim.insert_diameter_mm
         clear = all(np.hypot(x[r, c] - o.x_mm, y[r, c] - o.y_mm) > d + 6 for o in inserts)
         if clear and np.all(soft[disc(geom, x[r, c], y[r, c], d + 6.0)]):
-            inserts.append(Insert(float(x[r, c]), float(y[r, c]), d, sim.insert_mg_per_ml[len(inserts)]))
+            inserts.append(Insert(float(x[r, c]), float(y[r, c]), d, concentrations[len(inserts)]))
     return inserts
 
 
