@@ -129,7 +129,9 @@ def simulate_slice(hu: np.ndarray, modality: SpectralModality, sim: SpectralSimu
     hu_fine = rescale(np.asarray(hu, float), 2, order=1, mode="edge")
     inserts = place_inserts(hu, geom, sim, rng)
     maps_fine = with_inserts(material_maps(hu_fine), fine, inserts)
-    projector = forward_projector(fine, kind="strip")
+    import torch  # the views split over torch's CPU threads, as the CT simulation
+
+    projector = forward_projector(fine, kind="strip", threads=torch.get_num_threads())
     try:
         integrals = np.stack([projector.forward(m) for m in maps_fine])  # (materials, views, channels)
     finally:
