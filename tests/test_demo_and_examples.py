@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -71,11 +72,28 @@ def test_quick_spectral_demo_runs_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| RMSE, bin mean (HU) |" in out and "| VMI 70 keV RMSE (HU) |" in out
     assert "iodine ROI means within 2 % of the noiseless reference" in out
+    # issue 11's two checks, printed with their numbers (each concentration with its standard error)
+    assert re.search(r"(holds|DOES NOT HOLD): Consensus keeps iodine ROI means within 2 % of the same scans' "
+                     r"FBP per bin \(2 mg/mL [+-]\d+\.\d \+- \d+\.\d %, 5 mg/mL", out)
+    assert re.search(r"(holds|DOES NOT HOLD): demo wall time \d+\.\d min <= 10 min \(CPU time", out)
     table = json.loads((tmp_path / "spectral" / "report" / "spectral_quality.json").read_text())
     truth = sorted({r["true"] for r in table["Reference"]["iodine"]})
     assert truth == [2.0, 5.0, 10.0] and "Consensus" in table
     with h5py.File(tmp_path / "spectral" / "spectral_test.h5") as f:  # the prepare spectral pipeline's file
         assert f.attrs["channels"] == 4 and f.attrs["split_kind"] == "views"
+    from tomoconsensus.data.prepared import read_prepared
+
+    ids = read_prepared(tmp_path / "spectral" / "spectral_test.h5").slice_ids  # the test slice scanned twice
+    assert len(ids) == 2 and ids[0].endswith("_scan0") and ids[1] == ids[0][:-1] + "1"
+
+
+def test_demo_time_check_states_wall_and_cpu_time_and_refuses_reused_runs():
+    from tomoconsensus.demo import time_check
+
+    assert time_check(540, 900, 10, True).startswith("holds: demo wall time 9.0 min <= 10 min (CPU time of this "
+                                                     "process 15.0 min")
+    assert time_check(660, 900, 10, True).startswith("DOES NOT HOLD: demo wall time 11.0 min")
+    assert time_check(60, 30, 10, False).startswith("NOT MEASURED")
 
 
 def test_quick_pet_demo_runs_end_to_end(tmp_path, capsys):

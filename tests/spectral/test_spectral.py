@@ -170,3 +170,66 @@ def test_bad_count_files_are_one_line_errors(tmp_path, geom, capsys):
                  "--out", str(out)]) == 2  # a binary file given as the spectrum table
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--spectrum" in err and "CSV" in err and not out.exists()
+
+
+def test_split_and_reconstruct_filters_once_and_gives_the_same_images(geom):
+    mod = SpectralModality(geom, load_spectrum(), EDGES)
+    s = simulate_slice(water_cylinder(geom), mod, SpectralSimulation(insert_mg_per_ml=(5.0,)), np.random.default_rng(5))
+    joint = mod.split_and_reconstruct(s.measurement, np.random.default_rng(0))
+    half1, half2 = mod.split(s.measurement, np.random.default_rng(0))
+    separate = (mod.reconstruct(half1), mod.reconstruct(half2), mod.estimate(s.measurement))
+    for a, b in zip(joint, separate, strict=True):
+        assert a.shape == (4, 128, 128) and a.dtype == np.float32
+        np.testing.assert_allclose(a, b, atol=2e-5)  # bin HU/1000: 0.02 HU
+
+
+def test_repeated_scans_are_the_same_object_with_independent_noise(geom):
+    mod = SpectralModality(geom, load_spectrum(), EDGES)
+    hu = water_cylinder(geom)[None]
+    sim = SpectralSimulation(insert_mg_per_ml=(2.0, 10.0))
+    one = simulate_stack(hu, ["a_000"], ["a"], mod, sim, seed=7)
+    three = simulate_stack(hu, ["a_000"], ["a"], mod, sim, seed=7, repeats=3)
+    assert three.slice_ids == ["a_000_scan0", "a_000_scan1", "a_000_scan2"] and three.patient_ids == ["a"] * 3
+    assert np.array_equal(three.counts[0], one.counts[0])  # the first scan is the single scan: same seed, same draw
+    assert np.array_equal(three.reference[2], one.reference[0]) and np.array_equal(three.iodine_mg_per_ml[1],
+                                                                                   one.iodine_mg_per_ml[0])
+    d01, d12 = (three.counts[0] - three.counts[1]).ravel(), (three.counts[1] - three.counts[2]).ravel()
+    assert abs(np.corrcoef(d01, d12)[0, 1] + 0.5) < 0.02  # independent draws: corr(a-b, b-c) = -1/2
+
+
+def test_iodine_statistics_pairs_rois_and_gives_the_standard_error():
+    from tomoconsensus.spectral.analysis import iodine_change, iodine_statistics, quality_markdown
+
+    rng = np.random.default_rng(0)
+    n = 400
+    truth = np.repeat([2.0, 10.0], n)
+    ref = truth + rng.normal(0, 1.0, 2 * n)  # ROI-to-ROI spread (anatomy), shared by the paired rows
+    method = 0.95 * ref + rng.normal(0, 0.2, 2 * n)  # 5 % lower, paired noise 0.2 mg/mL
+    row = lambda v: {"vmi70_rmse_hu": 1.0, "vmi70_ssim": 0.9,  # noqa: E731
+                     "iodine": [{"true": t, "measured": m} for t, m in zip(truth, v, strict=True)]}
+    table = {"Reference": row(ref), "Method": row(method)}
+    stats = iodine_statistics(table, "Method", "Reference")
+    assert set(stats) == {2.0, 10.0} and stats[2.0]["n"] == n
+    for c, s in stats.items():
+        assert s["change"] == pytest.approx(-0.05, abs=3 * s["se"])
+        # sd of the paired difference (0.05 * spread of ref, and the 0.2 noise), not of the ROIs (1.0)
+        expected_se = np.sqrt(0.2 ** 2 + (0.05 * 1.0) ** 2) / np.sqrt(n) / c
+        assert s["se"] == pytest.approx(expected_se, rel=0.15)
+    assert iodine_change(table, "Method", "Reference") == pytest.approx(max(abs(s["change"]) for s in stats.values()))
+    text = quality_markdown(table, "Method")
+    assert f"{n} ROIs per concentration" in text and "2 mg/mL vs Reference" in text and "10 mg/mL vs Method" in text
+
+
+def test_random_inserts_lie_in_soft_tissue_apart_and_within_their_range(geom):
+    from tomoconsensus.spectral.simulate import place_inserts
+
+    hu = water_cylinder(geom, 150.0)
+    sim = SpectralSimulation(insert_mg_per_ml=(), random_inserts=6, random_range_mg_per_ml=(0.5, 15.0))
+    inserts = place_inserts(hu, geom, sim, np.random.default_rng(1))
+    assert len(inserts) == 6 and len({i.mg_per_ml for i in inserts}) == 6
+    assert all(0.5 <= i.mg_per_ml <= 15.0 for i in inserts)
+    for a in inserts:
+        assert np.hypot(a.x_mm, a.y_mm) + a.diameter_mm / 2 + 3.0 <= 150.0 + 3.0  # inside the water, with the margin
+        assert all(np.hypot(a.x_mm - b.x_mm, a.y_mm - b.y_mm) > a.diameter_mm + 6 for b in inserts if b is not a)
+    fixed = place_inserts(hu, geom, SpectralSimulation(), np.random.default_rng(1))
+    assert [i.mg_per_ml for i in fixed] == [2.0, 5.0, 10.0]  # without random inserts: the fixed ones, as before

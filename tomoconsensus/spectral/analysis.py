@@ -82,23 +82,50 @@ def quality_table(reference: np.ndarray, images: dict[str, np.ndarray], attrs: d
     return table
 
 
+def iodine_statistics(table: dict[str, dict], method: str, against: str) -> dict[float, dict[str, float]]:
+    """Per true concentration: the change of the pooled ROI mean of ``method`` relative to ``against``.
+
+    ROIs are paired (the same insert of the same scan in both rows), so the standard error is that of
+    the mean paired difference: ``se = sd(m_i - a_i) / sqrt(n) / mean(a)``. Returns
+    ``{true: {"n", "mean", "against", "change", "se"}}`` with ``change`` and ``se`` as fractions.
+    """
+    stats = {}
+    for true in sorted({r["true"] for r in table[against]["iodine"]}):
+        pairs = np.array([(m["measured"], a["measured"]) for m, a in zip(table[method]["iodine"],
+                                                                         table[against]["iodine"], strict=True)
+                          if a["true"] == true])
+        diff, base = pairs[:, 0] - pairs[:, 1], pairs[:, 1].mean()
+        se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else float("nan")
+        stats[true] = {"n": len(diff), "mean": float(pairs[:, 0].mean()), "against": float(base),
+                       "change": float(diff.mean() / base), "se": float(se / abs(base))}
+    return stats
+
+
 def iodine_change(table: dict[str, dict], method: str, against: str) -> float:
     """Largest relative change of an insert's mean iodine between two rows, pooled per concentration."""
-    changes = []
-    for true in sorted({r["true"] for r in table[against]["iodine"]}):
-        a = np.mean([r["measured"] for r in table[method]["iodine"] if r["true"] == true])
-        b = np.mean([r["measured"] for r in table[against]["iodine"] if r["true"] == true])
-        changes.append(abs(a / b - 1.0))
-    return float(max(changes))
+    return float(max(abs(s["change"]) for s in iodine_statistics(table, method, against).values()))
 
 
-def quality_markdown(table: dict[str, dict]) -> str:
-    """The table as Markdown: VMI columns, then the mean measured iodine per true concentration."""
+def quality_markdown(table: dict[str, dict], baseline: str | None = None) -> str:
+    """The table as Markdown: VMI columns and the mean measured iodine per true concentration; then each
+    row's iodine change against the noiseless Reference and against ``baseline`` (the same scans'
+    linear reconstruction), in % +- the standard error of the paired ROI differences."""
     concentrations = sorted({r["true"] for r in table["Reference"]["iodine"]})
+    n = sum(r["true"] == concentrations[0] for r in table["Reference"]["iodine"])
     head = "| | VMI 70 keV RMSE (HU) | VMI SSIM (%) | " + " | ".join(f"iodine {c:g} mg/mL" for c in concentrations)
     lines = [head + " |", "|---" * (3 + len(concentrations)) + "|"]
     for name, row in table.items():
         means = [np.mean([r["measured"] for r in row["iodine"] if r["true"] == c]) for c in concentrations]
         lines.append(f"| {name} | {row['vmi70_rmse_hu']:.1f} | {100 * row['vmi70_ssim']:.1f} | "
                      + " | ".join(f"{m:.2f}" for m in means) + " |")
+    against = ["Reference"] + ([baseline] if baseline else [])
+    lines += ["", f"Iodine change, % +- standard error ({n} ROIs per concentration, paired):", "",
+              "| | " + " | ".join(f"{c:g} mg/mL vs {a}" for a in against for c in concentrations) + " |",
+              "|---" * (1 + len(against) * len(concentrations)) + "|"]
+    for name in table:
+        cells = []
+        for a in against:
+            stats = iodine_statistics(table, name, a)
+            cells += [f"{100 * stats[c]['change']:+.1f} +- {100 * stats[c]['se']:.1f}" for c in concentrations]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -48,6 +48,10 @@ class SpectralSimulation:
     edges_kev: tuple[float, ...] = (20.0, 33.2, 50.0, 70.0, 120.0)
     insert_mg_per_ml: tuple[float, ...] = (2.0, 5.0, 10.0)
     insert_diameter_mm: float = 18.0
+    #: further inserts per slice of a concentration drawn uniformly from ``random_range_mg_per_ml`` (as the
+    #: enhanced vessels and organs of contrast scans; placed after the fixed ones, where there is room)
+    random_inserts: int = 0
+    random_range_mg_per_ml: tuple[float, float] = (0.5, 15.0)
 
 
 #: Up to this HU, tissue is water of density 1 + HU / 1000; above, water (1.1 g/mL) mixed with bone.
@@ -66,6 +70,7 @@ class SimulatedSlice(NamedTuple):
     reference: np.ndarray  # (bins, H, W) bin HU/1000, noiseless FBP
     materials: np.ndarray  # (n_materials, H, W) true amounts on the reconstruction grid
     inserts: list
+    scans: tuple = ()  # all repeated scans (independent Poisson counts of the same mean), the first is measurement
 
 
 def material_maps(hu: np.ndarray) -> np.ndarray:
@@ -85,19 +90,23 @@ def disc(geom: FanBeamGeometry, x_mm: float, y_mm: float, diameter_mm: float) ->
 
 def place_inserts(hu: np.ndarray, geom: FanBeamGeometry, sim: SpectralSimulation, rng: np.random.Generator,
                   tries: int = 500) -> list[Insert]:
-    """Non-overlapping discs lying, with a 3 mm margin, in soft tissue (-100 to 100 HU)."""
+    """Non-overlapping discs lying, with a 3 mm margin, in soft tissue (-100 to 100 HU): the fixed
+    concentrations first, then ``sim.random_inserts`` of random concentration."""
     soft = (hu > -100) & (hu < 100)
     x, y = geom.pixel_centers_mm()
     candidates = np.argwhere(soft)
+    concentrations = list(sim.insert_mg_per_ml)
+    if sim.random_inserts:
+        concentrations += rng.uniform(*sim.random_range_mg_per_ml, sim.random_inserts).round(2).tolist()
     inserts: list[Insert] = []
     for _ in range(tries):
-        if len(inserts) == len(sim.insert_mg_per_ml) or not len(candidates):
+        if len(inserts) == len(concentrations) or not len(candidates):
             break
         r, c = candidates[rng.integers(len(candidates))]
         d = sim.insert_diameter_mm
         clear = all(np.hypot(x[r, c] - o.x_mm, y[r, c] - o.y_mm) > d + 6 for o in inserts)
         if clear and np.all(soft[disc(geom, x[r, c], y[r, c], d + 6.0)]):
-            inserts.append(Insert(float(x[r, c]), float(y[r, c]), d, sim.insert_mg_per_ml[len(inserts)]))
+            inserts.append(Insert(float(x[r, c]), float(y[r, c]), d, concentrations[len(inserts)]))
     return inserts
 
 
@@ -109,14 +118,20 @@ def with_inserts(maps: np.ndarray, geom: FanBeamGeometry, inserts: list[Insert])
 
 
 def simulate_slice(hu: np.ndarray, modality: SpectralModality, sim: SpectralSimulation,
-                   rng: np.random.Generator) -> SimulatedSlice:
-    """One slice of Poisson bin counts from a HU image on ``modality.geom``'s grid (module docstring)."""
+                   rng: np.random.Generator, repeats: int = 1) -> SimulatedSlice:
+    """One slice of Poisson bin counts from a HU image on ``modality.geom``'s grid (module docstring).
+
+    ``repeats`` scans of the same object (independent Poisson counts of the same mean counts, as
+    repeated scans of a phantom) are in ``scans``; the first is ``measurement``.
+    """
     geom = modality.geom
     fine = dataclasses.replace(geom, image_size=2 * geom.image_size, pixel_size_mm=geom.pixel_size_mm / 2)
     hu_fine = rescale(np.asarray(hu, float), 2, order=1, mode="edge")
     inserts = place_inserts(hu, geom, sim, rng)
     maps_fine = with_inserts(material_maps(hu_fine), fine, inserts)
-    projector = forward_projector(fine, kind="strip")
+    import torch  # the views split over torch's CPU threads, as the CT simulation
+
+    projector = forward_projector(fine, kind="strip", threads=torch.get_num_threads())
     try:
         integrals = np.stack([projector.forward(m) for m in maps_fine])  # (materials, views, channels)
     finally:
@@ -125,20 +140,26 @@ def simulate_slice(hu: np.ndarray, modality: SpectralModality, sim: SpectralSimu
     mean = expected_counts(integrals, MATERIALS, modality.spectrum, edges, sim.i0)
     flat = flat_field(modality.spectrum, edges, sim.i0)
     noiseless = SpectralMeasurement(mean, flat)
-    counts = rng.poisson(mean).astype(np.int64)
+    scans = tuple(SpectralMeasurement(rng.poisson(mean).astype(np.int64), flat) for _ in range(repeats))
     truth = with_inserts(material_maps(np.asarray(hu, float)), geom, inserts)
-    return SimulatedSlice(SpectralMeasurement(counts, flat), modality.estimate(noiseless), truth, inserts)
+    return SimulatedSlice(scans[0], modality.estimate(noiseless), truth, inserts, scans)
 
 
 def simulate_stack(hu_slices, slice_ids, patient_ids, modality: SpectralModality, sim: SpectralSimulation,
-                   seed: int = 0, progress: bool = False) -> CountStack:
-    """Count file contents for HU slices (n, H, W) on ``modality.geom``'s grid, one seed per slice."""
+                   seed: int = 0, progress: bool = False, repeats: int = 1) -> CountStack:
+    """Count file contents for HU slices (n, H, W) on ``modality.geom``'s grid, one seed per slice.
+
+    With ``repeats`` > 1 every slice is scanned that many times (independent noise, the same object
+    and inserts; ids ``<slice id>_scan<k>``), slice after slice: repeated scans for ROI statistics.
+    """
     from tomoconsensus.progress import progress as progress_bar
 
     seeds = np.random.SeedSequence(seed).spawn(len(hu_slices))
     pairs = list(zip(hu_slices, seeds, strict=True))
-    sims = [simulate_slice(hu, modality, sim, np.random.default_rng(s))
+    sims = [simulate_slice(hu, modality, sim, np.random.default_rng(s), repeats)
             for hu, s in progress_bar(pairs, desc="simulate", unit="slice", enabled=progress)]
-    return CountStack(np.stack([s.measurement.counts for s in sims]), sims[0].measurement.flat,
-                      np.asarray(sim.edges_kev), list(slice_ids), list(patient_ids),
-                      np.stack([s.reference for s in sims]), np.stack([s.materials[2] for s in sims]))
+    ids = list(slice_ids) if repeats == 1 else [f"{i}_scan{k}" for i in slice_ids for k in range(repeats)]
+    return CountStack(np.stack([scan.counts for s in sims for scan in s.scans]), sims[0].measurement.flat,
+                      np.asarray(sim.edges_kev), ids, [p for p in patient_ids for _ in range(repeats)],
+                      np.repeat(np.stack([s.reference for s in sims]), repeats, axis=0),
+                      np.repeat(np.stack([s.materials[2] for s in sims]), repeats, axis=0))
