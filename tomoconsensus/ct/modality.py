@@ -120,11 +120,18 @@ class CTModality:
         expected = (self.geom.n_views, self.geom.n_detectors)
         if tuple(np.shape(sinogram)) != expected:
             raise ValueError(f"sinogram: expected {expected} for geometry '{self.geom.name}', got {np.shape(sinogram)}")
-        sino = torch.as_tensor(sinogram, dtype=torch.float32, device=self.fbp_all.device)
-        filtered = self.fbp_all.filter(sino[None])
-        mu1 = self.fbp_odd.backproject(filtered[:, self.odd]).reshape(self.geom.image_size, self.geom.image_size)
-        mu2 = self.fbp_even.backproject(filtered[:, self.even]).reshape(mu1.shape)
+        mu1, mu2 = (mu[0] for mu in self.halves_attenuation(np.asarray(sinogram)[None]))
         return SplitImages(self.to_units(mu1), self.to_units(mu2), self.to_units((mu1 + mu2) / 2))
+
+    def halves_attenuation(self, sinograms) -> tuple[torch.Tensor, torch.Tensor]:
+        """FBP of the odd and of the even views of a batch of sinograms (B, views, channels), each view
+        filtered once: two (B, N, N) attenuation images (1/mm). Needs ``halves_average_to_all``, under
+        which ``(mu1 + mu2) / 2`` is the FBP of all views."""
+        sino = torch.as_tensor(sinograms, dtype=torch.float32, device=self.fbp_all.device)
+        filtered = self.fbp_all.filter(sino)
+        shape = (sino.shape[0], self.geom.image_size, self.geom.image_size)
+        return (self.fbp_odd.backproject(filtered[:, self.odd]).reshape(shape),
+                self.fbp_even.backproject(filtered[:, self.even]).reshape(shape))
 
     def attributes(self) -> dict[str, Any]:
         return {"geometry_toml": geometry_to_toml(self.geom), "geometry_name": self.geom.name,

@@ -111,14 +111,7 @@ class SpectralModality:
         if self.split_kind != "views" or not self.ct.halves_average_to_all:
             half1, half2 = self.split(m, rng)
             return SplitImages(self.reconstruct(half1), self.reconstruct(half2), self.estimate(m))
-        import torch
-
-        ct = self.ct
-        filtered = ct.fbp_all.filter(torch.as_tensor(self.log_data(m.counts, m.flat_per_ray()), dtype=torch.float32,
-                                                     device=ct.fbp_all.device))
-        shape = (self.channels, self.geom.image_size, self.geom.image_size)
-        mu1 = ct.fbp_odd.backproject(filtered[:, ct.odd]).reshape(shape)
-        mu2 = ct.fbp_even.backproject(filtered[:, ct.even]).reshape(shape)
+        mu1, mu2 = self.ct.halves_attenuation(self.log_data(m.counts, m.flat_per_ray()))  # bins as the batch
         return SplitImages(self._units(mu1), self._units(mu2), self._units((mu1 + mu2) / 2))
 
     def bin_mu(self, image: np.ndarray) -> np.ndarray:
