@@ -26,13 +26,16 @@ from tomoconsensus.ct import backproject as _threading  # noqa: F401  (selects N
 
 
 @numba.njit(inline="always", nogil=True, cache=True)
-def _ray(sx, sy, dx, dy, n, pixel):  # pragma: no cover
-    """Sampling of one ray: (along_x, first, last, b0, db, step) in pixel units.
+def _ray(ct, st, r, cg, sg, n, pixel):  # pragma: no cover
+    """Sampling of the ray with source angle (cos, sin) = (ct, st), source distance ``r`` and fan angle
+    (cos, sin) = (cg, sg): (along_x, first, last, b0, db, step) in pixel units.
 
     Samples ``i = first .. last`` lie on the lines ``i`` of the major axis (columns when along_x);
     the minor coordinate at sample ``i`` is ``b0 + i db`` (fractional row or column index) and each
     sample carries the length ``step`` (mm).
     """
+    sx, sy = r * st, -r * ct  # source
+    dx, dy = cg * -st + sg * ct, cg * ct + sg * st  # cos(gamma) e + sin(gamma) u
     c = (n - 1) / 2.0
     along_x = abs(dx) >= abs(dy)
     if along_x:  # column i at x = (i - c) p; row coordinate b = c - y / p
@@ -65,12 +68,8 @@ def _forward(image, cos_t, sin_t, radius, cos_g, sin_g, pixel, out):  # pragma: 
     n = image.shape[0]
     n_views, n_det = out.shape
     for v in numba.prange(n_views):
-        ct, st, r = cos_t[v], sin_t[v], radius[v]
-        sx, sy = r * st, -r * ct
         for k in range(n_det):
-            dx = cos_g[k] * -st + sin_g[k] * ct
-            dy = cos_g[k] * ct + sin_g[k] * st
-            along_x, first, last, b0, db, step = _ray(sx, sy, dx, dy, n, pixel)
+            along_x, first, last, b0, db, step = _ray(cos_t[v], sin_t[v], radius[v], cos_g[k], sin_g[k], n, pixel)
             total = 0.0
             for i in range(first, last + 1):
                 b = b0 + i * db
@@ -101,12 +100,9 @@ def _adjoint(sino, cos_t, sin_t, radius, cos_g, sin_g, pixel, n, parts):  # prag
     for p in numba.prange(parts):
         image = images[p]
         for v in range(p * chunk, min(n_views, (p + 1) * chunk)):
-            ct, st, r = cos_t[v], sin_t[v], radius[v]
-            sx, sy = r * st, -r * ct
             for k in range(n_det):
-                dx = cos_g[k] * -st + sin_g[k] * ct
-                dy = cos_g[k] * ct + sin_g[k] * st
-                along_x, first, last, b0, db, step = _ray(sx, sy, dx, dy, n, pixel)
+                along_x, first, last, b0, db, step = _ray(cos_t[v], sin_t[v], radius[v], cos_g[k], sin_g[k], n,
+                                                          pixel)
                 value = sino[v, k] * step
                 for i in range(first, last + 1):
                     b = b0 + i * db
