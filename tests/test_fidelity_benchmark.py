@@ -1,26 +1,14 @@
 """benchmarks/fidelity.py: argument parsing, scale description, split and geometry (nothing is trained)."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests.benchmark_module import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def fidelity():
-    sys.path.insert(0, str(BENCH))  # the benchmarks import their sibling common.py
-    try:
-        spec = importlib.util.spec_from_file_location("fidelity_benchmark", BENCH / "fidelity.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses look their module up there
-        spec.loader.exec_module(module)
+    with benchmark_module("fidelity.py", "fidelity_benchmark") as module:
         yield module
-    finally:
-        sys.path.remove(str(BENCH))
-        sys.modules.pop("fidelity_benchmark", None)
 
 
 def test_defaults_are_the_paper_protocol(fidelity):

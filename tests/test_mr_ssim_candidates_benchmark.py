@@ -1,28 +1,16 @@
 """benchmarks/mr_ssim_candidates.py: the one-half priors of the held-out criterion see only their half's data."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests.benchmark_module import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def candidates():
-    sys.path.insert(0, str(BENCH))  # the benchmarks import their sibling common.py
-    try:
-        spec = importlib.util.spec_from_file_location("mr_ssim_candidates", BENCH / "mr_ssim_candidates.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
+    with benchmark_module("mr_ssim_candidates.py", "mr_ssim_candidates") as module:
         yield module
-    finally:
-        sys.path.remove(str(BENCH))
-        sys.modules.pop("mr_ssim_candidates", None)
 
 
 def _arrays(rng, n=16, coils=3):
