@@ -61,8 +61,12 @@ PAPER_TABLE1 = {"FBP": {"rmse_hu": (27.6, 5.3), "ssim": (81.5, 4.7)},
                 "Consensus": {"rmse_hu": (18.4, 2.9), "ssim": (87.1, 3.4)},
                 "Noise2Clean": {"rmse_hu": (14.7, 2.8), "ssim": (87.7, 3.3)}}
 #: (label, method, denoise variant): both Noise2Noise outputs (issue 13): f((x1+x2)/2) and the paper's likely f(x1).
+#: Consensus both as the paper's z = (f1(x1) + f2(x2))/2 and as the package's default output (both networks
+#: applied to (x1+x2)/2, averaged; docs/method.md), from the same trained run.
 OUTPUTS = (("Noise2Noise", "noise2noise", "mean"), ("Noise2Noise f(x1)", "noise2noise", "f1"),
-           ("Consensus", "consensus", "z"), ("Noise2Clean", "noise2clean", "full"))
+           ("Consensus", "consensus", "z"), ("Consensus mean", "consensus", "mean"),
+           ("Noise2Clean", "noise2clean", "full"))
+COLUMNS = ("FBP", "TV", "Noise2Noise", "Noise2Noise f(x1)", "Consensus", "Consensus mean", "Noise2Clean")
 
 
 @dataclass(frozen=True)
@@ -71,29 +75,40 @@ class Scale:
 
     image_size: int = 512  # pixels; the grid always spans 384 mm (0.75 mm at 512)
     n_views: int = 2304
-    slices_per_patient: int = 0  # 0: all (up to 40 per series here; paper: 50)
+    slices_per_patient: int = 0  # training slices per patient, 0: all (up to 40 per series here; paper: 50)
+    eval_slices_per_patient: int | None = None  # validation and test slices per patient; None: as training
     train_patients: int = 8
     epochs: int = 100
     max_steps: int = 0  # 0: run the epochs
     base_features: int = 32
+    depth: int = 4
     patch_size: int = 96
     batch_size: int = 40
+    patches_per_slice: int = 40
+    learning_rate: float = 1e-4
+    beta_r: float = 0.5
     tv: bool = False
     tv_iter: int = 50
     device: str = "auto"
     seed: int = 0
 
     def describe(self) -> str:
-        slices = "all slices" if self.slices_per_patient == 0 else f"{self.slices_per_patient} slices"
+        count = lambda n: "all slices" if n == 0 else f"{n} slices"  # noqa: E731
+        slices = count(self.slices_per_patient)
+        if self.eval_slices_per_patient not in (None, self.slices_per_patient):
+            slices += f" (validation and test: {count(self.eval_slices_per_patient)})"
         steps = f"{self.epochs} epochs" if self.max_steps == 0 else f"{self.max_steps} steps"
         paper = self == dataclasses.replace(Scale(), device=self.device, seed=self.seed, tv=self.tv,
-                                            tv_iter=self.tv_iter, slices_per_patient=self.slices_per_patient)
+                                            tv_iter=self.tv_iter, slices_per_patient=self.slices_per_patient,
+                                            eval_slices_per_patient=self.eval_slices_per_patient)
         return (f"{'PAPER' if paper else 'REDUCED'} scale: {self.image_size}^2 "
                 f"({FIELD_OF_VIEW_MM / self.image_size:g} mm "
                 f"pixels), {self.n_views} views, quarter dose, {slices} per patient, {self.train_patients} train / "
-                f"{len(VAL_PATIENTS)} val / {len(TEST_PATIENTS)} test patients, UNet-{self.base_features} depth 4, "
-                f"{self.patch_size}^2 patches, batch {self.batch_size}, {steps}, TV {'on' if self.tv else 'off'} "
-                f"(paper: 512^2, 2304 views, 50 slices x 8/2 patients, UNet-32, 96^2, batch 40, 100 epochs)")
+                f"{len(VAL_PATIENTS)} val / {len(TEST_PATIENTS)} test patients, UNet-{self.base_features} depth "
+                f"{self.depth}, {self.patch_size}^2 patches, batch {self.batch_size}, {self.patches_per_slice} "
+                f"patches/slice/epoch, {steps}, Adam {self.learning_rate:g}, beta_r {self.beta_r:g}, "
+                f"TV {'on' if self.tv else 'off'} (paper: 512^2, 2304 views, 50 slices x 8/2 patients, UNet-32 "
+                f"depth 4, 96^2, batch 40, 40 patches/slice, 100 epochs, Adam 1e-4, beta_r 0.5)")
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Scale, Path | None]:
@@ -101,24 +116,32 @@ def parse_args(argv: list[str] | None = None) -> tuple[Scale, Path | None]:
     d = Scale()
     p.add_argument("--image-size", type=int, default=d.image_size, choices=(128, 256, 512))
     p.add_argument("--views", type=int, default=d.n_views, help="views per rotation (even; paper 2304)")
-    p.add_argument("--slices-per-patient", type=int, default=d.slices_per_patient, help="0: all")
+    p.add_argument("--slices-per-patient", type=int, default=d.slices_per_patient, help="training; 0: all")
+    p.add_argument("--eval-slices-per-patient", type=int, default=d.eval_slices_per_patient,
+                   help="validation and test (default: as --slices-per-patient); 0: all")
     p.add_argument("--train-patients", type=int, default=d.train_patients)
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--max-steps", type=int, default=d.max_steps, help="stop training after N steps (0: epochs)")
     p.add_argument("--base-features", type=int, default=d.base_features)
+    p.add_argument("--depth", type=int, default=d.depth)
     p.add_argument("--patch-size", type=int, default=d.patch_size)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--patches-per-slice", type=int, default=d.patches_per_slice, help="per epoch")
+    p.add_argument("--learning-rate", type=float, default=d.learning_rate)
+    p.add_argument("--beta-r", type=float, default=d.beta_r, help="consensus consistency weight (paper 0.5)")
     p.add_argument("--tv", action="store_true", help="also the TV baseline (Chambolle-Pock; slow on a CPU)")
     p.add_argument("--tv-iter", type=int, default=d.tv_iter)
     p.add_argument("--device", default=d.device)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--work", type=Path, default=None, help="keep prepared files and runs here (default: temporary)")
+    p.add_argument("--result", default="fidelity", help="write benchmarks/results/<RESULT>.json and .md")
     a = p.parse_args(argv)
     if a.views % 2 or a.patch_size > a.image_size:
         p.error("--views must be even and --patch-size at most --image-size")
-    scale = Scale(a.image_size, a.views, a.slices_per_patient, a.train_patients, a.epochs, a.max_steps, a.base_features,
-                  a.patch_size, a.batch_size, a.tv, a.tv_iter, a.device, a.seed)
-    return scale, a.work
+    scale = Scale(a.image_size, a.views, a.slices_per_patient, a.eval_slices_per_patient, a.train_patients, a.epochs,
+                  a.max_steps, a.base_features, a.depth, a.patch_size, a.batch_size, a.patches_per_slice,
+                  a.learning_rate, a.beta_r, a.tv, a.tv_iter, a.device, a.seed)
+    return scale, a.work, a.result
 
 
 def scaled_geometry(scale: Scale) -> FanBeamGeometry:
@@ -161,8 +184,9 @@ def prepare(scale: Scale, work: Path) -> tuple[dict[str, Path], dict[str, float]
     modality = ct_modality(geom, "cuda" if gpu else "cpu")
     tv_config = TVConfig(n_iter=scale.tv_iter)
     paths, seconds = {}, {}
+    eval_slices = scale.slices_per_patient if scale.eval_slices_per_patient is None else scale.eval_slices_per_patient
     for offset, (name, files) in enumerate(patient_split(scale).items()):
-        stack = load_stack(files, scale.slices_per_patient)
+        stack = load_stack(files, scale.slices_per_patient if name == "train" else eval_slices)
         paths[name] = work / f"ct_{name}.h5"
         source = simulated_source(stack, geom, 0.25, scale.seed + offset, SERIES)
         summary = write_ct(paths[name], modality, source, scale.seed + offset,
@@ -175,8 +199,9 @@ def prepare(scale: Scale, work: Path) -> tuple[dict[str, Path], dict[str, float]
 def train_and_denoise(scale: Scale, paths: dict[str, Path], work: Path) -> tuple[dict[str, Path], dict[str, float]]:
     """Train consensus, Noise2Noise and Noise2Clean with the paper's config (scaled); denoise the test file."""
     overrides = {"epochs": scale.epochs, "max_steps": scale.max_steps, "base_features": scale.base_features,
-                 "patch_size": scale.patch_size, "batch_size": scale.batch_size, "device": scale.device,
-                 "seed": scale.seed}
+                 "depth": scale.depth, "patch_size": scale.patch_size, "batch_size": scale.batch_size,
+                 "patches_per_slice": scale.patches_per_slice, "learning_rate": scale.learning_rate,
+                 "beta_r": scale.beta_r, "device": scale.device, "seed": scale.seed}
     results, seconds = {}, {}
     for method in ("consensus", "noise2noise", "noise2clean"):
         config = load_train_config(PAPER_CONFIG, {**overrides, "method": method})
@@ -191,7 +216,7 @@ def train_and_denoise(scale: Scale, paths: dict[str, Path], work: Path) -> tuple
 
 def table(summary: dict) -> str:
     """Markdown: ours and the paper's Table 1, RMSE (HU) and SSIM (%), mean +- std over test slices."""
-    methods = [m for m in ("FBP", "TV", "Noise2Noise", "Noise2Noise f(x1)", "Consensus", "Noise2Clean") if m in summary]
+    methods = [m for m in COLUMNS if m in summary]
     cell = lambda mean, std: f"{mean:.1f} ± {std:.1f}"  # noqa: E731
     lines = ["| Index | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
     for key, label, factor in (("rmse_hu", "RMSE (HU)", 1.0), ("ssim", "SSIM (%)", 100.0)):
@@ -203,7 +228,25 @@ def table(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(scale: Scale, work: Path) -> dict:
+def criteria(summary: dict) -> dict[str, dict[str, float]]:
+    """Issue 13's three numbers for each consensus output (means over test slices).
+
+    ``rmse_vs_fbp``: RMSE / FBP's RMSE (criterion <= 0.85); ``ssim_gap_closed``: (SSIM - FBP) /
+    (Noise2Clean - FBP) (criterion >= 0.6); ``ssim_minus_noise2noise``: in SSIM points against
+    Noise2Noise f((x1+x2)/2) (criterion >= 0).
+    """
+    mean = lambda m, k: summary[m][k]["mean"]  # noqa: E731
+    out = {}
+    for label in ("Consensus", "Consensus mean"):
+        if label in summary and {"FBP", "Noise2Noise", "Noise2Clean"} <= summary.keys():
+            out[label] = {"rmse_vs_fbp": mean(label, "rmse_hu") / mean("FBP", "rmse_hu"),
+                          "ssim_gap_closed": (mean(label, "ssim") - mean("FBP", "ssim"))
+                          / (mean("Noise2Clean", "ssim") - mean("FBP", "ssim")),
+                          "ssim_minus_noise2noise": 100 * (mean(label, "ssim") - mean("Noise2Noise", "ssim"))}
+    return out
+
+
+def run(scale: Scale, work: Path, result: str = "fidelity") -> dict:
     print(f"fidelity benchmark: {scale.describe()}")
     start = time.perf_counter()
     paths, prep_s = prepare(scale, work)
@@ -213,27 +256,30 @@ def run(scale: Scale, work: Path) -> dict:
     markdown = table(summary)
     record = {"scale": dataclasses.asdict(scale), "scale_description": scale.describe(),
               "patients": {k: [f.name.split("__")[1] for f in v] for k, v in patient_split(scale).items()},
-              "test_slices": len(ev.slice_ids), "summary": summary, "paper_table1": PAPER_TABLE1,
+              "test_slices": len(ev.slice_ids), "summary": summary, "criteria": criteria(summary),
+              "paper_table1": PAPER_TABLE1,
               "seconds": {"prepare": prep_s, "train": train_s, "total": time.perf_counter() - start},
               "markdown": markdown}
-    write_result("fidelity.json", record)
-    write_text_atomic(RESULTS / "fidelity.md", f"{scale.describe()}\n\n{markdown}")
+    write_result(f"{result}.json", record)
+    write_text_atomic(RESULTS / f"{result}.md", f"{scale.describe()}\n\n{markdown}")
     print("\n" + markdown)
-    print(f"{scale.describe()}\nwrote {RESULTS / 'fidelity.json'} and {RESULTS / 'fidelity.md'} "
-          f"in {record['seconds']['total'] / 60:.1f} min")
+    for label, c in record["criteria"].items():
+        print(f"{label}: RMSE {c['rmse_vs_fbp']:.2f} x FBP, {100 * c['ssim_gap_closed']:.0f} % of the SSIM gap "
+              f"closed, SSIM {c['ssim_minus_noise2noise']:+.1f} points against Noise2Noise")
+    print(f"{scale.describe()}\nwrote {RESULTS / result}.json and .md in {record['seconds']['total'] / 60:.1f} min")
     return record
 
 
 def main(argv: list[str] | None = None) -> dict | None:
-    scale, work = parse_args(argv)
+    scale, work, result = parse_args(argv)
     if not SERIES.is_dir() or not any(SERIES.glob("*.npz")):
         print(f"fidelity benchmark skipped: {SERIES} not found (the clinical series live in ../shared)")
         return None
     if work is not None:
         work.mkdir(parents=True, exist_ok=True)
-        return run(scale, work)
+        return run(scale, work, result)
     with tempfile.TemporaryDirectory(prefix="fidelity_") as tmp:
-        return run(scale, Path(tmp))
+        return run(scale, Path(tmp), result)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ def fidelity():
 
 
 def test_defaults_are_the_paper_protocol(fidelity):
-    scale, work = fidelity.parse_args([])
-    assert work is None
+    scale, work, result = fidelity.parse_args([])
+    assert work is None and result == "fidelity"
     assert (scale.image_size, scale.n_views, scale.base_features, scale.patch_size, scale.batch_size, scale.epochs) == \
         (512, 2304, 32, 96, 40, 100)
     assert scale.describe().startswith("PAPER scale: 512^2 (0.75 mm pixels), 2304 views")
@@ -22,11 +22,12 @@ def test_defaults_are_the_paper_protocol(fidelity):
 
 
 def test_reduced_scale_is_described_and_keeps_the_field_of_view(fidelity):
-    scale, _ = fidelity.parse_args(["--image-size", "128", "--slices-per-patient", "2", "--max-steps", "20",
+    scale, _, _ = fidelity.parse_args(["--image-size", "128", "--slices-per-patient", "2", "--max-steps", "20",
                                     "--base-features", "8", "--patch-size", "64", "--batch-size", "8"])
     text = scale.describe()
     assert text.startswith("REDUCED scale: 128^2 (3 mm pixels)")
-    assert "2 slices per patient" in text and "20 steps" in text and "UNet-8" in text and "batch 8" in text
+    assert "2 slices per patient" in text and "beta_r 0.5" in text and "20 steps" in text
+    assert "UNet-8" in text and "batch 8" in text
     geom = fidelity.scaled_geometry(scale)
     assert geom.image_size * geom.pixel_size_mm == pytest.approx(384.0) and geom.n_views == 2304
 
@@ -53,3 +54,25 @@ def test_table_quotes_the_paper_beside_our_numbers(fidelity):
     md = fidelity.table(summary)
     assert "| RMSE (HU), here | 20.0 ± 2.0 | 20.0 ± 2.0 | 20.0 ± 2.0 |" in md
     assert "| SSIM (%), paper | 81.5 ± 4.7 | – | 87.1 ± 3.4 |" in md
+
+
+def test_training_slices_and_evaluation_slices_are_separate(fidelity):
+    scale, _, result = fidelity.parse_args(["--image-size", "256", "--slices-per-patient", "1",
+                                            "--eval-slices-per-patient", "5", "--beta-r", "0", "--depth", "3",
+                                            "--patches-per-slice", "8", "--learning-rate", "3e-4",
+                                            "--result", "fidelity_256_s8"])
+    text = scale.describe()
+    assert "1 slices (validation and test: 5 slices) per patient" in text
+    assert "depth 3" in text and "8 patches/slice/epoch" in text and "Adam 0.0003" in text and "beta_r 0" in text
+    assert result == "fidelity_256_s8" and text.startswith("REDUCED")
+
+
+def test_criteria_are_the_issue_13_ratios(fidelity):
+    row = lambda rmse, ssim: {"rmse_hu": {"mean": rmse, "std": 0.0}, "ssim": {"mean": ssim, "std": 0.0}}  # noqa: E731
+    summary = {"FBP": row(30.0, 0.80), "Noise2Noise": row(20.0, 0.86), "Consensus": row(24.0, 0.85),
+               "Consensus mean": row(21.0, 0.87), "Noise2Clean": row(18.0, 0.90)}
+    c = fidelity.criteria(summary)
+    assert c["Consensus"]["rmse_vs_fbp"] == pytest.approx(0.8)
+    assert c["Consensus"]["ssim_gap_closed"] == pytest.approx(0.5)
+    assert c["Consensus mean"]["ssim_minus_noise2noise"] == pytest.approx(1.0)
+    assert fidelity.criteria({"FBP": row(30.0, 0.8)}) == {}
