@@ -79,6 +79,11 @@ def test_quick_spectral_demo_runs_end_to_end(tmp_path, capsys):
     table = json.loads((tmp_path / "spectral" / "report" / "spectral_quality.json").read_text())
     truth = sorted({r["true"] for r in table["Reference"]["iodine"]})
     assert truth == [2.0, 5.0, 10.0] and "Consensus" in table
+    # the quantitative output: consensus with x_est's means in >= 18 mm structures kept (its iodine checked too)
+    assert "Consensus, means >= 18 mm kept" in table
+    assert re.search(r"(holds|DOES NOT HOLD): Consensus, means >= 18 mm kept keeps iodine ROI means", out)
+    with h5py.File(tmp_path / "spectral" / "denoised_consensus_means_18mm.h5") as f:
+        assert f.attrs["keep_means_mm"] == 18.0 and f.attrs["keep_means_sigma_px"] == 0.75
     with h5py.File(tmp_path / "spectral" / "spectral_test.h5") as f:  # the prepare spectral pipeline's file
         assert f.attrs["channels"] == 4 and f.attrs["split_kind"] == "views"
     from tomoconsensus.data.prepared import read_prepared

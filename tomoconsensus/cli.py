@@ -200,6 +200,9 @@ def _denoise(args: argparse.Namespace) -> None:
         if args.variant is not None:
             raise InputError("--variant", "variant", "no --variant with --images (the run's one-image variant is used)",
                              args.variant)
+        if args.keep_means_mm is not None:
+            raise InputError("--keep-means-mm", "keep_means_mm", "--data (it needs the prepared file's x_est)",
+                             args.keep_means_mm)
         print(denoise_images(args.run, args.images, args.out, args.resample, args.overwrite, args.pixel_spacing_mm,
                              args.batch_size, args.device))
         return
@@ -211,7 +214,7 @@ def _denoise(args: argparse.Namespace) -> None:
     if args.data_consistency == "auto" and args.val is None:
         raise InputError("--data-consistency", "auto", "a held-out noisy file to choose lambda on (--val)", "no --val")
     print(denoise(args.run, args.data, args.out, args.variant, args.batch_size, args.device, True,
-                  args.data_consistency, args.val))
+                  args.data_consistency, args.val, args.keep_means_mm))
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -402,6 +405,9 @@ def _add_denoise_parser(sub) -> None:
                     "k-space, weight LAMBDA, or auto: chosen on the held-out noisy --val file")
     dn.add_argument("--val", type=Path, help="held-out prepared file (with --keep-measurement) for "
                     "--data-consistency auto")
+    dn.add_argument("--keep-means-mm", type=_POSITIVE, default=None, metavar="D",
+                    help="--data only: keep the linear reconstruction's mean in every structure of diameter D mm and "
+                    "larger (iodine, HU, activity ROIs): out = f + G*(x_est - f), Gaussian sigma = D/8")
     dn.set_defaults(func=_denoise)
 
 

@@ -5,6 +5,7 @@ Output HDF5 (atomic write)::
     /denoised     float32 (slices, channels, H, W), same units as the prepared file
     /slice_id, /patient_id
     attributes    format = "tomoconsensus.denoised", method, variant, units, modality, run_dir, source
+                  (+ data_consistency_lambda; + keep_means_mm, keep_means_sigma_px, keep_means_noise_fraction)
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class DenoiseSummary:
 @torch.no_grad()
 def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant: str | None = None,
             batch_size: int = 4, device: str = "auto", progress: bool = True,
-            data_consistency: float | str | None = None, val_path: str | Path | None = None) -> DenoiseSummary:
+            data_consistency: float | str | None = None, val_path: str | Path | None = None,
+            keep_means_mm: float | None = None) -> DenoiseSummary:
     """Denoise every slice of ``data_path`` with the networks of ``run_dir``.
 
     Parameters
@@ -56,6 +58,10 @@ def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant
         Pull every output back onto the slice's acquired data with this weight lam
         (:mod:`tomoconsensus.data_consistency`; MR files prepared with ``--keep-measurement``);
         ``"auto"`` chooses lam on the held-out noisy file ``val_path``.
+    keep_means_mm : float, optional
+        Keep x_est's local means in structures of this diameter (mm) and larger
+        (:mod:`tomoconsensus.local_means`: out = f + G * (x_est - f), sigma = D / 8); for quantitative
+        ROI work (iodine, HU, activity), at the price of x_est's low-frequency noise (recorded).
     """
     start = time.perf_counter()
     dev = resolve_device(device)
@@ -63,6 +69,12 @@ def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant
     variant = methods.check_variant(config.method, variant)
     data = read_prepared(data_path)
     check_like_training(data, config.channels, trained_on)
+    sigma = None
+    if keep_means_mm is not None:
+        from tomoconsensus.local_means import keep_local_means, kept_noise_fraction, sigma_px
+        from tomoconsensus.runinfo import pixel_size_mm
+
+        sigma = sigma_px(keep_means_mm, pixel_size_mm(data.attrs), data.path)
     lamda = None
     if data_consistency is not None:  # checked before any work: the measurement must be in the files
         from tomoconsensus.data_consistency import apply_consistency, choose_lamda, refiner
@@ -78,6 +90,11 @@ def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant
     denoised = apply_run(config, models, data, dev, variant, batch_size, progress)
     if lamda is not None:
         denoised = apply_consistency(denoised, data, lamda, refined)
+    kept = {}
+    if sigma is not None:
+        denoised = keep_local_means(denoised, data.x_est[:], sigma)
+        kept = {"keep_means_mm": float(keep_means_mm), "keep_means_sigma_px": sigma,
+                "keep_means_noise_fraction": kept_noise_fraction(data.x1[:], data.x2[:], sigma)}
     out = Path(out)
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({"format": FORMAT, "method": config.method, "variant": variant,
@@ -85,12 +102,16 @@ def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant
                         "run_dir": str(run_dir), "source": str(data_path)})
         if lamda is not None:
             f.attrs["data_consistency_lambda"] = lamda
+        f.attrs.update(kept)
         f.create_dataset("denoised", data=denoised, chunks=(1,) + denoised.shape[1:], compression="gzip",
                          compression_opts=4, shuffle=True)
         f.create_dataset("slice_id", data=data.slice_ids, dtype=h5py.string_dtype("utf-8"))
         f.create_dataset("patient_id", data=data.patient_ids, dtype=h5py.string_dtype("utf-8"))
-    return DenoiseSummary(out, len(data), time.perf_counter() - start, config.method,
-                          variant if lamda is None else f"{variant}, data consistency lambda {lamda:.3g}")
+    described = variant if lamda is None else f"{variant}, data consistency lambda {lamda:.3g}"
+    if kept:
+        described += (f", local means of >= {keep_means_mm:g} mm kept (sigma {sigma:.2f} px, "
+                      f"{100 * kept['keep_means_noise_fraction']:.0f} % of x_est's noise variance kept)")
+    return DenoiseSummary(out, len(data), time.perf_counter() - start, config.method, described)
 
 
 def check_like_training(data, channels: int, trained_on: dict) -> None:
