@@ -40,9 +40,10 @@ import torch
 from tomoconsensus.atomic import write_text_atomic
 from tomoconsensus.ct.io import ImageStack, read_images
 from tomoconsensus.ct.tv import TVConfig
+from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.denoise import denoise
 from tomoconsensus.evaluate import evaluate
-from tomoconsensus.geometry import FanBeamGeometry, load_geometry
+from tomoconsensus.geometry import FanBeamGeometry, geometry_from_toml_text, load_geometry
 from tomoconsensus.pipelines.ct import ct_modality, simulated_source, write_ct
 from tomoconsensus.train import load_train_config, train
 
@@ -54,6 +55,7 @@ PAPER_CONFIG = ROOT / "examples" / "ct" / "train.toml"
 TEST_PATIENTS = ("KiTS-00072", "C3L-00189")  # the two abdominal series (paper: abdomen)
 VAL_PATIENTS = ("ACRIN-FLT-Breast_001",)
 FIELD_OF_VIEW_MM = 384.0  # ldct-fanbeam: 512 x 0.75 mm
+DOSE_FRACTION = 0.25  # quarter dose
 #: Wu et al. 2019, Table 1 (mean +- std over test slices; SSIM in %).
 PAPER_TABLE1 = {"FBP": {"rmse_hu": (27.6, 5.3), "ssim": (81.5, 4.7)},
                 "TV": {"rmse_hu": (36.9, 4.4), "ssim": (81.8, 3.5)},
@@ -188,12 +190,27 @@ def prepare(scale: Scale, work: Path) -> tuple[dict[str, Path], dict[str, float]
     for offset, (name, files) in enumerate(patient_split(scale).items()):
         stack = load_stack(files, scale.slices_per_patient if name == "train" else eval_slices)
         paths[name] = work / f"ct_{name}.h5"
-        source = simulated_source(stack, geom, 0.25, scale.seed + offset, SERIES)
+        if reusable(paths[name], stack, geom, scale.seed + offset, scale.tv and name == "test"):
+            print(f"reusing {paths[name]} (same slices and geometry)")
+            seconds[name] = 0.0
+            continue
+        source = simulated_source(stack, geom, DOSE_FRACTION, scale.seed + offset, SERIES)
         summary = write_ct(paths[name], modality, source, scale.seed + offset,
                            tv_config if (name == "test" and scale.tv) else None)
         print(summary)
         seconds[name] = summary.seconds
     return paths, seconds
+
+
+def reusable(path: Path, stack: ImageStack, geom: FanBeamGeometry, seed: int, needs_tv: bool) -> bool:
+    """Whether a prepared file in the work folder holds exactly these slices, geometry, dose and seed (and TV)."""
+    if not path.exists():
+        return False
+    data = read_prepared(path)
+    same = (list(data.slice_ids) == list(stack.slice_ids) and "geometry_toml" in data.attrs
+            and geometry_from_toml_text(str(data.attrs["geometry_toml"])) == geom
+            and float(data.attrs.get("dose_fraction", -1)) == DOSE_FRACTION and int(data.attrs.get("seed", -1)) == seed)
+    return same and (not needs_tv or "tv_lam" in data.attrs)
 
 
 def train_and_denoise(scale: Scale, paths: dict[str, Path], work: Path) -> tuple[dict[str, Path], dict[str, float]]:

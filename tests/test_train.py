@@ -159,3 +159,18 @@ def test_variant_of_another_method_is_refused():
         methods.check_variant("noise2noise", "z")
     with pytest.raises(InputError, match="variant"):
         methods.check_variant("noise2clean", "mean")
+
+
+def test_a_thread_limit_the_user_set_is_kept(prepared_ct, tmp_path, monkeypatch):
+    """OMP_NUM_THREADS=1 (a shared machine) survives training; without it the trainer takes every core."""
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        torch.set_num_threads(1)
+        train(tiny_config(method="noise2noise", max_steps=1), prepared_ct, tmp_path / "a", progress=False)
+        assert torch.get_num_threads() == 1
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        train(tiny_config(method="noise2noise", max_steps=1), prepared_ct, tmp_path / "b", progress=False)
+        assert torch.get_num_threads() == max(1, os.cpu_count() or 1)
+    finally:
+        torch.set_num_threads(before)

@@ -263,7 +263,7 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
     check_run_dir(run_dir, resume, overwrite)
     device = resolve_device(config.device)
     rank, world, device = init_distributed(device)
-    if device.type == "cpu":
+    if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:  # a limit the user set is kept
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     data = read_prepared(train_path)
     _check_training_data(data, config, train_path, world)
