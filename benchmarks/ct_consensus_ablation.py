@@ -49,6 +49,8 @@ RUNS = {
     "c_bw5e-5_e24": ("consensus", {"beta_w": 5e-5, "epochs": 24}, C, None),
     "c_pp5": ("consensus", {}, C, 5), "n2n_pp5": ("noise2noise", {}, N, 5),
     "c_pp40": ("consensus", {}, C, 40), "n2n_pp40": ("noise2noise", {}, N, 40),
+    "c_p32": ("consensus", {"patch_size": 32}, C, None), "n2n_p32": ("noise2noise", {"patch_size": 32}, N, None),
+    "c_p96": ("consensus", {"patch_size": 96}, C, None), "n2n_p96": ("noise2noise", {"patch_size": 96}, N, None),
 }
 
 
