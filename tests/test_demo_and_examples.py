@@ -51,6 +51,23 @@ def test_demo_refuses_user_folders_and_other_protocols(tmp_path):
     assert not (demo / "runs").exists()
 
 
+def test_demo_denoises_again_when_its_run_was_retrained(tmp_path, monkeypatch):
+    """A kept output older than its run's model.pt (the run retrained) is not reused."""
+    from tomoconsensus import demo
+
+    calls = []
+    monkeypatch.setattr(demo, "denoise", lambda run, data, out, **kw: calls.append(out) or out.write_text("new"))
+    run, out = tmp_path / "run", tmp_path / "denoised.h5"
+    run.mkdir()
+    (run / "model.pt").write_text("model")
+    out.write_text("old")
+    os.utime(out, (1, 1))  # written long before the model
+    demo.demo_denoise(run, tmp_path / "test.h5", out, None, "cpu", False)
+    assert calls == [out] and out.read_text() == "new"
+    demo.demo_denoise(run, tmp_path / "test.h5", out, None, "cpu", False)  # now newer than the model: kept
+    assert calls == [out]
+
+
 def test_quick_mr_demo_runs_end_to_end(tmp_path, capsys):
     assert main(["demo", "mr", "--quick", "--out", str(tmp_path), "--device", "cpu"]) == 0
     out = capsys.readouterr().out

@@ -43,7 +43,8 @@ def test_distilled_network_learns_a_known_teacher(prepared_ct, tmp_path):
     # all views, the mean of the two half FBPs to float precision). g starts as the identity (RMSE c).
     c = 0.02  # 20 HU
     teacher = _bias_teacher(tmp_path / "teacher", c)
-    summary = distill(tiny_config(learning_rate=3e-3, epochs=6), teacher, prepared_ct, tmp_path / "g", progress=False)
+    summary = distill(tiny_config(learning_rate=3e-3, epochs=6), teacher, prepared_ct, tmp_path / "g", progress=False,
+                      warm_start=False)
     copy = read_prepared(tmp_path / "g" / "teacher_train.h5")
     np.testing.assert_allclose(copy.teacher, copy.x_est + c, atol=2e-5)
     _, models = load_trained(tmp_path / "g")
@@ -53,6 +54,29 @@ def test_distilled_network_learns_a_known_teacher(prepared_ct, tmp_path):
     rmse = float(np.sqrt(np.mean((g - copy.teacher) ** 2)))
     assert rmse < 0.4 * c, rmse  # measured 0.0023 (2.3 HU) after 24 steps; the identity start: 20 HU
     assert summary.method == "distill" and summary.steps == 24
+
+
+def _rmse_to_teacher(run: Path) -> float:
+    copy = read_prepared(run / "teacher_train.h5")
+    _, models = load_trained(run)
+    with torch.no_grad():
+        g = models["f"](torch.from_numpy(copy.x_est)).numpy()
+    return float(np.sqrt(np.mean((g - copy.teacher) ** 2)))
+
+
+def test_warm_start_begins_at_the_teacher_and_a_different_architecture_starts_at_random(prepared_ct, tmp_path, capsys):
+    c = 0.02  # teacher f(x) = x + c; one step at a tiny learning rate leaves g where it started
+    teacher = _bias_teacher(tmp_path / "teacher", c)
+    config = tiny_config(learning_rate=1e-7, max_steps=1)
+    distill(config, teacher, prepared_ct, tmp_path / "warm", progress=False)
+    assert "g starts from the teacher's f" in capsys.readouterr().out
+    assert _rmse_to_teacher(tmp_path / "warm") < 1e-3 * c  # started at the teacher
+    distill(config, teacher, prepared_ct, tmp_path / "cold", progress=False, warm_start=False)
+    assert _rmse_to_teacher(tmp_path / "cold") > 0.9 * c  # the seed's identity start is c away
+    wider = dataclasses.replace(config, base_features=config.base_features * 2)
+    distill(wider, teacher, prepared_ct, tmp_path / "wide", progress=False)
+    assert "random start" in capsys.readouterr().out
+    assert _rmse_to_teacher(tmp_path / "wide") > 0.9 * c
 
 
 def test_targets_are_the_teachers_default_output_and_run_records_its_teacher(prepared_ct, tmp_path, demo_geometry):

@@ -190,7 +190,8 @@ def _distill(args: argparse.Namespace) -> None:
 
     _check_val(args)
     config = load_train_config(args.config, {"method": "distill", **_train_overrides(args)})
-    print(distill(config, args.teacher, args.data, args.out, args.val, resume=args.resume, overwrite=args.overwrite))
+    print(distill(config, args.teacher, args.data, args.out, args.val, resume=args.resume, overwrite=args.overwrite,
+                  warm_start=not args.from_scratch))
 
 
 def _denoise(args: argparse.Namespace) -> None:
@@ -379,6 +380,9 @@ def _add_train_parser(sub) -> None:
 def _add_distill_parser(sub) -> None:
     ds = sub.add_parser("distill", help="train one image network g(x_est) on a trained run's output (deployment)")
     ds.add_argument("--teacher", type=Path, required=True, help="finished run to distil (consensus, noise2noise, ...)")
+    ds.add_argument("--from-scratch", action="store_true",
+                    help="start g from random weights (default: from the teacher's first network when the "
+                         "architectures match)")
     _add_training_arguments(ds)
     ds.set_defaults(func=_distill, tie_networks=False)
 

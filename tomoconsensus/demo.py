@@ -575,7 +575,9 @@ def demo_lamda(method: str, run_dir: Path, val_path: Path, device: str) -> float
 
 def demo_denoise(run_dir: Path, test_path: Path, out: Path, variant: str | None, device: str, progress: bool,
                  lamda: float | None = None, keep_means_mm: float | None = None) -> Path:
-    if not out.exists():
+    """Denoise the test file with a run, unless ``out`` was written after the run's model (kept from before)."""
+    model = run_dir / "model.pt"
+    if not out.exists() or (model.exists() and out.stat().st_mtime < model.stat().st_mtime):
         print(denoise(run_dir, test_path, out, variant=variant, device=device, progress=progress,
                       data_consistency=lamda, keep_means_mm=keep_means_mm))
     return out

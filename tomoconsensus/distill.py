@@ -21,6 +21,12 @@ Files (in the distilled run's folder, beside the usual trainer files)::
 
 Training is the ordinary trainer with ``method = "distill"`` (patches, checkpoints, resume, DDP,
 logs, validation loss on the held-out teacher outputs and model selection on it).
+
+**Warm start.** When g has the teacher's architecture (channels, base features, depth), g starts
+from the teacher's first network (f1 of a consensus run, f otherwise) instead of random weights.
+For the default consensus output (f1 + f2)(x_est)/2 the starting error is then ‖(f1 − f2)(x_est)‖/2,
+already small, and the steps go to the remaining difference (measured on the demos: docs/method.md,
+'Deployment: distillation'). ``warm_start=False`` (CLI ``--from-scratch``) trains from the seed.
 """
 
 from __future__ import annotations
@@ -112,7 +118,7 @@ def write_teacher_copy(source: str | Path, out: str | Path, teacher: Teacher, de
 
 def distill(config: TrainConfig, teacher_run: str | Path, train_path: str | Path, run_dir: str | Path,
             val_path: str | Path | None = None, resume: bool = False, stop_after_steps: int | None = None,
-            progress: bool = True, overwrite: bool = False) -> TrainSummary:
+            progress: bool = True, overwrite: bool = False, warm_start: bool = True) -> TrainSummary:
     """Train ``g: x_est -> teacher output`` with the trainer; returns its summary.
 
     ``config`` is a run configuration as for :func:`tomoconsensus.train.train` (its ``method`` is
@@ -124,10 +130,11 @@ def distill(config: TrainConfig, teacher_run: str | Path, train_path: str | Path
     if run_dir.exists() and same_file(run_dir, Path(teacher_run)):
         raise InputError("--out", str(run_dir), "a run folder other than the teacher's", "it is --teacher")
     teacher = describe_teacher(teacher_run)
-    teacher_config, _ = load_trained(teacher_run)
+    teacher_config, teacher_models = load_trained(teacher_run)
     if config.channels != teacher_config.channels:
         raise InputError(Path(teacher_run) / "config.toml", "channels",
                          f"{config.channels} channel(s) as in the distillation config", teacher_config.channels)
+    initial = _teacher_weights(config, teacher_config, teacher_models) if warm_start else None
     check_run_dir(run_dir, resume, overwrite)  # before the teacher outputs are computed; train checks again
     rank, world, device = init_distributed(resolve_device(config.device))
     sources = {"train": Path(train_path), **({"val": Path(val_path)} if val_path else {})}
@@ -142,5 +149,19 @@ def distill(config: TrainConfig, teacher_run: str | Path, train_path: str | Path
     if world > 1:
         dist.barrier()
     return train(dataclasses.replace(config, method="distill"), copies["train"], run_dir, copies.get("val"),
-                 resume=resume, stop_after_steps=stop_after_steps, progress=progress, overwrite=overwrite)
+                 resume=resume, stop_after_steps=stop_after_steps, progress=progress, overwrite=overwrite,
+                 initial_weights=initial)
+
+
+def _teacher_weights(config: TrainConfig, teacher_config: TrainConfig,
+                     teacher_models: dict[str, torch.nn.Module]) -> dict[str, dict[str, torch.Tensor]] | None:
+    """``{"f": the teacher's first network's weights}`` if g has its architecture, else None (and why)."""
+    same = (config.base_features, config.depth) == (teacher_config.base_features, teacher_config.depth)
+    name = methods.NETWORKS[teacher_config.method][0]
+    if not same:
+        print(f"distill: g (UNet-{config.base_features} depth {config.depth}) differs from the teacher's "
+              f"networks (UNet-{teacher_config.base_features} depth {teacher_config.depth}): random start")
+        return None
+    print(f"distill: g starts from the teacher's {name}")
+    return {"f": {k: v.detach().cpu().clone() for k, v in teacher_models[name].state_dict().items()}}
 

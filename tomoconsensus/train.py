@@ -249,7 +249,8 @@ def _stop_everywhere(stop: StopRequest, world: int, device: torch.device) -> int
 
 def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_path: str | Path | None = None,
           resume: bool = False, stop_after_steps: int | None = None, progress: bool = True,
-          overwrite: bool = False) -> TrainSummary:
+          overwrite: bool = False, initial_weights: Mapping[str, Mapping[str, torch.Tensor]] | None = None
+          ) -> TrainSummary:
     """Train ``config.method`` on a prepared dataset; see the module docstring for the run directory.
 
     Parameters
@@ -258,6 +259,9 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
         Leave the loop (with a checkpoint) once this global step is reached, as if interrupted.
     overwrite : bool
         Start an existing run folder again from scratch (its run files are removed).
+    initial_weights : mapping network name -> state_dict, optional
+        Start these networks from the given weights instead of the seed's random ones (a new run only;
+        a resumed run continues from its checkpoint). Distillation starts g from its teacher this way.
     """
     run_dir = Path(run_dir)
     check_run_dir(run_dir, resume, overwrite)
@@ -282,7 +286,7 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
         if overwrite and rank == 0:
             clear_run(run_dir)
         return _train_locked(config, data, val, sampler, run_dir, state, record, rank, world, device,
-                             stop_after_steps, progress)
+                             stop_after_steps, progress, initial_weights)
 
 
 def _check_training_data(data: PreparedDataset, config: TrainConfig, source: str | Path, world: int) -> None:
@@ -365,8 +369,9 @@ class _Loop:
 
 def _train_locked(config: TrainConfig, data: PreparedDataset, val: PreparedDataset | None, sampler: PatchSampler,
                   run_dir: Path, state: dict[str, Any] | None, record: dict[str, Any], rank: int, world: int,
-                  device: torch.device, stop_after_steps: int | None, progress: bool) -> TrainSummary:
-    loop = _start(config, data, val, sampler, run_dir, state, record, rank, world, device)
+                  device: torch.device, stop_after_steps: int | None, progress: bool,
+                  initial_weights: Mapping[str, Mapping[str, torch.Tensor]] | None = None) -> TrainSummary:
+    loop = _start(config, data, val, sampler, run_dir, state, record, rank, world, device, initial_weights)
     start_step, start_time = loop.step, time.perf_counter()
     if state is not None and loop.best_path.exists():
         saved = load_checkpoint(loop.best_path, "cpu")
@@ -386,7 +391,7 @@ def _train_locked(config: TrainConfig, data: PreparedDataset, val: PreparedDatas
 
 def _start(config: TrainConfig, data: PreparedDataset, val: PreparedDataset | None, sampler: PatchSampler,
            run_dir: Path, state: dict[str, Any] | None, record: dict[str, Any], rank: int, world: int,
-           device: torch.device) -> _Loop:
+           device: torch.device, initial_weights: Mapping[str, Mapping[str, torch.Tensor]] | None = None) -> _Loop:
     """Networks, optimiser and step of a new run or of ``state`` (a checkpoint); rank 0 writes the run's
     config.toml and run_info.json."""
     stacks = dataset_tensors(data, device)
@@ -395,6 +400,9 @@ def _start(config: TrainConfig, data: PreparedDataset, val: PreparedDataset | No
         total_steps = min(total_steps, config.max_steps)
 
     models = build_models(config)
+    if state is None:
+        for name, weights in (initial_weights or {}).items():
+            models[name].load_state_dict(weights)
     memory_format = torch.channels_last if (device.type == "cuda" and config.channels_last) else torch.contiguous_format
     for m in models.values():
         m.to(device=device, memory_format=memory_format)
