@@ -122,12 +122,18 @@ def _prepare_mr(args: argparse.Namespace) -> None:
 
 def _prepare_pet(args: argparse.Namespace) -> None:
     from tomoconsensus.pet.io import read_prompts
-    from tomoconsensus.pipelines.pet import pet_modality, write_pet
+    from tomoconsensus.pipelines.pet import pet_modality, time_frames, write_pet
 
+    if args.split == "time-frames" and args.frame_s is None:
+        raise InputError("--frame-s", "frame-s", "a frame length in s with --split time-frames", "missing")
+    for flag, value in (("--frame-s", args.frame_s), ("--half-life-s", args.half_life_s)):
+        if args.split == "thinning" and value is not None:
+            raise InputError(flag, flag.lstrip("-"), "only with --split time-frames", f"{value:g} with thinning")
     check_output_file(args.out, _inputs(args.prompts), args.overwrite)
     stack = read_prompts(args.prompts)
+    frames = time_frames(stack, args.frame_s, args.half_life_s, args.prompts) if args.split == "time-frames" else None
     modality = pet_modality(stack, args.image_size, args.pixel_size_mm, args.recon, args.osem_iterations,
-                            args.osem_subsets)
+                            args.osem_subsets, frames)
     print(write_pet(args.out, modality, stack, args.seed, args.prompts, args.max_slices))
 
 
@@ -362,6 +368,12 @@ def _add_prepare_pet_parser(prep_sub) -> None:
     pet.add_argument("--osem-iterations", type=_POSITIVE_INT, default=4)
     pet.add_argument("--osem-subsets", type=_POSITIVE_INT, default=8)
     pet.add_argument("--seed", type=_NON_NEGATIVE_INT, default=0, help="seed of the binomial thinning")
+    pet.add_argument("--split", choices=("thinning", "time-frames"), default="thinning",
+                     help="thinning: random assignment of the prompts, exact (default); time-frames: even / odd "
+                     "frames of list-mode events with times, exact only for a static tracer (docs/pet.md)")
+    pet.add_argument("--frame-s", type=_POSITIVE, default=None, help="frame length in s (--split time-frames)")
+    pet.add_argument("--half-life-s", type=_POSITIVE, default=None, help="decay half-life in s in the halves' "
+                     "weights, e.g. 6586.2 for F-18 (--split time-frames; default: no decay correction)")
     pet.add_argument("--max-slices", type=_POSITIVE_INT, default=None, help="only the first N slices")
     pet.add_argument("--out", type=Path, required=True)
     pet.add_argument("--overwrite", action="store_true", help="replace an existing --out file")

@@ -89,32 +89,35 @@ def test_noiseless_osem_converges_in_the_uniform_region(geoms, noiseless):
     assert image.min() >= 0
 
 
-def half_line_integrals(modality, make, rng, draws):
-    """2 (y1 - a1) / m for ``draws`` fresh data + split draws: the sinogram each x1 is the FBP of."""
+def half_line_integrals(modality, draw, rng, draws):
+    """scale (y1 - a1) / m for ``draws`` fresh data + split draws: the sinogram each x1 is the FBP of."""
     out = []
     for _ in range(draws):
-        expected, *factors = make(rng)
-        y1, mult, a1 = modality.split(PETMeasurement(rng.poisson(expected), *factors), rng)[0]
-        out.append(2.0 * (y1 - a1) / mult)
+        h1 = modality.split(draw(rng), rng)[0]
+        out.append(h1.scale * (h1.counts - h1.additive) / h1.multiplicative)
     return np.stack(out)
 
 
-def check_unbiased_halves(geom, modality, make, p, m, rng):
-    """x1 is linear in its half sinogram, so E[x1] = FBP(E[half sinogram]); test both steps."""
-    expected, *factors = make(rng)
-    meas = PETMeasurement(rng.poisson(expected), *factors)
+def check_unbiased_halves(geom, modality, draw, p, m, rng, draws=400, body_radius_mm=R_MM - 6):
+    """x1 is linear in its half sinogram, so E[x1] = FBP(E[half sinogram]); test both steps.
+
+    ``draw(rng)`` is one noisy :class:`PETMeasurement` of the noiseless line integrals ``p`` (factor ``m``).
+    """
+    meas = draw(rng)
     h1, h2 = modality.split(meas, rng)
     x1, x2, est = modality.reconstruct(h1), modality.reconstruct(h2), modality.estimate(meas)
-    assert np.abs((x1 + x2) / 2 - est).max() < 1e-5 * np.abs(est).max()  # linearity, exact
-    np.testing.assert_allclose(x1[0], CorrectedFBP(geom)(2.0 * (h1[0] - h1[2]) / h1[1], np.ones_like(m), 0 * m),
-                               atol=1e-5 * np.abs(x1).max())  # x1 is the FBP of 2 (y1 - a1) / m
-    sinos = half_line_integrals(modality, make, rng, 400)
+    # linearity, exact: w1 x1 + w2 x2 = x_est with w_k = 1 / scale_k (thinning: (x1 + x2) / 2)
+    assert np.abs(x1 / h1.scale + x2 / h2.scale - est).max() < 1e-5 * np.abs(est).max()
+    np.testing.assert_allclose(x1[0], CorrectedFBP(geom)(h1.scale * (h1.counts - h1.additive) / h1.multiplicative,
+                                                         np.ones_like(m), 0 * m),
+                               atol=1e-5 * np.abs(x1).max())  # x1 is the FBP of scale (y1 - a1) / m
+    sinos = half_line_integrals(modality, draw, rng, draws)
     z = (sinos.mean(0) - p) / (sinos.std(0, ddof=1) / np.sqrt(len(sinos)))
     rms_z = float(np.sqrt(np.mean(z**2)))
     assert 0.93 < rms_z < 1.07, rms_z  # unbiased: z ~ N(0, 1) in every bin
     truth = CorrectedFBP(geom)(m * p, m, 0 * m)  # the noiseless linear reconstruction
-    mean_x1 = CorrectedFBP(geom)(sinos.mean(0), np.ones_like(m), 0 * m)  # = mean of the 400 x1 (linearity)
-    body = cylinder(geom, R_MM - 6).astype(bool)
+    mean_x1 = CorrectedFBP(geom)(sinos.mean(0), np.ones_like(m), 0 * m)  # = mean of the x1 (linearity)
+    body = cylinder(geom, body_radius_mm).astype(bool)
     assert abs(np.mean(mean_x1[body] - truth[body])) < 0.005
     return rms_z, float(np.mean(mean_x1[body] - truth[body]))
 
@@ -123,7 +126,8 @@ def test_halves_average_to_x_est_and_x1_is_unbiased(geoms, noiseless):
     """(x1 + x2)/2 == x_est exactly; over fresh data and splits, E[x1] = FBP of the noiseless data."""
     p, m, a = noiseless
     _, bias = check_unbiased_halves(geoms[0], PETModality(geoms[0], "test units"),
-                                    lambda rng: (m * p + a, m, a), p, m, np.random.default_rng(4))
+                                    lambda rng: PETMeasurement(rng.poisson(m * p + a), m, a), p, m,
+                                    np.random.default_rng(4))
     assert abs(bias) < 0.005  # measured rms z 1.007, mean bias 1e-5 (activity 1)
 
 
@@ -133,10 +137,11 @@ def test_a_measured_delayed_sinogram_is_thinned_and_keeps_the_halves_unbiased(ge
     randoms = np.full(p.shape, 2.0)
     rng0 = np.random.default_rng(6)
 
-    def make(rng):
-        return m * p + scatter + randoms, m, scatter, rng.poisson(randoms)
+    def draw(rng):
+        delayed = rng.poisson(randoms)  # drawn first, as before the measurement took a draw function
+        return PETMeasurement(rng.poisson(m * p + scatter + randoms), m, scatter, delayed)
 
-    check_unbiased_halves(geoms[0], PETModality(geoms[0], "test units"), make, p, m, rng0)
+    check_unbiased_halves(geoms[0], PETModality(geoms[0], "test units"), draw, p, m, rng0)
 
 
 def test_simulator_chain_is_consistent_with_analytic_attenuation_and_fbp():

@@ -12,6 +12,9 @@ Prompt file schema (``prepare pet --prompts``; docs/pet.md)
                     (randoms) sinogram; then ``additive`` holds scatter only. Thinned like the prompts
 ``listmode_bin``    int (events,), optional, instead of ``prompts``: one flat index per event into
                     (slices, views, bins) in C order; needs the attribute ``shape`` = (slices, views, bins)
+``listmode_time_s`` float (events,), optional beside ``listmode_bin``: each event's time in s from the
+                    acquisition start, in [0, ``duration_s``) (attribute ``duration_s`` > 0); needed by
+                    the time-frame split (:mod:`tomoconsensus.pet.frames`)
 ``reference``       float (slices, N, N), optional: the clean image on the reconstruction grid
 ``slice_id``, ``patient_id``  strings (slices,), optional
 attributes          ``angles_deg`` (views,) uniformly spaced over 180 degrees; ``bin_size_mm`` (> 0);
@@ -41,6 +44,22 @@ DEFAULT_UNITS = "activity in prompts per mm of LOR per unit m (E[y] = m * line i
 
 
 @dataclass
+class ListMode:
+    """List-mode events with times, kept for the time-frame split.
+
+    Attributes
+    ----------
+    bin_index : ndarray (events,), int64, flat index into (slices, views, bins)
+    time_s : ndarray (events,), float64, s from the acquisition start, in [0, duration_s)
+    duration_s : float, > 0
+    """
+
+    bin_index: np.ndarray
+    time_s: np.ndarray
+    duration_s: float
+
+
+@dataclass
 class PromptStack:
     """Validated prompt sinograms and their corrections.
 
@@ -55,6 +74,8 @@ class PromptStack:
     slice_ids, patient_ids : list of str
     reference : ndarray (slices, N, N) float32 or None
     delayed : ndarray (slices, views, bins) int64 or None
+    listmode : ListMode or None
+        The events and their times when the file has ``listmode_time_s`` (``prompts`` is their histogram).
     """
 
     prompts: np.ndarray
@@ -67,6 +88,7 @@ class PromptStack:
     patient_ids: list[str] | None = None
     reference: np.ndarray | None = None
     delayed: np.ndarray | None = None
+    listmode: ListMode | None = None
 
     def __post_init__(self) -> None:
         n = len(self.prompts)
@@ -137,24 +159,54 @@ class _Reader:
         (self.npz if self.npz is not None else self.h5).close()
 
 
-def _read_counts(r: _Reader) -> np.ndarray:
+def _read_counts(r: _Reader) -> tuple[np.ndarray, ListMode | None]:
+    """The prompt histogram (slices, views, bins) and, for list-mode with times, the events."""
     path = r.path
     if r.has("prompts"):
         counts = as_counts(r.get("prompts"), path, "prompts")
         if counts.ndim != 3:
             raise InputError(path, "prompts", "shape (slices, views, bins)", counts.shape)
-        return counts
+        if r.has("listmode_time_s"):
+            raise InputError(path, "listmode_time_s", "event times only beside 'listmode_bin' (not 'prompts')",
+                             "a histogram 'prompts'")
+        return counts, None
     if r.has("listmode_bin"):
         shape = r.attr("shape")
         if shape is None or len(np.atleast_1d(shape)) != 3:
             raise InputError(path, "shape", "attribute (slices, views, bins) beside 'listmode_bin'", shape)
         shape = tuple(int(s) for s in np.atleast_1d(shape))
-        index = as_counts(r.get("listmode_bin"), path, "listmode_bin")
+        index = as_counts(r.get("listmode_bin"), path, "listmode_bin").ravel()
         if index.size and index.max() >= np.prod(shape):
             raise InputError(path, "listmode_bin", f"flat bin indices < {int(np.prod(shape))}", int(index.max()))
-        return np.bincount(index.ravel(), minlength=int(np.prod(shape))).reshape(shape)
+        counts = np.bincount(index, minlength=int(np.prod(shape))).reshape(shape)
+        return counts, (_read_times(r, index) if r.has("listmode_time_s") else None)
     keys = sorted(r.npz.files if r.npz is not None else r.h5.keys())
     raise InputError(path, "prompts", "a dataset 'prompts' (slices, views, bins) or 'listmode_bin'", keys)
+
+
+def _read_times(r: _Reader, index: np.ndarray) -> ListMode:
+    """``listmode_time_s`` (one finite time in [0, duration_s) per event) and the attribute ``duration_s``."""
+    path = r.path
+    duration = r.attr("duration_s")
+    try:
+        duration = float(np.asarray(duration)) if duration is not None else None
+    except (TypeError, ValueError):
+        raise InputError(path, "duration_s", "a positive acquisition duration in s (attribute)", duration) from None
+    if duration is None or not np.isfinite(duration) or duration <= 0:
+        raise InputError(path, "duration_s", "a positive acquisition duration in s (attribute) beside "
+                         "'listmode_time_s'", "missing" if duration is None else duration)
+    times = np.asarray(r.get("listmode_time_s"))
+    if times.dtype.kind not in "iuf":
+        raise InputError(path, "listmode_time_s", "numbers (event times in s)", str(times.dtype))
+    times = times.astype(np.float64).ravel()
+    if times.shape != index.shape:
+        raise InputError(path, "listmode_time_s", f"{index.size} times, one per event of 'listmode_bin'", times.size)
+    require_finite(times, path, "listmode_time_s")
+    bad = (times < 0) | (times >= duration)
+    if np.any(bad):
+        raise InputError(path, "listmode_time_s", f"times in [0, duration_s = {duration:g}) s",
+                         f"{int(bad.sum())} events outside, from {times.min():g} to {times.max():g} s")
+    return ListMode(index.astype(np.int64), times, duration)
 
 
 def read_prompts(path: str | Path) -> PromptStack:
@@ -164,7 +216,7 @@ def read_prompts(path: str | Path) -> PromptStack:
         raise InputError(path, "--prompts", "an existing .h5 or .npz prompt file", "not found")
     r = _Reader(path)
     try:
-        prompts = _read_counts(r)
+        prompts, listmode = _read_counts(r)
         shape = prompts.shape
         mult = (check_factor(r.get("multiplicative"), shape, path, "multiplicative", True)
                 if r.has("multiplicative") else np.ones(shape))
@@ -193,14 +245,24 @@ def read_prompts(path: str | Path) -> PromptStack:
         units = str(np.asarray(units)) if units is not None else DEFAULT_UNITS
     finally:
         r.close()
-    return PromptStack(prompts, mult, add, angles, float(np.asarray(bin_size)), units, ids, patients, ref, delayed)
+    return PromptStack(prompts, mult, add, angles, float(np.asarray(bin_size)), units, ids, patients, ref, delayed,
+                       listmode)
 
 
 def write_prompts(path: str | Path, stack: PromptStack) -> Path:
-    """Write a prompt stack as HDF5 (atomically), in the schema :func:`read_prompts` reads."""
+    """Write a prompt stack as HDF5 (atomically), in the schema :func:`read_prompts` reads.
+
+    A stack with ``listmode`` events is written as list-mode (``listmode_bin``, ``listmode_time_s``,
+    attributes ``shape`` and ``duration_s``), else as the histogram ``prompts``.
+    """
     path = Path(path)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset("prompts", data=stack.prompts.astype(np.int32), compression="gzip", shuffle=True)
+        if stack.listmode is None:
+            f.create_dataset("prompts", data=stack.prompts.astype(np.int32), compression="gzip", shuffle=True)
+        else:
+            f.create_dataset("listmode_bin", data=stack.listmode.bin_index.astype(np.int64), compression="gzip")
+            f.create_dataset("listmode_time_s", data=stack.listmode.time_s.astype(np.float64), compression="gzip")
+            f.attrs.update(shape=np.asarray(stack.prompts.shape, np.int64), duration_s=stack.listmode.duration_s)
         f.create_dataset("multiplicative", data=stack.multiplicative.astype(np.float32), compression="gzip")
         f.create_dataset("additive", data=stack.additive.astype(np.float32), compression="gzip")
         if stack.delayed is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from tomoconsensus.errors import GeometryMismatchError
 from tomoconsensus.geometry import ParallelBeamGeometry
 from tomoconsensus.modality import Slice
@@ -20,10 +22,14 @@ def check_reference_grid(stack: PromptStack, geom: ParallelBeamGeometry, source:
                                     stack.reference.shape)
 
 
-def prompt_slices(stack: PromptStack) -> Iterator[Slice]:
-    """One :class:`~tomoconsensus.modality.Slice` per sinogram; reference with a channel axis."""
+def prompt_slices(stack: PromptStack, frames: tuple[np.ndarray, np.ndarray] | None = None) -> Iterator[Slice]:
+    """One :class:`~tomoconsensus.modality.Slice` per sinogram; reference with a channel axis.
+
+    ``frames``: the prompts of the two time-frame halves, each (slices, views, bins), or None.
+    """
     for i in range(len(stack.prompts)):
         ref = None if stack.reference is None else stack.reference[i][None]
         yield Slice(stack.slice_ids[i], stack.patient_ids[i],
                     PETMeasurement(stack.prompts[i], stack.multiplicative[i], stack.additive[i],
-                                   None if stack.delayed is None else stack.delayed[i]), ref)
+                                   None if stack.delayed is None else stack.delayed[i],
+                                   None if frames is None else (frames[0][i], frames[1][i])), ref)

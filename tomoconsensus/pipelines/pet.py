@@ -1,7 +1,8 @@
-"""PET preparation: prompt stacks (read or simulated) -> thinned halves, corrected FBP (or OSEM).
+"""PET preparation: prompt stacks (read or simulated) -> split halves, corrected FBP (or OSEM).
 
 ``prepare pet`` (prompts read from a file) and the PET demo (prompts simulated from the embedded CT
-anatomy) both go through :func:`pet_modality` and :func:`write_pet`.
+anatomy) both go through :func:`pet_modality` and :func:`write_pet`. The split is binomial thinning
+(default) or, for list-mode files with event times, alternating time frames (:func:`time_frames`).
 """
 
 from __future__ import annotations
@@ -10,23 +11,48 @@ from itertools import islice
 from pathlib import Path
 
 from tomoconsensus.data.prepared import PrepareSummary, write_prepared
+from tomoconsensus.errors import InputError
+from tomoconsensus.pet.frames import TimeFrames
 from tomoconsensus.pet.io import PromptStack
 from tomoconsensus.pet.modality import PETModality
 from tomoconsensus.pet.recon import pet_geometry
 from tomoconsensus.pet.sources import check_reference_grid, prompt_slices
 
 
+def time_frames(stack: PromptStack, frame_s: float, half_life_s: float | None, source: str | Path) -> TimeFrames:
+    """The time-frame split of a list-mode stack with event times; refuses what cannot be split by time."""
+    if stack.listmode is None:
+        raise InputError(source, "listmode_time_s", "list-mode events with times ('listmode_bin', "
+                         "'listmode_time_s', attribute 'duration_s') for --split time-frames", "missing")
+    if stack.delayed is not None:
+        raise InputError(source, "delayed", "no delayed-window sinogram with --split time-frames (a histogram "
+                         "cannot be split by time; put its expectation into 'additive' or use --split thinning)",
+                         "a 'delayed' sinogram")
+    return TimeFrames(frame_s, stack.listmode.duration_s, half_life_s)
+
+
 def pet_modality(stack: PromptStack, image_size: int, pixel_size_mm: float, recon: str = "fbp",
-                 osem_iterations: int = 4, osem_subsets: int = 8) -> PETModality:
-    """The modality for a prompt stack's sinogram geometry on an ``image_size``^2 grid of ``pixel_size_mm``."""
+                 osem_iterations: int = 4, osem_subsets: int = 8, frames: TimeFrames | None = None) -> PETModality:
+    """The modality for a prompt stack's sinogram geometry on an ``image_size``^2 grid of ``pixel_size_mm``.
+
+    ``frames``: the time-frame split (:func:`time_frames`); None: binomial thinning.
+    """
     geom = pet_geometry(stack.angles_deg, stack.prompts.shape[2], stack.bin_size_mm, image_size, pixel_size_mm)
-    return PETModality(geom, stack.activity_units, recon, osem_iterations=osem_iterations, osem_subsets=osem_subsets)
+    return PETModality(geom, stack.activity_units, recon, osem_iterations=osem_iterations, osem_subsets=osem_subsets,
+                       frames=frames)
 
 
 def write_pet(out: str | Path, modality: PETModality, stack: PromptStack, seed: int, source: str | Path,
               max_slices: int | None = None, progress: bool = True) -> PrepareSummary:
-    """Thin, reconstruct and write the slices of ``stack`` (``seed``: the thinning) to the prepared file ``out``."""
+    """Split, reconstruct and write the slices of ``stack`` to the prepared file ``out``.
+
+    ``seed``: the binomial thinning (unused by the time-frame split, which is deterministic).
+    """
     check_reference_grid(stack, modality.geom, source)
     n = len(stack.prompts) if max_slices is None else min(max_slices, len(stack.prompts))
     attrs = {"source": str(source), "prompts_per_slice_mean": float(stack.prompts.sum((1, 2)).mean())}
-    return write_prepared(out, modality, islice(prompt_slices(stack), n), n, seed, attrs, progress=progress)
+    halves = None
+    if modality.frames is not None:
+        lm = stack.listmode
+        halves = modality.frames.split_events(lm.bin_index, lm.time_s, stack.prompts.shape)
+    return write_prepared(out, modality, islice(prompt_slices(stack, halves), n), n, seed, attrs, progress=progress)
