@@ -358,8 +358,8 @@ def _add_prepare_mr_parser(prep_sub) -> None:
 
 
 def _add_prepare_pet_parser(prep_sub) -> None:
-    pet = prep_sub.add_parser("pet", help="2-D PET prompts: binomial thinning, corrected FBP (or OSEM) of each "
-                              "half x2 and of all prompts")
+    pet = prep_sub.add_parser("pet", help="2-D PET prompts: binomial thinning (or time frames), corrected FBP "
+                              "(or OSEM) of each half, scaled, and of all prompts")
     pet.add_argument("--prompts", type=Path, required=True, help="prompt sinograms + factors (.h5/.npz, docs/pet.md)")
     pet.add_argument("--image-size", type=_POSITIVE_INT, required=True, help="reconstruction grid N (N x N pixels)")
     pet.add_argument("--pixel-size-mm", type=_POSITIVE, required=True)

@@ -11,9 +11,10 @@ to one of two halves produces. Consequences used by :mod:`tomoconsensus.pet.reco
 * a measured (noisy) delayed-window randoms sinogram is itself a count and would be thinned the
   same way; a smooth randoms/scatter *estimate* is an expectation and is halved.
 
-Alternating list-mode events (odd/even) or alternating time frames do *not* give independent
-halves in general: odd and even events share the total count (``y1 = ceil(y / 2)`` given ``y``),
-and time frames differ in activity (decay, kinetics) so their means are not equal.
+Alternating list-mode events (odd/even) do *not* give independent halves: odd and even events
+share the total count (``y1 = ceil(y / 2)`` given ``y``). Alternating time frames do, for a static
+tracer, but their means differ by the decay (weighted in :mod:`tomoconsensus.pet.frames`) and by
+any kinetics or motion (not correctable there).
 """
 
 from __future__ import annotations
