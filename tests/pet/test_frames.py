@@ -50,6 +50,24 @@ def test_weights_are_the_decayed_integrals():
             TimeFrames(bad, 600.0)
 
 
+def test_simulated_event_times_follow_the_decay():
+    """tomoconsensus.pet.simulate against the analytic decay: share of events in the first half, mean time."""
+    from tomoconsensus.pet.simulate import decayed_event_times, listmode_events
+
+    n, duration = 400_000, 600.0
+    lam = math.log(2) / O15_HALF_LIFE_S
+    t = decayed_event_times(n, duration, O15_HALF_LIFE_S, np.random.default_rng(5))
+    assert t.min() >= 0 and t.max() < duration
+    p_first = -math.expm1(-lam * duration / 2) / -math.expm1(-lam * duration)
+    assert abs((t < duration / 2).mean() - p_first) < 4 * math.sqrt(p_first * (1 - p_first) / n)
+    mean = 1 / lam - duration * math.exp(-lam * duration) / -math.expm1(-lam * duration)
+    assert abs(t.mean() - mean) < 4 * t.std() / math.sqrt(n)
+    prompts = np.random.default_rng(6).poisson(2.0, (2, 4, 5))
+    lm = listmode_events(prompts, 60.0, None, np.random.default_rng(7))
+    assert np.array_equal(np.bincount(lm.bin_index, minlength=40).reshape(prompts.shape), prompts)
+    assert np.all(np.diff(lm.time_s) >= 0) and lm.duration_s == 60.0
+
+
 def test_halves_are_independent_poisson_with_the_decayed_shares():
     """O-15 (T = 122 s) over 10 min, 10 s frames, 10^6 bins: ~2e6 events."""
     rng = np.random.default_rng(0)

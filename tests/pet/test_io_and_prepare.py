@@ -145,3 +145,26 @@ def test_prepare_pet_osem(simulated, tmp_path):
                  "--recon", "osem", "--osem-iterations", "2", "--max-slices", "1", "--out", str(out)]) == 0
     data = read_prepared(out)
     assert data.attrs["recon"] == "osem" and data.x1.min() >= 0 and len(data) == 1
+
+
+def test_prepare_pet_time_frames_end_to_end(simulated, tmp_path):
+    """Simulated prompts as time-stamped F-18 events: the same x_est as thinning, w1 x1 + w2 x2 = x_est."""
+    from tomoconsensus.pet.frames import F18_HALF_LIFE_S
+    from tomoconsensus.pet.simulate import listmode_events
+
+    path, stack, _ = simulated
+    stack = read_prompts(path)
+    stack.listmode = listmode_events(stack.prompts, 600.0, F18_HALF_LIFE_S, np.random.default_rng(0))
+    lm = write_prompts(tmp_path / "lm.h5", stack)
+    with h5py.File(lm) as f:
+        assert "prompts" not in f and f.attrs["duration_s"] == 600.0
+    common = ["prepare", "pet", "--prompts", str(lm), "--image-size", "64", "--pixel-size-mm", "6"]
+    assert main([*common, "--out", str(tmp_path / "thin.h5")]) == 0
+    assert main([*common, "--split", "time-frames", "--frame-s", "10", "--half-life-s", str(F18_HALF_LIFE_S),
+                 "--out", str(tmp_path / "frames.h5")]) == 0
+    thin, frames = read_prepared(tmp_path / "thin.h5"), read_prepared(tmp_path / "frames.h5")
+    np.testing.assert_array_equal(frames.x_est, thin.x_est)  # the same prompts
+    w1, w2 = frames.attrs["split_weights"]
+    assert w1 == pytest.approx(1.001053 / 2.001053, rel=1e-6)  # 30 frame pairs of F-18, ratio e^{λF}
+    np.testing.assert_allclose(w1 * frames.x1 + w2 * frames.x2, frames.x_est, atol=1e-5 * np.abs(thin.x_est).max())
+    assert not np.array_equal(frames.x1, thin.x1) and "time frames of 10 s" in frames.attrs["split"]

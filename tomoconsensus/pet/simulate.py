@@ -31,7 +31,7 @@ from skimage.transform import rescale
 
 from tomoconsensus.ct.projector import AstraProjector
 from tomoconsensus.geometry import ParallelBeamGeometry
-from tomoconsensus.pet.io import PromptStack
+from tomoconsensus.pet.io import ListMode, PromptStack
 from tomoconsensus.pet.recon import CorrectedFBP, fwhm_to_sigma, pet_geometry
 
 
@@ -260,3 +260,33 @@ def load_truth(path) -> list[SliceTruth]:
     with np.load(path, allow_pickle=False) as z:
         return [SliceTruth(c, [Lesion(*row) for row in rows if np.all(np.isfinite(row))])
                 for c, rows in zip(z["classes"], z["lesions"], strict=True)]
+
+
+def decayed_event_times(n: int, duration_s: float, half_life_s: float | None, rng: np.random.Generator) -> np.ndarray:
+    """``n`` event times (s) of a static source decaying with ``half_life_s`` over ``[0, duration_s)``.
+
+    Inverse-CDF sampling of the density ``λ exp(-λ t) / (1 - exp(-λ D))`` (uniform without a
+    half-life): ``t = -log(1 - u (1 - exp(-λ D))) / λ``, ``u`` uniform in [0, 1).
+
+    Returns
+    -------
+    ndarray (n,), float64, in [0, duration_s)
+    """
+    u = rng.random(n)
+    if half_life_s is None:
+        return u * duration_s
+    lam = np.log(2.0) / half_life_s
+    times = -np.log1p(-u * -np.expm1(-lam * duration_s)) / lam
+    return np.minimum(times, np.nextafter(duration_s, 0.0))  # rounding at u -> 1
+
+
+def listmode_events(prompts: np.ndarray, duration_s: float, half_life_s: float | None,
+                    rng: np.random.Generator) -> ListMode:
+    """List-mode events of a prompt histogram (slices, views, bins), time-ordered, from a static
+    source decaying with ``half_life_s`` (counts in any time interval are then Poisson, as for a
+    measured static acquisition). Set it as ``PromptStack.listmode`` to write a list-mode file."""
+    counts = np.asarray(prompts, np.int64).ravel()
+    bins = np.repeat(np.arange(counts.size, dtype=np.int64), counts)
+    times = decayed_event_times(bins.size, duration_s, half_life_s, rng)
+    order = np.argsort(times, kind="stable")
+    return ListMode(bins[order], times[order], float(duration_s))
