@@ -157,6 +157,10 @@ def test_listmode_round_trip(tmp_path):
     back = read_prompts(write_prompts(tmp_path / "back.h5", stack))
     assert np.array_equal(back.prompts, stack.prompts) and isinstance(back.listmode, ListMode)
     assert np.array_equal(back.listmode.time_s, stack.listmode.time_s)
+    npz = tmp_path / "lm.npz"
+    np.savez(npz, listmode_bin=stack.listmode.bin_index, listmode_time_s=stack.listmode.time_s, shape=(1, 8, 10),
+             duration_s=10.0, angles_deg=np.arange(8) * 22.5, bin_size_mm=2.0)
+    assert np.array_equal(read_prompts(npz).listmode.time_s, stack.listmode.time_s)
 
 
 def prepare(path, out, *extra):
