@@ -126,7 +126,8 @@ class MRDemoData:
         anatomy = (f"anatomy of {self.train_slices_per_patient} slices x 11 patients (TCIA series)"
                    if self.anatomy == "series" else "anatomy of 3 COVID-19-NY-SBU patients")
         coils = (f"simulated {self.coils}-coil k-space" if self.simulation == "simple" else
-                 f"simulated {self.coils}-coil scanner k-space (SNR {self.snr:g}, correlated noise, 2x readout)")
+                 f"simulated {self.coils}-coil scanner k-space (SNR {self.snr:g}, correlated noise, "
+                 f"{self.readout_oversampling}x readout)")
         if self.virtual_coils is not None and self.virtual_coils < self.coils:
             coils += f" compressed to {self.virtual_coils} virtual coils"
         return (f"reduced protocol: {coils}, {self.matrix}^2, {self.acceleration:g}x with "

@@ -170,3 +170,12 @@ def test_calibration_width_defaults_to_the_centre_and_is_checked():
         check_calibration(16, 20)
     with pytest.raises(InputError, match="--calib-width.*at least 6"):
         check_calibration(16, 4)
+
+
+def test_demo_keeps_the_simple_simulation_as_an_option():
+    from tomoconsensus.demo import MRDemoData, mr_noise_std
+
+    assert mr_noise_std(MRDemoData(simulation="simple")) == 0.02
+    assert mr_noise_std(MRDemoData()) == pytest.approx(0.0233, abs=5e-4)  # SNR 30 on the test anatomy
+    with pytest.raises(InputError, match="simulation"):
+        mr_noise_std(MRDemoData(simulation="bogus"))
