@@ -71,7 +71,7 @@ def test_demo_denoises_again_when_its_run_was_retrained(tmp_path, monkeypatch):
 def test_quick_mr_demo_runs_end_to_end(tmp_path, capsys):
     assert main(["demo", "mr", "--quick", "--out", str(tmp_path), "--device", "cpu"]) == 0
     out = capsys.readouterr().out
-    assert "| RMSE (1e-3) |" in out and "simulated 4-coil k-space" in out
+    assert "| RMSE (1e-3) |" in out and "simulated 6-coil scanner k-space" in out
     assert ("DOES NOT HOLD" not in out) or "why, measured: docs/method.md" in out
     metrics = json.loads((tmp_path / "mr" / "report" / "metrics.json").read_text())
     assert set(metrics["methods"]) == {"SENSE", "Zero-filling", "Consensus", "Consensus z (paper)", "Noise2Noise",
@@ -80,8 +80,12 @@ def test_quick_mr_demo_runs_end_to_end(tmp_path, capsys):
     with h5py.File(tmp_path / "mr" / "denoised_consensus_dc.h5") as f:  # lambda chosen on the validation file
         assert f.attrs["data_consistency_lambda"] > 0
     with h5py.File(tmp_path / "mr" / "mr_test.h5") as f:  # written by the same pipeline as prepare mr
-        assert {"acceleration", "center_lines", "coils", "noise_std", "scale_factors"} <= set(f.attrs)
-        assert f.attrs["coils"] == 4 and f.attrs["center_lines"] == 12
+        expected = {"acceleration", "center_lines", "coils", "noise_std", "scale_factors", "snr", "simulation",
+                    "calib_width", "coil_noise_neighbour_correlation", "readout_oversampling", "virtual_coils"}
+        assert expected <= set(f.attrs)
+        assert f.attrs["coils"] == 6 and f.attrs["virtual_coils"] == 4 and f.attrs["center_lines"] == 12
+        assert f.attrs["simulation"] == "scanner" and f.attrs["snr"] == 30 and f.attrs["noise_std"] > 0
+        assert f["measurement/kspace"].shape[1] == 4  # compressed before ESPIRiT, SENSE and the stored data
 
 
 def test_quick_spectral_demo_runs_end_to_end(tmp_path, capsys):

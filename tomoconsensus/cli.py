@@ -117,7 +117,8 @@ def _prepare_mr(args: argparse.Namespace) -> None:
     check_output_file(args.out, _inputs(args.kspace), args.overwrite, read_folders=[args.kspace])
     modality = mr_modality(args.acceleration, args.center_lines, args.sense_lambda, args.device)
     print(write_mr(args.out, modality, read_kspace(args.kspace), args.seed, args.kspace, args.variable_density,
-                   keep_measurement=args.keep_measurement))
+                   keep_measurement=args.keep_measurement, calib_width=args.calib_width,
+                   virtual_coils=args.virtual_coils))
 
 
 def _prepare_pet(args: argparse.Namespace) -> None:
@@ -345,6 +346,11 @@ def _add_prepare_mr_parser(prep_sub) -> None:
                     "undersampled raw data keep their acquired lines")
     mr.add_argument("--acceleration", type=_number(float, 1, what="a finite number > 1"), default=4.0)
     mr.add_argument("--center-lines", type=_POSITIVE_INT, default=48)
+    mr.add_argument("--calib-width", type=_POSITIVE_INT, default=None,
+                    help="ESPIRiT calibration region in central lines (default: all --center-lines; at least 6)")
+    mr.add_argument("--virtual-coils", type=_POSITIVE_INT, default=None,
+                    help="compress each slice to N virtual coils (SVD of its pre-whitened central lines) before "
+                    "ESPIRiT and SENSE (default: keep all coils)")
     mr.add_argument("--variable-density", type=_NON_NEGATIVE, default=0.0, help="0: uniform; d > 0: p ~ |k|^-d")
     mr.add_argument("--sense-lambda", type=_NON_NEGATIVE, default=0.01)
     mr.add_argument("--keep-measurement", action="store_true",

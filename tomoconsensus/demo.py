@@ -7,12 +7,15 @@
   collection (TCIA COVID-19-NY-SBU, ``embedded/tcia_covid19_ny_sbu_axial_hu.npz``) that no network
   saw. Quarter-dose sinograms are simulated on the ``demo-fanbeam`` geometry (LDCT distances and
   fan angle, 128^2 grid of 3 mm pixels); baselines FBP (all views) and TV.
-* MR: **simulated** 8-coil k-space (:mod:`tomoconsensus.mr.simulate`) from the COVID-19-NY-SBU
-  slices (3 patients train, 1 validates, 2 test). The objects are real anatomy given a
-  T1-weighted-like contrast, a smooth background phase and a 128^2 matrix; SigPy birdcage coils,
-  complex Gaussian noise. No openly licensed multi-slice multi-coil k-space could be shipped (see
-  tests/data/ATTRIBUTION.md). Then random 4x masks with the centre lines, the two halves, ESPIRiT
-  and SENSE run exactly as on measured data; baselines zero-filling and SENSE.
+* MR: **simulated** 15-coil k-space (:mod:`tomoconsensus.mr.simulate`, docs/mr-simulation.md):
+  training and validation anatomy of the CT demo's TCIA series, tested on the COVID-19-NY-SBU
+  slices (2 patients). The objects are real anatomy given a T1-weighted-like contrast, a smooth
+  background phase and a 128^2 matrix; a ring of 15 birdcage-like elements with correlated noise at
+  an SNR of 30, a 2x oversampled readout and a noise scan, read back through the scanner raw-data
+  path (pre-whitening, oversampling removal), then compressed to 8 virtual coils. No openly
+  licensed multi-slice multi-coil k-space could be shipped (see tests/data/ATTRIBUTION.md). Then
+  random 4x masks with the centre lines, the two halves, ESPIRiT and SENSE run exactly as on
+  measured data; baselines zero-filling and SENSE.
 
 Consensus, Noise2Noise and Noise2Clean are trained with a smaller UNet and fewer steps than the
 paper (stated in the output); each run keeps the epoch with the lowest held-out self-supervised
@@ -47,7 +50,13 @@ from tomoconsensus.distill import distill
 from tomoconsensus.errors import InputError
 from tomoconsensus.evaluate import evaluate
 from tomoconsensus.mr.io import KSpaceVolume
-from tomoconsensus.mr.simulate import simulated_volumes, t1_like_magnitude
+from tomoconsensus.mr.simulate import (
+    ScannerSimulation,
+    scanner_noise_std,
+    scanner_volumes,
+    simulated_volumes,
+    t1_like_magnitude,
+)
 from tomoconsensus.pet.io import write_prompts
 from tomoconsensus.pet.simulate import PETSimulation, load_truth, save_truth, simulate_prompts
 from tomoconsensus.pipelines.ct import ct_modality, fan_beam_geometry, simulated_source, write_ct
@@ -70,6 +79,8 @@ TEST_PATIENTS = ("A056642", "A058062")
 VAL_PATIENTS = ("A048383",)
 #: How the MR demo's k-space was made (attribute ``source`` of its prepared files).
 MR_SOURCE = "simulated from embedded TCIA slices (T1-like contrast, birdcage coils)"
+#: The MR simulations of :class:`MRDemoData` (``simulation``).
+MR_SIMULATIONS = ("scanner", "simple")
 #: (method, output variant, label in the report); the runs are trained once per method.
 METHODS = (("consensus", None, "Consensus"), ("consensus", "z", "Consensus z (paper)"),
            ("noise2noise", None, "Noise2Noise"), ("noise2noise", "f1", "Noise2Noise f(x1)"),
@@ -82,9 +93,14 @@ DISTILL_TEACHER = "consensus"
 class MRDemoData:
     """How the MR demo's k-space is simulated and undersampled (paper's NYU knee in brackets)."""
 
-    matrix: int = 128  # [640 x 368]
-    coils: int = 8  # [15]
-    noise_std: float = 0.02  # per k-space sample; the brightest tissue (fat) has signal 1
+    matrix: int = 128  # [640 x 368: 2x oversampled readout of 320 pixels]
+    simulation: str = "scanner"  # or "simple": 8 birdcage coils, i.i.d. noise of noise_std, no oversampling
+    coils: int = 15  # [15]
+    snr: float = 30.0  # "scanner": SNR of the fully sampled RSS image in tissue (an assumption, docs/mr-simulation.md)
+    noise_std: float = 0.02  # "simple": per k-space sample; the brightest tissue (fat) has signal 1
+    coil_correlation: float = 0.3  # "scanner": noise correlation of neighbouring elements (0.3 ** ring distance)
+    readout_oversampling: int = 2  # "scanner" [2]
+    virtual_coils: int | None = 8  # coil compression before ESPIRiT (None: all coils); docs/mr-simulation.md
     max_phase_radians: float = 1.0
     acceleration: float = 4.0  # [4]
     center_lines: int = 16  # [48 of 368 phase encodes: the same fraction, 13 %]
@@ -97,6 +113,10 @@ class MRDemoData:
     train_slices_per_patient: int = 8  # with anatomy "series": 88 slices, 176 objects with the flips
     patches_per_slice: int = 2  # [40]; 176 objects x 2 patches: 22 steps per epoch
 
+    def scanner(self) -> ScannerSimulation:
+        """The "scanner" simulation's settings."""
+        return ScannerSimulation(self.coils, self.snr, None, self.coil_correlation, self.readout_oversampling)
+
     def training(self, protocol: DemoProtocol) -> dict[str, Any]:
         """The MR runs' own :class:`TrainConfig` values (the protocol holds the shared ones)."""
         return dict(channels=2, patches_per_slice=self.patches_per_slice, epochs=protocol.epochs,
@@ -105,7 +125,12 @@ class MRDemoData:
     def describe(self, protocol: DemoProtocol) -> str:
         anatomy = (f"anatomy of {self.train_slices_per_patient} slices x 11 patients (TCIA series)"
                    if self.anatomy == "series" else "anatomy of 3 COVID-19-NY-SBU patients")
-        return (f"reduced protocol: simulated {self.coils}-coil k-space, {self.matrix}^2, {self.acceleration:g}x with "
+        coils = (f"simulated {self.coils}-coil k-space" if self.simulation == "simple" else
+                 f"simulated {self.coils}-coil scanner k-space (SNR {self.snr:g}, correlated noise, "
+                 f"{self.readout_oversampling}x readout)")
+        if self.virtual_coils is not None and self.virtual_coils < self.coils:
+            coils += f" compressed to {self.virtual_coils} virtual coils"
+        return (f"reduced protocol: {coils}, {self.matrix}^2, {self.acceleration:g}x with "
                 f"{self.center_lines} centre lines, training {anatomy} in {self.train_orientations} orientations, "
                 f"{protocol.describe_training(self.patches_per_slice, protocol.epochs)} "
                 f"(paper: 15-coil knee 640x368, 48 centre lines, UNet-64 depth 4, 96^2, batch 40, 100 epochs)")
@@ -254,8 +279,8 @@ QUICK = DemoProtocol(base_features=4, depth=2, patch_size=32, batch_size=4, epoc
                      max_train_slices=2, max_val_slices=1, max_test_slices=1, tv=TVConfig(n_iter=2, power_iterations=2),
                      ct=CTDemoData(train_slices_per_patient=1, max_val_slices=1, max_test_slices=2,
                                    patches_per_slice=1, epochs=1),
-                     mr=MRDemoData(matrix=64, coils=4, center_lines=12, train_orientations=1, patches_per_slice=4,
-                                   train_slices_per_patient=1),
+                     mr=MRDemoData(matrix=64, coils=6, virtual_coils=4, center_lines=12, train_orientations=1,
+                                   patches_per_slice=4, train_slices_per_patient=1),
                      spectral=SpectralDemoData(train_slices_per_patient=1, max_val_slices=1, max_test_slices=1,
                                                patches_per_slice=1, epochs=1),
                      pet=PETDemoData(train_slices_per_patient=1, max_val_slices=1, max_test_slices=1,
@@ -334,18 +359,41 @@ def with_flips(objects: list[np.ndarray], ids: list[str], orientations: int) -> 
     return [o for o, _ in out], [i for _, i in out]
 
 
+def mr_noise_std(mr: MRDemoData) -> float:
+    """The MR demo's k-space noise std: ``noise_std`` ("simple"), or the one that gives the 12 embedded
+    COVID-19-NY-SBU slices (the test anatomy) the SNR ``snr`` ("scanner"; one level for every split)."""
+    if mr.simulation not in MR_SIMULATIONS:
+        raise InputError("MRDemoData", "simulation", " or ".join(MR_SIMULATIONS), mr.simulation)
+    if mr.simulation == "simple":
+        return mr.noise_std
+    return scanner_noise_std(mr.scanner(), mr_demo_objects(read_images(CT_IMAGES), mr))
+
+
 def mr_demo_volumes(name: str, stack: ImageStack, max_slices: int, offset: int, mr: MRDemoData,
-                    seed: int = 0) -> list[KSpaceVolume]:
+                    seed: int = 0, noise_std: float | None = None) -> list[KSpaceVolume]:
     """Simulated k-space of one split of :func:`patient_split`, one volume per patient.
 
     Training slices (the first ``max_slices``) also come flipped, each flip its own volume; the
-    phase and noise are drawn from ``default_rng([seed, offset])``.
+    phase and noise are drawn from ``default_rng([seed, offset])``; ``noise_std`` (default
+    :func:`mr_noise_std`) is the k-space noise std before pre-whitening.
     """
     objects, ids = mr_demo_objects(stack, mr), stack.patient_ids
     if name == "train":
         objects, ids = with_flips(objects[:max_slices], ids[:max_slices], mr.train_orientations)
-    return simulated_volumes(objects, ids, mr.coils, mr.noise_std, np.random.default_rng([seed, offset]),
-                             mr.max_phase_radians, CT_IMAGES)
+    std = mr_noise_std(mr) if noise_std is None else noise_std
+    rng = np.random.default_rng([seed, offset])
+    if mr.simulation == "simple":
+        return simulated_volumes(objects, ids, mr.coils, std, rng, mr.max_phase_radians, CT_IMAGES)
+    return scanner_volumes(objects, ids, mr.scanner(), rng, mr.max_phase_radians, CT_IMAGES, std)
+
+
+def mr_simulation_attributes(mr: MRDemoData, noise_std: float) -> dict[str, Any]:
+    """What the prepared MR demo files record of the simulation (to simulate other anatomy alike)."""
+    attrs = {"simulation": mr.simulation, "coils": mr.coils, "noise_std": noise_std, "matrix": mr.matrix,
+             "max_phase_radians": mr.max_phase_radians, "t1_like_contrast": "tomoconsensus.mr.simulate.T1_LIKE_HU"}
+    if mr.simulation == "scanner":
+        attrs.update(mr.scanner().attributes(noise_std))
+    return attrs
 
 
 def mr_split(protocol: DemoProtocol) -> list[tuple[str, ImageStack, int, int]]:
@@ -372,15 +420,17 @@ def prepare_mr_demo(out_dir: Path, protocol: DemoProtocol, seed: int = 0, progre
     """
     mr = protocol.mr
     modality = mr_modality(mr.acceleration, mr.center_lines, mr.sense_lambda, device)
+    noise_std = mr_noise_std(mr)
     paths = []
     for name, sub, n, offset in mr_split(protocol):
-        volumes = mr_demo_volumes(name, sub, n, offset, mr, seed)
+        volumes = mr_demo_volumes(name, sub, n, offset, mr, seed, noise_std)
         # Training volumes hold exactly the slices to write (flips included); val/test volumes are
         # whole patients (the per-volume scale uses all their slices), of which n are written.
         path = out_dir / f"mr_{name}.h5"
         print(write_mr(path, modality, volumes, seed + offset, MR_SOURCE, max_slices=None if name == "train" else n,
-                       noise_std=mr.noise_std, zero_filled=name == "test", progress=progress,
-                       keep_measurement=name != "train"))
+                       noise_std=noise_std, zero_filled=name == "test", progress=progress,
+                       keep_measurement=name != "train", virtual_coils=mr.virtual_coils,
+                       simulation=mr_simulation_attributes(mr, noise_std)))
         paths.append(path)
     return paths[0], paths[1], paths[2]
 

@@ -68,6 +68,19 @@ def test_prepare_mr_cli_on_real_data(tmp_path, capsys):
     assert main(["prepare", "mr", "--kspace", str(tmp_path / "missing.h5"), "--out", str(out)]) == 2
 
 
+def test_prepare_mr_calibration_width_and_virtual_coils(tmp_path, capsys):
+    out = tmp_path / "mr.h5"
+    assert main(["prepare", "mr", "--kspace", str(TWIX), "--center-lines", "24", "--calib-width", "16",
+                 "--virtual-coils", "1", "--keep-measurement", "--out", str(out)]) == 0
+    with h5py.File(out) as f:
+        assert f.attrs["calib_width"] == 16 and f.attrs["virtual_coils"] == 1 and f.attrs["coils"] == 2
+        assert f["measurement/kspace"].shape[1] == 1
+    capsys.readouterr()
+    assert main(["prepare", "mr", "--kspace", str(TWIX), "--center-lines", "24", "--calib-width", "30",
+                 "--out", str(tmp_path / "bad.h5")]) == 2
+    assert "--calib-width" in capsys.readouterr().err
+
+
 @pytest.mark.skipif(not BRAIN.exists(), reason="needs ../shared/data (non-commercial 8-channel brain)")
 def test_sense_beats_zero_filling_on_real_8_channel_brain():
     """Real in-vivo data (measured: SENSE 26 vs zero-filling 50 in 1e-3 units; halves' rho -0.20)."""

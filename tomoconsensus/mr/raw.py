@@ -133,7 +133,7 @@ def assemble_lines(raw: ReadoutLines, source=None) -> tuple[np.ndarray, np.ndarr
     _check(raw, source)
     data = raw.data
     if raw.noise is not None:
-        data = np.einsum("ij,njs->nis", whitening_matrix(raw.noise, raw.dwell_ratio, source), data)
+        data = whitening_matrix(raw.noise, raw.dwell_ratio, source) @ data  # (coils, coils) @ (n, coils, s)
     data = remove_readout_oversampling(data, raw.n_readout)
     slices = np.unique(raw.slice_index)
     rows = raw.line_index - raw.centre_line + raw.n_lines // 2

@@ -62,6 +62,26 @@ def espirit_maps(kspace: np.ndarray, calib_width: int = 24, device: int = -1) ->
     return sp.to_device(app.run(), -1)
 
 
+def coil_compression_matrix(calibration: np.ndarray, n_virtual: int) -> np.ndarray:
+    """Software coil compression (Buehrer et al. 2007; Huang et al. 2008): (n_virtual, coils) complex.
+
+    The rows are the ``n_virtual`` leading left singular vectors of the calibration data
+    ``calibration`` (coils, ...) (e.g. the central k-space lines): the virtual coils that keep most
+    of the signal energy. The rows are orthonormal, so pre-whitened noise (independent, equal
+    variance per coil) stays white; with ``n_virtual`` at least the rank of the data nothing is lost.
+    """
+    coils = calibration.shape[0]
+    if not 1 <= n_virtual <= coils:
+        raise InputError("--virtual-coils", "virtual coils", f"between 1 and the {coils} coils", n_virtual)
+    u, _, _ = np.linalg.svd(calibration.reshape(coils, -1).astype(np.complex128), full_matrices=False)
+    return u[:, :n_virtual].conj().T
+
+
+def compress_coils(kspace: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """(coils, ...) data -> (n_virtual, ...) complex64 with a :func:`coil_compression_matrix`."""
+    return np.einsum("vc,c...->v...", matrix, kspace).astype(np.complex64)
+
+
 def zero_filled_combination(kspace: np.ndarray, maps: np.ndarray, line_weight: np.ndarray) -> np.ndarray:
     """Linear coil combination x = sum_c conj(S_c) iFFT(w * k_c), w weighting each ky line.
 

@@ -4,7 +4,11 @@ For every slice a different random 4x mask is drawn (seeded per slice). A volume
 already undersampled (raw files whose ``acquired`` lines are not all; ``KSpaceVolume.fully_sampled``)
 keeps its own lines instead (:func:`~tomoconsensus.mr.masks.split_acquired_mask`); it has no
 reference image, and its scale comes from the zero-filled image of the acquired lines. ESPIRiT maps are
-estimated from the central lines of the *undersampled* data (what a scanner would have). The
+estimated from the central lines of the *undersampled* data (what a scanner would have; by default all
+``center_lines`` of them, fewer with ``calib_width``). With ``virtual_coils``, every line of a slice is
+first compressed to that many virtual coils by one matrix from the slice's central lines
+(:func:`~tomoconsensus.mr.recon.coil_compression_matrix`): a fixed linear map of the data, the same for
+both halves, so their noise stays zero-mean and independent (the central lines are in both halves anyway). The
 reference is the fully sampled k-space combined with the same maps, so all images share phase and
 scale. Each volume is scaled into [-1, 1] by one factor, 1 / max |reference| over the volume's
 slices (stored with the slice; ``prepare mr`` records it per volume).
@@ -19,30 +23,67 @@ import numpy as np
 from tomoconsensus.errors import InputError
 from tomoconsensus.modality import Slice
 from tomoconsensus.mr.io import KSpaceVolume
-from tomoconsensus.mr.masks import check_design, random_split_mask, split_acquired_mask
+from tomoconsensus.mr.masks import center_lines_mask, check_design, random_split_mask, split_acquired_mask
 from tomoconsensus.mr.modality import MRMeasurement
-from tomoconsensus.mr.recon import espirit_maps, to_channels, zero_filled_combination
+from tomoconsensus.mr.recon import (
+    coil_compression_matrix,
+    compress_coils,
+    espirit_maps,
+    to_channels,
+    zero_filled_combination,
+)
 
 #: ESPIRiT's kernel width (SigPy's default): the calibration region must be at least this wide.
 ESPIRIT_KERNEL_WIDTH = 6
 
 
-def check_calibration(center_lines: int, calib_width: int = 24, source=None) -> None:
-    """Refuse a calibration region narrower than ESPIRiT's kernel (SigPy fails inside otherwise)."""
-    if min(calib_width, center_lines) < ESPIRIT_KERNEL_WIDTH:
-        raise InputError(source, "--center-lines", f"at least {ESPIRIT_KERNEL_WIDTH} central lines for the ESPIRiT "
-                         "calibration (about 12 or more for usable coil maps)", center_lines)
+def check_calibration(center_lines: int, calib_width: int | None = None, source=None) -> int:
+    """The ESPIRiT calibration width: ``calib_width``, or all ``center_lines`` when None.
+
+    Refuses a region narrower than ESPIRiT's kernel (SigPy fails inside otherwise) or wider than
+    the central lines (only they are acquired in every mask).
+    """
+    if calib_width is None:
+        calib_width, field = center_lines, "--center-lines"
+    else:
+        field = "--calib-width"
+        if calib_width > center_lines:
+            raise InputError(source, field, f"at most the {center_lines} central lines (--center-lines; only they "
+                             "are acquired in every mask)", calib_width)
+    if calib_width < ESPIRIT_KERNEL_WIDTH:
+        raise InputError(source, field, f"at least {ESPIRIT_KERNEL_WIDTH} central lines for the ESPIRiT "
+                         "calibration (about 12 or more for usable coil maps)", calib_width)
+    return calib_width
+
+
+def _prepared_slice(kspace: np.ndarray, design, volume: KSpaceVolume, center_lines: int, calib_width: int,
+                    virtual_coils: int | None, device: int) -> tuple:
+    """(undersampled k-space, maps, reference or None, max |image|) of one slice (module docstring)."""
+    undersampled = kspace * design.mask[None, :, None]
+    if virtual_coils is not None and virtual_coils < kspace.shape[0]:
+        centre = undersampled[:, center_lines_mask(kspace.shape[-2], center_lines)]
+        matrix = coil_compression_matrix(centre, virtual_coils)
+        kspace, undersampled = compress_coils(kspace, matrix), compress_coils(undersampled, matrix)
+    maps = espirit_maps(undersampled, calib_width, device)
+    if not np.any(maps):
+        raise InputError(volume.source, "center_lines", "a calibration region from which ESPIRiT finds "
+                         "sensitivities (about 12 or more central lines)", center_lines)
+    lines = np.ones(kspace.shape[-2]) if volume.fully_sampled else design.mask.astype(float)
+    reference = zero_filled_combination(kspace, maps, lines)  # the scale's image where there is no reference
+    return undersampled, maps, reference if volume.fully_sampled else None, float(np.abs(reference).max())
 
 
 def undersampled_slices(volumes: list[KSpaceVolume], acceleration: float, center_lines: int, seed: int,
-                        calib_width: int = 24, variable_density: float = 0.0,
-                        scales: dict[str, float] | None = None, device: int = -1) -> Iterator[Slice]:
+                        calib_width: int | None = None, variable_density: float = 0.0,
+                        scales: dict[str, float] | None = None, device: int = -1,
+                        virtual_coils: int | None = None) -> Iterator[Slice]:
     """Yield one :class:`Slice` per k-space slice, with its own random 4x mask.
 
-    ``scales`` (if given) receives volume_id -> scale factor; ``device`` is the SigPy device for
-    ESPIRiT (-1 CPU, N GPU N).
+    ``calib_width`` (default: all ``center_lines``) is ESPIRiT's calibration region;
+    ``virtual_coils`` compresses each slice's coils first (module docstring); ``scales`` (if given)
+    receives volume_id -> scale factor; ``device`` is the SigPy device for ESPIRiT (-1 CPU, N GPU N).
     """
-    check_calibration(center_lines, calib_width)
+    calib_width = check_calibration(center_lines, calib_width)
     seeds = iter(np.random.SeedSequence(seed).spawn(sum(len(v.kspace) for v in volumes)))
     for volume in volumes:
         if volume.fully_sampled:
@@ -55,19 +96,12 @@ def undersampled_slices(volumes: list[KSpaceVolume], acceleration: float, center
                 design = random_split_mask(n_lines, rng, acceleration, center_lines, variable_density)
             else:
                 design = split_acquired_mask(volume.acquired[i], center_lines, rng, volume.source)
-            undersampled = kspace * design.mask[None, :, None]
-            maps = espirit_maps(undersampled, min(calib_width, center_lines), device)
-            if not np.any(maps):
-                raise InputError(volume.source, "center_lines", "a calibration region from which ESPIRiT finds "
-                                 "sensitivities (about 12 or more central lines)", center_lines)
-            lines = np.ones(n_lines) if volume.fully_sampled else design.mask.astype(float)
-            reference = zero_filled_combination(kspace, maps, lines)  # the scale's image where there is no reference
-            prepared.append((i, undersampled, design, maps, reference if volume.fully_sampled else None,
-                             float(np.abs(reference).max())))
+            prepared.append((i, design, *_prepared_slice(kspace, design, volume, center_lines, calib_width,
+                                                         virtual_coils, device)))
         scale = 1.0 / max(p[5] for p in prepared)
         if scales is not None:
             scales[volume.volume_id] = scale
-        for i, undersampled, design, maps, reference, _ in prepared:
+        for i, design, undersampled, maps, reference, _ in prepared:
             measurement = MRMeasurement(undersampled, design, maps, scale)
             yield Slice(f"{volume.volume_id}_{i:03d}", volume.volume_id, measurement,
                         None if reference is None else to_channels(reference, scale))

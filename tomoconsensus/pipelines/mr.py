@@ -32,7 +32,9 @@ def _coils(volumes: list[KSpaceVolume]) -> int | dict[str, int]:
 
 def write_mr(out: str | Path, modality: MRModality, volumes: list[KSpaceVolume], seed: int, source: str | Path,
              variable_density: float = 0.0, max_slices: int | None = None, noise_std: float | None = None,
-             zero_filled: bool = True, progress: bool = True, keep_measurement: bool = False) -> PrepareSummary:
+             zero_filled: bool = True, progress: bool = True, keep_measurement: bool = False,
+             calib_width: int | None = None, virtual_coils: int | None = None,
+             simulation: dict | None = None) -> PrepareSummary:
     """Undersample, split, reconstruct and write the slices of ``volumes`` to the prepared file ``out``.
 
     Parameters
@@ -54,6 +56,13 @@ def write_mr(out: str | Path, modality: MRModality, volumes: list[KSpaceVolume],
         Write only the first slices (the scale factors still use every slice of a volume).
     noise_std : float, optional
         The k-space noise standard deviation where it is known (simulated data): attribute ``noise_std``.
+    calib_width : int, optional
+        ESPIRiT's calibration region in central lines (default: all ``center_lines``); attribute ``calib_width``.
+    virtual_coils : int, optional
+        Compress each slice to this many virtual coils first (``tomoconsensus.mr.sources``); attribute
+        ``virtual_coils`` (0: not compressed). ``coils`` stays the count of the data read.
+    simulation : dict, optional
+        How simulated k-space was made (e.g. ``ScannerSimulation.attributes``), written as attributes.
     zero_filled : bool
         Also store the zero-filled reconstruction of the 4x data as ``/baselines/zero_filled``.
     keep_measurement : bool
@@ -64,7 +73,7 @@ def write_mr(out: str | Path, modality: MRModality, volumes: list[KSpaceVolume],
     the modality's ``acceleration``, ``center_lines`` and SENSE settings.
     """
     raw_attrs = check_volumes(volumes, modality.acceleration, modality.center_lines)
-    check_calibration(modality.center_lines)
+    calib_width = check_calibration(modality.center_lines, calib_width)
     if raw_attrs["undersampling"] == "the scanner's acquired lines":  # the file's own acceleration
         modality = MRModality(raw_attrs["acquired_acceleration"], modality.center_lines, modality.sense_lambda,
                               modality.sense_iterations, modality.device)
@@ -72,9 +81,10 @@ def write_mr(out: str | Path, modality: MRModality, volumes: list[KSpaceVolume],
     n = total if max_slices is None else min(max_slices, total)
     scales: dict[str, float] = {}  # filled while the slices are generated; written last by write_prepared
     slices = islice(undersampled_slices(volumes, modality.acceleration, modality.center_lines, seed,
-                                        variable_density=variable_density, scales=scales, device=modality.device), n)
+                                        calib_width, variable_density, scales, modality.device, virtual_coils), n)
     attrs = {"source": str(source), "variable_density": variable_density, "coils": _coils(volumes),
-             "scale_factors": scales, **raw_attrs}
+             "calib_width": calib_width, "virtual_coils": virtual_coils or 0, "scale_factors": scales,
+             **raw_attrs, **(simulation or {})}
     if noise_std is not None:
         attrs["noise_std"] = noise_std
     baselines = {"zero_filled": modality.zero_filled} if zero_filled else {}
