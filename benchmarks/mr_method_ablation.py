@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import json
 import tempfile
 import time
@@ -33,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import tomoconsensus.demo as demo
+import tomoconsensus.pipelines.mr as mr_pipeline
 from tomoconsensus import methods
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.demo import DemoProtocol, demo_config, mr_demo_volumes, mr_split, prepare_mr_demo
@@ -63,8 +62,12 @@ def protocol_for(name: str) -> DemoProtocol:
 
 
 def use_density(d: float) -> None:
-    """Make the demo's preparation draw variable-density masks (demo.py itself is not changed)."""
-    demo.undersampled_slices = functools.partial(undersampled_slices, variable_density=d)
+    """Make the demo's preparation draw variable-density masks (the pipeline itself is not changed).
+
+    ``write_mr`` passes its own ``variable_density`` (0) positionally, so the wrapper replaces it."""
+    def drawn_with_density(volumes, acceleration, center_lines, seed, calib_width=None, _density=0.0, *rest):
+        return undersampled_slices(volumes, acceleration, center_lines, seed, calib_width, d, *rest)
+    mr_pipeline.undersampled_slices = drawn_with_density
 
 
 def prepared_files(name: str, out: Path) -> tuple[Path, Path, Path]:
@@ -99,7 +102,8 @@ def measurements(name: str, split: str, data_path: Path) -> list:
     mr = protocol.mr
     (_, sub, n, offset), = [s for s in mr_split(protocol) if s[0] == split]
     volumes = mr_demo_volumes(split, sub, n, offset, mr, 0)
-    gen = undersampled_slices(volumes, mr.acceleration, mr.center_lines, offset, variable_density=density)
+    gen = undersampled_slices(volumes, mr.acceleration, mr.center_lines, offset, variable_density=density,
+                              virtual_coils=mr.virtual_coils)
     slices = [next(gen) for _ in range(min(n, len(sub.hu)))]
     data, modality = read_prepared(data_path), MRModality(mr.acceleration, mr.center_lines, mr.sense_lambda)
     for i, s in enumerate(slices):
