@@ -562,7 +562,7 @@ def test_sigterm_during_prepare_leaves_nothing(fx, tmp_path, capsys, monkeypatch
 
 
 @pytest.mark.slow
-def test_sigterm_during_training_checkpoints_and_resume_is_exact(fx, tmp_path):
+def test_sigterm_during_training_checkpoints_and_resume_is_exact(fx, tmp_path, monkeypatch):
     """SIGTERM (timeout, batch schedulers) saves a checkpoint at the end of the step, like Ctrl-C."""
     from tomoconsensus.train import load_checkpoint, load_train_config, train
 
@@ -587,14 +587,21 @@ def test_sigterm_during_training_checkpoints_and_resume_is_exact(fx, tmp_path):
     step = load_checkpoint(run / "checkpoint.pt")["step"]
     assert 2 <= step < 1600 and not list(run.glob(".*.tmp-*"))
     config = load_train_config(toml, {"method": "noise2noise"})
-    # the checkpoint is the state at the end of step `step`, as in a run stopped there
-    train(config, fx["ct"], tmp_path / "ref", stop_after_steps=step, progress=False)
-    a, b = (load_checkpoint(p / "checkpoint.pt") for p in (tmp_path / "ref", run))
-    assert a["step"] == b["step"] and all(torch.equal(a["models"][n][k], b["models"][n][k])
-                                          for n in a["models"] for k in a["models"][n])
-    # and resuming it continues exactly as an uninterrupted run
-    straight = train(config, fx["ct"], tmp_path / "straight", stop_after_steps=step + 2, progress=False)
-    resumed = train(config, fx["ct"], run, resume=True, stop_after_steps=step + 2, progress=False)
+    # the checkpoint is the state at the end of step `step`, as in a run stopped there; the same
+    # thread count as the killed process (train keeps a user-set OMP_NUM_THREADS), or sums differ
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(config, fx["ct"], tmp_path / "ref", stop_after_steps=step, progress=False)
+        a, b = (load_checkpoint(p / "checkpoint.pt") for p in (tmp_path / "ref", run))
+        assert a["step"] == b["step"] and all(torch.equal(a["models"][n][k], b["models"][n][k])
+                                              for n in a["models"] for k in a["models"][n])
+        # and resuming it continues exactly as an uninterrupted run
+        straight = train(config, fx["ct"], tmp_path / "straight", stop_after_steps=step + 2, progress=False)
+        resumed = train(config, fx["ct"], run, resume=True, stop_after_steps=step + 2, progress=False)
+    finally:
+        torch.set_num_threads(threads)
     c, d = (r.models["f"].state_dict() for r in (straight, resumed))
     assert all(torch.equal(c[k], d[k]) for k in c)
 
