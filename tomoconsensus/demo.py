@@ -428,7 +428,7 @@ def prepare_mr_demo(out_dir: Path, protocol: DemoProtocol, seed: int = 0, progre
         # whole patients (the per-volume scale uses all their slices), of which n are written.
         path = out_dir / f"mr_{name}.h5"
         print(write_mr(path, modality, volumes, seed + offset, MR_SOURCE, max_slices=None if name == "train" else n,
-                       noise_std=noise_std, zero_filled=name == "test", progress=progress,
+                       zero_filled=name == "test", progress=progress,
                        keep_measurement=name != "train", virtual_coils=mr.virtual_coils,
                        simulation=mr_simulation_attributes(mr, noise_std)))
         paths.append(path)

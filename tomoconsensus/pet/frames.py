@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tomoconsensus.errors import InputError
+from tomoconsensus.pet.thinning import histogram_halves
 
 #: Half-life of F-18 in s (the value a physicist passes as ``--half-life-s``; NIST/DDEP 109.77 min).
 F18_HALF_LIFE_S = 6586.2
@@ -131,11 +132,8 @@ class TimeFrames:
         -------
         y1, y2 : ndarray ``shape``, int64; ``y1 + y2`` is the histogram of all events
         """
-        n = int(np.prod(shape))
-        first = self.half_of(time_s) == 0
-        index = np.asarray(bin_index)
-        return (np.bincount(index[first], minlength=n).astype(np.int64).reshape(shape),
-                np.bincount(index[~first], minlength=n).astype(np.int64).reshape(shape))
+        h1, h2 = histogram_halves(bin_index, self.half_of(time_s) == 0, int(np.prod(shape)))
+        return h1.reshape(shape), h2.reshape(shape)
 
     def describe(self) -> str:
         """The split as recorded in a prepared file."""

@@ -38,6 +38,18 @@ def assign_events(bin_index: np.ndarray, n_bins: int, rng: np.random.Generator) 
     -------
     h1, h2 : ndarray (n_bins,), int64
     """
-    first = rng.random(len(bin_index)) < 0.5
-    return (np.bincount(bin_index[first], minlength=n_bins).astype(np.int64),
-            np.bincount(bin_index[~first], minlength=n_bins).astype(np.int64))
+    return histogram_halves(bin_index, rng.random(len(bin_index)) < 0.5, n_bins)
+
+
+def histogram_halves(bin_index: np.ndarray, first: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Histograms (n_bins,) int64 of the events in half 1 (``first`` True) and in half 2 (the rest).
+
+    Parameters
+    ----------
+    bin_index : ndarray (events,) of int in [0, n_bins)
+    first : ndarray (events,) of bool
+    n_bins : int
+    """
+    index = np.asarray(bin_index)
+    return (np.bincount(index[first], minlength=n_bins).astype(np.int64),
+            np.bincount(index[~first], minlength=n_bins).astype(np.int64))
