@@ -79,6 +79,11 @@ def test_prepare_mr_calibration_width_and_virtual_coils(tmp_path, capsys):
     assert main(["prepare", "mr", "--kspace", str(TWIX), "--center-lines", "24", "--calib-width", "30",
                  "--out", str(tmp_path / "bad.h5")]) == 2
     assert "--calib-width" in capsys.readouterr().err
+    assert main(["prepare", "mr", "--kspace", str(TWIX), "--center-lines", "24", "--virtual-coils", "3",
+                 "--out", str(tmp_path / "bad.h5")]) == 2
+    err = capsys.readouterr().err
+    assert "--virtual-coils" in err and "at most the 2 coils" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad.h5").exists()
 
 
 @pytest.mark.skipif(not BRAIN.exists(), reason="needs ../shared/data (non-commercial 8-channel brain)")

@@ -11,6 +11,7 @@ from itertools import islice
 from pathlib import Path
 
 from tomoconsensus.data.prepared import PrepareSummary, write_prepared
+from tomoconsensus.errors import InputError
 from tomoconsensus.mr.io import KSpaceVolume
 from tomoconsensus.mr.modality import MRModality
 from tomoconsensus.mr.recon import sigpy_device
@@ -74,6 +75,10 @@ def write_mr(out: str | Path, modality: MRModality, volumes: list[KSpaceVolume],
     """
     raw_attrs = check_volumes(volumes, modality.acceleration, modality.center_lines)
     calib_width = check_calibration(modality.center_lines, calib_width)
+    for v in volumes:  # more virtual coils than coils would compress nothing: refused, not recorded as done
+        if virtual_coils is not None and virtual_coils > v.kspace.shape[1]:
+            raise InputError(v.source, "--virtual-coils", f"at most the {v.kspace.shape[1]} coils of the data "
+                             "(omit it to keep all coils)", virtual_coils)
     if raw_attrs["undersampling"] == "the scanner's acquired lines":  # the file's own acceleration
         modality = MRModality(raw_attrs["acquired_acceleration"], modality.center_lines, modality.sense_lambda,
                               modality.sense_iterations, modality.device)
