@@ -14,7 +14,7 @@ from tomoconsensus.mr.io import read_kspace_file
 
 from tests.mr.raw_writers import TWIX_TEMPLATE, known_kspace, write_ismrmrd, write_twix_variant
 
-SUPPORTED = "2-D Cartesian single-echo imaging with monopolar readouts"
+SUPPORTED = "2-D Cartesian single-contrast imaging with monopolar readouts"
 
 
 def _sequence(name: bytes) -> dict[bytes, bytes]:
@@ -50,6 +50,8 @@ TWIX_CASES = {  # name: (sequence, protocol edits, MDB edits, field, words of th
               "sKSpace.ucTrajectory", ["BLADE"]),
     "3-D": (b"fl3", {b"sKSpace.ucDimension\t = \t2": b"sKSpace.ucDimension\t = \t4"}, None,
             "sKSpace.ucDimension", ["3-D encoded (16 partitions)"]),
+    "3-D (hex)": (b"fl3", {b"sKSpace.ucDimension\t = \t2": b"sKSpace.ucDimension\t= 0x4"}, None,
+                  "sKSpace.ucDimension", ["3-D encoded", "got '4 "]),
     # an EPI as scanners write it: EPI factor, ramp sampling, phase-correction navigators, bipolar lines
     "EPI": (b"epi", _EPI, lambda m: _flag("REFLECT", lambda i: i % 2)(_with_phase_correction(m)),
             "sFastImaging.lEPIFactor", ["EPI", "got '8 "]),

@@ -35,7 +35,7 @@ from tomoconsensus.errors import InputError
 from tomoconsensus.mr.raw import ReadoutLines
 
 #: What the ISMRMRD reader supports, for the refusals' messages.
-SUPPORTED = "2-D Cartesian single-echo imaging with monopolar readouts"
+SUPPORTED = "2-D Cartesian single-contrast imaging with monopolar readouts"
 
 #: ISMRMRD flags of lines that carry no imaging data for this reconstruction.
 _SKIPPED_FLAGS = ("ACQ_IS_NAVIGATION_DATA", "ACQ_IS_DUMMYSCAN_DATA",

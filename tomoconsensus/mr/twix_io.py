@@ -23,7 +23,8 @@ sinusoidal regridding; 1 is none), phase-correction navigators (MDBs flagged ``P
 correction this reader does not apply) and bipolar readouts (imaging lines with and without
 ``REFLECT``: odd/even echoes need that correction too). Multi-partition, multi-echo, multi-phase,
 multi-repetition and multi-set counters are refused as well. What is supported: 2-D Cartesian
-single-echo imaging with monopolar readouts (GRE, spin echo, turbo spin echo).
+single-contrast imaging with monopolar readouts and no phase-correction scans (e.g. GRE, spin echo; a
+turbo spin echo only where the sequence acquired no ``PHASCOR`` lines).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _read(path: Path) -> list[dict]:
 
 
 #: What the twix reader supports, for the refusals' messages.
-SUPPORTED = "2-D Cartesian single-echo imaging with monopolar readouts (GRE, spin echo, turbo spin echo)"
+SUPPORTED = "2-D Cartesian single-contrast imaging with monopolar readouts (e.g. GRE, spin echo)"
 
 #: Siemens protocol enums (SEQ::Trajectory, SEQ::Dimension, SEQ::RegridMode).
 _TRAJECTORIES = {1: "Cartesian", 2: "radial", 4: "spiral", 8: "BLADE/PROPELLER"}
@@ -69,6 +70,16 @@ def _refuse(path: Path, hdr: dict, field: str, what: str, value) -> None:
                      f"{value} (sequence {sequence_name(hdr)})")
 
 
+def _int(value, default: int) -> int:
+    """A protocol integer (twixtools gives ints, hex fields stay strings such as ``'0x4'``); ``default`` if absent."""
+    if value is None or value == "":
+        return default
+    try:
+        return int(value, 0) if isinstance(value, str) else int(value)
+    except (TypeError, ValueError):
+        return default
+
+
 def check_protocol(hdr: dict, path: Path) -> None:
     """Refuse sequences the reader does not handle, from the measurement's protocol (module docstring).
 
@@ -77,20 +88,20 @@ def check_protocol(hdr: dict, path: Path) -> None:
     """
     yaps, meas = hdr.get("MeasYaps", {}), hdr.get("Meas", {})
     kspace = yaps.get("sKSpace", {})
-    trajectory = kspace.get("ucTrajectory", 1)
+    trajectory = _int(kspace.get("ucTrajectory"), 1)
     if trajectory != 1:
         _refuse(path, hdr, "sKSpace.ucTrajectory", f"{_TRAJECTORIES.get(trajectory, 'non-Cartesian')} "
                 "(non-Cartesian k-space needs gridding, which is not implemented)", trajectory)
-    dimension = kspace.get("ucDimension", 2)
+    dimension = _int(kspace.get("ucDimension"), 2)
     if dimension != 2:
         _refuse(path, hdr, "sKSpace.ucDimension", f"{_DIMENSIONS.get(dimension, 'not 2-D')} encoded "
                 f"({kspace.get('lPartitions', '?')} partitions)", dimension)
-    epi = yaps.get("sFastImaging", {}).get("lEPIFactor", 1)
+    epi = _int(yaps.get("sFastImaging", {}).get("lEPIFactor"), 1)
     if epi > 1:
         _refuse(path, hdr, "sFastImaging.lEPIFactor", "EPI (echo-planar readout trains need ramp-sampling "
                 "regridding and ghost correction)", epi)
     regrid = meas.get("alRegridMode", [1])
-    modes = sorted({int(m) for m in np.atleast_1d(regrid) if m not in (0, 1)})
+    modes = sorted({m for m in (_int(v, 1) for v in np.atleast_1d(regrid)) if m not in (0, 1)})
     if modes:
         _refuse(path, hdr, "alRegridMode", f"ramp sampled ({_REGRID.get(modes[0], modes[0])} regridding is not "
                 "implemented)", modes)
