@@ -243,9 +243,23 @@ def _evaluate(args: argparse.Namespace) -> None:
             raise InputError("--runs", name, "a run folder with log.jsonl (written by tomoconsensus train)", str(run))
     check_output_dir(args.out, _inputs(args.data, *results.values(), *runs.values()), REPORT_FILES, args.overwrite)
     ev = evaluate(args.data, results)
+    _warn_seen_patients(args.data, runs)
     files = write_report(ev, args.out, runs)
     print(metrics_markdown(ev))
     print("wrote " + ", ".join(str(p) for p in files.values()))
+
+
+def _warn_seen_patients(data: Path, runs: dict[str, Path]) -> None:
+    """Warn (stderr) when a patient of the evaluated file trained or validated one of the ``runs``."""
+    import h5py
+
+    from tomoconsensus.runinfo import seen_patient_warnings
+
+    with h5py.File(data, "r") as f:
+        patients = sorted({p.decode() if isinstance(p, bytes) else str(p) for p in f["patient_id"][()]})
+    for name, run in runs.items():
+        for line in seen_patient_warnings(run, patients, name):
+            print(line, file=sys.stderr)
 
 
 def _name_value(text: str, option: str) -> tuple[str, str]:
