@@ -14,6 +14,7 @@ from tomoconsensus.data.prepared import PrepareSummary, write_prepared
 from tomoconsensus.errors import InputError
 from tomoconsensus.pet.frames import TimeFrames
 from tomoconsensus.pet.io import PromptStack
+from tomoconsensus.pet.mmr import MMRAcquisition
 from tomoconsensus.pet.modality import PETModality
 from tomoconsensus.pet.recon import pet_geometry
 from tomoconsensus.pet.sources import check_reference_grid, prompt_slices
@@ -43,16 +44,24 @@ def pet_modality(stack: PromptStack, image_size: int, pixel_size_mm: float, reco
 
 
 def write_pet(out: str | Path, modality: PETModality, stack: PromptStack, seed: int, source: str | Path,
-              max_slices: int | None = None, progress: bool = True) -> PrepareSummary:
+              max_slices: int | None = None, progress: bool = True, acquisition: MMRAcquisition | None = None,
+              keep_measurement: bool = False) -> PrepareSummary:
     """Split, reconstruct and write the slices of ``stack`` to the prepared file ``out``.
 
     ``seed``: the binomial thinning (unused by the time-frame split, which is deterministic).
+    ``acquisition``: a list-mode file read by :func:`~tomoconsensus.pet.mmr.read_mmr_listmode`, whose halves
+    were assigned event by event (``stack`` is its stack); its attributes go into the file, and
+    ``keep_measurement`` stores each plane's half prompts and delayeds under ``/measurement``.
     """
     check_reference_grid(stack, modality.geom, source)
     n = len(stack.prompts) if max_slices is None else min(max_slices, len(stack.prompts))
     attrs = {"source": str(source), "prompts_per_slice_mean": float(stack.prompts.sum((1, 2)).mean())}
-    halves = None
-    if modality.frames is not None:
+    halves = delayed_halves = None
+    if acquisition is not None:
+        halves, delayed_halves = acquisition.halves, acquisition.delayed_halves
+        attrs.update(acquisition.attrs)
+    elif modality.frames is not None:
         lm = stack.listmode
         halves = modality.frames.split_events(lm.bin_index, lm.time_s, stack.prompts.shape)
-    return write_prepared(out, modality, islice(prompt_slices(stack, halves), n), n, seed, attrs, progress=progress)
+    return write_prepared(out, modality, islice(prompt_slices(stack, halves, delayed_halves), n), n, seed, attrs,
+                          progress=progress, keep_measurement=keep_measurement)
