@@ -229,7 +229,7 @@ def _positive_scalar(value, path: Path, field: str, what: str, upper: float):
     values = np.atleast_1d(np.asarray(value)) if value is not None else np.zeros(0)
     ok = values.size == 1 and values.dtype.kind in "iuf" and np.isfinite(values[0]) and 0 < values[0] <= upper
     if not ok:
-        got = "missing" if value is None else (value if values.size == 1 else f"{values.size} values")
+        got = "missing" if value is None else (values[0].item() if values.size == 1 else f"{values.size} values")
         raise InputError(path, field, f"one positive {what}, at most {upper:g} (attribute)", got)
     return float(values[0])
 
