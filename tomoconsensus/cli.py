@@ -122,8 +122,7 @@ def _prepare_mr(args: argparse.Namespace) -> None:
 
 
 def _prepare_pet(args: argparse.Namespace) -> None:
-    from tomoconsensus.pet.io import read_prompts
-    from tomoconsensus.pipelines.pet import pet_modality, time_frames, write_pet
+    from tomoconsensus.pipelines.pet import pet_modality, read_pet_input, write_pet
 
     if args.split == "time-frames" and args.frame_s is None:
         raise InputError("--frame-s", "frame-s", "a frame length in s with --split time-frames", "missing")
@@ -133,19 +132,9 @@ def _prepare_pet(args: argparse.Namespace) -> None:
     if args.keep_measurement and args.listmode is None:
         raise InputError("--keep-measurement", "keep-measurement", "only with --listmode (halves assigned event by "
                          "event)", "--prompts")
-    source, acquisition = args.listmode or args.prompts, None
-    if args.listmode is not None:
-        from tomoconsensus.pet.interfile import read_listmode_header
-        from tomoconsensus.pet.mmr import read_mmr_listmode
-
-        check_output_file(args.out, _inputs(source, read_listmode_header(source).data_file), args.overwrite)
-        acquisition = read_mmr_listmode(args.listmode, args.split, args.frame_s, args.half_life_s, args.seed)
-        stack, frames = acquisition.stack, acquisition.frames
-    else:
-        check_output_file(args.out, _inputs(source), args.overwrite)
-        stack = read_prompts(args.prompts)
-        frames = time_frames(stack, args.frame_s, args.half_life_s, args.prompts) if args.split == "time-frames" \
-            else None
+    source = args.listmode or args.prompts
+    stack, frames, acquisition = read_pet_input(args.prompts, args.listmode, args.split, args.frame_s,
+                                                args.half_life_s, args.seed, args.out, args.overwrite)
     modality = pet_modality(stack, args.image_size, args.pixel_size_mm, args.recon, args.osem_iterations,
                             args.osem_subsets, frames)
     print(write_pet(args.out, modality, stack, args.seed, source, args.max_slices, acquisition=acquisition,

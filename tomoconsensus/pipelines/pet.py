@@ -10,11 +10,13 @@ from __future__ import annotations
 from itertools import islice
 from pathlib import Path
 
+from tomoconsensus.atomic import check_output_file
 from tomoconsensus.data.prepared import PrepareSummary, write_prepared
 from tomoconsensus.errors import InputError
 from tomoconsensus.pet.frames import TimeFrames
-from tomoconsensus.pet.io import PromptStack
-from tomoconsensus.pet.mmr import MMRAcquisition
+from tomoconsensus.pet.interfile import read_listmode_header
+from tomoconsensus.pet.io import PromptStack, read_prompts
+from tomoconsensus.pet.mmr import MMRAcquisition, read_mmr_listmode
 from tomoconsensus.pet.modality import PETModality
 from tomoconsensus.pet.recon import pet_geometry
 from tomoconsensus.pet.sources import check_reference_grid, prompt_slices
@@ -30,6 +32,23 @@ def time_frames(stack: PromptStack, frame_s: float, half_life_s: float | None, s
                          "cannot be split by time; put its expectation into 'additive' or use --split thinning)",
                          "a 'delayed' sinogram")
     return TimeFrames(frame_s, stack.listmode.duration_s, half_life_s)
+
+
+def read_pet_input(prompts: Path | None, listmode: Path | None, split: str, frame_s: float | None,
+                   half_life_s: float | None, seed: int, out: Path,
+                   overwrite: bool) -> tuple[PromptStack, TimeFrames | None, MMRAcquisition | None]:
+    """``prepare pet``'s input: a prompt file (``prompts``) or an mMR list-mode header (``listmode``), read after
+    checking that ``out`` is none of the inputs (the list-mode data file included).
+
+    Returns the stack, the time-frame split (None: thinning) and, for list-mode, the acquisition.
+    """
+    if listmode is not None:
+        check_output_file(out, [listmode, read_listmode_header(listmode).data_file], overwrite)
+        acquisition = read_mmr_listmode(listmode, split, frame_s, half_life_s, seed)
+        return acquisition.stack, acquisition.frames, acquisition
+    check_output_file(out, [prompts], overwrite)
+    stack = read_prompts(prompts)
+    return stack, time_frames(stack, frame_s, half_life_s, prompts) if split == "time-frames" else None, None
 
 
 def pet_modality(stack: PromptStack, image_size: int, pixel_size_mm: float, recon: str = "fbp",
