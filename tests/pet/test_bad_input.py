@@ -6,6 +6,7 @@ histogram or an image grid too large for memory, and frame lengths or half-lives
 """
 
 import hashlib
+import math
 import zipfile
 
 import h5py
@@ -102,3 +103,8 @@ def test_weight_bound_is_the_stated_one():
     assert min(TimeFrames(8.9, 10.0).weights()) == pytest.approx(0.11)
     with pytest.raises(ValueError, match="w1 = 0.91, w2 = 0.09"):
         TimeFrames(9.1, 10.0)
+    with np.errstate(all="ignore"):  # each odd frame holds 2^-100 of the even frame before it (T = F / 100)
+        d1, d2 = TimeFrames(1.0, 10.0).half_integrals(math.log(2) / 0.01)
+    assert d2 / d1 == pytest.approx(2.0**-100, rel=1e-9) and 2.0**-100 == pytest.approx(7.89e-31, rel=1e-3)
+    with pytest.raises(ValueError, match="w2 = 7.89e-31"):
+        TimeFrames(1.0, 10.0, 0.01)

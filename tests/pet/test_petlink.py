@@ -67,6 +67,8 @@ def test_arc_correction_against_the_sine_sampling():
     assert arc.multiplicative[141] == pytest.approx(335.0 * 2 * math.sin(math.pi / 1008) / 2.08626, rel=1e-12)
     total = 335.0 * (math.sin(171.5 * math.pi / 504) + math.sin(172.5 * math.pi / 504)) / 2.08626
     assert arc.multiplicative.sum() == pytest.approx(total, rel=1e-12)  # the widths add up to the s range
+    assert arc.multiplicative[141] == pytest.approx(1.0009, abs=1e-4)  # the numbers docs/pet.md states
+    assert 0.48 < arc.multiplicative.min() < 0.49 and 1.92 < arc.multiplicative.max() < 1.93
 
 
 def test_histogram_of_a_hand_written_stream(tmp_path):
