@@ -105,7 +105,8 @@ def read_listmode_header(path: str | Path) -> ListmodeHeader:
     """Read and check a PETLINK Interfile header (module docstring); InputError names the field."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(path, "--listmode", "an existing Interfile list-mode header (*.l.hdr)", "not found")
+        raise InputError(path, "--listmode", "an existing Interfile list-mode header (*.l.hdr)",
+                         "a folder" if path.is_dir() else "not found")
     raw = path.read_bytes()[:_MAX_HEADER_BYTES]
     if b"\0" in raw[:4096] or not raw.lstrip().upper().startswith(b"!INTERFILE"):
         raise InputError(path, "header", "an Interfile header starting with '!INTERFILE' (give the .l.hdr file, "

@@ -111,6 +111,8 @@ def read_mmr_listmode(header_path: str | Path, split: str = "thinning", frame_s:
         Decay half-life for the time-frame weights; None: the header's ``isotope gamma halflife``.
     """
     header = read_listmode_header(header_path)
+    if split == "time-frames" and frame_s is None:
+        raise InputError("--frame-s", "frame-s", "a frame length in s with --split time-frames", "missing")
     ms = frame_ms(frame_s) if split == "time-frames" else None
     assign = frame_halves(ms) if ms is not None else random_halves(seed)
     counts = histogram_listmode(header.data_file, assign, header.data_offset, header.data_file)
