@@ -14,7 +14,7 @@ Bin address (STIR ``CListEventECAT8_32bit.cxx``): ``address = (z * 252 + view) *
 indexed by the axial position ``a`` (the lower ring): ``r1 + r2 = 2a + |d|``,
 ``r1 = a + max(-d, 0)``, ``r2 = a + max(d, 0)`` (STIR ``ProjDataInfoCylindrical``). Single-slice
 rebinning puts the event into plane ``p = r1 + r2`` (0...126, planes half a ring apart); the sign of
-``d`` does not change ``p``.
+``d`` does not change ``p`` (an early STIR version ordered the segments +d before -d: same planes).
 
 Transaxial sampling (STIR ``Scanner.cxx``, ``Siemens_mMR``: 64 rings, 344 bins, 504 detectors per
 ring, inner radius 328 mm, average depth of interaction 7 mm, ring spacing 4.0625 mm, default bin
