@@ -129,20 +129,25 @@ def _prepare_mr(args: argparse.Namespace) -> None:
 
 
 def _prepare_pet(args: argparse.Namespace) -> None:
-    from tomoconsensus.pet.io import read_prompts
-    from tomoconsensus.pipelines.pet import pet_modality, time_frames, write_pet
+    from tomoconsensus.pipelines.pet import pet_modality, read_pet_input, write_pet
 
     if args.split == "time-frames" and args.frame_s is None:
         raise InputError("--frame-s", "frame-s", "a frame length in s with --split time-frames", "missing")
     for flag, value in (("--frame-s", args.frame_s), ("--half-life-s", args.half_life_s)):
         if args.split == "thinning" and value is not None:
             raise InputError(flag, flag.lstrip("-"), "only with --split time-frames", f"{value:g} with thinning")
-    check_output_file(args.out, _inputs(args.prompts), args.overwrite)
-    stack = read_prompts(args.prompts)
-    frames = time_frames(stack, args.frame_s, args.half_life_s, args.prompts) if args.split == "time-frames" else None
+    if args.keep_measurement and args.listmode is None:
+        raise InputError("--keep-measurement", "keep-measurement", "only with --listmode (halves assigned event by "
+                         "event)", "--prompts")
+    source = args.listmode or args.prompts
+    stack, frames, acquisition = read_pet_input(args.prompts, args.listmode, args.split, args.frame_s,
+                                                args.half_life_s, args.seed, args.out, args.overwrite)
     modality = pet_modality(stack, args.image_size, args.pixel_size_mm, args.recon, args.osem_iterations,
                             args.osem_subsets, frames)
-    print(write_pet(args.out, modality, stack, args.seed, args.prompts, args.max_slices))
+    print(write_pet(args.out, modality, stack, args.seed, source, args.max_slices, acquisition=acquisition,
+                    keep_measurement=args.keep_measurement))
+    if acquisition is not None and acquisition.note:  # after the write: a refusal stays one line
+        print(acquisition.note, file=sys.stderr)
 
 
 def _prepare_spectral(args: argparse.Namespace) -> None:
@@ -389,7 +394,10 @@ def _add_prepare_mr_parser(prep_sub) -> None:
 def _add_prepare_pet_parser(prep_sub) -> None:
     pet = prep_sub.add_parser("pet", help="2-D PET prompts: binomial thinning (or time frames), corrected FBP "
                               "(or OSEM) of each half, scaled, and of all prompts")
-    pet.add_argument("--prompts", type=Path, required=True, help="prompt sinograms + factors (.h5/.npz, docs/pet.md)")
+    source = pet.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prompts", type=Path, help="prompt sinograms + factors (.h5/.npz, docs/pet.md)")
+    source.add_argument("--listmode", type=Path, help="Siemens Biograph mMR list-mode: the Interfile header "
+                        "(*.l.hdr) naming the PETLINK 32-bit .l file (docs/pet.md)")
     pet.add_argument("--image-size", type=_POSITIVE_INT, required=True, help="reconstruction grid N (N x N pixels)")
     pet.add_argument("--pixel-size-mm", type=_POSITIVE, required=True)
     pet.add_argument("--recon", choices=("fbp", "osem"), default="fbp", help="fbp: linear, unbiased (default); "
@@ -402,7 +410,10 @@ def _add_prepare_pet_parser(prep_sub) -> None:
                      "frames of list-mode events with times, exact only for a static tracer (docs/pet.md)")
     pet.add_argument("--frame-s", type=_POSITIVE, default=None, help="frame length in s (--split time-frames)")
     pet.add_argument("--half-life-s", type=_POSITIVE, default=None, help="decay half-life in s in the halves' "
-                     "weights, e.g. 6586.2 for F-18 (--split time-frames; default: no decay correction)")
+                     "weights, e.g. 6586.2 for F-18 (--split time-frames; default: the --listmode header's, "
+                     "else no decay correction)")
+    pet.add_argument("--keep-measurement", action="store_true", help="--listmode: also store each plane's half "
+                     "prompts and delayeds under /measurement (docs/prepared-format.md)")
     pet.add_argument("--max-slices", type=_POSITIVE_INT, default=None, help="only the first N slices")
     pet.add_argument("--out", type=Path, required=True)
     pet.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
