@@ -68,7 +68,7 @@ def rois(geom) -> dict[str, np.ndarray]:
 def test_reader_decodes_implicit_and_explicit_vr_and_both_pixel_layouts(tmp_path, phantom):
     small = {"n_channels": 24, "n_rows": 4, "views_per_turn": 32, "n_turns": 1.25, "ffs": "FFSZ"}
     implicit = read_projections(write_scan(tmp_path / "a", ScanSpec(**small), phantom), progress=False)
-    explicit = read_projections(write_scan(tmp_path / "b", ScanSpec(**small, implicit_vr=False, tcia_layout=False,
+    explicit = read_projections(write_scan(tmp_path / "b", ScanSpec(**small, syntax="explicit", tcia_layout=False,
                                                                      water_tag_per_cm=True, swap_shift_tags=True),
                                            phantom), progress=False)
     assert pydicom.dcmread(next((tmp_path / "a").iterdir())).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2"
