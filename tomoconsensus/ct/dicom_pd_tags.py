@@ -114,8 +114,10 @@ def _from_bytes(raw: bytes, file_vr: str, vr: str, path: Path, name: str) -> tup
         dtype, found = _BINARY[binary], f"{binary} (binary, no VR in file)"
     size = np.dtype(dtype).itemsize
     if len(raw) % size:
-        raise InputError(path, tag_label(name), f"{dtype[1:]} binary values ({size} bytes each) or a decimal "
-                         "string", f"{len(raw)} bytes")
+        text = raw.rstrip(b"\x00 ")
+        printable = text and all(32 <= byte < 127 for byte in text)
+        raise InputError(path, tag_label(name), f"numbers ({found.split()[0]}: {size} bytes each, or a decimal "
+                         "string)", text.decode("ascii") if printable else f"{len(raw)} bytes")
     return np.frombuffer(raw, dtype).astype(np.float64), found
 
 

@@ -63,6 +63,8 @@ def parse_z_list(text: str, z_range_mm: tuple[float, float] | None = None) -> li
         if not values or not all(map(math.isfinite, values)):
             raise ValueError
         return values
+    except InputError:  # the slice count (an InputError is a ValueError too)
+        raise
     except ValueError:
         raise InputError("--z-mm", "z-mm", "table positions 'z1,z2,...', 'start:stop:step' or 'all:step' "
                          "(mm, step > 0)", text) from None
@@ -100,6 +102,10 @@ def projection_source(projections, z_mm: str, image_size: int, pixel_size_mm: fl
     rebin = Rebinner(scan, image_size, pixel_size_mm, dose_fraction=dose_fraction,
                      electronic_noise_std=electronic_noise_std, seed=seed)
     lo, hi = rebin.z_range_mm()
+    if not lo <= hi:
+        raise InputError(projections, "DetectorFocalCenterAxialPosition (7031,1002)", "a scan in which some table "
+                         "position is measured from every view angle (a longer scan)",
+                         f"none: the table positions each view angle covers do not overlap ({lo:.2f} > {hi:.2f} mm)")
     reference = None
     if reference_projections is not None:
         reference = Rebinner(read_projections(reference_projections, progress, stop_check), image_size, pixel_size_mm)
