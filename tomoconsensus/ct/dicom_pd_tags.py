@@ -101,6 +101,11 @@ def _as_text_numbers(raw: bytes) -> str | None:
     return text
 
 
+def _printable(raw: bytes) -> bool:
+    text = raw.rstrip(b"\x00 ")
+    return bool(text) and all(32 <= byte < 127 for byte in text)
+
+
 def _from_bytes(raw: bytes, file_vr: str, vr: str, path: Path, name: str) -> tuple[object, str]:
     """Bytes without a usable VR (implicit VR, UN, OB) or of a binary VR (OF, OD, OW, OL)."""
     if file_vr in _BINARY:
@@ -109,15 +114,15 @@ def _from_bytes(raw: bytes, file_vr: str, vr: str, path: Path, name: str) -> tup
         return raw.decode("ascii", "replace").strip("\x00 "), f"{vr} (text, no VR in file)"
     elif (text := _as_text_numbers(raw)) is not None:
         return _parse_text(text, path, name, vr), "DS/IS (text, no VR in file)"
+    elif vr not in _BINARY and _printable(raw):  # a decimal-string tag holding other text
+        raise InputError(path, tag_label(name), f"a decimal number ({vr})", raw.rstrip(b"\x00 ").decode("ascii"))
     else:  # binary numbers: the dictionary's VR, FL where the dictionary says DS (as other dictionaries do)
         binary = vr if vr in _BINARY else "FL"
         dtype, found = _BINARY[binary], f"{binary} (binary, no VR in file)"
     size = np.dtype(dtype).itemsize
     if len(raw) % size:
-        text = raw.rstrip(b"\x00 ")
-        printable = text and all(32 <= byte < 127 for byte in text)
         raise InputError(path, tag_label(name), f"numbers ({found.split()[0]}: {size} bytes each, or a decimal "
-                         "string)", text.decode("ascii") if printable else f"{len(raw)} bytes")
+                         "string)", raw.rstrip(b"\x00 ").decode("ascii") if _printable(raw) else f"{len(raw)} bytes")
     return np.frombuffer(raw, dtype).astype(np.float64), found
 
 
