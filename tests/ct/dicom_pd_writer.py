@@ -10,7 +10,7 @@ The phantom is written in tomoconsensus' image frame (x right, y up the image, z
 Files are implicit-VR little endian (private values then carry no VR) by default, or explicit-VR
 little endian, or explicit-VR RLE lossless (``ScanSpec.syntax``), in the TCIA pixel layout (Rows =
 channels, Columns = detector rows), with an optional flying focal spot. Private tags are written
-with the VR of the DICOM-CT-PD dictionary (FreeCT / McCollough et al. 2021: WaterAttenuationCoefficient
+with the VR of the DICOM-CT-PD dictionary (FreeCT / Moen et al. 2021: WaterAttenuationCoefficient
 DS, geometry FL, counts US) or with another one per tag (``ScanSpec.vrs``, e.g. FL for (7041,1001)
 or DS for the geometry), as scanners and converters differ.
 """

@@ -1,6 +1,6 @@
 """DICOM-CT-PD raw projection data (TCIA "LDCT-and-Projection-data"): one file per projection.
 
-Format: Chen B. et al., Med. Phys. 42(12) 6964 (2015); tag table: McCollough C.H. et al., Med. Phys.
+Format: Chen B. et al., Med. Phys. 42(12) 6964 (2015); tag table: Moen T.R. et al., Med. Phys.
 48(2) 902 (2021), Table IV. Pixel values are post-log line integrals stored as integers with
 ``RescaleSlope`` / ``RescaleIntercept`` (both required, slope > 0); uncompressed or compressed
 (RLE and whatever pydicom's pixel handlers decode) transfer syntaxes. The geometry is in private
@@ -286,12 +286,12 @@ def _same(a, b) -> bool:
 def _shift_tags(dphi: np.ndarray, dz: np.ndarray, ffs: str, where: Path) -> tuple[np.ndarray, np.ndarray, str]:
     """(angular rad, axial mm, convention found) from the (7033,100B) and (7033,100C) columns.
 
-    McCollough et al. 2021 Table IV, FreeCT and helix2fan: 100B angular (rad), 100C axial (mm); TCIA's
+    Moen et al. 2021 Table IV, FreeCT and helix2fan: 100B angular (rad), 100C axial (mm); TCIA's
     MATLAB dictionary v8 swaps them. Decided by magnitude (angular ~1e-3 rad, axial ~1 mm) and, where
     only one is non-zero, by FlyingFocalSpotMode (FFSXY shifts the angle only, FFSZ the height only).
     """
     big_b, big_c = np.abs(dphi).max(initial=0), np.abs(dz).max(initial=0)
-    standard = "(7033,100B) angular rad, (7033,100C) axial mm (McCollough et al. 2021 Table IV, FreeCT)"
+    standard = "(7033,100B) angular rad, (7033,100C) axial mm (Moen et al. 2021 Table IV, FreeCT)"
     swapped = "(7033,100B) axial mm, (7033,100C) angular rad (swapped, as in TCIA's MATLAB dictionary v8)"
     by_size = big_b > 0.02 and big_c <= 0.02
     by_mode = (ffs == "FFSXY" and big_b == 0 and big_c > 0) or (ffs == "FFSZ" and big_c == 0 and big_b > 0)

@@ -1,7 +1,7 @@
 """DICOM-CT-PD private tags: the dictionary, and decoding by the VR the file carries, else by content.
 
 The dictionary (:data:`PRIVATE_TAGS`) is the one of the readers that follow the DICOM-CT-PD User
-Manual (Chen et al., Med. Phys. 42(12) 6964, 2015; tag table in McCollough et al., Med. Phys. 48(2)
+Manual (Chen et al., Med. Phys. 42(12) 6964, 2015; tag table in Moen et al., Med. Phys. 48(2)
 902, 2021, Table IV): FreeCT's DCMTK dictionary (``DicomDataSet.cpp``) and helix2fan's reader.
 In particular WaterAttenuationCoefficient (7041,1001) is DS (a decimal string), the geometry FL
 (32-bit float) and the counts US (16-bit unsigned).
