@@ -26,10 +26,11 @@ def rescale_of(ds: pydicom.Dataset, path: Path) -> tuple[float, float]:
         if keyword not in ds:
             raise InputError(path, f"{keyword} {tag}", "the rescale of stored values to line integrals "
                              "(required, no default)", "missing")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            raw = ds[keyword].value
+        raw = "?"
         try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                raw = ds[keyword].value
             value = float(raw)
         except (TypeError, ValueError):
             raise InputError(path, f"{keyword} {tag}", "one decimal number", str(raw)[:40]) from None

@@ -62,6 +62,8 @@ def parse_z_list(text: str, z_range_mm: tuple[float, float] | None = None) -> li
         values = [float(v) for v in text.split(",") if v.strip()]
         if not values or not all(map(math.isfinite, values)):
             raise ValueError
+        if len(values) > MAX_SLICES:
+            raise InputError("--z-mm", "z-mm", f"at most {MAX_SLICES} table positions", f"{len(values)} positions")
         return values
     except InputError:  # the slice count (an InputError is a ValueError too)
         raise
