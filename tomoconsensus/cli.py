@@ -17,7 +17,7 @@ from tomoconsensus.atomic import check_output_dir, check_output_file, check_writ
 from tomoconsensus.choices import ALL_VARIANTS, CT_REFERENCES, METHODS
 from tomoconsensus.devices import DEVICE_HELP, check_device
 from tomoconsensus.errors import InputError, Interrupted, RunError
-from tomoconsensus.signals import terminate_as_exception
+from tomoconsensus.signals import StopRequest, terminate_as_exception
 
 
 class _Parser(argparse.ArgumentParser):
@@ -110,11 +110,14 @@ def _prepare_ct_projections(args: argparse.Namespace) -> None:
                       read_folders=[p for p in (args.projections, args.reference_projections) if p is not None])
     parse_z_list(args.z_mm, (0.0, 0.0))  # syntax checked before the (long) read
     noise_geometry = load_geometry(args.geometry or "ldct-fanbeam")  # electronic noise for --dose-fraction
-    source = projection_source(args.projections, args.z_mm, args.image_size, args.pixel_size_mm,
-                               args.split, 1.0 if args.dose_fraction is None else args.dose_fraction,
-                               noise_geometry.protocol.electronic_noise_std, args.seed, args.reference_projections,
-                               torch_device(args.device))
-    print(write_prepared(args.out, source.modality, source.slices, source.n_slices, args.seed, source.attrs))
+    # signals set a flag, checked between files and slices: never raised inside the Numba backprojection
+    with StopRequest(kept="no partial output was left") as stop:
+        source = projection_source(args.projections, args.z_mm, args.image_size, args.pixel_size_mm,
+                                   args.split, 1.0 if args.dose_fraction is None else args.dose_fraction,
+                                   noise_geometry.protocol.electronic_noise_std, args.seed,
+                                   args.reference_projections, torch_device(args.device), stop_check=stop.check)
+        summary = write_prepared(args.out, source.modality, source.slices, source.n_slices, args.seed, source.attrs)
+    print(summary)
 
 
 def _prepare_mr(args: argparse.Namespace) -> None:
