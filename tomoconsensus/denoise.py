@@ -137,5 +137,6 @@ def apply_run(config: TrainConfig, models: dict[str, torch.nn.Module], data: Pre
         sl = slice(s, s + batch_size)
         x1, x2, x_est = (torch.from_numpy(getattr(data, k)[sl]).to(device) for k in ("x1", "x2", "x_est"))
         with autocast_for(device, config.amp):
-            outputs.append(methods.output(config.method, models, x1, x2, x_est, variant).float().cpu().numpy())
+            outputs.append(methods.output(config.method, models, x1, x2, x_est, variant,
+                                          methods.mean_is_x_est(data.attrs)).float().cpu().numpy())
     return np.concatenate(outputs).astype(np.float32)

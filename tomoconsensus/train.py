@@ -192,7 +192,8 @@ def validate(config: TrainConfig, models: Mapping[str, torch.nn.Module], data: P
                                           config.symmetric_n2n)
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + float(v) * len(tensors["x1"])
-            out = methods.output(config.method, models, tensors["x1"], tensors["x2"], tensors["x_est"])
+            out = methods.output(config.method, models, tensors["x1"], tensors["x2"], tensors["x_est"],
+                                 mean_from_x_est=methods.mean_is_x_est(data.attrs))
         if data.reference is not None and data.modality in PRESENTERS:  # reference metrics: informative only
             out_np = out.float().cpu().numpy()
             per_slice += [slice_metrics(data.modality, o, r) for o, r in zip(out_np, data.reference[sl], strict=True)]

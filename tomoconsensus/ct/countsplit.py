@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from tomoconsensus.choices import MEAN_INPUT_X_EST
 from tomoconsensus.counts import binomial_thin
 from tomoconsensus.ct.modality import CTModality
 from tomoconsensus.modality import SplitImages
@@ -136,4 +137,5 @@ class CTThinningModality(CTModality):
         return SplitImages(*(self.to_units(mu[k]) for k in range(3)))
 
     def attributes(self) -> dict[str, Any]:
-        return {**super().attributes(), "split": SPLIT_DESCRIPTION, "split_kind": "thinning"}
+        return {**super().attributes(), "split": SPLIT_DESCRIPTION, "split_kind": "thinning",
+                "mean_input": MEAN_INPUT_X_EST}
