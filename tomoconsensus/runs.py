@@ -116,7 +116,7 @@ def check_resume(checkpoint: Path, state: Mapping[str, Any], config: Mapping[str
     diffs = config_differences(state["config"], config)
     saved_data = state.get("data") or {}
     diffs += [f"data.{k}: {saved_data[k]!r} in the run, {data.get(k)!r} now"
-              for k in ("train", "val") if k in saved_data and saved_data[k] != data.get(k)]
+              for k in ("train", "val", "train_files") if k in saved_data and saved_data[k] != data.get(k)]
     if diffs:
         raise InputError(checkpoint, ", ".join(d.split(":")[0] for d in diffs),
                          "the settings and data the run was started with (resume cannot change them; "
