@@ -85,7 +85,7 @@ def _prepare_ct(args: argparse.Namespace) -> None:
     else:
         source = measured_source(read_sinograms(args.sinograms, geom), args.sinograms, args.max_slices)
     tv = TVConfig(lam=args.tv_lam, n_iter=args.tv_iter) if args.tv else None
-    print(write_ct(args.out, ct_modality(geom, args.device), source, args.seed, tv))
+    print(write_ct(args.out, ct_modality(geom, args.device), source, args.seed, tv, jobs=args.jobs, device=args.device))
 
 
 def _prepare_ct_projections(args: argparse.Namespace) -> None:
@@ -350,6 +350,8 @@ def _add_prepare_ct_parser(prep_sub) -> None:
     ct.add_argument("--tv-iter", type=_POSITIVE_INT, default=50)
     ct.add_argument("--pixel-spacing-mm", type=_POSITIVE, default=None, help="for .npy stacks without spacing")
     ct.add_argument("--max-slices", type=_POSITIVE_INT, default=None, help="only the first N slices")
+    ct.add_argument("--jobs", type=_POSITIVE_INT, default=1, help="--images/--sinograms: N processes over the "
+                    "slices (the file is the one --jobs 1 writes)")
     ct.add_argument("--device", type=_device, default="auto", help=f"torch device for the FBP: {DEVICE_HELP}")
     ct.set_defaults(func=_prepare_ct)
 

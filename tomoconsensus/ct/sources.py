@@ -14,7 +14,7 @@ Reference images for simulated data (``reference`` argument):
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -37,8 +37,12 @@ def slice_rngs(seed: int, n: int) -> list[np.random.Generator]:
 
 
 def simulated_slices(stack: ImageStack, geom: FanBeamGeometry, dose_fraction: float, seed: int,
-                     reference: str = "noiseless-fbp") -> Iterator[Slice]:
-    """Low-dose sinograms simulated from clean images, with the chosen reference in HU/1000."""
+                     reference: str = "noiseless-fbp", indices: Sequence[int] | None = None) -> Iterator[Slice]:
+    """Low-dose sinograms simulated from clean images, with the chosen reference in HU/1000.
+
+    Slice ``i`` draws its noise from the ``i``-th stream of ``SeedSequence(seed)`` (:func:`slice_rngs`),
+    so ``indices`` (default: all, in order) gives the same slices whichever others are simulated.
+    """
     if reference not in REFERENCES:
         raise InputError("--reference", "reference", f"one of {REFERENCES}", reference)
     rngs = slice_rngs(seed, len(stack.hu))
@@ -51,7 +55,8 @@ def simulated_slices(stack: ImageStack, geom: FanBeamGeometry, dose_fraction: fl
     edge = (geom.n_detectors - n_det) // 2
     with forward_projector(dataclasses.replace(geom, n_detectors=n_det), kind="strip",
                            threads=torch.get_num_threads()) as proj:
-        for i, rng in enumerate(rngs):
+        for i in range(len(rngs)) if indices is None else indices:
+            rng = rngs[i]
             hu = to_geometry_grid(stack.hu[i], float(stack.pixel_spacing_mm[i]), geom)
             clean = np.pad(proj.forward(hu_to_mu(hu, mu_w)), ((0, 0), (edge, edge)))
             sino = simulate_low_dose(clean, geom, dose_fraction, rng)
@@ -63,8 +68,10 @@ def simulated_slices(stack: ImageStack, geom: FanBeamGeometry, dose_fraction: fl
             yield Slice(stack.slice_ids[i], stack.patient_ids[i], sino, (ref_hu / 1000.0)[None].astype(np.float32))
 
 
-def measured_slices(stack: SinogramStack) -> Iterator[Slice]:
-    """Slices from measured sinograms, with the reference (HU -> HU/1000) where the file has one."""
-    for i, sino in enumerate(stack.sinograms):
+def measured_slices(stack: SinogramStack, indices: Sequence[int] | None = None) -> Iterator[Slice]:
+    """Slices from measured sinograms (``indices``: default all, in order), with the reference (HU -> HU/1000)
+    where the file has one."""
+    for i in range(len(stack.sinograms)) if indices is None else indices:
+        sino = stack.sinograms[i]
         ref = None if stack.reference_hu is None else (stack.reference_hu[i] / 1000.0)[None].astype(np.float32)
         yield Slice(stack.slice_ids[i], stack.slice_ids[i].split("_")[0], sino, ref)
