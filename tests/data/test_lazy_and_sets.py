@@ -151,3 +151,21 @@ def test_denoise_and_evaluate_take_a_folder(prepared_ct, two_patients, tmp_path)
                  f"n2n={tmp_path / 'folder.h5'}", "--out", str(tmp_path / "report")]) == 0
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert "n2n" in json.dumps(metrics)
+
+
+def test_lazily_read_files_are_checked_like_loaded_ones(prepared_ct, tmp_path, capsys):
+    grouped = write_subset(prepared_ct, tmp_path / "grouped.h5", [0, 1], "G")
+    with h5py.File(grouped, "a") as f:
+        del f["x2"]
+        f.create_group("x2")
+    code = main(["train", "--data", str(grouped), "--data-in-memory", "no", "--out", str(tmp_path / "run"),
+                 "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "grouped.h5: field 'x2'" in err
+    bad = write_subset(prepared_ct, tmp_path / "nan.h5", [0, 1], "N")
+    with h5py.File(bad, "a") as f:
+        f["x1"][1, 0, 5, 5] = np.nan
+    data = LazyPrepared(bad)
+    np.testing.assert_array_equal(data.x1[0], read_prepared(prepared_ct).x1[0])
+    with pytest.raises(InputError, match=r"nan\.h5: field 'x1'.*1 non-finite"):
+        data.x1[1]

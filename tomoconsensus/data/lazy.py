@@ -28,7 +28,7 @@ import numpy as np
 from tomoconsensus.data.prepared import IMAGE_KEYS, PreparedDataset, read_prepared
 from tomoconsensus.data.sets import PathsLike, check_same_kind, dataset_path, expand_prepared, read_prepared_many
 from tomoconsensus.errors import InputError, require_finite
-from tomoconsensus.hdf5 import read_strings
+from tomoconsensus.hdf5 import open_hdf5, read_strings
 
 #: ``--data-in-memory auto`` loads the data when they take at most this share of the available memory.
 MEMORY_SHARE = 0.25
@@ -210,8 +210,9 @@ def data_bytes(paths: PathsLike) -> int:
     """Bytes the image arrays training reads (x1, x2, x_est, reference, teacher) take in memory, float32."""
     total = 0
     for path in expand_prepared(paths):
-        with h5py.File(path, "r") as f:
-            total += sum(int(np.prod(f[k].shape)) * 4 for k in (*IMAGE_KEYS, "reference", "teacher") if k in f)
+        with open_hdf5(path, "prepared HDF5 file (tomoconsensus prepare ...)") as f:
+            total += sum(int(np.prod(item.shape)) * 4 for k in (*IMAGE_KEYS, "reference", "teacher")
+                         if isinstance(item := f.get(k), h5py.Dataset))  # other items: refused by the reader
     return total
 
 

@@ -76,9 +76,14 @@ def describe_file(path: Path) -> dict[str, Any]:
         if missing:
             raise InputError(path, missing[0], "this dataset (see docs/prepared-format.md)", "missing")
         out: dict[str, Any] = {k: _plain(f.attrs[k]) for k in SHARED_ATTRS if k in f.attrs}
-        out["image shape"] = tuple(int(n) for n in f["x1"].shape[1:])
         baselines = f.get("baselines")
         names = sorted(baselines) if isinstance(baselines, h5py.Group) else []
+        for key in (*IMAGE_KEYS, "reference", "teacher", *(f"baselines/{n}" for n in names)):
+            item = f.get(key)
+            if item is not None and not (isinstance(item, h5py.Dataset) and item.ndim == 4 and item.dtype.kind == "f"):
+                raise InputError(path, key, "a float dataset (slices, channels, H, W)",
+                                 "an HDF5 group" if isinstance(item, h5py.Group) else f"{item.dtype} {item.shape}")
+        out["image shape"] = tuple(int(n) for n in f["x1"].shape[1:])
         out["datasets"] = ", ".join([k for k in ("reference", "teacher") if k in f] + [f"baselines/{n}" for n in names])
         out["slices"] = int(f["x1"].shape[0])
     return out
