@@ -31,7 +31,7 @@ from tomoconsensus.errors import InputError, RunError
 RUN_FILES = ("config.toml", "run_info.json", "checkpoint.pt", "model.pt", "best.pt", "log.jsonl",
              "summary.json")
 #: Inputs a run folder may hold: the teacher copies of a distilled run (:mod:`tomoconsensus.distill`).
-RUN_INPUTS = ("teacher_train.h5", "teacher_val.h5")
+RUN_INPUTS = ("teacher_train.h5", "teacher_val.h5", "teacher_train", "teacher_val")  # folders: several files
 LOCK_NAME = ".tomoconsensus.lock"
 #: Config fields a resumed run may change: where and how fast it runs, how often it writes.
 RESUME_FREE = ("device", "compile", "checkpoint_every_steps", "log_every_steps")

@@ -169,3 +169,17 @@ def test_lazily_read_files_are_checked_like_loaded_ones(prepared_ct, tmp_path, c
     np.testing.assert_array_equal(data.x1[0], read_prepared(prepared_ct).x1[0])
     with pytest.raises(InputError, match=r"nan\.h5: field 'x1'.*1 non-finite"):
         data.x1[1]
+
+
+def test_distill_on_a_folder_writes_one_teacher_copy_per_file(two_patients, tmp_path):
+    from tomoconsensus.distill import distill
+
+    train(tiny_config(method="noise2noise", max_steps=2), two_patients / "a.h5", tmp_path / "teacher", progress=False)
+    distill(tiny_config(max_steps=2), tmp_path / "teacher", two_patients, tmp_path / "g", progress=False,
+            warm_start=False, data_in_memory="no")
+    copies = sorted((tmp_path / "g" / "teacher_train").glob("*.h5"))
+    assert [p.name for p in copies] == ["00000_a.h5", "00001_b.h5"]
+    copy = read_prepared(copies[1])
+    assert copy.patient_ids == ["B", "B"] and copy.teacher.shape == (2, 1, 128, 128)
+    recorded = load_checkpoint(tmp_path / "g" / "model.pt")["data"]["train"]
+    assert recorded == str((tmp_path / "g" / "teacher_train").resolve())
