@@ -6,9 +6,11 @@
   of an epoch depend only on ``(seed, epoch)``.
 * Device-aware: on CUDA, bf16 autocast, channels-last and (optionally) ``torch.compile``, with the
   whole dataset kept on the GPU when it fits; on CPU, torch uses every core.
-* Multi-GPU / multi-process through ``torchrun`` and DistributedDataParallel: each rank takes an
-  equal share of every global batch; rank 0 writes checkpoints and logs. The same script runs
-  single-process.
+* Data: one or more prepared files (or folders of them), loaded or read slice by slice on demand
+  (:mod:`tomoconsensus.train_data`); the patches are the same either way.
+* Multi-GPU / multi-node through ``torchrun`` and DistributedDataParallel (:mod:`tomoconsensus.nn.parallel`):
+  each rank takes an equal share of every global batch, batch norm uses the global batch, the logged
+  losses are the global batch's; rank 0 writes checkpoints and logs. The same script runs single-process.
 * Checkpoints (networks, optimiser, RNG state, step) are written atomically every
   ``checkpoint_every_steps`` and, at the end of the current step, on Ctrl-C or SIGTERM;
   ``resume=True`` continues bit-exactly on the same device. A finished run is final; a run folder
