@@ -89,7 +89,8 @@ def _prepare_ct(args: argparse.Namespace) -> None:
     else:
         source = measured_source(read_sinograms(args.sinograms, geom), args.sinograms, args.max_slices)
     tv = TVConfig(lam=args.tv_lam, n_iter=args.tv_iter) if args.tv else None
-    print(write_ct(args.out, ct_modality(geom, args.device, split), source, args.seed, tv))
+    print(write_ct(args.out, ct_modality(geom, args.device, split), source, args.seed, tv, jobs=args.jobs,
+                   device=args.device))
 
 
 def _prepare_ct_projections(args: argparse.Namespace) -> None:
@@ -192,9 +193,15 @@ def _train_overrides(args: argparse.Namespace) -> dict:
 
 
 def _check_val(args: argparse.Namespace) -> None:
-    if args.val and same_file(args.val, args.data):
-        raise InputError(args.val, "--val", "held-out slices, not the training file (selection on training data "
-                         "would keep the epoch that fits the noise best)", "it is --data")
+    for val in args.val or []:
+        if any(same_file(val, data) for data in args.data):
+            raise InputError(val, "--val", "held-out slices, not the training file (selection on training data "
+                             "would keep the epoch that fits the noise best)", "it is --data")
+
+
+def _one_or_many(paths: list[Path] | None) -> Path | list[Path] | None:
+    """``--data A`` as one path (recorded as before), ``--data A B`` as a list."""
+    return paths[0] if paths and len(paths) == 1 else paths
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -203,7 +210,8 @@ def _train(args: argparse.Namespace) -> None:
     overrides = {"method": args.method, **_train_overrides(args)}
     _check_val(args)
     config = load_train_config(args.config, overrides)
-    print(train(config, args.data, args.out, args.val, resume=args.resume, overwrite=args.overwrite))
+    print(train(config, _one_or_many(args.data), args.out, _one_or_many(args.val), resume=args.resume,
+                overwrite=args.overwrite, data_in_memory=args.data_in_memory, cache_mb=args.cache_mb))
 
 
 def _distill(args: argparse.Namespace) -> None:
@@ -212,8 +220,9 @@ def _distill(args: argparse.Namespace) -> None:
 
     _check_val(args)
     config = load_train_config(args.config, {"method": "distill", **_train_overrides(args)})
-    print(distill(config, args.teacher, args.data, args.out, args.val, resume=args.resume, overwrite=args.overwrite,
-                  warm_start=not args.from_scratch))
+    print(distill(config, args.teacher, _one_or_many(args.data), args.out, _one_or_many(args.val),
+                  resume=args.resume, overwrite=args.overwrite, warm_start=not args.from_scratch,
+                  data_in_memory=args.data_in_memory, cache_mb=args.cache_mb))
 
 
 def _denoise(args: argparse.Namespace) -> None:
@@ -229,14 +238,16 @@ def _denoise(args: argparse.Namespace) -> None:
         print(denoise_images(args.run, args.images, args.out, args.resample, args.overwrite, args.pixel_spacing_mm,
                              args.batch_size, args.device))
         return
+    from tomoconsensus.data.sets import expand_prepared
     from tomoconsensus.denoise import denoise
     from tomoconsensus.runs import RUN_FILES
 
-    check_output_file(args.out, _inputs(args.data, *([args.val] if args.val else []),
-                                       *(args.run / name for name in RUN_FILES)), args.overwrite)
+    check_output_file(args.out, _inputs(*expand_prepared(args.data), *([args.val] if args.val else []),
+                                       *(args.run / name for name in RUN_FILES)), args.overwrite,
+                      read_folders=[p for p in args.data if p.is_dir()])
     if args.data_consistency == "auto" and args.val is None:
         raise InputError("--data-consistency", "auto", "a held-out noisy file to choose lambda on (--val)", "no --val")
-    print(denoise(args.run, args.data, args.out, args.variant, args.batch_size, args.device, True,
+    print(denoise(args.run, _one_or_many(args.data), args.out, args.variant, args.batch_size, args.device, True,
                   args.data_consistency, args.val, args.keep_means_mm))
 
 
@@ -249,22 +260,20 @@ def _evaluate(args: argparse.Namespace) -> None:
     for name, run in runs.items():
         if not (run / "log.jsonl").is_file():
             raise InputError("--runs", name, "a run folder with log.jsonl (written by tomoconsensus train)", str(run))
-    check_output_dir(args.out, _inputs(args.data, *results.values(), *runs.values()), REPORT_FILES, args.overwrite)
-    ev = evaluate(args.data, results)
+    check_output_dir(args.out, _inputs(*args.data, *results.values(), *runs.values()), REPORT_FILES, args.overwrite)
+    ev = evaluate(_one_or_many(args.data), results)
     _warn_seen_patients(args.data, runs)
     files = write_report(ev, args.out, runs)
     print(metrics_markdown(ev))
     print("wrote " + ", ".join(str(p) for p in files.values()))
 
 
-def _warn_seen_patients(data: Path, runs: dict[str, Path]) -> None:
-    """Warn (stderr) when a patient of the evaluated file trained or validated one of the ``runs``."""
-    import h5py
-
+def _warn_seen_patients(data: list[Path], runs: dict[str, Path]) -> None:
+    """Warn (stderr) when a patient of the evaluated files trained or validated one of the ``runs``."""
+    from tomoconsensus.data.sets import expand_prepared, patient_ids
     from tomoconsensus.runinfo import seen_patient_warnings
 
-    with h5py.File(data, "r") as f:
-        patients = sorted({p.decode() if isinstance(p, bytes) else str(p) for p in f["patient_id"][()]})
+    patients = sorted(patient_ids(expand_prepared(data)))
     for name, run in runs.items():
         for line in seen_patient_warnings(run, patients, name):
             print(line, file=sys.stderr)
@@ -300,10 +309,17 @@ def _demo(args: argparse.Namespace) -> None:
 
 def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     """Data, run folder and run-config overrides shared by ``train`` and ``distill``."""
-    parser.add_argument("--data", type=Path, required=True, help="prepared training .h5")
+    parser.add_argument("--data", type=Path, nargs="+", required=True,
+                        help="prepared training .h5 files and/or folders of them (e.g. one file per patient)")
     parser.add_argument("--config", type=Path, help="run config TOML (e.g. examples/ct/train.toml)")
     parser.add_argument("--out", type=Path, required=True, help="run folder")
-    parser.add_argument("--val", type=Path, help="prepared validation .h5 (held-out slices)")
+    parser.add_argument("--val", type=Path, nargs="+", help="prepared validation .h5 files or folders (held-out "
+                        "patients)")
+    parser.add_argument("--data-in-memory", choices=("auto", "yes", "no"), default="auto",
+                        help="yes: load the data; no: read slices on demand (bounded cache); auto (default): load "
+                        "when they take at most 25 %% of the available memory")
+    parser.add_argument("--cache-mb", type=_POSITIVE, default=256.0,
+                        help="slice cache of data read on demand, MB (default 256; at least two batches' slices)")
     parser.add_argument("--resume", action="store_true", help="continue the interrupted run in OUT (checkpoint.pt)")
     parser.add_argument("--overwrite", action="store_true",
                         help="start the run in OUT again from scratch (removes its run files)")
@@ -364,6 +380,8 @@ def _add_prepare_ct_parser(prep_sub) -> None:
     ct.add_argument("--tv-iter", type=_POSITIVE_INT, default=50)
     ct.add_argument("--pixel-spacing-mm", type=_POSITIVE, default=None, help="for .npy stacks without spacing")
     ct.add_argument("--max-slices", type=_POSITIVE_INT, default=None, help="only the first N slices")
+    ct.add_argument("--jobs", type=_POSITIVE_INT, default=1, help="--images/--sinograms: N processes over the "
+                    "slices (the file is the one --jobs 1 writes)")
     ct.add_argument("--device", type=_device, default="auto", help=f"torch device for the FBP: {DEVICE_HELP}")
     ct.set_defaults(func=_prepare_ct)
 
@@ -446,7 +464,8 @@ def _add_denoise_parser(sub) -> None:
     dn = sub.add_parser("denoise", help="apply a trained run to a prepared file, or an image run to a DICOM series")
     dn.add_argument("--run", type=Path, required=True)
     inp = dn.add_mutually_exclusive_group(required=True)
-    inp.add_argument("--data", type=Path, help="prepared .h5 (x1, x2, x_est): output DENOISED.h5")
+    inp.add_argument("--data", type=Path, nargs="+", help="prepared .h5 files or folders (x1, x2, x_est): output "
+                     "one DENOISED.h5, slices in file order")
     inp.add_argument("--images", type=Path, help="DICOM CT series folder (output: DICOM folder) or .npy/.npz HU stack")
     dn.add_argument("--out", type=Path, required=True, help="DENOISED.h5; with --images a folder or .npy/.npz file")
     dn.add_argument("--overwrite", action="store_true", help="replace an existing --out file (or, with --images, "
@@ -472,7 +491,8 @@ def _add_denoise_parser(sub) -> None:
 
 def _add_evaluate_parser(sub) -> None:
     ev = sub.add_parser("evaluate", help="metrics, tables and figures against the reference")
-    ev.add_argument("--data", type=Path, required=True, help="prepared test .h5 (with reference)")
+    ev.add_argument("--data", type=Path, nargs="+", required=True,
+                    help="prepared test .h5 files or folders (with reference)")
     ev.add_argument("--results", nargs="*", help="NAME=DENOISED.h5 ... (baselines are added automatically)")
     ev.add_argument("--runs", nargs="*", help="NAME=RUN_DIR ... for training curves")
     ev.add_argument("--out", type=Path, required=True, help="report folder")

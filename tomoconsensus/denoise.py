@@ -22,6 +22,7 @@ from tomoconsensus import methods
 from tomoconsensus.atomic import atomic_path
 from tomoconsensus.data.denoised import FORMAT, read_denoised  # noqa: F401 (read_denoised: public here too)
 from tomoconsensus.data.prepared import PreparedDataset, read_prepared
+from tomoconsensus.data.sets import PathsLike, expand_prepared, is_many, read_prepared_many
 from tomoconsensus.errors import InputError
 from tomoconsensus.progress import progress as progress_bar
 from tomoconsensus.train import TrainConfig, autocast_for, load_trained, resolve_device
@@ -41,7 +42,7 @@ class DenoiseSummary:
 
 
 @torch.no_grad()
-def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant: str | None = None,
+def denoise(run_dir: str | Path, data_path: PathsLike, out: str | Path, variant: str | None = None,
             batch_size: int = 4, device: str = "auto", progress: bool = True,
             data_consistency: float | str | None = None, val_path: str | Path | None = None,
             keep_means_mm: float | None = None) -> DenoiseSummary:
@@ -49,6 +50,8 @@ def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant
 
     Parameters
     ----------
+    data_path : path or list of paths
+        Prepared files and folders of them (:mod:`tomoconsensus.data.sets`); one output file, slices in order.
     variant : str, optional
         Which output (see :mod:`tomoconsensus.methods`): consensus ``mean`` (default,
         (f1 + f2)((x1 + x2) / 2) / 2), ``z``, ``f1`` or ``full``;
@@ -67,7 +70,10 @@ def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant
     dev = resolve_device(device)
     config, models, trained_on = load_trained(run_dir, dev, with_data=True)
     variant = methods.check_variant(config.method, variant)
-    data = read_prepared(data_path)
+    if data_consistency is not None and is_many(data_path):
+        raise InputError("--data-consistency", "data-consistency", "one prepared file per denoise call (each file's "
+                         "kept measurement is read)", f"{len(expand_prepared(data_path))} files")
+    data = read_prepared_many(data_path)
     check_like_training(data, config.channels, trained_on)
     sigma = None
     if keep_means_mm is not None:
@@ -99,7 +105,7 @@ def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({"format": FORMAT, "method": config.method, "variant": variant,
                         "units": data.attrs.get("units", ""), "modality": data.modality,
-                        "run_dir": str(run_dir), "source": str(data_path)})
+                        "run_dir": str(run_dir), "source": str(data.path)})
         if lamda is not None:
             f.attrs["data_consistency_lambda"] = lamda
         f.attrs.update(kept)

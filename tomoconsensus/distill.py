@@ -42,7 +42,9 @@ import torch.distributed as dist
 
 from tomoconsensus import methods
 from tomoconsensus.atomic import atomic_path, same_file
+from tomoconsensus.data.lazy import CACHE_MB
 from tomoconsensus.data.prepared import read_prepared
+from tomoconsensus.data.sets import PathsLike, expand_prepared, is_many
 from tomoconsensus.denoise import apply_run
 from tomoconsensus.errors import InputError
 from tomoconsensus.runs import check_run_dir
@@ -116,15 +118,18 @@ def write_teacher_copy(source: str | Path, out: str | Path, teacher: Teacher, de
     return out
 
 
-def distill(config: TrainConfig, teacher_run: str | Path, train_path: str | Path, run_dir: str | Path,
-            val_path: str | Path | None = None, resume: bool = False, stop_after_steps: int | None = None,
-            progress: bool = True, overwrite: bool = False, warm_start: bool = True) -> TrainSummary:
+def distill(config: TrainConfig, teacher_run: str | Path, train_path: PathsLike, run_dir: str | Path,
+            val_path: PathsLike | None = None, resume: bool = False, stop_after_steps: int | None = None,
+            progress: bool = True, overwrite: bool = False, warm_start: bool = True, data_in_memory: str = "auto",
+            cache_mb: float = CACHE_MB) -> TrainSummary:
     """Train ``g: x_est -> teacher output`` with the trainer; returns its summary.
 
     ``config`` is a run configuration as for :func:`tomoconsensus.train.train` (its ``method`` is
     replaced by ``distill``); its ``channels`` must match the teacher's. Under torchrun, rank 0
     computes the teacher outputs and the other ranks wait for them. ``resume`` and ``overwrite``
     act on ``run_dir`` as for ``train`` (the teacher copies there are rewritten unless resumed).
+    Several prepared files (or folders) get one teacher copy each, in the folders ``teacher_train/`` and
+    ``teacher_val/``; ``data_in_memory`` and ``cache_mb`` are passed to the trainer.
     """
     run_dir = Path(run_dir)
     if run_dir.exists() and same_file(run_dir, Path(teacher_run)):
@@ -137,20 +142,35 @@ def distill(config: TrainConfig, teacher_run: str | Path, train_path: str | Path
     initial = _teacher_weights(config, teacher_config, teacher_models) if warm_start else None
     check_run_dir(run_dir, resume, overwrite)  # before the teacher outputs are computed; train checks again
     rank, world, device = init_distributed(resolve_device(config.device))
-    sources = {"train": Path(train_path), **({"val": Path(val_path)} if val_path else {})}
-    copies = {name: run_dir / f"teacher_{name}.h5" for name in sources}
+    sources = {"train": train_path, **({"val": val_path} if val_path else {})}
+    pairs = {name: _copy_names(name, paths, run_dir) for name, paths in sources.items()}
     if rank == 0:
-        for name, source in sources.items():
-            if resume and _is_current(copies[name], teacher, source):
-                print(f"distill: reusing teacher outputs in {copies[name]}")
+        for listed, target in pairs.values():  # a copy left from another set of files would be read too
+            for stale in set(target.glob("*.h5") if target.is_dir() else ()) - {c for _, c in listed}:
+                stale.unlink()
+        for source, copy in (pair for listed, _ in pairs.values() for pair in listed):
+            if resume and _is_current(copy, teacher, source):
+                print(f"distill: reusing teacher outputs in {copy}")
                 continue
-            write_teacher_copy(source, copies[name], teacher, device, progress=progress)
-            print(f"distill: wrote {teacher.method} ({teacher.variant}) outputs of {source} to {copies[name]}")
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            write_teacher_copy(source, copy, teacher, device, progress=progress)
+            print(f"distill: wrote {teacher.method} ({teacher.variant}) outputs of {source} to {copy}")
     if world > 1:
         dist.barrier()
-    return train(dataclasses.replace(config, method="distill"), copies["train"], run_dir, copies.get("val"),
-                 resume=resume, stop_after_steps=stop_after_steps, progress=progress, overwrite=overwrite,
-                 initial_weights=initial)
+    return train(dataclasses.replace(config, method="distill"), pairs["train"][1], run_dir,
+                 pairs["val"][1] if "val" in pairs else None, resume=resume, stop_after_steps=stop_after_steps,
+                 progress=progress, overwrite=overwrite, initial_weights=initial, data_in_memory=data_in_memory,
+                 cache_mb=cache_mb)
+
+
+def _copy_names(name: str, paths: PathsLike, run_dir: Path) -> tuple[list[tuple[Path, Path]], Path]:
+    """(source, teacher copy) pairs of ``paths`` and what the trainer reads: ``teacher_NAME.h5`` for one
+    file; for several, the folder ``teacher_NAME/`` with one copy per file, numbered in file order."""
+    files = expand_prepared(paths, "--data" if name == "train" else "--val")
+    if not is_many(paths):
+        return [(files[0], run_dir / f"teacher_{name}.h5")], run_dir / f"teacher_{name}.h5"
+    folder = run_dir / f"teacher_{name}"
+    return [(f, folder / f"{i:05d}_{f.name}") for i, f in enumerate(files)], folder
 
 
 def _teacher_weights(config: TrainConfig, teacher_config: TrainConfig,
