@@ -152,3 +152,15 @@ def test_mean_output_of_a_thinning_file_takes_x_est(tmp_path, demo_geometry):
         outs[variant] = read_denoised(tmp_path / f"{variant}.h5")[0]
     np.testing.assert_array_equal(outs["mean"], outs["full"])
     assert np.abs(outs["f1"] - outs["full"]).max() > 1e-3  # the control: another input, another output
+
+
+def test_thinning_file_is_the_same_with_two_processes(tmp_path, demo_geometry):
+    """Each slice thins with its own seed (drawn from its noise stream): --jobs 2 writes the --jobs 1 file."""
+    hu = np.where(disk(demo_geometry, 60.0) > 0, 40.0, -1000.0).astype(np.float32)[None].repeat(3, 0)
+    stack = ImageStack(hu, np.full(3, demo_geometry.pixel_size_mm), ["a", "b", "c"], ["p", "p", "p"])
+    files = [read_prepared(write_ct(tmp_path / f"j{jobs}.h5", ct_modality(demo_geometry, "cpu", "thinning"),
+                                    simulated_source(stack, demo_geometry, 0.25, 5, "test", counts=True), 5,
+                                    progress=False, jobs=jobs, device="cpu").path) for jobs in (1, 2)]
+    for key in ("x1", "x2", "x_est"):
+        np.testing.assert_array_equal(getattr(files[0], key), getattr(files[1], key))
+    assert np.abs(files[0].x1[0] - files[0].x1[1]).max() > 1e-3  # slices thinned with different seeds
