@@ -9,13 +9,21 @@ one line (exit 130 / 143), leaving no partial output; ``train`` saves a checkpoi
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
 from tomoconsensus.atomic import check_output_dir, check_output_file, check_writable_folder, same_file
 from tomoconsensus.choices import ALL_VARIANTS, CT_REFERENCES, METHODS
-from tomoconsensus.devices import DEVICE_HELP, check_device
+from tomoconsensus.cli_types import (
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    device,
+    lamda_or_auto,
+    number,
+)
+from tomoconsensus.devices import DEVICE_HELP
 from tomoconsensus.errors import InputError, Interrupted, RunError
 from tomoconsensus.signals import terminate_as_exception
 
@@ -27,38 +35,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
-def _number(kind: type, low: float | None = None, high: float | None = None, low_open: bool = True,
-            what: str = ""):
-    """An argparse type: a finite ``kind`` in (low, high] (or [low, high] if not ``low_open``)."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        ok = math.isfinite(value) and (high is None or value <= high) and \
-            (low is None or (value > low if low_open else value >= low))
-        if not ok:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-    parse.__name__ = what
-    return parse
-
-
-_POSITIVE_INT = _number(int, 0, what="an integer >= 1")
-_NON_NEGATIVE_INT = _number(int, 0, low_open=False, what="an integer >= 0")
-_POSITIVE = _number(float, 0, what="a finite number > 0")
-
-
-def _lamda_or_auto(text: str) -> str | float:
-    return "auto" if text == "auto" else _number(float, 0, what="auto or a weight > 0")(text)
-_NON_NEGATIVE = _number(float, 0, low_open=False, what="a finite number >= 0")
-
-
-def _device(text: str) -> str:
-    try:
-        return check_device(text)
-    except InputError:
-        raise argparse.ArgumentTypeError(f"expected {DEVICE_HELP}, got {text!r}") from None
+_number = number
+_POSITIVE_INT, _NON_NEGATIVE_INT, _POSITIVE, _NON_NEGATIVE = POSITIVE_INT, NON_NEGATIVE_INT, POSITIVE, NON_NEGATIVE
+_lamda_or_auto, _device = lamda_or_auto, device
 
 
 def _inputs(*paths) -> list[Path]:
