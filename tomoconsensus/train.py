@@ -58,6 +58,7 @@ from tomoconsensus.data.patches import PatchSampler, extract_patches
 from tomoconsensus.data.prepared import PreparedDataset, read_prepared
 from tomoconsensus.devices import torch_device
 from tomoconsensus.errors import InputError, Interrupted, RunError
+from tomoconsensus.memory import check_training_memory
 from tomoconsensus.metrics import PRESENTERS, slice_metrics
 from tomoconsensus.progress import progress as progress_bar
 from tomoconsensus.runinfo import write_run_info
@@ -275,6 +276,8 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
     if val is not None:
         check_data(val, config, val_path, like=data)
     sampler = _patch_sampler(data, config, train_path)
+    check_training_memory(dataclasses.replace(config, batch_size=config.batch_size // world), len(data),
+                          *data.x1.shape[-2:], device)
     record = data_record(data, train_path, val_path)
     checkpoint_path = run_dir / "checkpoint.pt"
     state = load_checkpoint(checkpoint_path, device) if resume else None
