@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from tomoconsensus.atomic import check_output_dir, check_output_file, check_writable_folder, same_file
@@ -24,7 +25,7 @@ from tomoconsensus.cli_types import (
     number,
 )
 from tomoconsensus.devices import DEVICE_HELP
-from tomoconsensus.errors import InputError, Interrupted, RunError
+from tomoconsensus.errors import InputError, Interrupted, RunError, one_line
 from tomoconsensus.signals import terminate_as_exception
 
 
@@ -181,15 +182,17 @@ def _distill(args: argparse.Namespace) -> None:
 
 
 def _denoise(args: argparse.Namespace) -> None:
+    if args.val is not None and args.data_consistency != "auto":
+        raise InputError("--val", "val", "only with --data-consistency auto (it chooses lambda there)", str(args.val))
     if args.images is not None:
         from tomoconsensus.denoise_images import denoise_images
 
-        if args.variant is not None:
-            raise InputError("--variant", "variant", "no --variant with --images (the run's one-image variant is used)",
-                             args.variant)
-        if args.keep_means_mm is not None:
-            raise InputError("--keep-means-mm", "keep_means_mm", "--data (it needs the prepared file's x_est)",
-                             args.keep_means_mm)
+        for flag, value, needs in (("--variant", args.variant, "the run's one-image variant is used"),
+                                   ("--keep-means-mm", args.keep_means_mm, "it needs the prepared file's x_est"),
+                                   ("--data-consistency", args.data_consistency, "it needs the prepared file's "
+                                    "raw measurement")):
+            if value is not None:
+                raise InputError(flag, flag.lstrip("-").replace("-", "_"), f"--data, not --images ({needs})", value)
         print(denoise_images(args.run, args.images, args.out, args.resample, args.overwrite, args.pixel_spacing_mm,
                              args.batch_size, args.device))
         return
@@ -200,6 +203,9 @@ def _denoise(args: argparse.Namespace) -> None:
                                        *(args.run / name for name in RUN_FILES)), args.overwrite)
     if args.data_consistency == "auto" and args.val is None:
         raise InputError("--data-consistency", "auto", "a held-out noisy file to choose lambda on (--val)", "no --val")
+    if args.pixel_spacing_mm is not None or args.resample:
+        raise InputError("--pixel-spacing-mm" if args.pixel_spacing_mm is not None else "--resample", "images",
+                         "--images (a prepared --data file keeps its own grid)")
     print(denoise(args.run, args.data, args.out, args.variant, args.batch_size, args.device, True,
                   args.data_consistency, args.val, args.keep_means_mm))
 
@@ -394,7 +400,8 @@ def _add_denoise_parser(sub) -> None:
     dn.add_argument("--overwrite", action="store_true", help="replace an existing --out file (or, with --images, "
                     "a non-empty output folder)")
     dn.add_argument("--resample", action="store_true",
-                    help="--images: run on the training pixel size and resample back")
+                    help="--images: run the network on its training pixel size and add its correction, resampled "
+                    "to the series' pixels, to the input (the detail finer than the training grid is kept)")
     dn.add_argument("--pixel-spacing-mm", type=_POSITIVE, help="--images: pixel size of a .npy stack")
     dn.add_argument("--variant", choices=ALL_VARIANTS,
                     help="--data only; consensus: mean (default) | z | f1 | full; noise2noise: mean (default) | "
@@ -435,8 +442,20 @@ def _add_demo_parser(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command. Warnings (numpy RuntimeWarning, torch UserWarning, tomoconsensus' own) are held
+    until it ends: after a refusal only the one error line is shown (they are its side effects), after
+    success or an interruption each distinct warning is one ``warning:`` line."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    with warnings.catch_warnings(record=True) as caught:
+        code = _run(args)
+    if code != 2:
+        for message in dict.fromkeys(one_line(str(w.message)) for w in caught):
+            print(f"warning: {message}", file=sys.stderr)
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         with terminate_as_exception():
             args.func(args)

@@ -51,6 +51,7 @@ from tomoconsensus.checkpoints import (
     build_models,
     load_checkpoint,
     load_trained,
+    require_finite_weights,
     save_checkpoint,
     save_model,
 )
@@ -283,6 +284,7 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
     state = load_checkpoint(checkpoint_path, device) if resume else None
     if state is not None:
         check_resume(checkpoint_path, state, dataclasses.asdict(config), record)
+        require_finite_weights(state["models"], checkpoint_path)  # not "diverged": the file itself is damaged
     if world > 1:  # every rank has checked the folder before rank 0 writes to it
         dist.barrier()
     with run_lock(run_dir) if rank == 0 else contextlib.nullcontext():

@@ -362,13 +362,28 @@ def _slice_normal(ds, path: Path) -> np.ndarray:
     iop = ds.get("ImageOrientationPatient")
     if iop is None or len(iop) != 6 or "ImagePositionPatient" not in ds:
         raise InputError(path, "ImageOrientationPatient/ImagePositionPatient", "the slice geometry tags", "missing")
+    _finite_numbers(iop, 6, path, "ImageOrientationPatient")
+    _finite_numbers(ds.ImagePositionPatient, 3, path, "ImagePositionPatient")
     normal = np.cross(np.asarray(iop[:3], float), np.asarray(iop[3:], float))
+    if not np.linalg.norm(normal) > 0:
+        raise InputError(path, "ImageOrientationPatient", "two non-parallel unit vectors (row, column)", list(iop))
     tilt = np.degrees(np.arccos(min(1.0, abs(normal[2]) / np.linalg.norm(normal))))
     if tilt > MAX_AXIAL_TILT_DEG:
         raise InputError(path, "ImageOrientationPatient",
                          f"axial slices (normal within {MAX_AXIAL_TILT_DEG:g} degrees of the patient z axis)",
                          [float(v) for v in iop])
     return normal / np.linalg.norm(normal)
+
+
+def _finite_numbers(value, count: int, path: Path, tag: str) -> np.ndarray:
+    """``value`` as ``count`` finite floats; InputError naming the file and tag otherwise (NaN, inf, text)."""
+    try:
+        numbers = np.asarray([float(v) for v in value], float)
+    except (TypeError, ValueError):
+        numbers = np.full(0, np.nan)
+    if numbers.shape != (count,) or not np.all(np.isfinite(numbers)):
+        raise InputError(path, tag, f"{count} finite numbers", str(value))
+    return numbers
 
 
 def read_dicom_series(folder: str | Path) -> DicomSeries:
