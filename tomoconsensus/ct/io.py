@@ -83,6 +83,11 @@ def check_spacing(spacing, n_slices: int, source, field: str = "pixel_spacing_mm
     return spacing
 
 
+#: Largest |HU| read from a DICOM image: CT numbers span -1024 to about 3e4 (metal); beyond 1e6 the
+#: rescale tags are wrong (and float32 would overflow at 3.4e38).
+MAX_ABS_HU = 1e6
+
+
 def _dicom_number(ds: pydicom.Dataset, tag: str, path: Path, nonzero: bool = False) -> float:
     try:
         value = float(ds[tag].value)
@@ -111,7 +116,12 @@ def read_dicom_image(path: Path, ds: pydicom.Dataset | None = None) -> tuple[np.
         pixels = ds.pixel_array.astype(np.float32)
     except Exception as exc:  # pydicom raises many types for truncated/compressed data
         raise InputError(path, "PixelData", "decodable pixel data", str(exc)) from None
-    hu = pixels * slope + intercept
+    hu = pixels.astype(np.float64) * slope + intercept  # float64: a huge slope is refused, not an overflow
+    if not np.all(np.abs(hu) < MAX_ABS_HU):
+        raise InputError(path, "RescaleSlope/RescaleIntercept", f"stored values x slope + intercept within "
+                         f"+-{MAX_ABS_HU:g} HU (CT numbers)", f"slope {slope:g}, intercept {intercept:g}: up to "
+                         f"{np.nanmax(np.abs(hu)):.3g} HU")
+    hu = hu.astype(np.float32)
     if hu.ndim != 2 or hu.shape[0] != hu.shape[1]:
         raise InputError(path, "Rows/Columns", "a single square image", hu.shape)
     spacing = ds.get("PixelSpacing")
