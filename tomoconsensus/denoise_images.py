@@ -45,7 +45,8 @@ from torch.nn import functional as F
 from tomoconsensus import methods
 from tomoconsensus.atomic import atomic_dir, atomic_path, same_file
 from tomoconsensus.ct.dicom_out import write_derived_series
-from tomoconsensus.ct.io import DicomSeries, read_dicom_series, read_image_array
+from tomoconsensus.ct.dicom_series import DicomSeries, read_dicom_series
+from tomoconsensus.ct.io import read_image_array
 from tomoconsensus.data.prepared import package_version
 from tomoconsensus.denoise import check_finite_output
 from tomoconsensus.errors import InputError

@@ -49,7 +49,7 @@ import torch.distributed as dist
 from tomoconsensus import methods
 from tomoconsensus.atomic import atomic_path, same_file
 from tomoconsensus.data.prepared import read_prepared
-from tomoconsensus.denoise import apply_run, check_like_training
+from tomoconsensus.denoise import apply_run, check_finite_output, check_like_training
 from tomoconsensus.errors import InputError
 from tomoconsensus.memory import check_training_memory
 from tomoconsensus.runinfo import FILE as RUN_INFO
@@ -145,6 +145,7 @@ def write_teacher_copy(source: str | Path, out: str | Path, teacher: Teacher, de
     if data.channels != config.channels:
         raise InputError(source, "x1", f"{config.channels} channel(s) like the teacher's networks", data.channels)
     z = apply_run(config, models, data, device, teacher.variant, batch_size, progress)
+    check_finite_output(z, teacher.run_dir)  # NaN targets would train a NaN student
     with atomic_path(out) as tmp:
         shutil.copyfile(source, tmp)
         with h5py.File(tmp, "a") as f:

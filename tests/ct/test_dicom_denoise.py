@@ -223,7 +223,7 @@ def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, capsys):
 @pytest.mark.skipif(not KITS.is_dir(), reason="real series not available (../shared/data)")
 def test_real_series_identity_round_trip(tmp_path):
     """A clinical series (KiTS, 0.66 mm pixels): an identity run at its pixel size gives back the same HU."""
-    from tomoconsensus.ct.io import read_dicom_series
+    from tomoconsensus.ct.dicom_series import read_dicom_series
 
     series = read_dicom_series(KITS)
     run = make_run(tmp_path / "run", pixel_mm=series.pixel_spacing_mm)
