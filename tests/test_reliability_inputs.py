@@ -76,6 +76,7 @@ def fx(tmp_path_factory):
     p["teacher"] = d / "teacher"
     train(load_train_config(p["toml"], {"method": "noise2noise"}), p["ct"], p["teacher"], progress=False)
     (d / "x.npy").mkdir()
+    np.savez(d / "huge_pixels.npz", hu=np.zeros((1, 32, 32), np.float32), pixel_spacing_mm=np.full(1, 1e300))
     for name, old, new in (("inf_batch", "batch_size = 2", "batch_size = inf"),
                            ("inf_epochs", "epochs = 2", "epochs = inf"),
                            ("big_seed", "depth = 1", "depth = 1\nseed = 18446744073709551616"),
@@ -109,6 +110,8 @@ CASES = {
     "images-nan-weights": (lambda fx, t: _denoise(fx, t, "ser", run="nanrun"), "nanrun/model.pt"),
     "images-2x2": (lambda fx, t: _denoise(fx, t, "tiny"), "at least 2**depth = 4 pixels"),
     "images-resampled-to-1-pixel": (lambda fx, t: _denoise(fx, t, "fine8", "--resample"), "1 on the training grid"),
+    "images-resampled-to-1e301-pixels": (lambda fx, t: _denoise(fx, t, "huge_pixels.npz")[:-3]
+                                         + [t / "o.npy", "--device", "cpu", "--resample"], "at most 16384 pixels"),
     "images-run-pixel-size-0": (lambda fx, t: _denoise(fx, t, "ser", "--resample", run="zerorun"), "pixel_size_mm"),
     "images-rescale-overflow": (lambda fx, t: _denoise(fx, t, "slope"), "RescaleSlope"),
     "images-out-npy-is-folder": (lambda fx, t: _denoise(fx, t, "ser")[:-3] + [fx["dir"] / "x.npy", "--device", "cpu"],
@@ -219,3 +222,9 @@ def test_distill_resume_with_another_teacher_is_refused(fx, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "run_info.json" in err and str(fx["teacher"]) in err and "other" in err
     assert snapshot(student) == before  # the teacher outputs were not rewritten
+    # the same teacher on another data file of the same size: the student would mix two training sets
+    other_data = write_prepared_file(tmp_path / "other.h5", seed=3)
+    assert main(base[:1] + ["--data", str(other_data)] + base[3:] + ["--teacher", str(fx["teacher"]), "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "teacher_source" in err and "other.h5" in err
+    assert snapshot(student) == before

@@ -58,6 +58,8 @@ from tomoconsensus.train import TrainConfig, autocast_for, load_trained, resolve
 ARRAY_SUFFIXES = (".npy", ".npz")
 #: Largest relative pixel-size difference accepted without resampling.
 PIXEL_SIZE_TOLERANCE = 0.10
+#: Largest image side (pixels) on the network's grid: 16384 x 16384 float32 is 1 GiB per slice.
+MAX_GRID = 16384
 #: Below this fraction of the training pixel size, --resample warns that the correction is much coarser.
 COARSE_CORRECTION_RATIO = 0.5
 
@@ -120,6 +122,9 @@ def check_series_modality(series: DicomSeries, run_dir: Path, run_modality: str 
 
 def network_grid(n: int, zoom: float | None, depth: int, source: str | Path) -> int:
     """Pixels M of the grid the network runs on (N without resampling); InputError below 2**depth."""
+    if zoom and n * zoom > MAX_GRID:
+        raise InputError(source, "PixelSpacing", f"a pixel size whose training-grid image has at most {MAX_GRID} "
+                         f"pixels per side", f"{n} pixels, {n * zoom:.3g} on the training grid")
     m = round(n * zoom) if zoom else n
     if m < 2**depth:
         where = f"{n} pixels, {m} on the training grid" if zoom else f"{n} pixels"
