@@ -66,6 +66,10 @@ def fx(tmp_path_factory):
         _retag(d / name, Modality=modality)
     write_series(d / "nanpos", phantom_stored(2), [0.0, 3.0])
     _retag(d / "nanpos", ImagePositionPatient=[0.0, 0.0, float("nan")])
+    write_series(d / "nanori", phantom_stored(1), [0.0])
+    _retag(d / "nanori", ImageOrientationPatient=[1.0, 0.0, 0.0, 0.0, float("inf"), 0.0])
+    write_series(d / "nomodality", phantom_stored(1), [0.0])
+    _retag(d / "nomodality", Modality="")
     write_series(d / "tiny", phantom_stored(1, 2), [0.0])
     write_series(d / "fine8", phantom_stored(1, 8), [0.0], spacing=0.375)  # 1 pixel on the 3 mm grid
     write_series(d / "slope", phantom_stored(1), [0.0], slope=1e38)
@@ -76,6 +80,8 @@ def fx(tmp_path_factory):
     p["teacher"] = d / "teacher"
     train(load_train_config(p["toml"], {"method": "noise2noise"}), p["ct"], p["teacher"], progress=False)
     (d / "x.npy").mkdir()
+    geometry = (Path(__file__).resolve().parents[1] / "geometry" / "demo-fanbeam.toml").read_text()
+    (d / "views.toml").write_text(geometry.replace("n_views = 360", "n_views = 4611686018427387904"))
     np.savez(d / "huge_pixels.npz", hu=np.zeros((1, 32, 32), np.float32), pixel_spacing_mm=np.full(1, 1e300))
     for name, old, new in (("inf_batch", "batch_size = 2", "batch_size = inf"),
                            ("inf_epochs", "epochs = 2", "epochs = inf"),
@@ -107,6 +113,8 @@ CASES = {
     "images-mr-series": (lambda fx, t: _denoise(fx, t, "mr"), "'MR'"),
     "images-pet-series": (lambda fx, t: _denoise(fx, t, "pet"), "Modality"),
     "images-nan-position": (lambda fx, t: _denoise(fx, t, "nanpos"), "ImagePositionPatient"),
+    "images-inf-orientation": (lambda fx, t: _denoise(fx, t, "nanori"), "ImageOrientationPatient"),
+    "images-empty-modality": (lambda fx, t: _denoise(fx, t, "nomodality"), "Modality"),
     "images-nan-weights": (lambda fx, t: _denoise(fx, t, "ser", run="nanrun"), "nanrun/model.pt"),
     "images-2x2": (lambda fx, t: _denoise(fx, t, "tiny"), "at least 2**depth = 4 pixels"),
     "images-resampled-to-1-pixel": (lambda fx, t: _denoise(fx, t, "fine8", "--resample"), "1 on the training grid"),
@@ -138,6 +146,8 @@ CASES = {
     "toml-epochs-inf": (lambda fx, t: _train(fx, t, toml="inf_epochs"), "epochs"),
     "toml-seed-2**64": (lambda fx, t: _train(fx, t, toml="big_seed"), "seed"),
     "toml-depth-1.5": (lambda fx, t: _train(fx, t, toml="half_depth"), "depth"),
+    "geometry-n-views-2**62": (lambda fx, t: ["prepare", "ct", "--geometry", fx["dir"] / "views.toml", "--images",
+                                              fx["dir"] / "ser", "--out", t / "p.h5"], "n_views"),
     "mr-acceleration-1e300": (lambda fx, t: ["prepare", "mr", "--kspace", fx["dir"] / "k.npz", "--acceleration",
                                              "1e300", "--center-lines", "4", "--out", t / "m.h5"],
                               "--acceleration': expected below 12.8"),
