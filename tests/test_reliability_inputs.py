@@ -86,7 +86,8 @@ def fx(tmp_path_factory):
     for name, old, new in (("inf_batch", "batch_size = 2", "batch_size = inf"),
                            ("inf_epochs", "epochs = 2", "epochs = inf"),
                            ("big_seed", "depth = 1", "depth = 1\nseed = 18446744073709551616"),
-                           ("half_depth", "depth = 1", "depth = 1.5")):
+                           ("half_depth", "depth = 1", "depth = 1.5"),
+                           ("deep", "depth = 1", "depth = 1000000000000")):
         (d / f"{name}.toml").write_text(TINY_TOML.replace(old, new))
     rng = np.random.default_rng(0)
     np.savez(d / "k.npz", kspace=(rng.standard_normal((1, 2, 32, 32))
@@ -146,6 +147,7 @@ CASES = {
     "toml-epochs-inf": (lambda fx, t: _train(fx, t, toml="inf_epochs"), "epochs"),
     "toml-seed-2**64": (lambda fx, t: _train(fx, t, toml="big_seed"), "seed"),
     "toml-depth-1.5": (lambda fx, t: _train(fx, t, toml="half_depth"), "depth"),
+    "toml-depth-1e12": (lambda fx, t: _train(fx, t, toml="deep"), "[1, 16]"),  # 2**depth took forever
     "geometry-n-views-2**62": (lambda fx, t: ["prepare", "ct", "--geometry", fx["dir"] / "views.toml", "--images",
                                               fx["dir"] / "ser", "--out", t / "p.h5"], "n_views"),
     "mr-acceleration-1e300": (lambda fx, t: ["prepare", "mr", "--kspace", fx["dir"] / "k.npz", "--acceleration",
