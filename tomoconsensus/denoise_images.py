@@ -144,7 +144,7 @@ def needs_resampling(pixel_mm: float, training_mm: float, source: str | Path, re
     return True
 
 
-def resample(images: torch.Tensor, size: int) -> torch.Tensor:
+def regrid(images: torch.Tensor, size: int) -> torch.Tensor:
     """(B, C, N, N) -> (B, C, size, size), same field of view: area average when shrinking (each output
     pixel the mean of the input area it covers: no aliasing), bilinear when enlarging."""
     if size == images.shape[-1]:
@@ -168,10 +168,10 @@ def apply_to_images(config: TrainConfig, models: dict, variant: str, hu: np.ndar
     for s in progress_bar(range(0, len(hu), batch_size), desc=f"denoise {config.method}", unit="batch",
                           enabled=progress):
         x = torch.from_numpy(np.ascontiguousarray(hu[s:s + batch_size], np.float32)[:, None] / 1000.0).to(device)
-        coarse = resample(x, m)
+        coarse = regrid(x, m)
         with autocast_for(device, config.amp):
             y = methods.output(config.method, models, coarse, coarse, coarse, variant).float()
-        y = y if m == n else x + resample(y - coarse, n)
+        y = y if m == n else x + regrid(y - coarse, n)
         out[s:s + batch_size] = 1000.0 * y.cpu().numpy()[:, 0]
     return out
 

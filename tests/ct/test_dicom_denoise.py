@@ -269,7 +269,7 @@ class _OracleOnGrid(torch.nn.Module):
 def test_resample_adds_the_networks_correction_and_keeps_detail_finer_than_the_training_grid():
     """0.75 mm series, network trained at 3 mm: out = x + U(g(Dx) - Dx) keeps the soft-tissue mean and the
     input's fine detail; resampling the image itself (U(g(Dx)), the old scheme) blurs it to 3 mm."""
-    from tomoconsensus.denoise_images import apply_to_images, resample
+    from tomoconsensus.denoise_images import apply_to_images, regrid
     from tomoconsensus.train_config import TrainConfig
 
     n, sigma = 128, 20.0
@@ -280,11 +280,11 @@ def test_resample_adds_the_networks_correction_and_keeps_detail_finer_than_the_t
     noisy = truth + sigma * np.random.default_rng(0).standard_normal((n, n))
     soft = (truth == 40.0) & (x**2 + y**2 < 52**2)
     config = TrainConfig(method="distill", base_features=2, depth=2, amp="off", device="cpu")
-    clean_coarse = resample(torch.from_numpy(truth[None, None] / 1000.0).float(), n // 4)
+    clean_coarse = regrid(torch.from_numpy(truth[None, None] / 1000.0).float(), n // 4)
     models = {"f": _OracleOnGrid(clean_coarse)}
     new = apply_to_images(config, models, "full", noisy[None].astype(np.float32), torch.device("cpu"), zoom=0.25,
                           progress=False)[0]
-    old = 1000.0 * resample(clean_coarse, n)[0, 0].numpy()  # the old scheme: the denoised image up-sampled
+    old = 1000.0 * regrid(clean_coarse, n)[0, 0].numpy()  # the old scheme: the denoised image up-sampled
     noise_level = np.std((noisy - truth)[soft])
     assert 19.0 < noise_level < 21.0
     # correction scheme: soft-tissue mean kept (measured -0.06 HU), difference to the input below its noise
