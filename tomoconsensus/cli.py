@@ -36,6 +36,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
+# the names the parsers below use (the parsers live in cli_types)
 _number = number
 _POSITIVE_INT, _NON_NEGATIVE_INT, _POSITIVE, _NON_NEGATIVE = POSITIVE_INT, NON_NEGATIVE_INT, POSITIVE, NON_NEGATIVE
 _lamda_or_auto, _device = lamda_or_auto, device
@@ -203,9 +204,10 @@ def _denoise(args: argparse.Namespace) -> None:
                                        *(args.run / name for name in RUN_FILES)), args.overwrite)
     if args.data_consistency == "auto" and args.val is None:
         raise InputError("--data-consistency", "auto", "a held-out noisy file to choose lambda on (--val)", "no --val")
-    if args.pixel_spacing_mm is not None or args.resample:
-        raise InputError("--pixel-spacing-mm" if args.pixel_spacing_mm is not None else "--resample", "images",
-                         "--images (a prepared --data file keeps its own grid)")
+    for flag, given in (("--pixel-spacing-mm", args.pixel_spacing_mm is not None), ("--resample", args.resample)):
+        if given:
+            raise InputError(flag, flag.lstrip("-").replace("-", "_"), "--images only (a prepared --data file keeps "
+                             "its own grid)")
     print(denoise(args.run, args.data, args.out, args.variant, args.batch_size, args.device, True,
                   args.data_consistency, args.val, args.keep_means_mm))
 
