@@ -10,8 +10,8 @@ A run configured with ``base_features = 1000000`` would ask for 30 TB of weights
   of a p x p patch), at least the 4 outputs of the encoder's two (conv, batch norm) pairs and 4 of the
   decoder's, for a batch of B patches: 8 B sum_l F 2**l (p / 2**l)^2 elements per network, 2 bytes each
   with bf16 autocast on CUDA, 4 otherwise;
-* the image stacks on the training device (x1, x2, x_est in float32) and the epoch's patch corners
-  (3 int64 per patch, on the CPU).
+* the epoch's patch corners (3 int64 per patch, on the CPU). The image stacks are not counted: they
+  are in memory already when the estimate is made (and stay on the CPU where the GPU is short).
 
 Available memory: ``MemAvailable`` of ``/proc/meminfo`` on the CPU, the free memory
 (``torch.cuda.mem_get_info``) on a GPU; where neither can be read, nothing is refused.
@@ -31,18 +31,17 @@ GIB = 2**30
 
 @dataclass(frozen=True)
 class TrainingMemory:
-    """Lower bounds in bytes: on the training device (weights, activations, stacks) and on the host."""
+    """Lower bounds in bytes: on the training device (weights, activations) and on the host (patch corners)."""
 
     parameters: int
     networks: int
     weight_bytes: int
     activation_bytes: int
-    stack_bytes: int
     host_bytes: int
 
     @property
     def device_bytes(self) -> int:
-        return self.weight_bytes + self.activation_bytes + self.stack_bytes
+        return self.weight_bytes + self.activation_bytes
 
 
 def estimate_training_memory(config: TrainConfig, n_slices: int, height: int, width: int,
@@ -53,9 +52,8 @@ def estimate_training_memory(config: TrainConfig, n_slices: int, height: int, wi
     p = min(config.patch_size, height, width)
     elements = sum(config.base_features * 2**level * max(1, p // 2**level) ** 2 for level in range(config.depth + 1))
     activation = networks * 8 * config.batch_size * elements * (2 if bf16 else 4)
-    stacks = 3 * n_slices * config.channels * height * width * 4
     host = 3 * 8 * n_slices * config.patches_per_slice
-    return TrainingMemory(params, networks, 16 * params * networks, activation, stacks, host)
+    return TrainingMemory(params, networks, 16 * params * networks, activation, host)
 
 
 def available_bytes(device) -> int | None:
@@ -90,6 +88,5 @@ def check_training_memory(config: TrainConfig, n_slices: int, height: int, width
                              f"an estimated {needed / GIB:.3g} GiB at least: {need.networks} network(s) of "
                              f"{need.parameters:,} parameters with gradients and Adam state "
                              f"{need.weight_bytes / GIB:.3g} GiB, activations of a batch "
-                             f"{need.activation_bytes / GIB:.3g} GiB, image stacks {need.stack_bytes / GIB:.3g} GiB, "
-                             f"patch corners {need.host_bytes / GIB:.3g} GiB")
+                             f"{need.activation_bytes / GIB:.3g} GiB, patch corners {need.host_bytes / GIB:.3g} GiB")
     return need
