@@ -1,7 +1,8 @@
 """Memory a training run needs, estimated before anything is allocated, and the refusal when it cannot fit.
 
-A run configured with ``base_features = 1000000`` would ask for 30 TB of weights and die in the allocator
-(or the kernel's OOM killer) after minutes of work; the estimate refuses it in one line first. It is a
+A run configured with ``base_features = 1000000`` (7.6e15 parameters per UNet of depth 4: 30 PB of
+float32 weights) would die in the allocator (or the kernel's OOM killer), possibly after minutes of
+work; the estimate refuses it in one line first. It is a
 *lower bound*, so no run that fits is refused:
 
 * parameters P per network (exact, :func:`tomoconsensus.nn.unet.parameter_count`), each with its
