@@ -98,9 +98,22 @@ def load_trained(run_dir: str | Path, device: torch.device | str = "cpu",
         raise InputError(run_dir, "--run", "a run folder written by tomoconsensus train (model.pt or "
                          "checkpoint.pt)", found)
     state = load_checkpoint(path, device)
+    require_finite_weights(state["models"], path)
     config = dataclass_from_dict(TrainConfig, state["config"], path)
     models = build_models(config)
     for name, m in models.items():
         m.load_state_dict(state["models"][name])
         m.to(device).eval()
     return (config, models, dict(state.get("data") or {})) if with_data else (config, models)
+
+
+def require_finite_weights(models: Mapping[str, Mapping[str, Any]], path: Path) -> None:
+    """InputError naming the file and the first tensor with NaN or inf (such weights give NaN images)."""
+    for name, weights in models.items() if isinstance(models, Mapping) else ():
+        for key, tensor in weights.items() if isinstance(weights, Mapping) else ():
+            if not (isinstance(tensor, torch.Tensor) and tensor.is_floating_point()):
+                continue
+            bad = int(tensor.numel() - torch.isfinite(tensor).sum())
+            if bad:
+                raise InputError(path, f"models.{name}.{key}", "finite network weights (a file with NaN or inf "
+                                 "weights is damaged, or was saved from a diverged run)", f"{bad} non-finite values")

@@ -9,14 +9,23 @@ one line (exit 130 / 143), leaving no partial output; ``train`` saves a checkpoi
 from __future__ import annotations
 
 import argparse
-import math
 import sys
+import warnings
 from pathlib import Path
 
 from tomoconsensus.atomic import check_output_dir, check_output_file, check_writable_folder, same_file
 from tomoconsensus.choices import ALL_VARIANTS, CT_REFERENCES, METHODS
-from tomoconsensus.devices import DEVICE_HELP, check_device
-from tomoconsensus.errors import InputError, Interrupted, RunError
+from tomoconsensus.cli_types import (
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    device,
+    lamda_or_auto,
+    number,
+)
+from tomoconsensus.devices import DEVICE_HELP
+from tomoconsensus.errors import InputError, Interrupted, RunError, one_line
 from tomoconsensus.signals import StopRequest, terminate_as_exception
 
 
@@ -27,38 +36,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
-def _number(kind: type, low: float | None = None, high: float | None = None, low_open: bool = True,
-            what: str = ""):
-    """An argparse type: a finite ``kind`` in (low, high] (or [low, high] if not ``low_open``)."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        ok = math.isfinite(value) and (high is None or value <= high) and \
-            (low is None or (value > low if low_open else value >= low))
-        if not ok:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-    parse.__name__ = what
-    return parse
-
-
-_POSITIVE_INT = _number(int, 0, what="an integer >= 1")
-_NON_NEGATIVE_INT = _number(int, 0, low_open=False, what="an integer >= 0")
-_POSITIVE = _number(float, 0, what="a finite number > 0")
-
-
-def _lamda_or_auto(text: str) -> str | float:
-    return "auto" if text == "auto" else _number(float, 0, what="auto or a weight > 0")(text)
-_NON_NEGATIVE = _number(float, 0, low_open=False, what="a finite number >= 0")
-
-
-def _device(text: str) -> str:
-    try:
-        return check_device(text)
-    except InputError:
-        raise argparse.ArgumentTypeError(f"expected {DEVICE_HELP}, got {text!r}") from None
+# the names the parsers below use (the parsers live in cli_types)
+_number = number
+_POSITIVE_INT, _NON_NEGATIVE_INT, _POSITIVE, _NON_NEGATIVE = POSITIVE_INT, NON_NEGATIVE_INT, POSITIVE, NON_NEGATIVE
+_lamda_or_auto, _device = lamda_or_auto, device
 
 
 def _inputs(*paths) -> list[Path]:
@@ -226,15 +207,17 @@ def _distill(args: argparse.Namespace) -> None:
 
 
 def _denoise(args: argparse.Namespace) -> None:
+    if args.val is not None and args.data_consistency != "auto":
+        raise InputError("--val", "val", "only with --data-consistency auto (it chooses lambda there)", str(args.val))
     if args.images is not None:
         from tomoconsensus.denoise_images import denoise_images
 
-        if args.variant is not None:
-            raise InputError("--variant", "variant", "no --variant with --images (the run's one-image variant is used)",
-                             args.variant)
-        if args.keep_means_mm is not None:
-            raise InputError("--keep-means-mm", "keep_means_mm", "--data (it needs the prepared file's x_est)",
-                             args.keep_means_mm)
+        for flag, value, needs in (("--variant", args.variant, "the run's one-image variant is used"),
+                                   ("--keep-means-mm", args.keep_means_mm, "it needs the prepared file's x_est"),
+                                   ("--data-consistency", args.data_consistency, "it needs the prepared file's "
+                                    "raw measurement")):
+            if value is not None:
+                raise InputError(flag, flag.lstrip("-").replace("-", "_"), f"--data, not --images ({needs})", value)
         print(denoise_images(args.run, args.images, args.out, args.resample, args.overwrite, args.pixel_spacing_mm,
                              args.batch_size, args.device))
         return
@@ -247,6 +230,10 @@ def _denoise(args: argparse.Namespace) -> None:
                       read_folders=[p for p in args.data if p.is_dir()])
     if args.data_consistency == "auto" and args.val is None:
         raise InputError("--data-consistency", "auto", "a held-out noisy file to choose lambda on (--val)", "no --val")
+    for flag, given in (("--pixel-spacing-mm", args.pixel_spacing_mm is not None), ("--resample", args.resample)):
+        if given:
+            raise InputError(flag, flag.lstrip("-").replace("-", "_"), "--images only (a prepared --data file keeps "
+                             "its own grid)")
     print(denoise(args.run, _one_or_many(args.data), args.out, args.variant, args.batch_size, args.device, True,
                   args.data_consistency, args.val, args.keep_means_mm))
 
@@ -471,7 +458,8 @@ def _add_denoise_parser(sub) -> None:
     dn.add_argument("--overwrite", action="store_true", help="replace an existing --out file (or, with --images, "
                     "a non-empty output folder)")
     dn.add_argument("--resample", action="store_true",
-                    help="--images: run on the training pixel size and resample back")
+                    help="--images: run the network on its training pixel size and add its correction, resampled "
+                    "to the series' pixels, to the input (the detail finer than the training grid is kept)")
     dn.add_argument("--pixel-spacing-mm", type=_POSITIVE, help="--images: pixel size of a .npy stack")
     dn.add_argument("--variant", choices=ALL_VARIANTS,
                     help="--data only; consensus: mean (default) | z | f1 | full; noise2noise: mean (default) | "
@@ -513,8 +501,20 @@ def _add_demo_parser(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command. Warnings (numpy RuntimeWarning, torch UserWarning, tomoconsensus' own) are held
+    until it ends: after a refusal only the one error line is shown (they are its side effects), after
+    success or an interruption each distinct warning is one ``warning:`` line."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    with warnings.catch_warnings(record=True) as caught:
+        code = _run(args)
+    if code != 2:
+        for message in dict.fromkeys(one_line(str(w.message)) for w in caught):
+            print(f"warning: {message}", file=sys.stderr)
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         with terminate_as_exception():
             args.func(args)

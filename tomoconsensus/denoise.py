@@ -23,7 +23,7 @@ from tomoconsensus.atomic import atomic_path
 from tomoconsensus.data.denoised import FORMAT, read_denoised  # noqa: F401 (read_denoised: public here too)
 from tomoconsensus.data.prepared import PreparedDataset, read_prepared
 from tomoconsensus.data.sets import PathsLike, expand_prepared, is_many, read_prepared_many
-from tomoconsensus.errors import InputError
+from tomoconsensus.errors import InputError, RunError
 from tomoconsensus.progress import progress as progress_bar
 from tomoconsensus.train import TrainConfig, autocast_for, load_trained, resolve_device
 
@@ -83,7 +83,7 @@ def denoise(run_dir: str | Path, data_path: PathsLike, out: str | Path, variant:
         sigma = sigma_px(keep_means_mm, pixel_size_mm(data.attrs), data.path)
     lamda = None
     if data_consistency is not None:  # checked before any work: the measurement must be in the files
-        from tomoconsensus.data_consistency import apply_consistency, choose_lamda, refiner
+        from tomoconsensus.data_consistency import apply_consistency, check_lamda, choose_lamda, refiner
 
         refined = refiner(data)
         if data_consistency == "auto":
@@ -92,7 +92,7 @@ def denoise(run_dir: str | Path, data_path: PathsLike, out: str | Path, variant:
             val = read_prepared(val_path)
             lamda, _ = choose_lamda(config.method, models, val, dev, refined=refiner(val))
         else:
-            lamda = float(data_consistency)
+            lamda = check_lamda(float(data_consistency))
     denoised = apply_run(config, models, data, dev, variant, batch_size, progress)
     if lamda is not None:
         denoised = apply_consistency(denoised, data, lamda, refined)
@@ -101,6 +101,7 @@ def denoise(run_dir: str | Path, data_path: PathsLike, out: str | Path, variant:
         denoised = keep_local_means(denoised, data.x_est[:], sigma)
         kept = {"keep_means_mm": float(keep_means_mm), "keep_means_sigma_px": sigma,
                 "keep_means_noise_fraction": kept_noise_fraction(data.x1[:], data.x2[:], sigma)}
+    check_finite_output(denoised, run_dir)
     out = Path(out)
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({"format": FORMAT, "method": config.method, "variant": variant,
@@ -118,6 +119,14 @@ def denoise(run_dir: str | Path, data_path: PathsLike, out: str | Path, variant:
         described += (f", local means of >= {keep_means_mm:g} mm kept (sigma {sigma:.2f} px, "
                       f"{100 * kept['keep_means_noise_fraction']:.0f} % of x_est's noise variance kept)")
     return DenoiseSummary(out, len(data), time.perf_counter() - start, config.method, described)
+
+
+def check_finite_output(denoised: np.ndarray, run_dir: str | Path) -> None:
+    """RunError (nothing is written) if an output pixel is NaN or inf (every denoise path checks this)."""
+    finite = np.isfinite(denoised)
+    if not finite.all():
+        raise RunError(f"the output of run {run_dir} has {finite.size - np.count_nonzero(finite)} non-finite pixels "
+                       "(NaN or inf); nothing was written (check the input's values and the run's weights)")
 
 
 def check_like_training(data, channels: int, trained_on: dict) -> None:

@@ -53,6 +53,7 @@ from tomoconsensus.checkpoints import (
     build_models,
     load_checkpoint,
     load_trained,
+    require_finite_weights,
     save_checkpoint,
     save_model,
 )
@@ -62,6 +63,7 @@ from tomoconsensus.data.prepared import PreparedDataset, read_prepared
 from tomoconsensus.data.sets import PathsLike, check_disjoint_patients
 from tomoconsensus.devices import torch_device
 from tomoconsensus.errors import Interrupted, RunError
+from tomoconsensus.memory import check_training_memory
 from tomoconsensus.metrics import PRESENTERS, slice_metrics
 from tomoconsensus.nn.parallel import init_distributed, mean_over_processes, stop_everywhere, wrap_for_training
 from tomoconsensus.progress import progress as progress_bar
@@ -223,6 +225,8 @@ def train(config: TrainConfig, train_path: PathsLike, run_dir: str | Path, val_p
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     data, val = open_training_data(config, train_path, val_path, world, data_in_memory)
     sampler = patch_sampler(data, config, train_path)
+    check_training_memory(dataclasses.replace(config, batch_size=config.batch_size // world), len(data),
+                          *data.x1.shape[-2:], device)
     monitors = {name: read_prepared(path) for name, path in (monitor or {}).items()}
     for name, mon in monitors.items():
         check_data(mon, config, monitor[name], like=data)
@@ -232,6 +236,7 @@ def train(config: TrainConfig, train_path: PathsLike, run_dir: str | Path, val_p
     state = load_checkpoint(checkpoint_path, device) if resume else None
     if state is not None:
         check_resume(checkpoint_path, state, dataclasses.asdict(config), record)
+        require_finite_weights(state["models"], checkpoint_path)  # not "diverged": the file itself is damaged
     if world > 1:  # every rank has checked the folder before rank 0 writes to it
         dist.barrier()
     with run_lock(run_dir) if rank == 0 else contextlib.nullcontext():

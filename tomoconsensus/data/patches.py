@@ -42,7 +42,7 @@ class PatchSampler:
 
     def epoch_coordinates(self, epoch: int) -> torch.Tensor:
         """Shuffled ``(slice, row, col)`` corners for one epoch, shape (batches, batch_size, 3), int64."""
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        gen = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % 2**64)  # any seed < 2**63
         n = self.n_slices * self.patches_per_slice
         slices = torch.arange(self.n_slices).repeat_interleave(self.patches_per_slice)
         rows = torch.randint(0, self.height - self.patch_size + 1, (n,), generator=gen)
