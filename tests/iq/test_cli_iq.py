@@ -21,11 +21,10 @@ def prepared(tmp_path_factory, demo_geometry):
     folder = tmp_path_factory.mktemp("iq")
     modality = ct_modality(demo_geometry, "cpu")
     stack = read_images(EMBEDDED_CT)
-    paths = {}
-    for name, seed in (("train", 0), ("val", 1)):
-        paths[name] = folder / f"{name}.h5"
-        write_ct(paths[name], modality, simulated_source(stack, demo_geometry, 0.25, seed, EMBEDDED_CT,
-                                                         max_slices=1), seed, progress=False)
+    path = folder / "one.h5"  # one file serves as training, held-out and test data: this tests the plumbing
+    write_ct(path, modality, simulated_source(stack, demo_geometry, 0.25, 0, EMBEDDED_CT, max_slices=1), 0,
+             progress=False)
+    paths = {"train": path, "val": path}
     run = folder / "run"
     train(tiny_config(method="noise2noise", max_steps=2), paths["train"], run, progress=False)
     return folder, paths, run

@@ -158,7 +158,7 @@ def uncertainty_summary(run_dir: Path | None, images: MethodImages, truth: np.nd
 
 
 def run_iq(data_path: str | Path, runs: dict[str, Path], val_path: str | Path | None = None, n: int = 16,
-           seed: int = 0, with_tv: bool = True, device: str = "auto") -> IQResult:
+           seed: int = 0, with_tv: bool = True, device: str = "auto", n_tv: int | None = None) -> IQResult:
     """Everything ``tomoconsensus iq`` reports (see docs/iq.md); nothing is written here."""
     from tomoconsensus.data.prepared import read_prepared
     from tomoconsensus.iq.apply import baseline_images, run_images
@@ -170,14 +170,16 @@ def run_iq(data_path: str | Path, runs: dict[str, Path], val_path: str | Path | 
     geom = setup.geom
     uni_ph, ins_ph = uniform_phantom(geom), insert_phantom(geom)
     tv = setup.tv if with_tv else None
-    uniform = realisations(uni_ph, geom, setup.dose_fraction, n, seed, tv)
-    inserts = realisations(ins_ph, geom, setup.dose_fraction, n, seed + 1, tv)
+    uniform = realisations(uni_ph, geom, setup.dose_fraction, n, seed, tv, n_tv)
+    inserts = realisations(ins_ph, geom, setup.dose_fraction, n, seed + 1, tv, n_tv)
     images = baseline_images(uniform, inserts)
     for name, run_dir in runs.items():
         images[name] = run_images(Path(run_dir), uniform, inserts, device)
     test = read_prepared(data_path)
     val = read_prepared(val_path) if val_path is not None else None
     result = IQResult(describe_setup(setup, n, seed, ins_ph, nps_roi_px(geom, uni_ph.body_radius_mm)))
+    if uniform.tv is not None:
+        result.setup["tv"]["realisations"] = len(uniform.tv)
     for name, imgs in images.items():
         summary, curves = measure_method(imgs, geom, ins_ph, uni_ph.body_radius_mm)
         if imgs.halves is not None:

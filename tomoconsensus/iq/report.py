@@ -11,6 +11,8 @@ import numpy as np
 from tomoconsensus.atomic import atomic_path, write_text_atomic
 from tomoconsensus.iq.measure import IQResult
 
+#: Edges whose contrast-to-noise ratio (contrast / standard error of one ESF bin) is below this are marked *.
+LOW_CNR = 10.0
 IQ_FILES = ("iq.json", "iq.md", "iq_nps.png", "iq_ttf.png", "iq_dprime.png", "iq_uncertainty.png")
 
 
@@ -39,9 +41,11 @@ def iq_markdown(result: IQResult) -> str:
     for name in names:
         m = result.methods[name]
         n = m["nps"]
-        f50 = " | ".join(_fmt(t["f50_per_mm"]) for t in m["ttf"])
+        f50 = " | ".join(_fmt(t["f50_per_mm"]) + ("*" if t["edge_cnr"] < LOW_CNR else "") for t in m["ttf"])
         lines.append(f"| {name} | {n['noise_hu']:.1f} | {n['parseval_ratio']:.3f} | {n['peak_frequency_per_mm']:.3f} | "
                      f"{n['mean_frequency_per_mm']:.3f} | {f50} |")
+    lines += ["", f"\\* edge contrast-to-noise ratio below {LOW_CNR:g} (contrast over the standard error of one "
+              "ESF bin): that f50 is limited by the realisations' noise."]
     tasks = list(result.methods[names[0]]["dprime_npwe"])
     lines += ["", "NPWE d′ (eye filter ρ^1.5 exp(−0.98 ρ^0.68), viewing distance "
               f"{s['observer']['viewing_mm']:g} mm, {s['observer']['fov_mm']:g} mm shown on "
