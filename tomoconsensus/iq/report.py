@@ -71,11 +71,11 @@ def iq_markdown(result: IQResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path, dpi: int = 100) -> Path:
     import matplotlib.pyplot as plt
 
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
     plt.close(fig)
     return path
 
@@ -116,7 +116,7 @@ def figures(result: IQResult, out: Path) -> list[Path]:
     paths.append(_save(fig, out / "iq_dprime.png"))
     overlays = [(n, result.curves[n]["overlay"]) for n in names if result.curves[n].get("overlay")]
     if overlays:
-        fig, axes = plt.subplots(len(overlays), 3, figsize=(9, 3 * len(overlays)), squeeze=False)
+        fig, axes = plt.subplots(len(overlays), 3, figsize=(6.6, 2.2 * len(overlays)), squeeze=False)
         for row, (name, o) in zip(axes, overlays, strict=True):
             row[0].imshow(o["image_hu"], cmap="gray", vmin=-160, vmax=240)
             top = float(np.percentile(o["error_hu"], 99))
@@ -126,7 +126,7 @@ def figures(result: IQResult, out: Path) -> list[Path]:
             for ax, title in zip(row, titles, strict=True):
                 ax.set_title(title, fontsize=9)
                 ax.axis("off")
-        paths.append(_save(fig, out / "iq_uncertainty.png"))
+        paths.append(_save(fig, out / "iq_uncertainty.png", dpi=80))
     return paths
 
 
