@@ -1,4 +1,4 @@
-"""Command line: ``tomoconsensus prepare | train | distill | denoise | evaluate | demo``.
+"""Command line: ``tomoconsensus prepare | train | distill | denoise | evaluate | iq | demo``.
 
 Every sub-command prints a short summary at the end; errors in the input are reported as one
 line naming the file, the field and what was expected (exit code 2), without a traceback. Outputs
@@ -218,6 +218,9 @@ def _denoise(args: argparse.Namespace) -> None:
                                     "raw measurement")):
             if value is not None:
                 raise InputError(flag, flag.lstrip("-").replace("-", "_"), f"--data, not --images ({needs})", value)
+        if args.uncertainty:
+            raise InputError("--uncertainty", "uncertainty", "--data (it needs the prepared file's halves x1, x2)",
+                             "--images")
         print(denoise_images(args.run, args.images, args.out, args.resample, args.overwrite, args.pixel_spacing_mm,
                              args.batch_size, args.device))
         return
@@ -235,7 +238,7 @@ def _denoise(args: argparse.Namespace) -> None:
             raise InputError(flag, flag.lstrip("-").replace("-", "_"), "--images only (a prepared --data file keeps "
                              "its own grid)")
     print(denoise(args.run, _one_or_many(args.data), args.out, args.variant, args.batch_size, args.device, True,
-                  args.data_consistency, args.val, args.keep_means_mm))
+                  args.data_consistency, args.val, args.keep_means_mm, args.uncertainty))
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -264,6 +267,24 @@ def _warn_seen_patients(data: list[Path], runs: dict[str, Path]) -> None:
     for name, run in runs.items():
         for line in seen_patient_warnings(run, patients, name):
             print(line, file=sys.stderr)
+
+
+def _iq(args: argparse.Namespace) -> None:
+    from tomoconsensus.iq.measure import run_iq
+    from tomoconsensus.iq.report import IQ_FILES, iq_markdown, write_iq_report
+
+    runs = {k: Path(v) for k, v in _named(args.runs, "--runs").items()}
+    for name in runs:
+        if name in ("FBP", "TV"):
+            raise InputError("--runs", name, "a name other than FBP and TV (those rows are always reported)")
+    check_output_dir(args.out, _inputs(args.data, args.val), IQ_FILES, args.overwrite)
+    result = run_iq(args.data, runs, args.val, args.realisations, args.seed, not args.no_tv, args.device,
+                    args.tv_realisations)
+    files = write_iq_report(result, args.out)
+    for name in set(IQ_FILES) - {p.name for p in files}:  # an earlier report's figure not made this time
+        (args.out / name).unlink(missing_ok=True)
+    print(iq_markdown(result))
+    print("wrote " + ", ".join(str(p) for p in files))
 
 
 def _name_value(text: str, option: str) -> tuple[str, str]:
@@ -325,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_distill_parser(sub)
     _add_denoise_parser(sub)
     _add_evaluate_parser(sub)
+    _add_iq_parser(sub)
     _add_demo_parser(sub)
     return parser
 
@@ -470,7 +492,10 @@ def _add_denoise_parser(sub) -> None:
                     help="--data only (MR prepared with --keep-measurement): pull the output back onto the acquired "
                     "k-space, weight LAMBDA, or auto: chosen on the held-out noisy --val file")
     dn.add_argument("--val", type=Path, help="held-out prepared file (with --keep-measurement) for "
-                    "--data-consistency auto")
+                    "--data-consistency auto; with --uncertainty, the noisy data the map is calibrated on")
+    dn.add_argument("--uncertainty", action="store_true",
+                    help="--data only: also write /uncertainty, the per-pixel sigma from the two halves' outputs' "
+                    "disagreement (calibrated on --val when given; docs/iq.md)")
     dn.add_argument("--keep-means-mm", type=_POSITIVE, default=None, metavar="D",
                     help="--data only: keep the linear reconstruction's mean in every structure of diameter D mm and "
                     "larger (iodine, HU, activity ROIs): out = f + G*(x_est - f), Gaussian sigma = D/8")
@@ -487,6 +512,25 @@ def _add_evaluate_parser(sub) -> None:
     ev.add_argument("--overwrite", action="store_true",
                     help="replace the report files of an earlier evaluation in --out")
     ev.set_defaults(func=_evaluate)
+
+
+def _add_iq_parser(sub) -> None:
+    iq = sub.add_parser("iq", help="task-based image quality (NPS, TTF per contrast, NPWE d', uncertainty "
+                        "calibration) on a phantom simulated with a prepared CT file's geometry and dose")
+    iq.add_argument("--data", type=Path, required=True, help="prepared CT .h5 (geometry_toml, dose_fraction); with a "
+                    "reference, the uncertainty map is checked on it")
+    iq.add_argument("--val", type=Path, help="held-out prepared .h5 (noisy only) to calibrate the uncertainty map on")
+    iq.add_argument("--runs", nargs="*", help="NAME=RUN_DIR ... (FBP and TV are always reported)")
+    iq.add_argument("--out", type=Path, required=True, help="report folder (iq.json, iq.md, iq_*.png)")
+    iq.add_argument("--realisations", type=_number(int, 1, what="an integer >= 2"), default=16,
+                    help="noise realisations of each phantom (default 16)")
+    iq.add_argument("--seed", type=_NON_NEGATIVE_INT, default=0)
+    iq.add_argument("--no-tv", action="store_true", help="skip the TV baseline (about 5 s per realisation on a CPU)")
+    iq.add_argument("--tv-realisations", type=_number(int, 1, what="an integer >= 2"), default=16,
+                    help="TV reconstructs only the first N realisations (default 16)")
+    iq.add_argument("--device", type=_device, default="auto", help=DEVICE_HELP)
+    iq.add_argument("--overwrite", action="store_true", help="replace the iq files of an earlier report in --out")
+    iq.set_defaults(func=_iq)
 
 
 def _add_demo_parser(sub) -> None:

@@ -3,6 +3,8 @@
 Output HDF5 (atomic write)::
 
     /denoised     float32 (slices, channels, H, W), same units as the prepared file
+    /uncertainty  float32, same shape (with ``uncertainty=True``): per-pixel sigma from the halves' disagreement
+                  (:mod:`tomoconsensus.iq.uncertainty`; attributes uncertainty_scale, uncertainty_calibrated_on, ...)
     /slice_id, /patient_id
     attributes    format = "tomoconsensus.denoised", method, variant, units, modality, run_dir, source
                   (+ data_consistency_lambda; + keep_means_mm, keep_means_sigma_px, keep_means_noise_fraction)
@@ -45,7 +47,7 @@ class DenoiseSummary:
 def denoise(run_dir: str | Path, data_path: PathsLike, out: str | Path, variant: str | None = None,
             batch_size: int = 4, device: str = "auto", progress: bool = True,
             data_consistency: float | str | None = None, val_path: str | Path | None = None,
-            keep_means_mm: float | None = None) -> DenoiseSummary:
+            keep_means_mm: float | None = None, uncertainty: bool = False) -> DenoiseSummary:
     """Denoise every slice of ``data_path`` with the networks of ``run_dir``.
 
     Parameters
@@ -65,6 +67,10 @@ def denoise(run_dir: str | Path, data_path: PathsLike, out: str | Path, variant:
         Keep x_est's local means in structures of this diameter (mm) and larger
         (:mod:`tomoconsensus.local_means`: out = f + G * (x_est - f), sigma = D / 8); for quantitative
         ROI work (iodine, HU, activity), at the price of x_est's low-frequency noise (recorded).
+    uncertainty : bool
+        Also write ``/uncertainty``, the per-pixel sigma of the default output from the two half outputs'
+        disagreement, calibrated on the held-out noisy file ``val_path`` where one is given
+        (:func:`tomoconsensus.iq.uncertainty.uncertainty_for`).
     """
     start = time.perf_counter()
     dev = resolve_device(device)
@@ -96,6 +102,12 @@ def denoise(run_dir: str | Path, data_path: PathsLike, out: str | Path, variant:
     denoised = apply_run(config, models, data, dev, variant, batch_size, progress)
     if lamda is not None:
         denoised = apply_consistency(denoised, data, lamda, refined)
+    sigma_map, sigma_attrs = None, {}
+    if uncertainty:
+        from tomoconsensus.iq.uncertainty import uncertainty_for
+
+        val = read_prepared(val_path) if val_path is not None else None
+        sigma_map, sigma_attrs = uncertainty_for(config.method, models, data, dev, batch_size, val)
     kept = {}
     if sigma is not None:
         denoised = keep_local_means(denoised, data.x_est[:], sigma)
@@ -110,6 +122,10 @@ def denoise(run_dir: str | Path, data_path: PathsLike, out: str | Path, variant:
         if lamda is not None:
             f.attrs["data_consistency_lambda"] = lamda
         f.attrs.update(kept)
+        if sigma_map is not None:
+            f.attrs.update(sigma_attrs)
+            f.create_dataset("uncertainty", data=sigma_map, chunks=(1,) + sigma_map.shape[1:], compression="gzip",
+                             compression_opts=4, shuffle=True)
         f.create_dataset("denoised", data=denoised, chunks=(1,) + denoised.shape[1:], compression="gzip",
                          compression_opts=4, shuffle=True)
         f.create_dataset("slice_id", data=data.slice_ids, dtype=h5py.string_dtype("utf-8"))
