@@ -207,8 +207,9 @@ def _distill(args: argparse.Namespace) -> None:
 
 
 def _denoise(args: argparse.Namespace) -> None:
-    if args.val is not None and args.data_consistency != "auto":
-        raise InputError("--val", "val", "only with --data-consistency auto (it chooses lambda there)", str(args.val))
+    if args.val is not None and args.data_consistency != "auto" and not args.uncertainty:
+        raise InputError("--val", "val", "only with --data-consistency auto (it chooses lambda there) or "
+                         "--uncertainty (it calibrates the map there)", str(args.val))
     if args.images is not None:
         from tomoconsensus.denoise_images import denoise_images
 
