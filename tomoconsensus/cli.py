@@ -2,8 +2,10 @@
 
 Every sub-command prints a short summary at the end; errors in the input are reported as one
 line naming the file, the field and what was expected (exit code 2), without a traceback. Outputs
-never replace an input, nor an existing file unless ``--overwrite``. Ctrl-C and SIGTERM stop with
-one line (exit 130 / 143), leaving no partial output; ``train`` saves a checkpoint first.
+never replace an input, nor an existing file unless ``--overwrite``; an output another command is
+writing is refused "in use" (:mod:`tomoconsensus.claims`); a full disk is one line (exit 2). Ctrl-C
+and SIGTERM stop with one line (exit 130 / 143), leaving no partial output; ``train`` saves a
+checkpoint first.
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ import math
 import sys
 from pathlib import Path
 
-from tomoconsensus.atomic import check_output_dir, check_output_file, check_writable_folder, same_file
+from tomoconsensus.atomic import (
+    check_output_dir,
+    check_output_file,
+    check_writable_folder,
+    is_no_space,
+    no_space,
+    same_file,
+)
 from tomoconsensus.choices import ALL_VARIANTS, CT_REFERENCES, METHODS
 from tomoconsensus.devices import DEVICE_HELP, check_device
 from tomoconsensus.errors import InputError, Interrupted, RunError
@@ -456,13 +465,20 @@ def _add_demo_parser(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tomoconsensus.claims import claimed_output
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with terminate_as_exception():
+        with terminate_as_exception(), claimed_output(args):
             args.func(args)
     except (InputError, RunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk outside the atomic writes (numba's cache, log.jsonl)
+        if not is_no_space(exc):
+            raise
+        print(f"error: {no_space(exc.filename or args.out, exc)}", file=sys.stderr)
         return 2
     except Interrupted as exc:
         print(f"interrupted: {exc.message}", file=sys.stderr)

@@ -23,6 +23,7 @@ from tomoconsensus.atomic import atomic_path
 from tomoconsensus.data.denoised import FORMAT, read_denoised  # noqa: F401 (read_denoised: public here too)
 from tomoconsensus.data.prepared import PreparedDataset, read_prepared
 from tomoconsensus.errors import InputError
+from tomoconsensus.hdf5 import create_hdf5
 from tomoconsensus.progress import progress as progress_bar
 from tomoconsensus.train import TrainConfig, autocast_for, load_trained, resolve_device
 
@@ -96,7 +97,7 @@ def denoise(run_dir: str | Path, data_path: str | Path, out: str | Path, variant
         kept = {"keep_means_mm": float(keep_means_mm), "keep_means_sigma_px": sigma,
                 "keep_means_noise_fraction": kept_noise_fraction(data.x1[:], data.x2[:], sigma)}
     out = Path(out)
-    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(out) as tmp, create_hdf5(tmp) as f:
         f.attrs.update({"format": FORMAT, "method": config.method, "variant": variant,
                         "units": data.attrs.get("units", ""), "modality": data.modality,
                         "run_dir": str(run_dir), "source": str(data_path)})

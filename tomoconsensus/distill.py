@@ -31,6 +31,7 @@ already small, and the steps go to the remaining difference (measured on the dem
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import shutil
@@ -45,11 +46,13 @@ from tomoconsensus.atomic import atomic_path, same_file
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.denoise import apply_run
 from tomoconsensus.errors import InputError
-from tomoconsensus.runs import check_run_dir
+from tomoconsensus.hdf5 import create_hdf5
+from tomoconsensus.runs import check_run_dir, run_lock
 from tomoconsensus.train import (
     TrainConfig,
     TrainSummary,
     init_distributed,
+    load_checkpoint,
     load_trained,
     resolve_device,
     train,
@@ -80,7 +83,7 @@ def describe_teacher(run_dir: str | Path) -> Teacher:
     if not config_path.exists():
         raise InputError(config_path, "file", "the teacher run's config.toml", "not found")
     config, _ = load_trained(run_dir)
-    step = int(torch.load(model, map_location="cpu", weights_only=True)["step"])
+    step = load_checkpoint(model)["step"]
     return Teacher(str(run_dir.resolve()), config.method, methods.VARIANTS[config.method][0],
                    hashlib.sha256(config_path.read_bytes()).hexdigest(), step)
 
@@ -107,7 +110,7 @@ def write_teacher_copy(source: str | Path, out: str | Path, teacher: Teacher, de
     z = apply_run(config, models, data, device, teacher.variant, batch_size, progress)
     with atomic_path(out) as tmp:
         shutil.copyfile(source, tmp)
-        with h5py.File(tmp, "a") as f:
+        with create_hdf5(tmp, "a") as f:
             if "teacher" in f:  # the source was itself a teacher copy
                 del f["teacher"]
             f.create_dataset("teacher", data=z, chunks=(1,) + z.shape[1:], compression="gzip",
@@ -139,18 +142,26 @@ def distill(config: TrainConfig, teacher_run: str | Path, train_path: str | Path
     rank, world, device = init_distributed(resolve_device(config.device))
     sources = {"train": Path(train_path), **({"val": Path(val_path)} if val_path else {})}
     copies = {name: run_dir / f"teacher_{name}.h5" for name in sources}
-    if rank == 0:
-        for name, source in sources.items():
-            if resume and _is_current(copies[name], teacher, source):
-                print(f"distill: reusing teacher outputs in {copies[name]}")
-                continue
-            write_teacher_copy(source, copies[name], teacher, device, progress=progress)
-            print(f"distill: wrote {teacher.method} ({teacher.variant}) outputs of {source} to {copies[name]}")
-    if world > 1:
-        dist.barrier()
-    return train(dataclasses.replace(config, method="distill"), copies["train"], run_dir, copies.get("val"),
-                 resume=resume, stop_after_steps=stop_after_steps, progress=progress, overwrite=overwrite,
-                 initial_weights=initial)
+    with run_lock(run_dir) if rank == 0 else contextlib.nullcontext():  # the teacher copies are the run's too
+        written = []
+        try:
+            if rank == 0:
+                for name, source in sources.items():
+                    if resume and _is_current(copies[name], teacher, source):
+                        print(f"distill: reusing teacher outputs in {copies[name]}")
+                        continue
+                    written.append(write_teacher_copy(source, copies[name], teacher, device, progress=progress))
+                    print(f"distill: wrote {teacher.method} ({teacher.variant}) outputs of {source} to {copies[name]}")
+            if world > 1:
+                dist.barrier()
+            return train(dataclasses.replace(config, method="distill"), copies["train"], run_dir, copies.get("val"),
+                         resume=resume, stop_after_steps=stop_after_steps, progress=progress, overwrite=overwrite,
+                         initial_weights=initial)
+        except BaseException:  # a run that never checkpointed keeps no teacher copies either: nothing partial
+            if not (run_dir / "checkpoint.pt").exists():
+                for path in written:
+                    path.unlink(missing_ok=True)
+            raise
 
 
 def _teacher_weights(config: TrainConfig, teacher_config: TrainConfig,

@@ -1,7 +1,10 @@
-"""Opening user HDF5 files with an error that names the file, and reading their datasets safely."""
+"""Opening user HDF5 files with an error that names the file, reading their datasets safely, and writing
+HDF5 outputs that survive a full disk (:func:`create_hdf5`)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -44,3 +47,83 @@ def read_array(f: h5py.File, key: str, path: str | Path, expected: str = "a nume
     if names or item.dtype.kind not in allowed:
         raise InputError(path, key, expected, f"dtype {item.dtype}")
     return item[()]
+
+
+class _GuardedFile:
+    """A file for h5py's ``fileobj`` driver whose failed writes (ENOSPC, EFBIG, ...) do not reach HDF5.
+
+    HDF5 cannot recover from a failed write: the file stays half-open in the library, and closing it
+    again (explicitly or at interpreter exit) crashes the process (SIGSEGV, HDF5 2.0). Here the first
+    failure is recorded in ``error`` and later writes are skipped, so HDF5 closes the file normally;
+    :func:`create_hdf5` then raises the recorded error (the caller removes the incomplete file).
+    """
+
+    def __init__(self, path: Path, mode: str):
+        self._fh = open(path, "r+b" if mode == "a" else "w+b", buffering=0)  # noqa: SIM115 (closed by create_hdf5)
+        self.error: OSError | None = None
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        return self._fh.seek(pos, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def read(self, n: int = -1) -> bytes:
+        return self._fh.read(n)
+
+    def readinto(self, buffer) -> int:
+        return self._fh.readinto(buffer)
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        start = self._fh.tell()
+        if self.error is None:
+            try:
+                done = 0
+                while done < len(view):
+                    done += self._fh.write(view[done:])
+                return len(view)
+            except OSError as exc:
+                self.error = exc
+        self._fh.seek(start + len(view))
+        return len(view)
+
+    def truncate(self, size: int | None = None) -> int:
+        if self.error is None:
+            try:
+                return self._fh.truncate(size)
+            except OSError as exc:
+                self.error = exc
+        return size if size is not None else self._fh.tell()
+
+    def flush(self) -> None:
+        pass  # unbuffered
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+@contextlib.contextmanager
+def create_hdf5(path: str | Path, mode: str = "w") -> Iterator[h5py.File]:
+    """Open ``path`` for writing (``"w"``: new, ``"a"``: an existing file) through :class:`_GuardedFile`.
+
+    A failed write (full disk, file-size limit) is raised as its OSError once the file is closed (or
+    at the end of the block), never inside HDF5. Use inside :func:`tomoconsensus.atomic.atomic_path`,
+    which removes the incomplete file and turns the error into one line.
+    """
+    guarded = _GuardedFile(Path(path), mode)
+    try:
+        with h5py.File(guarded, mode) as f:
+            f.guarded = guarded  # lets long writers check guarded.error between slices (check_written)
+            yield f
+    finally:
+        guarded.close()
+    if guarded.error is not None:
+        raise OSError(guarded.error.errno, guarded.error.strerror, str(path))
+
+
+def check_written(f: h5py.File) -> None:
+    """Raise the first failed write of a :func:`create_hdf5` file now (stop early instead of at the end)."""
+    guarded = getattr(f, "guarded", None)
+    if guarded is not None and guarded.error is not None:
+        raise OSError(guarded.error.errno, guarded.error.strerror, guarded.error.filename)

@@ -6,6 +6,10 @@ makes SIGTERM raise :class:`~tomoconsensus.errors.Interrupted` (a ``KeyboardInte
 Ctrl-C, so atomic writes clean up. :class:`StopRequest` defers both signals to a safe point (the
 end of a training step), where the caller saves a checkpoint that resumes exactly; a second signal
 stops at once. ``kill -9`` cannot be caught by any process (see :mod:`tomoconsensus.atomic`).
+
+Within :func:`terminate_as_exception`, SIGXFSZ (a file-size limit, ``ulimit -f``, reached) is ignored:
+the write then fails with EFBIG, which the CLI reports in one line like a full disk, instead of the
+process dying with a core dump and its temporary files left behind.
 """
 
 from __future__ import annotations
@@ -30,15 +34,17 @@ def _raise(signum, frame):
 
 @contextlib.contextmanager
 def terminate_as_exception() -> Iterator[None]:
-    """Within the block, SIGTERM raises Interrupted (as Ctrl-C raises KeyboardInterrupt)."""
+    """Within the block, SIGTERM raises Interrupted (as Ctrl-C raises KeyboardInterrupt); SIGXFSZ is ignored."""
     if not _main_thread():
         yield
         return
     old = signal.signal(signal.SIGTERM, _raise)
+    old_xfsz = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+        signal.signal(signal.SIGXFSZ, old_xfsz)
 
 
 class StopRequest:

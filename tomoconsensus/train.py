@@ -34,6 +34,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -45,19 +46,20 @@ import torch
 import torch.distributed as dist
 
 from tomoconsensus import methods
-from tomoconsensus.atomic import write_text_atomic
+from tomoconsensus.atomic import atomic_path, write_text_atomic
 from tomoconsensus.checkpoints import (
     CHECKPOINT_FORMAT,
     build_models,
     load_checkpoint,
     load_trained,
+    restore_training,
     save_checkpoint,
     save_model,
 )
 from tomoconsensus.data.patches import PatchSampler, extract_patches
 from tomoconsensus.data.prepared import PreparedDataset, read_prepared
 from tomoconsensus.devices import torch_device
-from tomoconsensus.errors import InputError, Interrupted, RunError
+from tomoconsensus.errors import DiskFull, InputError, Interrupted, RunError
 from tomoconsensus.metrics import PRESENTERS, slice_metrics
 from tomoconsensus.progress import progress as progress_bar
 from tomoconsensus.runinfo import write_run_info
@@ -277,16 +279,24 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
     sampler = _patch_sampler(data, config, train_path)
     record = data_record(data, train_path, val_path)
     checkpoint_path = run_dir / "checkpoint.pt"
-    state = load_checkpoint(checkpoint_path, device) if resume else None
+    state = load_checkpoint(checkpoint_path, device, training=True) if resume else None
     if state is not None:
         check_resume(checkpoint_path, state, dataclasses.asdict(config), record)
     if world > 1:  # every rank has checked the folder before rank 0 writes to it
         dist.barrier()
     with run_lock(run_dir) if rank == 0 else contextlib.nullcontext():
+        if rank == 0:  # again under the lock: another process may have written the folder since the check
+            check_run_dir(run_dir, resume, overwrite)
         if overwrite and rank == 0:
             clear_run(run_dir)
-        return _train_locked(config, data, val, sampler, run_dir, state, record, rank, world, device,
-                             stop_after_steps, progress, initial_weights)
+        try:
+            return _train_locked(config, data, val, sampler, run_dir, state, record, rank, world, device,
+                                 stop_after_steps, progress, initial_weights)
+        except Exception as exc:  # nothing partial: a new run that failed before its first checkpoint is removed
+            diverged = isinstance(exc, RunError) and not isinstance(exc, DiskFull)  # its log shows how
+            if rank == 0 and state is None and not diverged and not checkpoint_path.exists():
+                clear_run(run_dir)
+            raise
 
 
 def _check_training_data(data: PreparedDataset, config: TrainConfig, source: str | Path, world: int) -> None:
@@ -357,7 +367,12 @@ class _Loop:
         return self.run_dir / "best.pt"
 
     def save_checkpoint(self) -> None:
-        save_checkpoint(self.checkpoint_path, self.step, self.config, self.models, self.optimizer, self.record)
+        try:
+            save_checkpoint(self.checkpoint_path, self.step, self.config, self.models, self.optimizer, self.record)
+        except DiskFull as exc:  # the last good checkpoint is kept (atomic write)
+            kept = (f"kept: {self.checkpoint_path} (step {self.saved_step}), continue with --resume"
+                    if self.saved_step is not None else "no checkpoint had been written")
+            raise DiskFull(f"{exc}; {kept}") from None
         self.saved_step = self.step
 
     def write_log(self, split: str, values: Mapping[str, float]) -> None:
@@ -376,6 +391,9 @@ def _train_locked(config: TrainConfig, data: PreparedDataset, val: PreparedDatas
     if state is not None and loop.best_path.exists():
         saved = load_checkpoint(loop.best_path, "cpu")
         loop.best.update(step=saved["step"], loss=saved["selection_loss"], validation=saved["validation"])
+    if state is not None and (run_dir / "model.pt").exists() and loop.step != loop.total_steps:
+        raise InputError(run_dir / "model.pt", "file", "no model.pt in an unfinished run (its checkpoint.pt is of "
+                         f"step {loop.step} of {loop.total_steps}): --overwrite to train it again", "present")
     bar = progress_bar(total=loop.total_steps, initial=loop.step, desc=f"train {config.method}", unit="step",
                        every=sampler.batches_per_epoch, enabled=progress and rank == 0)
     loop.log = open(run_dir / "log.jsonl", "a") if rank == 0 else None
@@ -409,6 +427,9 @@ def _start(config: TrainConfig, data: PreparedDataset, val: PreparedDataset | No
     optimizer = torch.optim.Adam(unique_parameters(models), lr=config.learning_rate)
     step = 0
     if state is not None:
+        if state["step"] > total_steps:
+            raise InputError(run_dir / "checkpoint.pt", "step", f"at most the run's {total_steps} planned steps",
+                             state["step"])
         step = _restore(state, models, optimizer, run_dir / "log.jsonl" if rank == 0 else None)
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -423,18 +444,22 @@ def _start(config: TrainConfig, data: PreparedDataset, val: PreparedDataset | No
 def _restore(state: dict[str, Any], models: Mapping[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
              log_path: Path | None) -> int:
     """Load a checkpoint's networks, optimiser and RNG state (an exact resume) and drop the lines of
-    ``log_path`` written after it; returns its step."""
-    for name, m in models.items():
-        m.load_state_dict(state["models"][name])
-    optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["rng_cpu"].cpu())
-    if state["rng_cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
-    step = int(state["step"])
+    ``log_path`` written after it (and a last line cut short by a full disk); returns its step."""
+    step = restore_training(log_path.with_name("checkpoint.pt") if log_path else Path("checkpoint.pt"), state,
+                            models, optimizer)
     if log_path is not None and log_path.exists():  # drop log lines written after the checkpoint
-        kept = [ln for ln in log_path.read_text().splitlines() if json.loads(ln).get("step", 0) <= step]
+        kept = [ln for ln in log_path.read_text().splitlines() if _log_step_of(ln) <= step]
         write_text_atomic(log_path, "".join(ln + "\n" for ln in kept))
     return step
+
+
+def _log_step_of(line: str) -> float:
+    """The step of a ``log.jsonl`` line; inf for a line that is not a whole JSON object (dropped)."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return math.inf
+    return record.get("step", 0) if isinstance(record, dict) else math.inf
 
 
 def _run_steps(loop: _Loop, val: PreparedDataset | None, bar, stop: StopRequest,
@@ -533,9 +558,27 @@ def _finish(loop: _Loop, start_step: int, start_time: float) -> TrainSummary:
                            loop.best["validation"] if selected else loop.validation, str(loop.device),
                            loop.best["step"] if selected else step, loop.models)
     if loop.rank == 0 and step == loop.total_steps:
-        if selected:
-            os.replace(loop.best_path, run_dir / "model.pt")
-        else:
-            save_model(run_dir / "model.pt", step, config, loop.models, {"data": loop.record})
-        write_text_atomic(run_dir / "summary.json", summary.to_json())
+        _write_final(loop, summary, selected)
     return summary
+
+
+def _write_final(loop: _Loop, summary: TrainSummary, selected: bool) -> None:
+    """Write model.pt (the selected epoch, else the last state), then summary.json, then remove best.pt.
+
+    A crash in between leaves model.pt with checkpoint.pt of the last step and no summary.json: ``--resume``
+    then keeps model.pt as it is (the recorded selection; the last state never replaces it) and writes
+    summary.json from it.
+    """
+    model = loop.run_dir / "model.pt"
+    if model.exists():  # an earlier finish of this run wrote it
+        saved = load_checkpoint(model, "cpu")
+        summary.best_step = saved["step"]
+        if isinstance(saved.get("validation"), dict):
+            summary.validation = saved["validation"]
+    elif selected:
+        with atomic_path(model) as tmp:
+            shutil.copyfile(loop.best_path, tmp)
+    else:
+        save_model(model, loop.step, loop.config, loop.models, {"data": loop.record})
+    write_text_atomic(loop.run_dir / "summary.json", summary.to_json())
+    loop.best_path.unlink(missing_ok=True)

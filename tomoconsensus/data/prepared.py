@@ -33,7 +33,7 @@ import numpy as np
 
 from tomoconsensus.atomic import atomic_path
 from tomoconsensus.errors import InputError, require_finite
-from tomoconsensus.hdf5 import open_hdf5, read_array, read_strings
+from tomoconsensus.hdf5 import check_written, create_hdf5, open_hdf5, read_array, read_strings
 from tomoconsensus.modality import Modality, Slice, split_and_reconstruct
 from tomoconsensus.progress import progress as progress_bar
 
@@ -98,7 +98,7 @@ def write_prepared(out: str | Path, modality: Modality, slices: Iterable[Slice],
     start = time.perf_counter()
     split_rng = np.random.default_rng(seed)
     out = Path(out)
-    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(out) as tmp, create_hdf5(tmp) as f:
         f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "modality": modality.name,
                         "units": modality.units, "channels": modality.channels, "seed": seed,
                         "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -138,6 +138,7 @@ def write_prepared(out: str | Path, modality: Modality, slices: Iterable[Slice],
                                          chunks=(1,) + value.shape if value.ndim else None, compression="gzip")
                     f[key][i] = value
             ids[i], patients[i] = item.slice_id, item.patient_id
+            check_written(f)  # a full disk stops here, not after the last slice
             count += 1
         if count != n_slices:
             raise ValueError(f"expected {n_slices} slices, got {count}")

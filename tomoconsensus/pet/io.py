@@ -37,7 +37,7 @@ import numpy as np
 from tomoconsensus.atomic import atomic_path
 from tomoconsensus.counts import as_counts
 from tomoconsensus.errors import InputError, require_finite
-from tomoconsensus.hdf5 import open_hdf5, read_strings
+from tomoconsensus.hdf5 import create_hdf5, open_hdf5, read_strings
 
 #: Units of x when the file does not name them: those fixed by E[prompts] = m * (A x) + additive.
 DEFAULT_UNITS = "activity in prompts per mm of LOR per unit m (E[y] = m * line integral of x + additive)"
@@ -256,7 +256,7 @@ def write_prompts(path: str | Path, stack: PromptStack) -> Path:
     attributes ``shape`` and ``duration_s``), else as the histogram ``prompts``.
     """
     path = Path(path)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, create_hdf5(tmp) as f:
         if stack.listmode is None:
             f.create_dataset("prompts", data=stack.prompts.astype(np.int32), compression="gzip", shuffle=True)
         else:
