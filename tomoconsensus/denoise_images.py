@@ -141,6 +141,14 @@ def _check_out(out: Path, overwrite: bool, dicom_input: bool, images: Path, run_
                             "a DICOM series written by tomoconsensus denoise --images")
 
 
+class _Writer:
+    """Only ``write`` of a file: ``np.save`` then writes through it (OSError with errno on a full disk)
+    instead of ``ndarray.tofile`` (whose error has none)."""
+
+    def __init__(self, fh):
+        self.write = fh.write
+
+
 def _descriptions(run_dir: Path, config: TrainConfig, variant: str, info: dict, series: DicomSeries,
                   resampled: bool) -> tuple[str, str]:
     version = package_version()
@@ -187,8 +195,8 @@ def denoise_images(run_dir: str | Path, images: str | Path, out: str | Path, res
     clipped = 0
     if out.suffix.lower() in ARRAY_SUFFIXES:
         with atomic_path(out) as tmp, open(tmp, "wb") as fh:
-            if out.suffix.lower() == ".npy":
-                np.save(fh, denoised)
+            if out.suffix.lower() == ".npy":  # through write(), not ndarray.tofile: a full disk keeps its errno
+                np.save(_Writer(fh), denoised)
             else:
                 np.savez(fh, hu=denoised, pixel_spacing_mm=np.full(len(denoised), spacing))
     else:

@@ -4,6 +4,7 @@ HDF5 outputs that survive a full disk (:func:`create_hdf5`)."""
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,47 +55,63 @@ class _GuardedFile:
 
     HDF5 cannot recover from a failed write: the file stays half-open in the library, and closing it
     again (explicitly or at interpreter exit) crashes the process (SIGSEGV, HDF5 2.0). Here the first
-    failure is recorded in ``error`` and later writes are skipped, so HDF5 closes the file normally;
-    :func:`create_hdf5` then raises the recorded error (the caller removes the incomplete file).
+    failure is recorded in ``error``; that write and all later ones are skipped but counted as done
+    (the file keeps its size as HDF5 sees it, unwritten bytes read as zeros), so HDF5 goes on and closes
+    the file normally; :func:`create_hdf5` then raises the recorded error (the caller removes the
+    incomplete file).
     """
 
     def __init__(self, path: Path, mode: str):
         self._fh = open(path, "r+b" if mode == "a" else "w+b", buffering=0)  # noqa: SIM115 (closed by create_hdf5)
         self.error: OSError | None = None
+        self._pos = 0
+        self._size = os.fstat(self._fh.fileno()).st_size
 
     def seek(self, pos: int, whence: int = 0) -> int:
-        return self._fh.seek(pos, whence)
+        self._pos = pos + (0, self._pos, self._size)[whence]
+        return self._pos
 
     def tell(self) -> int:
-        return self._fh.tell()
-
-    def read(self, n: int = -1) -> bytes:
-        return self._fh.read(n)
+        return self._pos
 
     def readinto(self, buffer) -> int:
-        return self._fh.readinto(buffer)
+        view = memoryview(buffer).cast("B")
+        self._fh.seek(self._pos)
+        n = self._fh.readinto(view) or 0
+        want = max(0, min(len(view), self._size - self._pos))
+        if n < want:  # bytes whose write was skipped after a failure
+            view[n:want] = bytes(want - n)
+            n = want
+        self._pos += n
+        return n
+
+    def read(self, n: int = -1) -> bytes:
+        buffer = bytearray(max(0, self._size - self._pos) if n < 0 else n)
+        return bytes(buffer[:self.readinto(buffer)])
 
     def write(self, data) -> int:
         view = memoryview(data).cast("B")
-        start = self._fh.tell()
         if self.error is None:
             try:
+                self._fh.seek(self._pos)
                 done = 0
                 while done < len(view):
                     done += self._fh.write(view[done:])
-                return len(view)
             except OSError as exc:
                 self.error = exc
-        self._fh.seek(start + len(view))
+        self._pos += len(view)
+        self._size = max(self._size, self._pos)
         return len(view)
 
     def truncate(self, size: int | None = None) -> int:
+        size = self._pos if size is None else size
         if self.error is None:
             try:
-                return self._fh.truncate(size)
+                self._fh.truncate(size)
             except OSError as exc:
                 self.error = exc
-        return size if size is not None else self._fh.tell()
+        self._size = size
+        return size
 
     def flush(self) -> None:
         pass  # unbuffered

@@ -391,9 +391,6 @@ def _train_locked(config: TrainConfig, data: PreparedDataset, val: PreparedDatas
     if state is not None and loop.best_path.exists():
         saved = load_checkpoint(loop.best_path, "cpu")
         loop.best.update(step=saved["step"], loss=saved["selection_loss"], validation=saved["validation"])
-    if state is not None and (run_dir / "model.pt").exists() and loop.step != loop.total_steps:
-        raise InputError(run_dir / "model.pt", "file", "no model.pt in an unfinished run (its checkpoint.pt is of "
-                         f"step {loop.step} of {loop.total_steps}): --overwrite to train it again", "present")
     bar = progress_bar(total=loop.total_steps, initial=loop.step, desc=f"train {config.method}", unit="step",
                        every=sampler.batches_per_epoch, enabled=progress and rank == 0)
     loop.log = open(run_dir / "log.jsonl", "a") if rank == 0 else None
@@ -430,6 +427,9 @@ def _start(config: TrainConfig, data: PreparedDataset, val: PreparedDataset | No
         if state["step"] > total_steps:
             raise InputError(run_dir / "checkpoint.pt", "step", f"at most the run's {total_steps} planned steps",
                              state["step"])
+        if (run_dir / "model.pt").exists() and state["step"] != total_steps:  # model.pt is written at the end only
+            raise InputError(run_dir / "model.pt", "file", "no model.pt in an unfinished run (its checkpoint.pt is of "
+                             f"step {state['step']} of {total_steps}): --overwrite to train it again", "present")
         step = _restore(state, models, optimizer, run_dir / "log.jsonl" if rank == 0 else None)
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
