@@ -93,6 +93,10 @@ APART = {
     "prepare-out-is-the-input": lambda fx, t: PCT + ["--sinograms", fx["sino"], "--out", fx["sino"]],
     "distill-out-is-the-teacher": lambda fx, t: ["distill", "--teacher", fx["run"], "--data", fx["ct"], "--config",
                                                  fx["toml"], "--out", fx["run"]],
+    "distill-out-inside-the-teacher": lambda fx, t: ["distill", "--teacher", fx["run"], "--data", fx["ct"],
+                                                     "--config", fx["toml"], "--out", fx["run"] / "g"],
+    "train-out-holds-the-data": lambda fx, t: ["train", "--data", fx["ct"], "--config", fx["toml"], "--out",
+                                               fx["dir"]],
 }
 
 

@@ -278,19 +278,27 @@ def check_output_dir(out: str | Path, inputs: Iterable[str | Path | None] = (), 
     return out
 
 
-def check_apart(out: str | Path, inputs: Iterable[str | Path | None], option: str = "--out") -> None:
+def check_apart(out: str | Path, inputs: Iterable[str | Path | tuple[str, str | Path] | None],
+                option: str = "--out") -> None:
     """Refuse (InputError) an output that is an input, holds one (an input inside the output folder) or lies
-    inside an input folder: replacing it (``--overwrite``) would delete the input."""
+    inside an input folder: replacing it (``--overwrite``) would delete the input.
+
+    ``inputs`` are paths, or ``(name, path)`` to name an input in the message (e.g. ``("--teacher", run)``).
+    """
     out = Path(out)
-    for item in (Path(p) for p in inputs if p is not None):
+    for entry in (p for p in inputs if p is not None):
+        name, item = entry if isinstance(entry, tuple) else ("input", entry)
+        if item is None:
+            continue
+        item = Path(item)
         if same_file(out, item):
-            raise InputError(option, str(out), "a path apart from the inputs", f"it is the input {item}")
+            raise InputError(option, str(out), "a path apart from the inputs", f"it is the {name} {item}")
         if item.exists() and _inside(item, out):
             raise InputError(option, str(out), "a path apart from the inputs (replacing it would delete them)",
-                             f"it holds the input {item}")
+                             f"it holds the {name} {item}")
         if item.is_dir() and _inside(out, item):
             raise InputError(option, str(out), "a path apart from the inputs (not inside an input folder)",
-                             f"it lies inside the input folder {item}")
+                             f"it lies inside the {name} folder {item}")
 
 
 def check_output_folder(out: str | Path, inputs: Iterable[str | Path | None], overwrite: bool,

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from tomoconsensus.atomic import (
+    check_apart,
     check_output_dir,
     check_output_file,
     check_writable_folder,
@@ -186,6 +187,9 @@ def _train_overrides(args: argparse.Namespace) -> dict:
 
 
 def _check_val(args: argparse.Namespace) -> None:
+    if not args.out.is_file():  # a file is no run folder (refused as such); a folder is apart from the inputs
+        check_apart(args.out, [("--data", args.data), ("--val", args.val),
+                               ("--teacher", getattr(args, "teacher", None))])
     if args.val and same_file(args.val, args.data):
         raise InputError(args.val, "--val", "held-out slices, not the training file (selection on training data "
                          "would keep the epoch that fits the noise best)", "it is --data")
