@@ -58,6 +58,23 @@ def prepared_ct(tmp_path_factory, demo_geometry):
     return out
 
 
+@pytest.fixture(scope="session")
+def prepared_ct_val(tmp_path_factory, prepared_ct):
+    """``prepared_ct`` as another patient's data (patient ids prefixed ``val-``): a validation file that
+    shares no patient with the training file, as ``train --val`` requires."""
+    import shutil
+
+    import h5py
+
+    out = tmp_path_factory.mktemp("prepared_val") / "ct4_val.h5"
+    shutil.copy(prepared_ct, out)
+    with h5py.File(out, "r+") as f:
+        ids = [("val-" + (p.decode() if isinstance(p, bytes) else str(p))) for p in f["patient_id"][()]]
+        del f["patient_id"]
+        f.create_dataset("patient_id", data=ids, dtype=h5py.string_dtype("utf-8"))
+    return out
+
+
 def tiny_config(**overrides):
     """A UNet and protocol small enough to train a few steps in well under a second on a CPU."""
     from tomoconsensus.train import TrainConfig

@@ -79,11 +79,12 @@ def test_warm_start_begins_at_the_teacher_and_a_different_architecture_starts_at
     assert _rmse_to_teacher(tmp_path / "wide") > 0.9 * c
 
 
-def test_targets_are_the_teachers_default_output_and_run_records_its_teacher(prepared_ct, tmp_path, demo_geometry):
+def test_targets_are_the_teachers_default_output_and_run_records_its_teacher(prepared_ct, prepared_ct_val, tmp_path,
+                                                                             demo_geometry):
     teacher = tmp_path / "teacher"
     train(tiny_config(method="consensus", max_steps=4), prepared_ct, teacher, progress=False)
     run = tmp_path / "g"
-    distill(tiny_config(), teacher, prepared_ct, run, val_path=prepared_ct, progress=False)
+    distill(tiny_config(), teacher, prepared_ct, run, val_path=prepared_ct_val, progress=False)
     # the stored target is exactly what `denoise` of the teacher gives (its default variant, mean)
     denoise(teacher, prepared_ct, tmp_path / "z.h5", progress=False)
     z, _, attrs = read_denoised(tmp_path / "z.h5")

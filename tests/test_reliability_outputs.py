@@ -188,6 +188,9 @@ def test_finish_writes_model_then_summary_and_removes_best(fx, tmp_path, monkeyp
 
     config = tiny_config(method="noise2noise", epochs=3, patch_size=16, batch_size=2, depth=1)
     prepared_ct = fx["ct"]
+    val = write_prepared_file(tmp_path / "val.h5", seed=1)
+    with h5py.File(val, "a") as f:  # held-out patients
+        f["patient_id"][...] = np.array([f"v{i}" for i in range(4)], dtype=h5py.string_dtype())
     write = train_module.write_text_atomic
 
     def crash_on_summary(path, text):
@@ -197,11 +200,11 @@ def test_finish_writes_model_then_summary_and_removes_best(fx, tmp_path, monkeyp
 
     monkeypatch.setattr(train_module, "write_text_atomic", crash_on_summary)
     with pytest.raises(OSError):
-        train_module.train(config, prepared_ct, tmp_path / "r", prepared_ct, progress=False)
+        train_module.train(config, prepared_ct, tmp_path / "r", val, progress=False)
     monkeypatch.setattr(train_module, "write_text_atomic", write)
     selected = load_checkpoint(tmp_path / "r" / "best.pt")["step"]
     kept = (tmp_path / "r" / "model.pt").read_bytes()
-    summary = train_module.train(config, prepared_ct, tmp_path / "r", prepared_ct, resume=True, progress=False)
+    summary = train_module.train(config, prepared_ct, tmp_path / "r", val, resume=True, progress=False)
     assert (tmp_path / "r" / "model.pt").read_bytes() == kept and summary.best_step == selected
     assert not (tmp_path / "r" / "best.pt").exists() and (tmp_path / "r" / "summary.json").exists()
 

@@ -26,8 +26,9 @@ def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("method", ["consensus", "noise2noise", "noise2clean"])
-def test_each_method_trains_logs_and_checkpoints(prepared_ct, tmp_path, method):
-    summary = train(tiny_config(method=method), prepared_ct, tmp_path / "run", val_path=prepared_ct, progress=False)
+def test_each_method_trains_logs_and_checkpoints(prepared_ct, prepared_ct_val, tmp_path, method):
+    summary = train(tiny_config(method=method), prepared_ct, tmp_path / "run", val_path=prepared_ct_val,
+                    progress=False)
     assert summary.steps == 8  # 4 slices x 4 patches / batch 4, 2 epochs
     written = {p.name for p in (tmp_path / "run").iterdir()}
     assert {"config.toml", "checkpoint.pt", "model.pt", "log.jsonl", "summary.json"} <= written
@@ -174,3 +175,39 @@ def test_a_thread_limit_the_user_set_is_kept(prepared_ct, tmp_path, monkeypatch)
         assert torch.get_num_threads() == max(1, os.cpu_count() or 1)
     finally:
         torch.set_num_threads(before)
+
+
+def test_validation_sharing_a_training_patient_is_refused_before_any_work(prepared_ct, tmp_path):
+    with pytest.raises(InputError, match="patient_id.*4 shared|patient_id.*shared"):
+        train(tiny_config(max_steps=2), prepared_ct, tmp_path / "run", val_path=prepared_ct, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_run_records_its_patients_criterion_and_monitors(prepared_ct, prepared_ct_val, tmp_path, capsys):
+    """run_info.json names the training and validation patients, summary.json the selection key, and a
+    monitor file is scored every epoch without changing the selection."""
+    run = tmp_path / "run"
+    summary = train(tiny_config(method="consensus"), prepared_ct, run, val_path=prepared_ct_val, progress=False,
+                    monitor={"again": prepared_ct_val})
+    info = json.loads((run / "run_info.json").read_text())
+    train_ids = set(read_prepared(prepared_ct).patient_ids)
+    assert info["training_data"]["patients"] == sorted(train_ids)
+    assert info["validation_data"]["patients"] == sorted("val-" + p for p in train_ids)
+    assert json.loads((run / "summary.json").read_text())["selection_criterion"] == "val_consensus"
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    val = [r for r in rows if r["split"] == "val"]
+    mon = [r for r in rows if r["split"] == "monitor:again"]
+    assert [r["step"] for r in mon] == [r["step"] for r in val] == [4, 8]
+    assert [r["val_consensus"] for r in mon] == pytest.approx([r["val_consensus"] for r in val], rel=1e-6)
+    assert summary.best_step in (4, 8)
+    # evaluating the run on its own validation patients warns; on its training patients too
+    denoise(run, prepared_ct_val, tmp_path / "out.h5", progress=False)
+    assert main(["evaluate", "--data", str(prepared_ct_val), "--results", f"C={tmp_path / 'out.h5'}",
+                 "--runs", f"C={run}", "--out", str(tmp_path / "report")]) == 0
+    err = capsys.readouterr().err
+    assert "validated (chose the epoch of) run C" in err and "trained run C" not in err
+
+
+def test_without_validation_the_summary_names_no_criterion(prepared_ct, tmp_path):
+    train(tiny_config(max_steps=2), prepared_ct, tmp_path / "run", progress=False)
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["selection_criterion"] == ""

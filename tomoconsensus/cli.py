@@ -27,7 +27,7 @@ from tomoconsensus.atomic import (
 from tomoconsensus.choices import ALL_VARIANTS, CT_REFERENCES, METHODS
 from tomoconsensus.devices import DEVICE_HELP, check_device
 from tomoconsensus.errors import InputError, Interrupted, RunError
-from tomoconsensus.signals import terminate_as_exception
+from tomoconsensus.signals import StopRequest, terminate_as_exception
 
 
 class _Parser(argparse.ArgumentParser):
@@ -88,14 +88,18 @@ def _prepare_ct(args: argparse.Namespace) -> None:
         args.dose_fraction = 0.25
     geometry_file = Path(args.geometry) if Path(args.geometry).exists() else None
     check_output_file(args.out, _inputs(args.images, args.sinograms, geometry_file), args.overwrite)
+    split = {"auto": "views", "odd-even": "views", "thinning": "thinning"}.get(args.split)
+    if split is None or (split == "thinning" and not args.images):
+        raise InputError("--split", "split", "auto, odd-even or thinning with --images (thinning needs the readings "
+                         "before the log; measured line-integral sinograms cannot be thinned)", args.split)
     geom = fan_beam_geometry(args.geometry)
     if args.images:
         source = simulated_source(read_images(args.images, args.pixel_spacing_mm), geom, args.dose_fraction,
-                                  args.seed, args.images, args.reference, args.max_slices)
+                                  args.seed, args.images, args.reference, args.max_slices, counts=split == "thinning")
     else:
         source = measured_source(read_sinograms(args.sinograms, geom), args.sinograms, args.max_slices)
     tv = TVConfig(lam=args.tv_lam, n_iter=args.tv_iter) if args.tv else None
-    print(write_ct(args.out, ct_modality(geom, args.device), source, args.seed, tv))
+    print(write_ct(args.out, ct_modality(geom, args.device, split), source, args.seed, tv))
 
 
 def _prepare_ct_projections(args: argparse.Namespace) -> None:
@@ -109,15 +113,21 @@ def _prepare_ct_projections(args: argparse.Namespace) -> None:
                          "('120,130', '100:200:5' or 'all:5')")
     if args.tv:
         raise InputError("--tv", "tv", "no --tv with --projections (per-view sources are not in the TV projector)")
+    if args.split == "thinning":
+        raise InputError("--split", "split", "a view split with --projections (auto, odd-even, ffs-blocks, "
+                         "random-pairs); the count-domain split is for --images so far", "thinning")
     check_output_file(args.out, _inputs(args.projections, args.reference_projections), args.overwrite,
                       read_folders=[p for p in (args.projections, args.reference_projections) if p is not None])
     parse_z_list(args.z_mm, (0.0, 0.0))  # syntax checked before the (long) read
     noise_geometry = load_geometry(args.geometry or "ldct-fanbeam")  # electronic noise for --dose-fraction
-    source = projection_source(args.projections, args.z_mm, args.image_size, args.pixel_size_mm,
-                               args.split, 1.0 if args.dose_fraction is None else args.dose_fraction,
-                               noise_geometry.protocol.electronic_noise_std, args.seed, args.reference_projections,
-                               torch_device(args.device))
-    print(write_prepared(args.out, source.modality, source.slices, source.n_slices, args.seed, source.attrs))
+    # signals set a flag, checked between files and slices: never raised inside the Numba backprojection
+    with StopRequest(kept="no partial output was left") as stop:
+        source = projection_source(args.projections, args.z_mm, args.image_size, args.pixel_size_mm,
+                                   args.split, 1.0 if args.dose_fraction is None else args.dose_fraction,
+                                   noise_geometry.protocol.electronic_noise_std, args.seed,
+                                   args.reference_projections, torch_device(args.device), stop_check=stop.check)
+        summary = write_prepared(args.out, source.modality, source.slices, source.n_slices, args.seed, source.attrs)
+    print(summary)
 
 
 def _prepare_mr(args: argparse.Namespace) -> None:
@@ -132,20 +142,25 @@ def _prepare_mr(args: argparse.Namespace) -> None:
 
 
 def _prepare_pet(args: argparse.Namespace) -> None:
-    from tomoconsensus.pet.io import read_prompts
-    from tomoconsensus.pipelines.pet import pet_modality, time_frames, write_pet
+    from tomoconsensus.pipelines.pet import pet_modality, read_pet_input, write_pet
 
     if args.split == "time-frames" and args.frame_s is None:
         raise InputError("--frame-s", "frame-s", "a frame length in s with --split time-frames", "missing")
     for flag, value in (("--frame-s", args.frame_s), ("--half-life-s", args.half_life_s)):
         if args.split == "thinning" and value is not None:
             raise InputError(flag, flag.lstrip("-"), "only with --split time-frames", f"{value:g} with thinning")
-    check_output_file(args.out, _inputs(args.prompts), args.overwrite)
-    stack = read_prompts(args.prompts)
-    frames = time_frames(stack, args.frame_s, args.half_life_s, args.prompts) if args.split == "time-frames" else None
+    if args.keep_measurement and args.listmode is None:
+        raise InputError("--keep-measurement", "keep-measurement", "only with --listmode (halves assigned event by "
+                         "event)", "--prompts")
+    source = args.listmode or args.prompts
+    stack, frames, acquisition = read_pet_input(args.prompts, args.listmode, args.split, args.frame_s,
+                                                args.half_life_s, args.seed, args.out, args.overwrite)
     modality = pet_modality(stack, args.image_size, args.pixel_size_mm, args.recon, args.osem_iterations,
                             args.osem_subsets, frames)
-    print(write_pet(args.out, modality, stack, args.seed, args.prompts, args.max_slices))
+    print(write_pet(args.out, modality, stack, args.seed, source, args.max_slices, acquisition=acquisition,
+                    keep_measurement=args.keep_measurement))
+    if acquisition is not None and acquisition.note:  # after the write: a refusal stays one line
+        print(acquisition.note, file=sys.stderr)
 
 
 def _prepare_spectral(args: argparse.Namespace) -> None:
@@ -249,9 +264,23 @@ def _evaluate(args: argparse.Namespace) -> None:
             raise InputError("--runs", name, "a run folder with log.jsonl (written by tomoconsensus train)", str(run))
     check_output_dir(args.out, _inputs(args.data, *results.values(), *runs.values()), REPORT_FILES, args.overwrite)
     ev = evaluate(args.data, results)
+    _warn_seen_patients(args.data, runs)
     files = write_report(ev, args.out, runs)
     print(metrics_markdown(ev))
     print("wrote " + ", ".join(str(p) for p in files.values()))
+
+
+def _warn_seen_patients(data: Path, runs: dict[str, Path]) -> None:
+    """Warn (stderr) when a patient of the evaluated file trained or validated one of the ``runs``."""
+    import h5py
+
+    from tomoconsensus.runinfo import seen_patient_warnings
+
+    with h5py.File(data, "r") as f:
+        patients = sorted({p.decode() if isinstance(p, bytes) else str(p) for p in f["patient_id"][()]})
+    for name, run in runs.items():
+        for line in seen_patient_warnings(run, patients, name):
+            print(line, file=sys.stderr)
 
 
 def _name_value(text: str, option: str) -> tuple[str, str]:
@@ -334,8 +363,10 @@ def _add_prepare_ct_parser(prep_sub) -> None:
     ct.add_argument("--image-size", type=_POSITIVE_INT, default=512, help="--projections: N x N grid (default 512)")
     ct.add_argument("--pixel-size-mm", type=_POSITIVE, default=0.75, help="--projections: pixel size (default 0.75)")
     ct.add_argument("--reference-projections", type=Path, help="--projections: full-dose scan for the reference")
-    ct.add_argument("--split", default="auto", choices=("auto", "odd-even", "ffs-blocks", "random-pairs"),
-                    help="--projections: view split (auto: FFS-cycle blocks for flying-focal-spot data)")
+    ct.add_argument("--split", default="auto", choices=("auto", "odd-even", "ffs-blocks", "random-pairs", "thinning"),
+                    help="auto: odd/even views (--images/--sinograms), FFS-cycle blocks for flying-focal-spot "
+                    "--projections; thinning (--images): binomial thinning of every reading's counts, all views "
+                    "in each half (the split whose held-out loss tracks the clean error, docs/method.md)")
     ct.add_argument("--reference", default="noiseless-fbp", choices=CT_REFERENCES,
                     help="reference for simulated data (default: FBP of the noiseless sinogram)")
     ct.add_argument("--seed", type=_NON_NEGATIVE_INT, default=0)
@@ -379,7 +410,10 @@ def _add_prepare_mr_parser(prep_sub) -> None:
 def _add_prepare_pet_parser(prep_sub) -> None:
     pet = prep_sub.add_parser("pet", help="2-D PET prompts: binomial thinning (or time frames), corrected FBP "
                               "(or OSEM) of each half, scaled, and of all prompts")
-    pet.add_argument("--prompts", type=Path, required=True, help="prompt sinograms + factors (.h5/.npz, docs/pet.md)")
+    source = pet.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prompts", type=Path, help="prompt sinograms + factors (.h5/.npz, docs/pet.md)")
+    source.add_argument("--listmode", type=Path, help="Siemens Biograph mMR list-mode: the Interfile header "
+                        "(*.l.hdr) naming the PETLINK 32-bit .l file (docs/pet.md)")
     pet.add_argument("--image-size", type=_POSITIVE_INT, required=True, help="reconstruction grid N (N x N pixels)")
     pet.add_argument("--pixel-size-mm", type=_POSITIVE, required=True)
     pet.add_argument("--recon", choices=("fbp", "osem"), default="fbp", help="fbp: linear, unbiased (default); "
@@ -392,7 +426,10 @@ def _add_prepare_pet_parser(prep_sub) -> None:
                      "frames of list-mode events with times, exact only for a static tracer (docs/pet.md)")
     pet.add_argument("--frame-s", type=_POSITIVE, default=None, help="frame length in s (--split time-frames)")
     pet.add_argument("--half-life-s", type=_POSITIVE, default=None, help="decay half-life in s in the halves' "
-                     "weights, e.g. 6586.2 for F-18 (--split time-frames; default: no decay correction)")
+                     "weights, e.g. 6586.2 for F-18 (--split time-frames; default: the --listmode header's, "
+                     "else no decay correction)")
+    pet.add_argument("--keep-measurement", action="store_true", help="--listmode: also store each plane's half "
+                     "prompts and delayeds under /measurement (docs/prepared-format.md)")
     pet.add_argument("--max-slices", type=_POSITIVE_INT, default=None, help="only the first N slices")
     pet.add_argument("--out", type=Path, required=True)
     pet.add_argument("--overwrite", action="store_true", help="replace an existing --out file")

@@ -78,11 +78,24 @@ def windowed(image_hu: np.ndarray, window=CT_WINDOW_HU) -> np.ndarray:
     return np.clip(image_hu, *window)
 
 
+#: Reference values above this are the body; at or below it, air (HU).
+BODY_THRESHOLD_HU = -500.0
+
+
+def region_rmse(image: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> float:
+    """RMSE over the pixels of ``mask``; 0 where the mask is empty (no error there)."""
+    return float(np.sqrt(np.mean((image[mask] - reference[mask]) ** 2))) if mask.any() else 0.0
+
+
 def ct_metrics(image_hu: np.ndarray, reference_hu: np.ndarray, window=CT_WINDOW_HU) -> dict[str, float]:
-    """RMSE (HU, full range), SSIM and PSNR (within ``window``) of one CT slice (H, W)."""
+    """RMSE (HU, full range; also inside the body and in the air, split at the reference's -500 HU), SSIM
+    and PSNR (within ``window``) of one CT slice (H, W). A denoiser can do well in the body and add streaks
+    in the air (or the reverse): the whole-slice RMSE alone hides which."""
     span = window[1] - window[0]
     a, b = windowed(image_hu, window), windowed(reference_hu, window)
-    return {"rmse_hu": rmse(image_hu, reference_hu), "ssim": ssim(a, b, span),
+    body = np.asarray(reference_hu) > BODY_THRESHOLD_HU
+    return {"rmse_hu": rmse(image_hu, reference_hu), "rmse_body_hu": region_rmse(image_hu, reference_hu, body),
+            "rmse_air_hu": region_rmse(image_hu, reference_hu, ~body), "ssim": ssim(a, b, span),
             "psnr_db": float(peak_signal_noise_ratio(b, a, data_range=span))}
 
 

@@ -8,8 +8,8 @@ its training data were, and ``denoise --images`` checks a new series against it:
     {
       "training_data": {"path": ..., "modality": "ct", "units": "HU/1000", "channels": 1,
                         "image_size": [H, W], "pixel_size_mm": 3.0, "geometry_name": ...,
-                        "slices": N, "tomoconsensus_version": ...},
-      "validation_data": {"path": ..., "slices": N},          # with --val
+                        "slices": N, "tomoconsensus_version": ..., "patients": [...]},
+      "validation_data": {"path": ..., "slices": N, "patients": [...]},   # with --val
       "teacher": {"run_dir": ..., "method": ..., "variant": ..., "config_sha256": ...}   # distilled runs
     }
 
@@ -50,9 +50,11 @@ def describe_training_data(data: PreparedDataset, val: PreparedDataset | None = 
         "path": str(Path(data.path).resolve()), "modality": data.modality, "units": str(data.attrs.get("units", "")),
         "channels": data.channels, "image_size": list(data.x1.shape[2:]), "pixel_size_mm": pixel_size_mm(data.attrs),
         "geometry_name": str(data.attrs.get("geometry_name", "")), "slices": len(data),
-        "tomoconsensus_version": str(data.attrs.get("tomoconsensus_version", ""))}}
+        "tomoconsensus_version": str(data.attrs.get("tomoconsensus_version", "")),
+        "patients": sorted(set(data.patient_ids))}}
     if val is not None:
-        info["validation_data"] = {"path": str(Path(val.path).resolve()), "slices": len(val)}
+        info["validation_data"] = {"path": str(Path(val.path).resolve()), "slices": len(val),
+                                   "patients": sorted(set(val.patient_ids))}
     teacher = {key: data.attrs[attr] for attr, key in TEACHER_ATTRS.items() if attr in data.attrs}
     if teacher:
         info["teacher"] = {k: (int(v) if k == "step" else str(v)) for k, v in teacher.items()}
@@ -78,3 +80,21 @@ def read_run_info(run_dir: str | Path) -> dict[str, Any]:
         got = type(info if not isinstance(info, dict) else info.get("training_data")).__name__
         raise InputError(path, "training_data", "a JSON object with the table training_data (written by train)", got)
     return info
+
+
+def seen_patient_warnings(run_dir: str | Path, test_patients: list[str], name: str) -> list[str]:
+    """One-line warnings when patients of an evaluated file trained or validated the run ``run_dir``.
+
+    Runs without ``run_info.json`` or without recorded patients (older versions) give no warning.
+    """
+    try:
+        info = read_run_info(run_dir)
+    except InputError:
+        return []
+    out = []
+    for role, key in (("trained", "training_data"), ("validated (chose the epoch of)", "validation_data")):
+        seen = sorted(set(test_patients) & set((info.get(key) or {}).get("patients", [])))
+        if seen:
+            out.append(f"warning: {len(seen)} evaluated patient(s) {role} run {name} ({', '.join(seen[:3])}"
+                       f"{' ...' if len(seen) > 3 else ''}): its numbers on them are not held-out results")
+    return out

@@ -4,8 +4,11 @@ By default SIGTERM ends Python at once, without running ``finally`` blocks: temp
 behind and a training run loses everything since its last checkpoint. :func:`terminate_as_exception`
 makes SIGTERM raise :class:`~tomoconsensus.errors.Interrupted` (a ``KeyboardInterrupt``) like
 Ctrl-C, so atomic writes clean up. :class:`StopRequest` defers both signals to a safe point (the
-end of a training step), where the caller saves a checkpoint that resumes exactly; a second signal
-stops at once. ``kill -9`` cannot be caught by any process (see :mod:`tomoconsensus.atomic`).
+end of a training step, or between two slices of a preparation), where the caller saves a
+checkpoint that resumes exactly or calls :meth:`StopRequest.check`; a second signal stops at once.
+A handler that raises can fire inside compiled code (a Numba kernel called from Python), which then
+ends in a ``SystemError`` traceback instead of the one-line message: long compiled loops run under
+:class:`StopRequest`. ``kill -9`` cannot be caught by any process (see :mod:`tomoconsensus.atomic`).
 
 Within :func:`terminate_as_exception`, SIGXFSZ (a file-size limit, ``ulimit -f``, reached) is ignored:
 the write then fails with EFBIG, which the CLI reports in one line like a full disk, instead of the
@@ -52,17 +55,27 @@ class StopRequest:
 
     The loop checks ``stop.signum`` at a safe point. A second signal raises Interrupted at once.
     Outside the main thread (signals cannot be handled there) it does nothing.
+
+    Parameters
+    ----------
+    kept : str
+        What is left after a stop, for the messages (a training run keeps its last checkpoint).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, kept: str = "the last periodic checkpoint is kept") -> None:
         self.signum: int | None = None
+        self.kept = kept
         self._old: dict[int, object] = {}
 
     def _handle(self, signum, frame):
         if self.signum is not None:
-            raise Interrupted(signum, f"stopped at once by a second {SIGNAL_NAMES.get(signum, signum)}; "
-                              "the last periodic checkpoint is kept")
+            raise Interrupted(signum, f"stopped at once by a second {SIGNAL_NAMES.get(signum, signum)}; {self.kept}")
         self.signum = signum
+
+    def check(self) -> None:
+        """Raise Interrupted here, at a safe point, if a signal came since the block began."""
+        if self.signum is not None:
+            raise Interrupted(self.signum, f"stopped by {SIGNAL_NAMES.get(self.signum, self.signum)}; {self.kept}")
 
     def __enter__(self) -> StopRequest:
         if _main_thread():

@@ -57,6 +57,7 @@ from tomoconsensus.checkpoints import (
     save_model,
 )
 from tomoconsensus.data.patches import PatchSampler, extract_patches
+from tomoconsensus.data.patients import check_disjoint_patients
 from tomoconsensus.data.prepared import PreparedDataset, read_prepared
 from tomoconsensus.devices import torch_device
 from tomoconsensus.errors import DiskFull, InputError, Interrupted, RunError
@@ -91,6 +92,8 @@ class TrainSummary:
     best_step: int = 0
     #: The trained networks of this process (not serialised).
     models: dict[str, torch.nn.Module] = field(default_factory=dict, repr=False)
+    #: The key of the ``val`` rows of log.jsonl that selection minimised ("": no validation, the last step).
+    selection_criterion: str = ""
 
     def to_json(self) -> str:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "models"}
@@ -251,8 +254,8 @@ def _stop_everywhere(stop: StopRequest, world: int, device: torch.device) -> int
 
 def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_path: str | Path | None = None,
           resume: bool = False, stop_after_steps: int | None = None, progress: bool = True,
-          overwrite: bool = False, initial_weights: Mapping[str, Mapping[str, torch.Tensor]] | None = None
-          ) -> TrainSummary:
+          overwrite: bool = False, initial_weights: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
+          monitor: Mapping[str, str | Path] | None = None) -> TrainSummary:
     """Train ``config.method`` on a prepared dataset; see the module docstring for the run directory.
 
     Parameters
@@ -264,6 +267,12 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
     initial_weights : mapping network name -> state_dict, optional
         Start these networks from the given weights instead of the seed's random ones (a new run only;
         a resumed run continues from its checkpoint). Distillation starts g from its teacher this way.
+    monitor : mapping name -> prepared file, optional
+        More held-out files scored like ``val_path`` at the end of every epoch and logged as
+        ``log.jsonl`` rows of split ``monitor:NAME``; never used for selection (e.g. the same
+        validation patient prepared with another split, to compare criteria).
+
+    The validation file (and every monitor) must not share a patient with the training data.
     """
     run_dir = Path(run_dir)
     check_run_dir(run_dir, resume, overwrite)
@@ -276,6 +285,11 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
     val = read_prepared(val_path) if val_path else None
     if val is not None:
         check_data(val, config, val_path, like=data)
+        check_disjoint_patients(data.patient_ids, val.patient_ids, val_path, train_path)
+    monitors = {name: read_prepared(path) for name, path in (monitor or {}).items()}
+    for name, mon in monitors.items():
+        check_data(mon, config, monitor[name], like=data)
+        check_disjoint_patients(data.patient_ids, mon.patient_ids, monitor[name], train_path)
     sampler = _patch_sampler(data, config, train_path)
     record = data_record(data, train_path, val_path)
     checkpoint_path = run_dir / "checkpoint.pt"
@@ -291,7 +305,7 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
             clear_run(run_dir)
         try:
             return _train_locked(config, data, val, sampler, run_dir, state, record, rank, world, device,
-                                 stop_after_steps, progress, initial_weights)
+                                 stop_after_steps, progress, initial_weights, monitors)
         except Exception as exc:  # nothing partial: a new run that failed before its first checkpoint is removed
             diverged = isinstance(exc, RunError) and not isinstance(exc, DiskFull)  # its log shows how
             if rank == 0 and state is None and not diverged and not checkpoint_path.exists():
@@ -357,6 +371,7 @@ class _Loop:
     validation: dict[str, float] = field(default_factory=dict)
     best: dict[str, Any] = field(default_factory=lambda: {"step": 0, "loss": math.inf, "validation": {}})
     log: IO[str] | None = None
+    monitors: dict[str, PreparedDataset] = field(default_factory=dict)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -385,8 +400,10 @@ class _Loop:
 def _train_locked(config: TrainConfig, data: PreparedDataset, val: PreparedDataset | None, sampler: PatchSampler,
                   run_dir: Path, state: dict[str, Any] | None, record: dict[str, Any], rank: int, world: int,
                   device: torch.device, stop_after_steps: int | None, progress: bool,
-                  initial_weights: Mapping[str, Mapping[str, torch.Tensor]] | None = None) -> TrainSummary:
+                  initial_weights: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
+                  monitors: Mapping[str, PreparedDataset] | None = None) -> TrainSummary:
     loop = _start(config, data, val, sampler, run_dir, state, record, rank, world, device, initial_weights)
+    loop.monitors = dict(monitors or {})
     start_step, start_time = loop.step, time.perf_counter()
     if state is not None and loop.best_path.exists():
         saved = load_checkpoint(loop.best_path, "cpu")
@@ -524,6 +541,8 @@ def _validate_and_select(loop: _Loop, val: PreparedDataset) -> None:
     self-supervised loss is the lowest so far."""
     loop.validation = validate(loop.config, loop.models, val, loop.device)
     loop.write_log("val", loop.validation)
+    for name, data in loop.monitors.items():
+        loop.write_log(f"monitor:{name}", validate(loop.config, loop.models, data, loop.device))
     selection_key = f"val_{loop.config.method}"  # the self-supervised data term on held-out slices
     if loop.config.select_best and loop.validation.get(selection_key, math.inf) < loop.best["loss"]:
         loop.best.update(step=loop.step, loss=loop.validation[selection_key], validation=loop.validation)
@@ -556,7 +575,8 @@ def _finish(loop: _Loop, start_step: int, start_time: float) -> TrainSummary:
     summary = TrainSummary(run_dir, config.method, step, step / loop.sampler.batches_per_epoch, seconds,
                            (step - start_step) / seconds if seconds > 0 else 0.0, loop.terms,
                            loop.best["validation"] if selected else loop.validation, str(loop.device),
-                           loop.best["step"] if selected else step, loop.models)
+                           loop.best["step"] if selected else step, loop.models,
+                           f"val_{config.method}" if selected else "")
     if loop.rank == 0 and step == loop.total_steps:
         _write_final(loop, summary, selected)
     return summary
@@ -573,6 +593,7 @@ def _write_final(loop: _Loop, summary: TrainSummary, selected: bool) -> None:
     if model.exists():  # an earlier finish of this run wrote it
         saved = load_checkpoint(model, "cpu")
         summary.best_step = saved["step"]
+        summary.selection_criterion = f"val_{loop.config.method}" if "selection_loss" in saved else ""
         if isinstance(saved.get("validation"), dict):
             summary.validation = saved["validation"]
     elif selected:

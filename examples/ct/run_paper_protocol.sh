@@ -11,7 +11,9 @@
 set -euo pipefail
 root=$1; out=${2:-paper_ct}; step=${3:-5}
 tc=${TOMOCONSENSUS:-.venv/bin/tomoconsensus}
-train=(L067 L096 L109 L143 L192 L286 L291 L310)
+# the paper's 10 patients: 7 train, 1 validation (epoch selection on its *noisy* halves), 2 test (final table only)
+train=(L067 L096 L109 L143 L192 L286 L291)
+val=(L310)
 test=(L333 L506)
 mkdir -p "$out/patients"
 
@@ -22,20 +24,20 @@ series() {  # series folder of patient $1 whose name matches the pattern $2 (cas
   echo "$found"
 }
 
-for patient in "${train[@]}" "${test[@]}"; do
+for patient in "${train[@]}" "${val[@]}" "${test[@]}"; do
   full=$(series "$patient" '.*full[^/]*proj[^/]*')
   low=$(series "$patient" '.*\(low\|quarter\)[^/]*proj[^/]*')
   $tc prepare ct --projections "$low" --reference-projections "$full" --z-mm "all:$step" \
       --image-size 512 --pixel-size-mm 0.75 --seed 0 --out "$out/patients/$patient.h5"
 done
 
-# one training file and one test file (the prepared files of several patients, concatenated)
-python3 - "$out" "${train[*]}" "${test[*]}" <<'PY'
+# one training, one validation and one test file (the prepared files of several patients, concatenated)
+python3 - "$out" "${train[*]}" "${val[*]}" "${test[*]}" <<'PY'
 import sys
 from pathlib import Path
 import h5py
 import numpy as np
-out, groups = Path(sys.argv[1]), {"train": sys.argv[2].split(), "test": sys.argv[3].split()}
+out, groups = Path(sys.argv[1]), {"train": sys.argv[2].split(), "val": sys.argv[3].split(), "test": sys.argv[4].split()}
 for name, patients in groups.items():
     parts = [h5py.File(out / "patients" / f"{p}.h5", "r") for p in patients]
     with h5py.File(out / f"{name}.h5", "w") as dst:
@@ -52,7 +54,7 @@ PY
 results=(); runs=()
 for label in Consensus Noise2Noise Noise2Clean; do
   method=${label,,}
-  $tc train --data "$out/train.h5" --config examples/ct/train.toml --method "$method" --val "$out/test.h5" --out "$out/runs/$method"
+  $tc train --data "$out/train.h5" --config examples/ct/train.toml --method "$method" --val "$out/val.h5" --out "$out/runs/$method"
   $tc denoise --run "$out/runs/$method" --data "$out/test.h5" --out "$out/denoised_$method.h5"
   results+=("$label=$out/denoised_$method.h5"); runs+=("$label=$out/runs/$method")
 done

@@ -7,8 +7,12 @@ in patient x/y, i.e. ``rho (cos phi, sin phi)`` in tomoconsensus' image frame, c
 fan angle ``((j+1) - c_col) du / d0`` turning with ``phi``, row ``k`` at ``(c_row - (k+1)) dv``).
 The phantom is written in tomoconsensus' image frame (x right, y up the image, z table position).
 
-Files are implicit-VR little endian (private values then carry no VR) by default, in the TCIA
-pixel layout (Rows = channels, Columns = detector rows), with an optional flying focal spot.
+Files are implicit-VR little endian (private values then carry no VR) by default, or explicit-VR
+little endian, or explicit-VR RLE lossless (``ScanSpec.syntax``), in the TCIA pixel layout (Rows =
+channels, Columns = detector rows), with an optional flying focal spot. Private tags are written
+with the VR of the DICOM-CT-PD dictionary (FreeCT / Moen et al. 2021: WaterAttenuationCoefficient
+DS, geometry FL, counts US) or with another one per tag (``ScanSpec.vrs``, e.g. FL for (7041,1001)
+or DS for the geometry), as scanners and converters differ.
 """
 
 from __future__ import annotations
@@ -20,9 +24,15 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless, generate_uid
 
-from tomoconsensus.ct.dicom_pd import PRIVATE_TAGS
+from tomoconsensus.ct.dicom_pd_tags import PREPROCESSING_FLAGS, PRIVATE_TAGS
+
+#: Private tags as the file may carry them: the dictionary's VR, or text for the numbers.
+TEXT_GEOMETRY = {name: "DS" for name in ("DetectorElementTransverseSpacing", "DetectorFocalCenterAngularPosition",
+                                        "DetectorFocalCenterAxialPosition", "ConstantRadialDistance",
+                                        "DetectorCentralElement", "SourceAxialPositionShift")}
+TEXT_GEOMETRY.update(NumberofDetectorRows="IS", NumberofSourceAngularSteps="IS")
 
 
 @dataclass(frozen=True)
@@ -111,7 +121,10 @@ class ScanSpec:
     incident_photons: float | None = None  # Poisson noise at this I0 per channel and view
     water_per_mm: float = 0.0193
     water_tag_per_cm: bool = False  # write WaterAttenuationCoefficient in 1/cm
-    implicit_vr: bool = True
+    syntax: str = "implicit"  # "implicit", "explicit" or "rle" (explicit VR, RLE lossless pixels)
+    vrs: dict = field(default_factory=dict)  # name -> VR to write instead of the dictionary's
+    extra: dict = field(default_factory=dict)  # name -> value added or replaced (e.g. LogFlag "NO")
+    preprocessing_flags: bool = True  # write the (7039,1003-1009) flags, all "YES"
     tcia_layout: bool = True
     swap_shift_tags: bool = False
     seed: int = 0
@@ -174,11 +187,38 @@ def simulate(spec: ScanSpec, phantom) -> np.ndarray:
 
 def _put(ds: pydicom.Dataset, name: str, value, spec: ScanSpec) -> None:
     group, element, vr, _ = PRIVATE_TAGS[name]
+    vr = spec.vrs.get(name, vr)
     if spec.swap_shift_tags and name in ("SourceAngularPositionShift", "SourceAxialPositionShift"):
         element = 0x100C if element == 0x100B else 0x100B
-    if vr == "FL" and np.ndim(value):
-        value = [float(x) for x in value]
-    ds.add_new((group << 16) | element, vr, value)
+    values = [value] if np.ndim(value) == 0 or isinstance(value, str) else list(value)
+    if vr in ("DS", "IS"):  # decimal strings (at most 16 characters each)
+        values = [f"{float(v):.9g}" if vr == "DS" else str(int(v)) for v in values]
+    elif vr == "FL":
+        values = [float(v) for v in values]
+    ds.add_new((group << 16) | element, vr, values[0] if len(values) == 1 else values)
+
+
+def _private_values(spec: ScanSpec, m: int, phi, z, shifts) -> dict:
+    dphi, dz, drho = shifts
+    values = {
+        "DetectorElementTransverseSpacing": spec.channel_spacing_mm,
+        "DetectorElementAxialSpacing": spec.row_spacing_mm, "DetectorShape": "CYLINDRICAL",
+        "NumberofDetectorRows": spec.n_rows, "NumberofDetectorColumns": spec.n_channels,
+        "DetectorFocalCenterAngularPosition": float(np.mod(phi[m], 2 * math.pi)),
+        "DetectorFocalCenterAxialPosition": float(z[m]), "DetectorFocalCenterRadialDistance": spec.rho_mm,
+        "ConstantRadialDistance": spec.d0_mm, "DetectorCentralElement": [spec.c_col(), spec.c_row()],
+        "SourceAngularPositionShift": float(dphi[m]), "SourceAxialPositionShift": float(dz[m]),
+        "SourceRadialDistanceShift": float(drho[m]), "FlyingFocalSpotMode": spec.ffs,
+        "NumberofSourceAngularSteps": spec.views_per_turn, "TypeofProjectionData": spec.scan_type,
+        "TypeofProjectionGeometry": "FANBEAM",
+        "WaterAttenuationCoefficient": spec.water_per_mm * (10 if spec.water_tag_per_cm else 1),
+    }
+    if spec.preprocessing_flags:
+        values.update({flag: "YES" for flag in PREPROCESSING_FLAGS})
+    if spec.incident_photons is not None:
+        values["PhotonStatistics"] = np.full(spec.n_channels, spec.incident_photons)
+    values.update(spec.extra)
+    return values
 
 
 def write_scan(folder: str | Path, spec: ScanSpec, phantom, line_integrals_override: np.ndarray | None = None,
@@ -191,44 +231,41 @@ def write_scan(folder: str | Path, spec: ScanSpec, phantom, line_integrals_overr
     intercept = min(float(p.min()), 0.0)
     stored = np.round((p - intercept) / slope).astype(np.uint16)
     phi, z = spec.views()
-    dphi, dz, drho = spec.shifts()
+    shifts = spec.shifts()
     names = np.random.default_rng(spec.seed + 1).permutation(spec.n_views) if shuffle_names else np.arange(spec.n_views)
     study = generate_uid()
     for m in range(spec.n_views):
-        ds = pydicom.Dataset()
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if spec.implicit_vr else ExplicitVRLittleEndian
-        ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
-        ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-        ds.Modality = "CT"
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, spec.series_uid
-        ds.InstanceNumber = m + 1
+        ds = _dataset(spec, study, m)
         ds.RescaleSlope, ds.RescaleIntercept = f"{slope:.10g}", f"{intercept:.10g}"
         image = stored[m].T if spec.tcia_layout else stored[m]  # TCIA: Rows = channels
         ds.Rows, ds.Columns = image.shape
         ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
         ds.PixelData = np.ascontiguousarray(image).tobytes()
-        values = {
-            "DetectorElementTransverseSpacing": spec.channel_spacing_mm,
-            "DetectorElementAxialSpacing": spec.row_spacing_mm, "DetectorShape": "CYLINDRICAL",
-            "NumberofDetectorRows": spec.n_rows, "NumberofDetectorColumns": spec.n_channels,
-            "DetectorFocalCenterAngularPosition": float(np.mod(phi[m], 2 * math.pi)),
-            "DetectorFocalCenterAxialPosition": float(z[m]), "DetectorFocalCenterRadialDistance": spec.rho_mm,
-            "ConstantRadialDistance": spec.d0_mm, "DetectorCentralElement": [spec.c_col(), spec.c_row()],
-            "SourceAngularPositionShift": float(dphi[m]), "SourceAxialPositionShift": float(dz[m]),
-            "SourceRadialDistanceShift": float(drho[m]), "FlyingFocalSpotMode": spec.ffs,
-            "NumberofSourceAngularSteps": spec.views_per_turn, "TypeofProjectionData": spec.scan_type,
-            "WaterAttenuationCoefficient": spec.water_per_mm * (10 if spec.water_tag_per_cm else 1),
-        }
-        if spec.incident_photons is not None:
-            values["PhotonStatistics"] = np.full(spec.n_channels, spec.incident_photons)
-        for name, value in values.items():
-            _put(ds, name, value, spec)
+        for name, value in _private_values(spec, m, phi, z, shifts).items():
+            if value is not None:
+                _put(ds, name, value, spec)
+        if spec.syntax == "rle":
+            ds.compress(RLELossless)
         pydicom.dcmwrite(folder / f"proj_{names[m]:05d}.dcm", ds, enforce_file_format=True)
     return folder
+
+
+def _dataset(spec: ScanSpec, study: str, m: int) -> pydicom.Dataset:
+    """The standard attributes of view ``m`` (no pixels, no private tags)."""
+    if spec.syntax not in ("implicit", "explicit", "rle"):
+        raise ValueError(spec.syntax)
+    ds = pydicom.Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if spec.syntax == "implicit" else ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+    ds.Modality = "CT"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study, spec.series_uid
+    ds.InstanceNumber = m + 1
+    return ds
 
 
 def water_phantom(z_sphere_mm: float | None = None) -> list:

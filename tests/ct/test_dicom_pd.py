@@ -7,6 +7,7 @@ z = 110 mm), 96 channels x 8 rows, 192 views per rotation, 3 rotations, 7 mm fee
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -68,7 +69,7 @@ def rois(geom) -> dict[str, np.ndarray]:
 def test_reader_decodes_implicit_and_explicit_vr_and_both_pixel_layouts(tmp_path, phantom):
     small = {"n_channels": 24, "n_rows": 4, "views_per_turn": 32, "n_turns": 1.25, "ffs": "FFSZ"}
     implicit = read_projections(write_scan(tmp_path / "a", ScanSpec(**small), phantom), progress=False)
-    explicit = read_projections(write_scan(tmp_path / "b", ScanSpec(**small, implicit_vr=False, tcia_layout=False,
+    explicit = read_projections(write_scan(tmp_path / "b", ScanSpec(**small, syntax="explicit", tcia_layout=False,
                                                                      water_tag_per_cm=True, swap_shift_tags=True),
                                            phantom), progress=False)
     assert pydicom.dcmread(next((tmp_path / "a").iterdir())).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2"
@@ -239,6 +240,12 @@ def test_cli_writes_prepared_file_with_reference(scans, tmp_path, capsys):
     assert data.x1.shape == (3, 1, 128, 128) and data.reference is not None
     assert data.slice_ids == ["FFSXY_z106.00", "FFSXY_z110.00", "FFSXY_z114.00"]
     assert data.attrs["ffs_mode"] == "FFSXY" and "ffs-blocks" in data.attrs["split"]
+    # what the files said and how they were read
+    assert "Table IV" in data.attrs["ffs_shift_tags"] and data.attrs["transfer_syntax"] == "Implicit VR Little Endian"
+    flags = json.loads(data.attrs["preprocessing_flags"])
+    assert len(flags) == 7 and flags["LogFlag"] == "YES"
+    vrs = json.loads(data.attrs["private_tag_vrs"])
+    assert vrs["WaterAttenuationCoefficient"].startswith("DS/IS (text") and vrs["NumberofDetectorRows"].startswith("US")
     assert np.abs((data.x1 + data.x2) / 2 - data.x_est).max() < 1e-4
     # the reference is the FFSNONE scan's FBP: within the FFS interpolation difference
     assert np.abs(data.reference - data.x_est)[..., 40:90, 40:90].mean() * 1000 < 5

@@ -60,8 +60,12 @@ def raw_lines(kspace: np.ndarray, low: np.ndarray) -> np.ndarray:
 
 
 def write_ismrmrd(path: Path, kspace: np.ndarray, acquired: np.ndarray, low: np.ndarray, noise: np.ndarray | None,
-                  noise_dwell_us: float = 5.0, dwell_us: float = 5.0) -> None:
-    """An ISMRMRD file of slices (slices, coils, ny, nx) with the lines where ``acquired`` (slices, ny)."""
+                  noise_dwell_us: float = 5.0, dwell_us: float = 5.0, edit_header=None, edit_line=None) -> None:
+    """An ISMRMRD file of slices (slices, coils, ny, nx) with the lines where ``acquired`` (slices, ny).
+
+    ``edit_header(header)`` may change the XML header object before it is written, ``edit_line(acq, y)``
+    each imaging acquisition (line ``y``) before it is appended.
+    """
     import ismrmrd
     import ismrmrd.xsd as x
 
@@ -77,6 +81,8 @@ def write_ismrmrd(path: Path, kspace: np.ndarray, acquired: np.ndarray, low: np.
         acquisitionSystemInformation=x.acquisitionSystemInformationType(receiverChannels=coils),
         encoding=[x.encodingType(encodedSpace=space(2 * nx), reconSpace=space(nx), encodingLimits=limits,
                                  trajectory=x.trajectoryType.CARTESIAN)])
+    if edit_header is not None:
+        edit_header(header)
     with ismrmrd.Dataset(str(path), "dataset", mode="w") as dset:
         dset.write_xml_header(x.ToXML(header))
         if noise is not None:
@@ -89,6 +95,8 @@ def write_ismrmrd(path: Path, kspace: np.ndarray, acquired: np.ndarray, low: np.
                 acq = ismrmrd.Acquisition.from_array(lines[y], center_sample=nx, sample_time_us=dwell_us)
                 acq.idx.kspace_encode_step_1 = int(y)
                 acq.idx.slice = s
+                if edit_line is not None:
+                    edit_line(acq, int(y))
                 dset.append_acquisition(acq)
 
 
@@ -119,4 +127,26 @@ def write_twix(path: Path, kspace: np.ndarray, acquired: np.ndarray, low: np.nda
         mdb.data = lines[y]
         mdbs.append(mdb)
     template["mdb"] = mdbs + acqend
+    twixtools.write_twix(template, str(path))
+
+
+def write_twix_variant(path: Path, protocol: dict[bytes, bytes] | None = None, edit_mdbs=None) -> None:
+    """The shipped Siemens file with its protocol text and imaging MDBs edited, written with twixtools.
+
+    ``protocol`` maps byte strings of the header (ASCCONV ``MeasYaps``/``Phoenix`` or XProtocol text) to
+    replacements of the same length (the header's length fields stay valid), every occurrence;
+    ``edit_mdbs(mdbs)`` gets the imaging MDBs (local copies, real data) and returns the list to write.
+    """
+    import twixtools
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        template = twixtools.read_twix(str(TWIX_TEMPLATE), verbose=False, keep_acqend=True)[-1]
+    text = template["hdr_str"].tobytes()
+    for old, new in (protocol or {}).items():
+        assert len(old) == len(new) and old in text, old
+        text = text.replace(old, new)
+    template["hdr_str"] = np.frombuffer(text, dtype=template["hdr_str"].dtype).copy()
+    mdbs = [m.convert_to_local() for m in template["mdb"] if m.is_image_scan()]
+    acqend = [m.convert_to_local() for m in template["mdb"] if m.is_flag_set("ACQEND")]
+    template["mdb"] = (edit_mdbs(mdbs) if edit_mdbs is not None else mdbs) + acqend
     twixtools.write_twix(template, str(path))

@@ -2,9 +2,13 @@
 
 Format: Chen B. et al., Med. Phys. 42(12) 6964 (2015); tag table: Moen T.R. et al., Med. Phys.
 48(2) 902 (2021), Table IV. Pixel values are post-log line integrals stored as integers with
-``RescaleSlope`` / ``RescaleIntercept``; the geometry is in private tags (:data:`PRIVATE_TAGS`),
-read from explicit- or implicit-VR files (implicit-VR private values arrive as raw bytes and are
-decoded here by the VR of the table).
+``RescaleSlope`` / ``RescaleIntercept`` (both required, slope > 0); uncompressed or compressed
+(RLE and whatever pydicom's pixel handlers decode) transfer syntaxes. The geometry is in private
+tags, decoded by :mod:`tomoconsensus.ct.dicom_pd_tags` (by the VR the file carries, else by content).
+
+Refused, in one line naming the file and the tag: pre-log data (LogFlag), a detector that is not
+CYLINDRICAL, multi-source / multi-spectrum data (NumberofSpectra > 1 or SpectrumIndex differing),
+a missing or non-positive rescale, NaN or inf in any numeric tag, non-positive geometry.
 
 Conventions (the only place they are defined; docs/geometry.md repeats them)
 ----------------------------------------------------------------------------
@@ -27,6 +31,8 @@ and tomoconsensus' fan angle is the negative of the file's: :func:`image_view_an
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,29 +41,10 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from tqdm.auto import tqdm
 
-from tomoconsensus.errors import InputError
+from tomoconsensus.ct.dicom_pd_pixels import pixels_of, rescale_of
+from tomoconsensus.ct.dicom_pd_tags import PRIVATE_TAGS, decode_private, preprocessing_flags, tag_label
+from tomoconsensus.errors import InputError, one_line
 
-#: name -> (group, element, VR, values per file). Moen et al. 2021, Table IV.
-PRIVATE_TAGS: dict[str, tuple[int, int, str, str]] = {
-    "DetectorElementTransverseSpacing": (0x7029, 0x1002, "FL", "1"),
-    "DetectorElementAxialSpacing": (0x7029, 0x1006, "FL", "1"),
-    "DetectorShape": (0x7029, 0x100B, "CS", "1"),
-    "NumberofDetectorRows": (0x7029, 0x1010, "US", "1"),
-    "NumberofDetectorColumns": (0x7029, 0x1011, "US", "1"),
-    "DetectorFocalCenterAngularPosition": (0x7031, 0x1001, "FL", "1"),
-    "DetectorFocalCenterAxialPosition": (0x7031, 0x1002, "FL", "1"),
-    "DetectorFocalCenterRadialDistance": (0x7031, 0x1003, "FL", "1"),
-    "ConstantRadialDistance": (0x7031, 0x1031, "FL", "1"),
-    "DetectorCentralElement": (0x7031, 0x1033, "FL", "2"),
-    "SourceAngularPositionShift": (0x7033, 0x100B, "FL", "1"),
-    "SourceAxialPositionShift": (0x7033, 0x100C, "FL", "1"),
-    "SourceRadialDistanceShift": (0x7033, 0x100D, "FL", "1"),
-    "FlyingFocalSpotMode": (0x7033, 0x100E, "CS", "1"),
-    "NumberofSourceAngularSteps": (0x7033, 0x1013, "US", "1"),
-    "PhotonStatistics": (0x7033, 0x1065, "FL", "1-n"),
-    "TypeofProjectionData": (0x7037, 0x1009, "CS", "1"),
-    "WaterAttenuationCoefficient": (0x7041, 0x1001, "FL", "1"),
-}
 #: Tags without which a scan cannot be rebinned.
 REQUIRED = ("DetectorElementTransverseSpacing", "DetectorElementAxialSpacing", "NumberofDetectorRows",
             "NumberofDetectorColumns", "DetectorFocalCenterAngularPosition", "DetectorFocalCenterAxialPosition",
@@ -67,9 +54,15 @@ REQUIRED = ("DetectorElementTransverseSpacing", "DetectorElementAxialSpacing", "
 CONSTANT = ("DetectorElementTransverseSpacing", "DetectorElementAxialSpacing", "DetectorShape",
             "NumberofDetectorRows", "NumberofDetectorColumns", "DetectorFocalCenterRadialDistance",
             "ConstantRadialDistance", "DetectorCentralElement", "FlyingFocalSpotMode",
-            "NumberofSourceAngularSteps", "TypeofProjectionData", "WaterAttenuationCoefficient")
+            "NumberofSourceAngularSteps", "TypeofProjectionData", "WaterAttenuationCoefficient",
+            "NumberofSpectra", "SpectrumIndex", "TypeofProjectionGeometry", "BeamHardeningCorrectionFlag",
+            "GainCorrectionFlag", "DarkFieldCorrectionFlag", "FlatFieldCorrectionFlag", "BadPixelCorrectionFlag",
+            "ScatterCorrectionFlag", "LogFlag")
+#: Geometry that must be > 0 (a zero would divide or give an empty scan).
+POSITIVE = ("DetectorElementTransverseSpacing", "DetectorElementAxialSpacing", "NumberofDetectorRows",
+            "NumberofDetectorColumns", "DetectorFocalCenterRadialDistance", "ConstantRadialDistance",
+            "NumberofSourceAngularSteps", "WaterAttenuationCoefficient")
 FFS_PERIOD = {"FFSNONE": 1, "FFSZ": 2, "FFSXY": 2, "FFSXYZ": 4}
-_DTYPES = {"FL": "<f4", "FD": "<f8", "US": "<u2", "UL": "<u4", "SS": "<i2", "SL": "<i4"}
 
 
 def image_view_angle(phi_rad):
@@ -85,34 +78,6 @@ def channel_of_fan_angle(gamma_rad, central_channel: float, dgamma: float):
 def row_of_height(v_mm, central_row: float, row_spacing_mm: float):
     """0-based (fractional) file row ``k`` at axial offset ``v`` (mm at the detector, +z)."""
     return central_row - 1 - np.asarray(v_mm) / row_spacing_mm
-
-
-def decode_private(ds: pydicom.Dataset, name: str, path: Path):
-    """Value of a private tag as float / int / str / ndarray, or None when absent."""
-    group, element, vr, vm = PRIVATE_TAGS[name]
-    tag = (group << 16) | element
-    if tag not in ds:
-        return None
-    elem = ds[tag]
-    value = elem.value
-    if isinstance(value, (bytes, bytearray)):  # implicit VR (or UN): decode by the table's VR
-        if vr in _DTYPES:
-            size = np.dtype(_DTYPES[vr]).itemsize
-            if len(value) % size:
-                raise InputError(path, name, f"{vr} values ({size} bytes each)", f"{len(value)} bytes")
-            value = np.frombuffer(value, _DTYPES[vr]).astype(np.float64)
-        else:
-            value = value.decode("ascii", "replace").strip("\x00 ")
-    if vr in _DTYPES:
-        arr = np.atleast_1d(np.asarray(value, dtype=np.float64))
-        if vm == "1":
-            if arr.size != 1:
-                raise InputError(path, name, "one value", arr.size)
-            return float(arr[0])
-        if vm == "2" and arr.size != 2:
-            raise InputError(path, name, "two values", arr.size)
-        return arr
-    return str(value).strip()
 
 
 @dataclass
@@ -133,6 +98,10 @@ class HelicalScan:
         Flying focal spot shifts of the source from the focal centre.
     photons : ndarray (V, channels) or None
         PhotonStatistics, incident photons per channel.
+    ffs_shift_tags : str
+        Which convention the (7033,100B/100C) shift tags followed (see :func:`_shift_tags`).
+    file_info : dict
+        What the files said and how they were read: preprocessing flags, VRs found, transfer syntax.
     """
 
     raw: np.ndarray
@@ -158,6 +127,8 @@ class HelicalScan:
     source: str
     patient_id: str = ""
     notes: list[str] = field(default_factory=list)
+    ffs_shift_tags: str = ""
+    file_info: dict = field(default_factory=dict)
 
     @property
     def n_views(self) -> int:
@@ -182,12 +153,16 @@ class HelicalScan:
         return (self.raw[views, rows, channels] * self.slope[views] + self.intercept[views]).astype(np.float32)
 
 
-def _read_one(path: Path) -> tuple[pydicom.Dataset, dict]:
+def _read_one(path: Path) -> tuple[pydicom.Dataset, dict, dict]:
+    """(dataset, private values by name, VR found by name) of one file, its geometry checked."""
     try:
-        ds = pydicom.dcmread(path)
+        with warnings.catch_warnings():  # pydicom warns about odd values; they are judged below
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path)
     except (InvalidDicomError, OSError, EOFError, ValueError) as exc:
-        raise InputError(path, "file", "a readable DICOM-CT-PD file", str(exc)) from None
-    values = {name: decode_private(ds, name, path) for name in PRIVATE_TAGS}
+        raise InputError(path, "file", "a readable DICOM-CT-PD file", one_line(str(exc))) from None
+    decoded = {name: decode_private(ds, name, path) for name in PRIVATE_TAGS}
+    values = {name: value for name, (value, _) in decoded.items()}
     no_geometry = values["NumberofDetectorRows"] is None and values["DetectorFocalCenterAngularPosition"] is None
     if no_geometry and ("ImagePositionPatient" in ds or "PixelSpacing" in ds):
         raise InputError(path, "DetectorFocalCenterAngularPosition (7031,1001)",
@@ -195,31 +170,18 @@ def _read_one(path: Path) -> tuple[pydicom.Dataset, dict]:
                          "missing")
     for name in REQUIRED:
         if values[name] is None:
-            group, element = PRIVATE_TAGS[name][:2]
-            raise InputError(path, f"{name} ({group:04X},{element:04X})", "this geometry tag", "missing")
-    return ds, values
-
-
-def _pixels(ds: pydicom.Dataset, values: dict, path: Path) -> np.ndarray:
-    """Stored values as (rows, channels), whatever the Rows/Columns layout."""
-    n_rows, n_cols = int(values["NumberofDetectorRows"]), int(values["NumberofDetectorColumns"])
-    rows, cols = int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
-    if {rows, cols} != {n_rows, n_cols}:
-        raise InputError(path, "Rows/Columns", f"{n_cols} x {n_rows} or {n_rows} x {n_cols} "
-                         "(NumberofDetectorColumns/Rows)", f"{rows} x {cols}")
-    if "PixelData" not in ds:
-        raise InputError(path, "PixelData", "projection pixel data", "missing")
-    bits = int(ds.get("BitsAllocated", 16))
-    if bits not in (8, 16, 32):
-        raise InputError(path, "BitsAllocated", "8, 16 or 32", bits)
-    dtype = np.dtype(f"<{'i' if int(ds.get('PixelRepresentation', 0)) else 'u'}{bits // 8}")
-    data = ds.PixelData
-    if len(data) < rows * cols * dtype.itemsize:
-        raise InputError(path, "PixelData", f"{rows * cols * dtype.itemsize} bytes ({rows} x {cols} x {bits} bit)",
-                         f"{len(data)} bytes (truncated file)")
-    pixels = np.frombuffer(data, dtype, count=rows * cols).reshape(rows, cols)
-    # TCIA layout: Rows = channels, Columns = detector rows; a square detector is read that way too
-    return pixels.T if rows == n_cols else pixels
+            raise InputError(path, tag_label(name), "this geometry tag", "missing")
+    for name in POSITIVE:
+        if values[name] <= 0:
+            raise InputError(path, tag_label(name), "a positive value", values[name])
+    if values["ConstantRadialDistance"] <= values["DetectorFocalCenterRadialDistance"]:
+        raise InputError(path, tag_label("ConstantRadialDistance"), "a focal-centre-to-detector distance above "
+                         f"the focal-centre radius {values['DetectorFocalCenterRadialDistance']} mm",
+                         values["ConstantRadialDistance"])
+    if (values["NumberofSpectra"] or 1) != 1:
+        raise InputError(path, tag_label("NumberofSpectra"), "1 (single-source, single-spectrum scans; dual-source "
+                         "or dual-energy projections are not supported)", values["NumberofSpectra"])
+    return ds, values, {name: vr for name, (_, vr) in decoded.items() if vr is not None}
 
 
 def _water_per_mm(value: float, path) -> float:
@@ -241,55 +203,76 @@ def list_projection_files(folder: Path) -> list[Path]:
     return files
 
 
-def read_projections(folder: str | Path, progress: bool = True) -> HelicalScan:
+def read_projections(folder: str | Path, progress: bool = True,
+                     stop_check: Callable[[], None] | None = None) -> HelicalScan:
     """Read, check and order every projection file of one scan (any file names).
+
+    ``stop_check`` is called between files (a safe point to stop on a signal, see
+    :class:`tomoconsensus.signals.StopRequest`).
 
     Raises
     ------
     InputError
         Unreadable or truncated file, missing geometry tag, files of two scans, geometry that
-        differs between files, CT images instead of projections, an axial scan shorter than a turn.
+        differs between files, CT images instead of projections, an axial scan shorter than a turn,
+        and what the module docstring lists as refused.
     """
     files = list_projection_files(folder)
-    first_ds, first = _read_one(files[0])
+    first_ds, first, vrs = _read_one(files[0])
+    flags = preprocessing_flags(first, files[0])  # refuses pre-log data before the (long) read
     series = str(first_ds.get("SeriesInstanceUID", ""))
     n_views = len(files)
     n_rows, n_cols = int(first["NumberofDetectorRows"]), int(first["NumberofDetectorColumns"])
     raw = None
     per_view = {k: np.zeros(n_views) for k in ("instance", "slope", "intercept", "phi", "z", "dphi", "dz", "drho")}
-    photons = None
+    photons = np.full((n_views, n_cols), np.nan) if first["PhotonStatistics"] is not None else None
     for i, path in enumerate(tqdm(files, desc="read projections", unit="file", disable=not progress)):
-        ds, values = (first_ds, first) if i == 0 else _read_one(path)
+        if stop_check is not None:
+            stop_check()
+        ds, values = (first_ds, first) if i == 0 else _read_one(path)[:2]
         if str(ds.get("SeriesInstanceUID", "")) != series:
             raise InputError(path, "SeriesInstanceUID", f"one scan per folder ({series} as in {files[0].name})",
                              str(ds.get("SeriesInstanceUID", "")))
         for name in CONSTANT:
             if not _same(values[name], first[name]):
-                raise InputError(path, name, f"the same value in every file ({first[name]} in {files[0].name})",
-                                 values[name])
-        pixels = _pixels(ds, values, path)
+                raise InputError(path, tag_label(name), f"the same value in every file ({first[name]} in "
+                                 f"{files[0].name})", values[name])
+        pixels = pixels_of(ds, int(values["NumberofDetectorRows"]), int(values["NumberofDetectorColumns"]), path)
         if raw is None:
             raw = np.empty((n_views, n_rows, n_cols), dtype=pixels.dtype)
         raw[i] = pixels
         pv = per_view
         pv["instance"][i] = float(ds.get("InstanceNumber", i))
-        pv["slope"][i] = float(ds.get("RescaleSlope", 1.0))
-        pv["intercept"][i] = float(ds.get("RescaleIntercept", 0.0))
+        pv["slope"][i], pv["intercept"][i] = rescale_of(ds, path)
         pv["phi"][i] = values["DetectorFocalCenterAngularPosition"]
         pv["z"][i] = values["DetectorFocalCenterAxialPosition"]
         pv["dphi"][i] = values["SourceAngularPositionShift"] or 0.0
         pv["dz"][i] = values["SourceAxialPositionShift"] or 0.0
         pv["drho"][i] = values["SourceRadialDistanceShift"] or 0.0
-        if values["PhotonStatistics"] is not None:
-            if photons is None:
-                photons = np.full((n_views, n_cols), np.nan)
-            stats = np.asarray(values["PhotonStatistics"])
-            if stats.size != n_cols:
-                raise InputError(path, "PhotonStatistics (7033,1065)", f"{n_cols} values (one per channel)", stats.size)
-            photons[i] = stats
+        _photons(photons, i, values["PhotonStatistics"], n_cols, path, files[0])
     scan = _assemble(Path(folder), files, first, raw, per_view, photons)
     scan.patient_id = str(first_ds.get("PatientID", "")) or Path(folder).name
+    syntax = first_ds.file_meta.get("TransferSyntaxUID")
+    scan.file_info = {"transfer_syntax": syntax.name if syntax is not None else "unknown",
+                      "private_tag_vrs": vrs, "preprocessing_flags": flags,
+                      "projection_geometry": first["TypeofProjectionGeometry"] or "not in file"}
     return scan
+
+
+def _photons(photons, i: int, stats, n_cols: int, path: Path, first_file: Path) -> None:
+    """Row ``i`` of PhotonStatistics: in every file or in none, one finite value >= 0 per channel."""
+    if (photons is None) != (stats is None):
+        raise InputError(path, tag_label("PhotonStatistics"), f"the tag in every file or in none "
+                         f"({'present' if photons is not None else 'absent'} in {first_file.name})",
+                         "absent" if stats is None else "present")
+    if stats is None:
+        return
+    stats = np.asarray(stats)
+    if stats.size != n_cols:
+        raise InputError(path, tag_label("PhotonStatistics"), f"{n_cols} values (one per channel)", stats.size)
+    if (stats < 0).any():
+        raise InputError(path, tag_label("PhotonStatistics"), "photon counts >= 0", float(stats.min()))
+    photons[i] = stats
 
 
 def _same(a, b) -> bool:
@@ -300,25 +283,28 @@ def _same(a, b) -> bool:
     return bool(np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float), rtol=1e-5, atol=1e-6))
 
 
-def _assemble(folder: Path, files, first: dict, raw, pv: dict, photons) -> HelicalScan:
-    order = np.argsort(pv["instance"], kind="stable")
-    pv = {k: v[order] for k, v in pv.items()}
-    raw = raw[order]
-    photons = None if photons is None else photons[order]
-    if photons is not None and np.isnan(photons).any():
-        raise InputError(folder, "PhotonStatistics (7033,1065)", "the tag in every file or in none", "partly missing")
-    notes: list[str] = []
-    dphi, dz = pv["dphi"], pv["dz"]
-    # Some dictionaries swap (7033,100B) and (7033,100C): an angular shift is ~1e-3 rad, an axial one ~1 mm.
-    if np.abs(dphi).max() > 0.02 and np.abs(dz).max() <= 0.02:
-        dphi, dz = dz, dphi
-        notes.append("(7033,100B) held millimetres and (7033,100C) radians: read as swapped "
-                     "(axial and angular source shifts)")
-    elif np.abs(dphi).max() > 0.02:
-        raise InputError(folder, "SourceAngularPositionShift (7033,100B)", "a focal-spot shift of < 0.02 rad",
-                         float(np.abs(dphi).max()))
-    phi = np.unwrap(pv["phi"])
-    n_per_turn = int(first["NumberofSourceAngularSteps"])
+def _shift_tags(dphi: np.ndarray, dz: np.ndarray, ffs: str, where: Path) -> tuple[np.ndarray, np.ndarray, str]:
+    """(angular rad, axial mm, convention found) from the (7033,100B) and (7033,100C) columns.
+
+    Moen et al. 2021 Table IV, FreeCT and helix2fan: 100B angular (rad), 100C axial (mm); TCIA's
+    MATLAB dictionary v8 swaps them. Decided by magnitude (angular ~1e-3 rad, axial ~1 mm) and, where
+    only one is non-zero, by FlyingFocalSpotMode (FFSXY shifts the angle only, FFSZ the height only).
+    """
+    big_b, big_c = np.abs(dphi).max(initial=0), np.abs(dz).max(initial=0)
+    standard = "(7033,100B) angular rad, (7033,100C) axial mm (Moen et al. 2021 Table IV, FreeCT)"
+    swapped = "(7033,100B) axial mm, (7033,100C) angular rad (swapped, as in TCIA's MATLAB dictionary v8)"
+    by_size = big_b > 0.02 and big_c <= 0.02
+    by_mode = (ffs == "FFSXY" and big_b == 0 and big_c > 0) or (ffs == "FFSZ" and big_c == 0 and big_b > 0)
+    if by_size or by_mode:
+        return dz, dphi, swapped + (" - read as such" if by_size else ", decided by FlyingFocalSpotMode")
+    if big_b > 0.02:
+        raise InputError(where, tag_label("SourceAngularPositionShift"), "a focal-spot shift of < 0.02 rad", big_b)
+    if big_b == 0 and big_c == 0:
+        return dphi, dz, "no source shifts in the files (all zero or absent)"
+    return dphi, dz, standard
+
+
+def _check_angles(files, order, phi: np.ndarray, n_per_turn: int, folder: Path) -> None:
     steps = np.diff(phi)
     step = 2 * math.pi / n_per_turn
     if len(steps) and not np.allclose(np.abs(steps), step, rtol=0.05):
@@ -329,24 +315,43 @@ def _assemble(folder: Path, files, first: dict, raw, pv: dict, photons) -> Helic
     if len(steps) and not (np.all(steps > 0) or np.all(steps < 0)):
         raise InputError(folder, "DetectorFocalCenterAngularPosition (7031,1001)",
                          "a monotonic angle in InstanceNumber order", "direction changes")
+
+
+def _scan_kind(first: dict, n_views: int, where: Path) -> tuple[str, str, str]:
+    """(scan type, FFS mode, detector shape), refusing what the rebinning does not support."""
+    n_per_turn = int(first["NumberofSourceAngularSteps"])
     scan_type = str(first["TypeofProjectionData"] or "HELICAL").upper()
-    if len(phi) < n_per_turn:
-        raise InputError(folder, "TypeofProjectionData", f"at least one full rotation ({n_per_turn} views) "
-                         f"for a {scan_type.lower()} scan", f"{len(phi)} views")
+    if n_views < n_per_turn:
+        raise InputError(where, tag_label("TypeofProjectionData"), f"at least one full rotation ({n_per_turn} "
+                         f"views) for a {scan_type.lower()} scan", f"{n_views} views")
     ffs = str(first["FlyingFocalSpotMode"] or "FFSNONE").upper()
     if ffs not in FFS_PERIOD:
-        raise InputError(folder, "FlyingFocalSpotMode (7033,100E)", f"one of {sorted(FFS_PERIOD)}", ffs)
+        raise InputError(where, tag_label("FlyingFocalSpotMode"), f"one of {sorted(FFS_PERIOD)}", ffs)
     if n_per_turn % (2 * FFS_PERIOD[ffs]):
-        raise InputError(folder, "NumberofSourceAngularSteps (7033,1013)",
-                         f"a multiple of {2 * FFS_PERIOD[ffs]} for {ffs}", n_per_turn)
+        raise InputError(where, tag_label("NumberofSourceAngularSteps"), f"a multiple of {2 * FFS_PERIOD[ffs]} "
+                         f"for {ffs}", n_per_turn)
     shape = str(first["DetectorShape"] or "CYLINDRICAL").upper()
     if shape != "CYLINDRICAL":
-        raise InputError(folder, "DetectorShape (7029,100B)", "CYLINDRICAL (flat detectors are not implemented "
-                         "for raw projections)", shape)
+        raise InputError(where, tag_label("DetectorShape"), "CYLINDRICAL (the rebinning reads a curved detector; "
+                         "FLAT and other detector shapes are not supported)", shape)
+    return scan_type, ffs, shape
+
+
+def _assemble(folder: Path, files, first: dict, raw, pv: dict, photons) -> HelicalScan:
+    order = np.argsort(pv["instance"], kind="stable")
+    pv = {k: v[order] for k, v in pv.items()}
+    raw = raw[order]
+    photons = None if photons is None else photons[order]
+    scan_type, ffs, shape = _scan_kind(first, len(files), files[0])
+    dphi, dz, convention = _shift_tags(pv["dphi"], pv["dz"], ffs, folder)
+    notes = [f"FFS shift tags: {convention}"] if "swapped" in convention else []
+    phi = np.unwrap(pv["phi"])
+    n_per_turn = int(first["NumberofSourceAngularSteps"])
+    _check_angles(files, order, phi, n_per_turn, folder)
     central = np.asarray(first["DetectorCentralElement"], dtype=float)
     return HelicalScan(raw, pv["slope"].astype(np.float32), pv["intercept"].astype(np.float32), phi, pv["z"],
                        float(first["DetectorFocalCenterRadialDistance"]), float(first["ConstantRadialDistance"]),
                        float(first["DetectorElementTransverseSpacing"]), float(first["DetectorElementAxialSpacing"]),
                        float(central[0]), float(central[1]), dphi, dz, pv["drho"], ffs, n_per_turn, photons,
-                       _water_per_mm(float(first["WaterAttenuationCoefficient"]), folder), scan_type, shape,
-                       str(folder), notes=notes)
+                       _water_per_mm(float(first["WaterAttenuationCoefficient"]), files[0]), scan_type, shape,
+                       str(folder), notes=notes, ffs_shift_tags=convention)

@@ -135,4 +135,4 @@ class CTModality:
 
     def attributes(self) -> dict[str, Any]:
         return {"geometry_toml": geometry_to_toml(self.geom), "geometry_name": self.geom.name,
-                "fbp_window": self.window, "split": self.split_description}
+                "fbp_window": self.window, "split": self.split_description, "split_kind": "views"}

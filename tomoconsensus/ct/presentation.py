@@ -15,7 +15,8 @@ class CTPresentation:
     """Display, metrics and labels of CT slices (prepared units HU/1000, one channel)."""
 
     #: (metric key, row label, scale) of the Markdown table
-    report_rows = (("rmse_hu", "RMSE (HU)", 1.0), ("ssim", "SSIM (%)", 100.0), ("psnr_db", "PSNR (dB)", 1.0),
+    report_rows = (("rmse_hu", "RMSE (HU)", 1.0), ("rmse_body_hu", "RMSE body (HU)", 1.0),
+                   ("rmse_air_hu", "RMSE air (HU)", 1.0), ("ssim", "SSIM (%)", 100.0), ("psnr_db", "PSNR (dB)", 1.0),
                    ("roi_std", "ROI std (HU)", 1.0))
     unit_label = "HU"
     error_key = "rmse_hu"

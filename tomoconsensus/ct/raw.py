@@ -12,7 +12,7 @@ FBP of all its rebinned views at the same ``z`` and grid.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,27 +26,47 @@ from tomoconsensus.ct.rebin import Rebinner, split_views
 from tomoconsensus.errors import InputError
 from tomoconsensus.modality import Slice
 
+#: Most table positions one ``--z-mm`` may ask for (0.1 mm steps over a 1 m scan).
+MAX_SLICES = 10_000
+
+
+def _grid_count(text: str, start: float, stop: float, step: float) -> int:
+    """Positions ``start, start + step, ... <= stop``, bounded by :data:`MAX_SLICES` before any allocation."""
+    count = (stop - start) / step + 1 + 1e-9
+    if not math.isfinite(count) or count > MAX_SLICES:
+        raise InputError("--z-mm", "z-mm", f"at most {MAX_SLICES} table positions (a larger step)",
+                         f"{text!r}: {count:.3g} positions")
+    return math.floor(count)
+
 
 def parse_z_list(text: str, z_range_mm: tuple[float, float] | None = None) -> list[float]:
     """``"120,130"``, ``"100:200:5"`` (start:stop:step, stop included when on the grid) or ``"all:5"``
-    (every 5 mm across ``z_range_mm``, from its first whole millimetre) -> table positions in mm."""
+    (every 5 mm across ``z_range_mm``, from its first whole millimetre) -> table positions in mm.
+
+    At most :data:`MAX_SLICES` positions; every number finite."""
     try:
         if text.startswith("all:"):
             step = float(text[4:])
-            if step <= 0 or z_range_mm is None:
+            if not (0 < step < math.inf) or z_range_mm is None or not all(map(math.isfinite, z_range_mm)):
                 raise ValueError
             lo, hi = z_range_mm
-            return parse_z_list(f"{math.ceil(lo)}:{hi}:{step}") if math.ceil(lo) <= hi else []
+            start = math.ceil(lo)
+            if start > hi:
+                return []
+            return [round(start + i * step, 6) for i in range(_grid_count(text, start, hi, step))]
         if ":" in text:
             start, stop, step = (float(v) for v in text.split(":"))
-            if step <= 0 or stop < start:
+            if not all(map(math.isfinite, (start, stop, step))) or step <= 0 or stop < start:
                 raise ValueError
-            count = math.floor((stop - start) / step + 1e-9) + 1
-            return [round(start + i * step, 6) for i in range(count)]
+            return [round(start + i * step, 6) for i in range(_grid_count(text, start, stop, step))]
         values = [float(v) for v in text.split(",") if v.strip()]
-        if not values:
+        if not values or not all(map(math.isfinite, values)):
             raise ValueError
+        if len(values) > MAX_SLICES:
+            raise InputError("--z-mm", "z-mm", f"at most {MAX_SLICES} table positions", f"{len(values)} positions")
         return values
+    except InputError:  # the slice count (an InputError is a ValueError too)
+        raise
     except ValueError:
         raise InputError("--z-mm", "z-mm", "table positions 'z1,z2,...', 'start:stop:step' or 'all:step' "
                          "(mm, step > 0)", text) from None
@@ -74,15 +94,23 @@ def _ffs_summary(scan: HelicalScan) -> list[dict[str, float]]:
 def projection_source(projections, z_mm: str, image_size: int, pixel_size_mm: float,
                       split: str = "auto", dose_fraction: float = 1.0, electronic_noise_std: float = 0.0,
                       seed: int = 0, reference_projections=None, device: str = "cpu",
-                      progress: bool = True) -> ProjectionSource:
-    """Read a scan (and its reference), check the table positions and set up the split FBPs."""
-    scan = read_projections(projections, progress)
+                      progress: bool = True, stop_check: Callable[[], None] | None = None) -> ProjectionSource:
+    """Read a scan (and its reference), check the table positions and set up the split FBPs.
+
+    ``stop_check`` (e.g. :meth:`tomoconsensus.signals.StopRequest.check`) is called between files and
+    between slices, the only places a signal may stop the run (never inside compiled kernels).
+    """
+    scan = read_projections(projections, progress, stop_check)
     rebin = Rebinner(scan, image_size, pixel_size_mm, dose_fraction=dose_fraction,
                      electronic_noise_std=electronic_noise_std, seed=seed)
     lo, hi = rebin.z_range_mm()
+    if not lo <= hi:
+        raise InputError(projections, "DetectorFocalCenterAxialPosition (7031,1002)", "a scan in which some table "
+                         "position is measured from every view angle (a longer scan)",
+                         f"none: the table positions each view angle covers do not overlap ({lo:.2f} > {hi:.2f} mm)")
     reference = None
     if reference_projections is not None:
-        reference = Rebinner(read_projections(reference_projections, progress), image_size, pixel_size_mm)
+        reference = Rebinner(read_projections(reference_projections, progress, stop_check), image_size, pixel_size_mm)
         z_text = z_mm
         z_mm = parse_z_list(z_mm, (max(lo, reference.z_range_mm()[0]), min(hi, reference.z_range_mm()[1])))
         rlo, rhi = reference.z_range_mm()
@@ -105,24 +133,31 @@ def projection_source(projections, z_mm: str, image_size: int, pixel_size_mm: fl
              "views_per_rotation": scan.views_per_rotation, "helical_views": scan.n_views,
              "split_strategy": split, "dose_fraction": dose_fraction, "electronic_noise_std": electronic_noise_std,
              "mu_water_per_mm": scan.mu_water_per_mm, "reader_notes": scan.notes,
+             "ffs_shift_tags": scan.ffs_shift_tags, "preprocessing_flags": scan.file_info["preprocessing_flags"],
+             "private_tag_vrs": scan.file_info["private_tag_vrs"], "transfer_syntax": scan.file_info["transfer_syntax"],
+             "projection_geometry": scan.file_info["projection_geometry"],
              "incident_photons_mean": float(np.mean(scan.photons)) if scan.photons is not None else "not in files",
              "image_orientation": "column -> patient x, row -> patient y (as axial DICOM images)"}
     if reference is not None:
         attrs.update(reference_kind="FBP of all views of the reference scan (--reference-projections)",
                      reference_source=str(reference_projections))
-    slices = _slices(scan, rebin, z_mm, reference, device)
+    slices = _slices(scan, rebin, z_mm, reference, device, stop_check or (lambda: None))
     return ProjectionSource(modality, slices, len(z_mm), attrs)
 
 
 def _slices(scan: HelicalScan, rebin: Rebinner, z_mm: list[float], reference: Rebinner | None,
-            device: str) -> Iterator[Slice]:
+            device: str, stop_check: Callable[[], None]) -> Iterator[Slice]:
+    """One slice per table position; ``stop_check`` before each and after the last (the consumer
+    reconstructs a slice between two calls), so a signal stops the run between slices."""
     ref_fbp = None
     if reference is not None:
         ref_fbp = fbp_operator(reference.geometry.geom, None, "hann", device, reference.geometry.sources)
     for z in z_mm:
+        stop_check()
         sino = rebin(z)
         ref = None
         if reference is not None:
             mu = ref_fbp(reference(z)).cpu().numpy()
             ref = (mu_to_hu(mu, reference.scan.mu_water_per_mm) / 1000.0)[None].astype(np.float32)
         yield Slice(f"{scan.patient_id}_z{z:.2f}", scan.patient_id, sino, ref)
+    stop_check()

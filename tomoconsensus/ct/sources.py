@@ -20,9 +20,10 @@ import numpy as np
 import torch
 
 from tomoconsensus.choices import CT_REFERENCES
+from tomoconsensus.ct.countsplit import simulate_count_sinogram
 from tomoconsensus.ct.curved import fbp_operator, forward_projector
 from tomoconsensus.ct.io import ImageStack, SinogramStack
-from tomoconsensus.ct.noise import hu_to_mu, mu_to_hu, simulate_low_dose
+from tomoconsensus.ct.noise import hu_to_mu, incident_photons, mu_to_hu, simulate_low_dose
 from tomoconsensus.ct.simulate import support_channels, to_geometry_grid
 from tomoconsensus.errors import InputError
 from tomoconsensus.geometry import FanBeamGeometry
@@ -37,10 +38,16 @@ def slice_rngs(seed: int, n: int) -> list[np.random.Generator]:
 
 
 def simulated_slices(stack: ImageStack, geom: FanBeamGeometry, dose_fraction: float, seed: int,
-                     reference: str = "noiseless-fbp") -> Iterator[Slice]:
-    """Low-dose sinograms simulated from clean images, with the chosen reference in HU/1000."""
+                     reference: str = "noiseless-fbp", counts: bool = False) -> Iterator[Slice]:
+    """Low-dose sinograms simulated from clean images, with the chosen reference in HU/1000.
+
+    With ``counts`` the measurement is the slice's :class:`~tomoconsensus.ct.countsplit.CountSinogram`
+    (readings before the log, for the thinning split) instead of its line integrals; the same seed gives
+    the same readings either way.
+    """
     if reference not in REFERENCES:
         raise InputError("--reference", "reference", f"one of {REFERENCES}", reference)
+    i0 = incident_photons(geom, dose_fraction)
     rngs = slice_rngs(seed, len(stack.hu))
     fbp = fbp_operator(geom)
     mu_w = geom.protocol.mu_water_per_mm
@@ -54,13 +61,17 @@ def simulated_slices(stack: ImageStack, geom: FanBeamGeometry, dose_fraction: fl
         for i, rng in enumerate(rngs):
             hu = to_geometry_grid(stack.hu[i], float(stack.pixel_spacing_mm[i]), geom)
             clean = np.pad(proj.forward(hu_to_mu(hu, mu_w)), ((0, 0), (edge, edge)))
-            sino = simulate_low_dose(clean, geom, dose_fraction, rng)
+            if counts:
+                measurement = simulate_count_sinogram(clean, i0, geom.protocol.electronic_noise_std, rng)
+            else:
+                measurement = simulate_low_dose(clean, geom, dose_fraction, rng)
             if reference == "image":
                 ref_hu = hu
             else:
                 ref_sino = clean if reference == "noiseless-fbp" else simulate_low_dose(clean, geom, 1.0, rng)
                 ref_hu = mu_to_hu(fbp(ref_sino).numpy(), mu_w)
-            yield Slice(stack.slice_ids[i], stack.patient_ids[i], sino, (ref_hu / 1000.0)[None].astype(np.float32))
+            yield Slice(stack.slice_ids[i], stack.patient_ids[i], measurement,
+                        (ref_hu / 1000.0)[None].astype(np.float32))
 
 
 def measured_slices(stack: SinogramStack) -> Iterator[Slice]:

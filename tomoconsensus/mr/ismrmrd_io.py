@@ -14,6 +14,14 @@ What is read (Inati et al., MRM 2017; the XML header's first ``encoding``):
 
 Only 2-D data (one ``kspace_encode_step_2``) with a single contrast, phase, repetition and set is
 accepted; what the reader does is recorded in the prepared file (``tomoconsensus.mr.raw``).
+Refused, each in one line naming the file, the sequence (``measurementInformation.sequenceName``)
+and the field: an ``encoding.trajectory`` other than ``cartesian`` (``epi``, ``radial``,
+``goldenangle``, ``spiral``, ``other``), acquisitions that carry k-space trajectory coordinates
+(``trajectory_dimensions`` > 0), 3-D encoding (``encodedSpace.matrixSize.z`` > 1 or
+``kspace_encoding_step_2`` used), phase-correction lines (``ACQ_IS_PHASECORR_DATA``: EPI ghost
+correction, not applied here), bipolar readouts (imaging lines with and without ``ACQ_IS_REVERSE``),
+noise scans of different coil counts, and (in :mod:`tomoconsensus.mr.raw`) non-finite samples and a
+matrix that does not fit in memory.
 """
 
 from __future__ import annotations
@@ -26,8 +34,11 @@ import numpy as np
 from tomoconsensus.errors import InputError
 from tomoconsensus.mr.raw import ReadoutLines
 
+#: What the ISMRMRD reader supports, for the refusals' messages.
+SUPPORTED = "2-D Cartesian single-contrast imaging with monopolar readouts"
+
 #: ISMRMRD flags of lines that carry no imaging data for this reconstruction.
-_SKIPPED_FLAGS = ("ACQ_IS_NAVIGATION_DATA", "ACQ_IS_PHASECORR_DATA", "ACQ_IS_DUMMYSCAN_DATA",
+_SKIPPED_FLAGS = ("ACQ_IS_NAVIGATION_DATA", "ACQ_IS_DUMMYSCAN_DATA",
                   "ACQ_IS_HPFEEDBACK_DATA", "ACQ_IS_RTFEEDBACK_DATA", "ACQ_IS_PARALLEL_CALIBRATION",
                   "ACQ_IS_SURFACECOILCORRECTIONSCAN_DATA", "ACQ_IS_PHASE_STABILIZATION_REFERENCE",
                   "ACQ_IS_PHASE_STABILIZATION")
@@ -43,7 +54,7 @@ def is_ismrmrd(path: Path) -> bool:
         return False
 
 
-def _encoding(dset, path: Path):
+def _header(dset, path: Path):
     import ismrmrd.xsd
 
     try:
@@ -52,31 +63,49 @@ def _encoding(dset, path: Path):
         raise InputError(path, "dataset/xml", "a valid ISMRMRD XML header", str(exc).split("\n")[0]) from None
     if not header.encoding:
         raise InputError(path, "dataset/xml", "an <encoding> section", "none")
-    return header.encoding[0]
+    return header
 
 
-def _matrix(encoding, path: Path) -> tuple[int, int, int]:
-    """(phase-encode lines, centre line, readout pixels) from the header."""
-    limits = encoding.encodingLimits.kspace_encoding_step_1
-    n_lines = int(encoding.encodedSpace.matrixSize.y or 0)
-    if limits is None and n_lines < 1:
-        raise InputError(path, "encodedSpace.matrixSize.y", "the number of phase-encode lines", n_lines)
-    n_lines = n_lines if n_lines > 0 else int(limits.maximum) + 1
-    centre = int(limits.center) if limits is not None else n_lines // 2
-    n_readout = int(encoding.reconSpace.matrixSize.x)
+def sequence_name(header) -> str:
+    """``measurementInformation.sequenceName`` (else ``sequenceParameters.sequence_type``), or ``unknown``."""
+    info, params = header.measurementInformation, header.sequenceParameters
+    name = (info.sequenceName if info is not None else None) or (params.sequence_type if params is not None
+                                                                  else None)
+    return str(name) if name else "unknown"
+
+
+def _refuse(path: Path, sequence: str, field: str, what: str, value) -> None:
+    raise InputError(path, field, f"{SUPPORTED}; this file is {what}", f"{value} (sequence {sequence})")
+
+
+def _matrix(encoding, path: Path, sequence: str) -> tuple[int, int, int, str]:
+    """(phase-encode lines, centre line, readout pixels, the field giving the lines) from the header."""
+    trajectory = getattr(encoding.trajectory, "value", encoding.trajectory)
+    if trajectory != "cartesian":
+        _refuse(path, sequence, "encoding.trajectory", f"{trajectory} (only Cartesian lines are placed on the "
+                "grid; EPI, radial and spiral data need regridding)", trajectory)
     step2 = encoding.encodingLimits.kspace_encoding_step_2
     if encoding.encodedSpace.matrixSize.z > 1 or (step2 is not None and step2.maximum > 0):
-        raise InputError(path, "encodedSpace.matrixSize.z", "2-D data (one partition); 3-D encoding is not "
-                         "supported", encoding.encodedSpace.matrixSize.z)
-    return n_lines, centre, n_readout
+        _refuse(path, sequence, "encodedSpace.matrixSize.z", "3-D encoded (kspace_encoding_step_2 up to "
+                f"{step2.maximum if step2 is not None else 0})", encoding.encodedSpace.matrixSize.z)
+    limits = encoding.encodingLimits.kspace_encoding_step_1
+    n_lines, field = int(encoding.encodedSpace.matrixSize.y or 0), "encodedSpace.matrixSize.y"
+    if limits is None and n_lines < 1:
+        raise InputError(path, field, "the number of phase-encode lines", n_lines)
+    if n_lines < 1:
+        n_lines, field = int(limits.maximum) + 1, "encodingLimits.kspace_encoding_step_1.maximum"
+    centre = int(limits.center) if limits is not None else n_lines // 2
+    return n_lines, centre, int(encoding.reconSpace.matrixSize.x), field
 
 
-def _lines(dset, path: Path) -> dict[str, list]:
-    """Imaging lines (``data``, ``slices``, ``lines``, ``centres``, ``dwell``) and ``noise`` / ``noise_dwell``."""
+def _lines(dset, path: Path, sequence: str) -> dict[str, list]:
+    """Imaging lines (``data``, ``slices``, ``lines``, ``centres``, ``dwell``, ``reversed``) and ``noise`` /
+    ``noise_dwell``; refuses phase-correction lines and trajectory coordinates (module docstring)."""
     import ismrmrd
 
     skipped = [getattr(ismrmrd, name) for name in _SKIPPED_FLAGS]
-    out: dict[str, list] = {k: [] for k in ("data", "slices", "lines", "centres", "dwell", "noise", "noise_dwell")}
+    out: dict[str, list] = {k: [] for k in ("data", "slices", "lines", "centres", "dwell", "reversed", "noise",
+                                            "noise_dwell")}
     for i in range(dset.number_of_acquisitions()):
         acq = dset.read_acquisition(i)
         samples = acq.data[:, acq.discard_pre:acq.number_of_samples - acq.discard_post]
@@ -84,9 +113,16 @@ def _lines(dset, path: Path) -> dict[str, list]:
             out["noise"].append(acq.data)
             out["noise_dwell"].append(acq.sample_time_us)
             continue
+        if acq.isFlagSet(ismrmrd.ACQ_IS_PHASECORR_DATA):
+            _refuse(path, sequence, f"acquisition {i} flag ACQ_IS_PHASECORR_DATA", "acquired with "
+                    "phase-correction lines (EPI-style ghost correction, which this reader does not apply)", "set")
+        if acq.trajectory_dimensions > 0:
+            _refuse(path, sequence, f"acquisition {i} trajectory_dimensions", "non-Cartesian (its samples carry "
+                    "k-space coordinates)", acq.trajectory_dimensions)
         imaging_too = acq.isFlagSet(ismrmrd.ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING)
         if any(acq.isFlagSet(f) for f in skipped) and not imaging_too:
             continue
+        out["reversed"].append(acq.isFlagSet(ismrmrd.ACQ_IS_REVERSE))
         idx = acq.idx
         if idx.kspace_encode_step_2 or idx.contrast or idx.phase or idx.repetition or idx.set:
             raise InputError(path, f"acquisition {i} idx", "2-D data with one contrast, phase, repetition and set",
@@ -110,10 +146,20 @@ def read_ismrmrd_lines(path: str | Path) -> ReadoutLines:
     except (OSError, ValueError) as exc:
         raise InputError(path, "file", "a readable ISMRMRD HDF5 file", str(exc)) from None
     with dset:
-        n_lines, centre, n_readout = _matrix(_encoding(dset, path), path)
-        got = _lines(dset, path)
+        header = _header(dset, path)
+        sequence = sequence_name(header)
+        n_lines, centre, n_readout, lines_field = _matrix(header.encoding[0], path, sequence)
+        got = _lines(dset, path, sequence)
     if not got["data"]:
         raise InputError(path, "dataset/data", "imaging acquisitions (lines without the noise flag)", "none")
+    if any(got["reversed"]) and not all(got["reversed"]):
+        _refuse(path, sequence, "flag ACQ_IS_REVERSE", "a bipolar readout (odd and even lines in opposite "
+                "directions need a phase correction)", f"{sum(got['reversed'])} of {len(got['reversed'])} "
+                "imaging lines reversed")
+    noise_coils = sorted({n.shape[0] for n in got["noise"]})
+    if len(noise_coils) > 1:
+        raise InputError(path, "noise acquisitions (ACQ_IS_NOISE_MEASUREMENT)", "the same coils in every noise "
+                         "scan", f"coil counts {noise_coils}")
     shapes = sorted({d.shape for d in got["data"]})
     if len(shapes) > 1 or len(set(got["centres"])) > 1:
         raise InputError(path, "dataset/data", "the same coils, samples and centre sample in every imaging line",
@@ -123,4 +169,6 @@ def read_ismrmrd_lines(path: str | Path) -> ReadoutLines:
     return ReadoutLines(np.stack(got["data"]).astype(np.complex64), np.asarray(got["slices"]),
                         np.asarray(got["lines"]), n_lines, centre, got["centres"][0], n_readout,
                         np.concatenate(noise, axis=1) if noise else None, ratio,
-                        {"format": "ISMRMRD", "noise_samples": int(sum(n.shape[1] for n in noise))})
+                        {"format": "ISMRMRD", "noise_samples": int(sum(n.shape[1] for n in noise))},
+                        {"lines": lines_field, "noise": "noise acquisitions (ACQ_IS_NOISE_MEASUREMENT)",
+                         "data": "dataset/data (imaging acquisitions)"})

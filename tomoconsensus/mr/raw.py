@@ -20,16 +20,27 @@ them into the layout every reader returns (``tomoconsensus.mr.io``), in this ord
    averaged. Lines never acquired stay zero, and ``acquired`` (slices, n_lines) says which are not.
 
 All steps are linear in the data, so the zero-mean, independent noise that the split needs is kept.
+
+Before any of this, :func:`assemble_lines` refuses non-finite samples (imaging lines or noise scan)
+and a k-space that would not fit in memory: the assembly holds ``slices x coils x n_lines x
+n_readout`` complex128 sums and their complex64 result (24 bytes per sample, :func:`kspace_bytes`),
+which must stay below the memory available (``MemAvailable`` of ``/proc/meminfo``, else the
+physical memory). A header that claims 1e8 phase-encode lines is refused in one line this way,
+naming its field, instead of failing in the allocation.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg
 
-from tomoconsensus.errors import InputError
+from tomoconsensus.errors import InputError, require_finite
+
+#: Bytes per k-space sample while assembling: complex128 sums and the complex64 result.
+ASSEMBLY_BYTES_PER_SAMPLE = 24
 
 
 @dataclass
@@ -46,6 +57,8 @@ class ReadoutLines:
     n_readout : int, readout samples after oversampling removal (the recon matrix's x size)
     noise : (coils, N) complex or None, samples of the noise scan
     dwell_ratio : float, noise-scan dwell time / imaging dwell time (1 if unknown)
+    notes : dict, what the reader did (recorded in the prepared file)
+    fields : dict, the file's names of ``lines`` (what sets ``n_lines``), ``noise`` and ``data``, for messages
     """
 
     data: np.ndarray
@@ -58,6 +71,25 @@ class ReadoutLines:
     noise: np.ndarray | None = None
     dwell_ratio: float = 1.0
     notes: dict = field(default_factory=dict)
+    fields: dict = field(default_factory=dict)
+
+
+def available_memory_bytes() -> int:
+    """``MemAvailable`` of ``/proc/meminfo`` in bytes, else the physical memory (``os.sysconf``)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def kspace_bytes(raw: ReadoutLines) -> int:
+    """Bytes :func:`assemble_lines` allocates: slices x coils x n_lines x n_readout x 24 (Python ints)."""
+    slices = len(np.unique(raw.slice_index))
+    return slices * int(raw.data.shape[1]) * int(raw.n_lines) * int(raw.n_readout) * ASSEMBLY_BYTES_PER_SAMPLE
 
 
 def whitening_matrix(noise: np.ndarray, dwell_ratio: float = 1.0, source=None) -> np.ndarray:
@@ -103,6 +135,22 @@ def remove_readout_oversampling(lines: np.ndarray, n_out: int) -> np.ndarray:
     return kspace.astype(np.complex64)
 
 
+def _check_values(raw: ReadoutLines, source) -> None:
+    """Finite samples and noise of matching coils; a k-space that fits in memory (module docstring)."""
+    names = {"lines": "phase-encode lines", "noise": "noise scan", "data": "imaging lines", **raw.fields}
+    require_finite(raw.data, source, names["data"])
+    if raw.noise is not None:
+        if raw.noise.shape[0] != raw.data.shape[1]:
+            raise InputError(source, names["noise"], f"the {raw.data.shape[1]} coils of the imaging lines",
+                             raw.noise.shape[0])
+        require_finite(raw.noise, source, names["noise"])
+    need, have = kspace_bytes(raw), available_memory_bytes()
+    if need > have:
+        raise InputError(source, names["lines"], f"a k-space that fits in memory: {len(np.unique(raw.slice_index))} "
+                         f"slices x {raw.data.shape[1]} coils x {raw.n_lines} lines x {raw.n_readout} readout "
+                         f"samples needs {need / 2 ** 30:.3g} GiB, {have / 2 ** 30:.3g} GiB available", raw.n_lines)
+
+
 def _check(raw: ReadoutLines, source) -> None:
     samples = raw.data.shape[-1]
     if raw.centre_sample != samples // 2:
@@ -110,13 +158,11 @@ def _check(raw: ReadoutLines, source) -> None:
                          "echo; asymmetric echoes / partial Fourier readouts are not supported)", raw.centre_sample)
     if not 0 < raw.n_readout <= samples:
         raise InputError(source, "recon matrix x", f"between 1 and the {samples} readout samples", raw.n_readout)
-    if raw.noise is not None and raw.noise.shape[0] != raw.data.shape[1]:
-        raise InputError(source, "noise scan", f"the {raw.data.shape[1]} coils of the imaging lines",
-                         raw.noise.shape[0])
     rows = raw.line_index - raw.centre_line + raw.n_lines // 2
     if rows.min() < 0 or rows.max() >= raw.n_lines:
         raise InputError(source, "phase-encode counters", f"lines within the {raw.n_lines}-line encoded matrix "
                          f"centred on line {raw.centre_line}", f"{raw.line_index.min()}..{raw.line_index.max()}")
+    _check_values(raw, source)
 
 
 def assemble_lines(raw: ReadoutLines, source=None) -> tuple[np.ndarray, np.ndarray, dict]:

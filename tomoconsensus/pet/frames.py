@@ -43,6 +43,11 @@ import numpy as np
 from tomoconsensus.errors import InputError
 from tomoconsensus.pet.thinning import histogram_halves
 
+#: Most frames accepted (their edges are held in memory; 1e-300 s frames would need ~1e300).
+MAX_FRAMES = 1_000_000
+#: Least share of the expected counts a half must get: below it the half's image is scaled by > 10 and its noise
+#: variance is > 9 times the other half's (e.g. 0.01 s half-life with 1 s frames: w2 ~ 1e-30, x2 scaled ~1e30).
+MIN_HALF_WEIGHT = 0.1
 #: Half-life of F-18 in s (the value a physicist passes as ``--half-life-s``; NIST/DDEP 109.77 min).
 F18_HALF_LIFE_S = 6586.2
 
@@ -63,7 +68,8 @@ def interval_integrals(edges_s: np.ndarray, decay_per_s: float) -> np.ndarray:
     edges = np.asarray(edges_s, dtype=np.float64)
     if decay_per_s == 0:
         return np.diff(edges)
-    return np.exp(-decay_per_s * edges[:-1]) * -np.expm1(-decay_per_s * np.diff(edges)) / decay_per_s
+    with np.errstate(over="ignore", under="ignore"):  # exp(-λ t) -> 0 for a very short half-life
+        return np.exp(-decay_per_s * edges[:-1]) * -np.expm1(-decay_per_s * np.diff(edges)) / decay_per_s
 
 
 @dataclass(frozen=True)
@@ -88,8 +94,20 @@ class TimeFrames:
         if not (math.isfinite(self.frame_s) and 0 < self.frame_s < self.duration_s):
             raise InputError("--frame-s", "frame-s", f"a frame length in s > 0 and < the acquisition's duration_s "
                              f"{self.duration_s:g} s (at least two frames)", self.frame_s)
-        if self.half_life_s is not None and not (math.isfinite(self.half_life_s) and self.half_life_s > 0):
+        if self.duration_s / self.frame_s > MAX_FRAMES:
+            raise InputError("--frame-s", "frame-s", f"at most {MAX_FRAMES:,} frames over {self.duration_s:g} s "
+                             f"(frames of >= {self.duration_s / MAX_FRAMES:.3g} s)", self.frame_s)
+        if self.half_life_s is not None and not (math.isfinite(self.half_life_s) and self.half_life_s > 0
+                                                 and math.isfinite(math.log(2.0) / self.half_life_s)):
             raise InputError("--half-life-s", "half-life-s", "a half-life in s > 0", self.half_life_s)
+        with np.errstate(all="ignore"):
+            d1, d2 = self.half_integrals()
+            w = (d1 / (d1 + d2), d2 / (d1 + d2)) if d1 + d2 > 0 else (math.nan, math.nan)
+        if not all(math.isfinite(x) and x >= MIN_HALF_WEIGHT for x in w):
+            decay = "" if self.half_life_s is None else f", half-life {self.half_life_s:g} s"
+            raise InputError("--frame-s/--half-life-s", "half-life-s", f"frames and half-life that give each half at "
+                             f"least {MIN_HALF_WEIGHT:.0%} of the expected counts (a half's image is scaled by 1/w_k)",
+                             f"w1 = {w[0]:.3g}, w2 = {w[1]:.3g} (frames of {self.frame_s:g} s{decay})")
 
     @property
     def decay_per_s(self) -> float:

@@ -28,6 +28,8 @@ In an .npz file attributes are arrays of the same names.
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,9 +38,12 @@ import numpy as np
 
 from tomoconsensus.atomic import atomic_path
 from tomoconsensus.counts import as_counts
-from tomoconsensus.errors import InputError, require_finite
-from tomoconsensus.hdf5 import create_hdf5, open_hdf5, read_strings
+from tomoconsensus.errors import InputError, one_line, require_finite
+from tomoconsensus.hdf5 import create_hdf5, open_hdf5, read_array, read_strings
+from tomoconsensus.pet.limits import BYTES_PER_BIN, check_memory
 
+#: Largest accepted bin pitch in mm (2-D PET bins are a few mm; a value like 1e300 is a unit or typing error).
+MAX_BIN_MM = 1000.0
 #: Units of x when the file does not name them: those fixed by E[prompts] = m * (A x) + additive.
 DEFAULT_UNITS = "activity in prompts per mm of LOR per unit m (E[y] = m * line integral of x + additive)"
 
@@ -111,7 +116,10 @@ def check_factor(values, shape: tuple, source, field: str, positive: bool) -> np
 
 def check_angles(angles_deg, n_views: int, source) -> np.ndarray:
     """View angles: ``n_views`` values uniformly spaced over 180 degrees (step 180 / views)."""
-    angles = np.atleast_1d(np.asarray(angles_deg, dtype=np.float64))
+    angles = np.atleast_1d(np.asarray(angles_deg))
+    if angles.dtype.kind not in "iuf":
+        raise InputError(source, "angles_deg", f"{n_views} numbers (view angles in degrees)", f"dtype {angles.dtype}")
+    angles = angles.astype(np.float64)
     if angles.shape != (n_views,):
         raise InputError(source, "angles_deg", f"{n_views} angles, one per view", angles.shape)
     require_finite(angles, source, "angles_deg")
@@ -130,7 +138,7 @@ class _Reader:
         if path.suffix.lower() == ".npz":
             try:
                 self.npz = np.load(path, allow_pickle=False)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
                 raise InputError(path, "file", "a readable .npz prompt file", str(exc)) from None
             self.h5 = None
         else:
@@ -140,20 +148,42 @@ class _Reader:
         return key in (self.npz.files if self.npz is not None else self.h5)
 
     def get(self, key: str):
-        if self.npz is not None:
-            return self.npz[key]
-        return self.h5[key][()]
+        """The array ``key``: object arrays (pickles, refused by ``allow_pickle=False``), truncated or corrupt
+        members and HDF5 groups raise InputError."""
+        try:
+            if self.npz is not None:
+                return self.npz[key]
+            return read_array(self.h5, key, self.path, "a numeric dataset", complex_ok=False)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            if isinstance(exc, InputError):
+                raise
+            raise InputError(self.path, key, "a numeric array (no object arrays: pickles are not loaded) in an intact "
+                             "file", one_line(str(exc))[:120]) from None
 
     def attr(self, key: str):
-        if self.npz is not None:
-            return self.npz[key] if key in self.npz.files else None
-        value = self.h5.attrs.get(key)
-        return value.decode() if isinstance(value, bytes) else value
+        try:
+            if self.npz is not None:
+                value = self.get(key) if key in self.npz.files else None
+            else:
+                value = self.h5.attrs.get(key)
+        except (UnicodeDecodeError, OSError, TypeError) as exc:
+            raise InputError(self.path, key, "an attribute readable as numbers or UTF-8 text", type(exc).__name__) \
+                from None
+        if isinstance(value, np.ndarray) and value.dtype.kind == "S" and value.size == 1:
+            value = value.item()
+        try:
+            if isinstance(value, bytes):
+                return value.decode("utf-8")
+            if isinstance(value, str):
+                value.encode("utf-8")  # h5py keeps undecodable bytes as surrogates
+        except UnicodeError:
+            raise InputError(self.path, key, "UTF-8 text", "undecodable bytes") from None
+        return value
 
     def strings(self, key: str) -> list[str]:
         if self.npz is not None:
-            return [str(s) for s in self.npz[key]]
-        return read_strings(self.h5[key])
+            return [str(s) for s in np.atleast_1d(self.get(key))]
+        return read_strings(self.h5[key], self.path)
 
     def close(self) -> None:
         (self.npz if self.npz is not None else self.h5).close()
@@ -171,10 +201,7 @@ def _read_counts(r: _Reader) -> tuple[np.ndarray, ListMode | None]:
                              "a histogram 'prompts'")
         return counts, None
     if r.has("listmode_bin"):
-        shape = r.attr("shape")
-        if shape is None or len(np.atleast_1d(shape)) != 3:
-            raise InputError(path, "shape", "attribute (slices, views, bins) beside 'listmode_bin'", shape)
-        shape = tuple(int(s) for s in np.atleast_1d(shape))
+        shape = _histogram_shape(r.attr("shape"), path)
         index = as_counts(r.get("listmode_bin"), path, "listmode_bin").ravel()
         if index.size and index.max() >= np.prod(shape):
             raise InputError(path, "listmode_bin", f"flat bin indices < {int(np.prod(shape))}", int(index.max()))
@@ -182,6 +209,29 @@ def _read_counts(r: _Reader) -> tuple[np.ndarray, ListMode | None]:
         return counts, (_read_times(r, index) if r.has("listmode_time_s") else None)
     keys = sorted(r.npz.files if r.npz is not None else r.h5.keys())
     raise InputError(path, "prompts", "a dataset 'prompts' (slices, views, bins) or 'listmode_bin'", keys)
+
+
+def _histogram_shape(shape, path: Path) -> tuple[int, int, int]:
+    """The list-mode attribute ``shape``: three integers >= 1 whose histogram fits in memory."""
+    values = np.atleast_1d(np.asarray(shape)) if shape is not None else np.zeros(0)
+    if values.shape != (3,) or values.dtype.kind not in "iuf" or not np.all(np.isfinite(values)) \
+            or np.any(values < 1) or np.any(values != np.round(values)):
+        raise InputError(path, "shape", "attribute (slices, views, bins): three integers >= 1 beside 'listmode_bin'",
+                         shape if values.size <= 3 else values.shape)
+    dims = tuple(int(v) for v in values)
+    check_memory(float(np.prod(np.asarray(dims, dtype=np.float64))) * BYTES_PER_BIN, path, "shape",
+                 f"a {dims} prompt histogram")
+    return dims
+
+
+def _positive_scalar(value, path: Path, field: str, what: str, upper: float):
+    """One finite number in (0, upper] (an attribute: text, several values and 1e300 are refused)."""
+    values = np.atleast_1d(np.asarray(value)) if value is not None else np.zeros(0)
+    ok = values.size == 1 and values.dtype.kind in "iuf" and np.isfinite(values[0]) and 0 < values[0] <= upper
+    if not ok:
+        got = "missing" if value is None else (values[0].item() if values.size == 1 else f"{values.size} values")
+        raise InputError(path, field, f"one positive {what}, at most {upper:g} (attribute)", got)
+    return float(values[0])
 
 
 def _read_times(r: _Reader, index: np.ndarray) -> ListMode:
@@ -217,6 +267,9 @@ def read_prompts(path: str | Path) -> PromptStack:
     r = _Reader(path)
     try:
         prompts, listmode = _read_counts(r)
+        if not prompts.any():
+            raise InputError(path, "prompts" if r.has("prompts") else "listmode_bin", "at least one prompt (nothing "
+                             "to reconstruct: the additive terms alone would give a negative image)", "none")
         shape = prompts.shape
         mult = (check_factor(r.get("multiplicative"), shape, path, "multiplicative", True)
                 if r.has("multiplicative") else np.ones(shape))
@@ -227,9 +280,7 @@ def read_prompts(path: str | Path) -> PromptStack:
         if r.attr("angles_deg") is None:
             raise InputError(path, "angles_deg", f"an attribute with {shape[1]} view angles in degrees", "missing")
         angles = check_angles(r.attr("angles_deg"), shape[1], path)
-        bin_size = r.attr("bin_size_mm")
-        if bin_size is None or not np.isfinite(float(np.asarray(bin_size))) or float(np.asarray(bin_size)) <= 0:
-            raise InputError(path, "bin_size_mm", "a positive bin size in mm (attribute)", bin_size)
+        bin_size = _positive_scalar(r.attr("bin_size_mm"), path, "bin_size_mm", "bin size in mm", MAX_BIN_MM)
         ids = r.strings("slice_id") if r.has("slice_id") else None
         patients = r.strings("patient_id") if r.has("patient_id") else None
         for key, values in (("slice_id", ids), ("patient_id", patients)):
@@ -242,11 +293,14 @@ def read_prompts(path: str | Path) -> PromptStack:
                 raise InputError(path, "reference", f"shape ({shape[0]}, N, N)", ref.shape)
             require_finite(ref, path, "reference")
         units = r.attr("activity_units")
-        units = str(np.asarray(units)) if units is not None else DEFAULT_UNITS
+        if isinstance(units, np.ndarray) and units.dtype.kind == "U" and units.size == 1:
+            units = str(units.item())
+        if units is not None and not isinstance(units, str):
+            raise InputError(path, "activity_units", "UTF-8 text naming the unit of x", type(units).__name__)
+        units = units or DEFAULT_UNITS
     finally:
         r.close()
-    return PromptStack(prompts, mult, add, angles, float(np.asarray(bin_size)), units, ids, patients, ref, delayed,
-                       listmode)
+    return PromptStack(prompts, mult, add, angles, bin_size, units, ids, patients, ref, delayed, listmode)
 
 
 def write_prompts(path: str | Path, stack: PromptStack) -> Path:

@@ -36,14 +36,16 @@ RECONS = ("fbp", "osem")
 class PETMeasurement:
     """One slice (views, bins): raw prompts (int64), multiplicative ``m`` (> 0), additive expectation
     ``a`` (>= 0) and, optionally, a measured delayed-window sinogram (int64 counts, randoms) that is
-    subtracted like ``a`` and thinned like the prompts. ``frames``: the prompts of the even and odd
-    time frames (each (views, bins), int64, summing to ``prompts``), for the time-frame split."""
+    subtracted like ``a`` and thinned like the prompts. ``frames``: the prompts of the two halves
+    assigned event by event (even and odd time frames, or a random assignment of list-mode events),
+    each (views, bins), summing to ``prompts``; ``delayed_frames`` likewise for ``delayed``."""
 
     prompts: np.ndarray
     multiplicative: np.ndarray
     additive: np.ndarray
     delayed: np.ndarray | None = None
     frames: tuple[np.ndarray, np.ndarray] | None = None
+    delayed_frames: tuple[np.ndarray, np.ndarray] | None = None
 
     def total_additive(self) -> np.ndarray:
         """``a`` plus the delayed counts: what is subtracted from all prompts."""
@@ -94,7 +96,7 @@ class PETModality:
         self.op = CorrectedFBP(geom, window) if recon == "fbp" else OSEM(geom, osem_iterations, osem_subsets)
 
     def split(self, m: PETMeasurement, rng: np.random.Generator) -> tuple[PETHalf, PETHalf]:
-        if self.frames is not None:
+        if self.frames is not None or m.frames is not None:
             return self._split_frames(m)
         y1, y2 = binomial_thin(m.prompts, rng)
         a1 = a2 = m.additive / 2.0  # an expectation: half in each half
@@ -104,17 +106,33 @@ class PETModality:
         return PETHalf(y1, m.multiplicative, a1, 2.0), PETHalf(y2, m.multiplicative, a2, 2.0)
 
     def _split_frames(self, m: PETMeasurement) -> tuple[PETHalf, PETHalf]:
-        """Even / odd time frames: E[y_k] = w_k (m A x + a); a delayed sinogram cannot be split by time."""
-        if m.frames is None or m.delayed is not None:
-            raise ValueError("the time-frame split needs the frames' prompts and no delayed sinogram")
-        return tuple(PETHalf(y, m.multiplicative, m.additive * w, 1.0 / w)
-                     for y, w in zip(m.frames, self.frames.weights(), strict=True))
+        """Halves assigned event by event: E[y_k] = w_k (m A x + a), w_k of the time frames (1/2 for a random
+        assignment); each half subtracts its own delayeds (a histogram's delayeds cannot be split by time)."""
+        if m.frames is None or (m.delayed is not None and m.delayed_frames is None):
+            raise ValueError("an event-level split needs the halves' prompts (and delayeds, where there are any)")
+        weights = self.frames.weights() if self.frames is not None else (0.5, 0.5)
+        delayed = m.delayed_frames if m.delayed_frames is not None else (0.0, 0.0)
+        return tuple(PETHalf(y, m.multiplicative, m.additive * w + d, 1.0 / w)
+                     for y, d, w in zip(m.frames, delayed, weights, strict=True))
 
     def reconstruct(self, half: PETHalf) -> np.ndarray:
         return self.op(half.counts, half.multiplicative, half.additive, scale=half.scale)[None]
 
     def estimate(self, m: PETMeasurement) -> np.ndarray:
         return self.op(m.prompts, m.multiplicative, m.total_additive())[None]
+
+    @staticmethod
+    def measurement_arrays(m: PETMeasurement) -> dict[str, np.ndarray]:
+        """The raw counts of a slice kept with ``--keep-measurement`` (list-mode input, halves assigned by
+        event): each half's prompts and delayeds and all delayeds, (views, bins) int32."""
+        if m.frames is None:
+            return {}
+        arrays = {"prompts_half1": m.frames[0], "prompts_half2": m.frames[1]}
+        if m.delayed is not None:
+            arrays["delayed"] = m.delayed
+            if m.delayed_frames is not None:
+                arrays.update(delayed_half1=m.delayed_frames[0], delayed_half2=m.delayed_frames[1])
+        return {k: np.asarray(v, np.int32) for k, v in arrays.items()}
 
     def attributes(self) -> dict[str, Any]:
         recon = (f"corrected FBP ({self.window}), x = FBP((y - a) / m)" if self.recon == "fbp" else

@@ -23,6 +23,7 @@ from tomoconsensus.ct.fbp import FBP
 from tomoconsensus.ct.projector import AstraProjector
 from tomoconsensus.errors import InputError
 from tomoconsensus.geometry import ParallelBeamGeometry
+from tomoconsensus.pet.limits import BYTES_PER_PIXEL, check_memory
 
 
 def pet_geometry(angles_deg: np.ndarray, n_bins: int, bin_size_mm: float, image_size: int,
@@ -31,6 +32,8 @@ def pet_geometry(angles_deg: np.ndarray, n_bins: int, bin_size_mm: float, image_
     for field, value in (("--image-size", image_size), ("--pixel-size-mm", pixel_size_mm)):
         if not value > 0:
             raise InputError(field, field.lstrip("-"), "a positive number", value)
+    check_memory(float(image_size) ** 2 * BYTES_PER_PIXEL, "--image-size", "image-size",
+                 f"{image_size} x {image_size} images and their reconstruction")
     angles_deg = np.asarray(angles_deg, dtype=np.float64)
     return ParallelBeamGeometry(name=name, image_size=int(image_size), pixel_size_mm=float(pixel_size_mm),
                                 n_views=len(angles_deg), n_detectors=int(n_bins), detector_pitch_mm=float(bin_size_mm),

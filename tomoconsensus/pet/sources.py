@@ -22,14 +22,19 @@ def check_reference_grid(stack: PromptStack, geom: ParallelBeamGeometry, source:
                                     stack.reference.shape)
 
 
-def prompt_slices(stack: PromptStack, frames: tuple[np.ndarray, np.ndarray] | None = None) -> Iterator[Slice]:
+def prompt_slices(stack: PromptStack, frames: tuple[np.ndarray, np.ndarray] | None = None,
+                  delayed_frames: tuple[np.ndarray, np.ndarray] | None = None) -> Iterator[Slice]:
     """One :class:`~tomoconsensus.modality.Slice` per sinogram; reference with a channel axis.
 
-    ``frames``: the prompts of the two time-frame halves, each (slices, views, bins), or None.
+    ``frames``: the prompts of the two halves assigned event by event (time frames or a random
+    assignment), each (slices, views, bins), or None; ``delayed_frames`` likewise for the delayeds.
     """
+    def pick(pair, i):
+        return None if pair is None else (pair[0][i], pair[1][i])
+
     for i in range(len(stack.prompts)):
         ref = None if stack.reference is None else stack.reference[i][None]
         yield Slice(stack.slice_ids[i], stack.patient_ids[i],
                     PETMeasurement(stack.prompts[i], stack.multiplicative[i], stack.additive[i],
-                                   None if stack.delayed is None else stack.delayed[i],
-                                   None if frames is None else (frames[0][i], frames[1][i])), ref)
+                                   None if stack.delayed is None else stack.delayed[i], pick(frames, i),
+                                   pick(delayed_frames, i)), ref)

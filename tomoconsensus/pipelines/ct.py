@@ -13,6 +13,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from tomoconsensus.ct.countsplit import CountSinogram, CTThinningModality, full_line_integrals
 from tomoconsensus.ct.io import ImageStack, SinogramStack
 from tomoconsensus.ct.modality import CTModality
 from tomoconsensus.ct.sources import measured_slices, simulated_slices
@@ -41,9 +42,17 @@ def fan_beam_geometry(name: str | Path) -> FanBeamGeometry:
     return geom
 
 
-def ct_modality(geom: FanBeamGeometry, device: str = "auto") -> CTModality:
-    """Odd/even-view split and Hann FBP on the torch ``device`` (auto, cpu, cuda, cuda:N)."""
-    return CTModality(geom, device=torch_device(device))
+#: CT splits of simulated or measured sinograms (``prepare ct --split``; raw projections have their own).
+CT_SPLITS = ("views", "thinning")
+
+
+def ct_modality(geom: FanBeamGeometry, device: str = "auto", split: str = "views") -> CTModality:
+    """Hann FBP on the torch ``device`` (auto, cpu, cuda, cuda:N) with the ``split``: ``views`` (odd/even
+    views) or ``thinning`` (the counts of every reading, :mod:`tomoconsensus.ct.countsplit`)."""
+    if split not in CT_SPLITS:
+        raise InputError("--split", "split", f"one of {', '.join(CT_SPLITS)}", split)
+    kind = CTThinningModality if split == "thinning" else CTModality
+    return kind(geom, device=torch_device(device))
 
 
 def _count(total: int, max_slices: int | None, source: str | Path) -> int:
@@ -55,7 +64,7 @@ def _count(total: int, max_slices: int | None, source: str | Path) -> int:
 
 def simulated_source(stack: ImageStack, geom: FanBeamGeometry, dose_fraction: float, seed: int,
                      source: str | Path, reference: str = "noiseless-fbp",
-                     max_slices: int | None = None) -> SliceSource:
+                     max_slices: int | None = None, counts: bool = False) -> SliceSource:
     """Low-dose sinograms simulated from clean images (HU) at ``dose_fraction`` of the geometry's dose.
 
     Parameters
@@ -70,12 +79,15 @@ def simulated_source(stack: ImageStack, geom: FanBeamGeometry, dose_fraction: fl
         ``noiseless-fbp``, ``full-dose-fbp`` or ``image`` (:data:`tomoconsensus.choices.CT_REFERENCES`).
     max_slices : int, optional
         Only the first slices.
+    counts : bool
+        Yield the readings before the log (:class:`~tomoconsensus.ct.countsplit.CountSinogram`), as the
+        thinning split needs; the same seed gives the same readings and the same x_est.
     """
     n = _count(len(stack.hu), max_slices, source)
     attrs = {"source": str(source), "source_kind": "simulated from clean images", "reference_kind": reference,
              "dose_fraction": dose_fraction, "incident_photons_full_dose": geom.protocol.incident_photons,
              "electronic_noise_std": geom.protocol.electronic_noise_std}
-    return SliceSource(islice(simulated_slices(stack, geom, dose_fraction, seed, reference), n), n, attrs)
+    return SliceSource(islice(simulated_slices(stack, geom, dose_fraction, seed, reference, counts), n), n, attrs)
 
 
 def measured_source(stack: SinogramStack, source: str | Path, max_slices: int | None = None) -> SliceSource:
@@ -102,6 +114,11 @@ def write_ct(out: str | Path, modality: CTModality, source: SliceSource, seed: i
     attrs = dict(source.attrs)
     baselines = {}
     if tv is not None:
-        baselines["tv"] = lambda sino: modality.to_units(tv_reconstruct(sino, modality.geom, tv))
+        baselines["tv"] = lambda m: modality.to_units(tv_reconstruct(line_integrals(m), modality.geom, tv))
         attrs.update(tv_lam=tv.lam, tv_iter=tv.n_iter)
     return write_prepared(out, modality, source.slices, source.n_slices, seed, attrs, baselines, progress)
+
+
+def line_integrals(measurement) -> object:
+    """A slice's sinogram of line integrals, whether it comes as one or as readings before the log."""
+    return full_line_integrals(measurement) if isinstance(measurement, CountSinogram) else measurement

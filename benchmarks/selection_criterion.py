@@ -1,0 +1,160 @@
+"""Does the held-out *noisy* loss pick what the clean reference would pick? (issue 21, docs/method.md)
+
+Every run trains one method with the `demo ct` protocol (24 epochs instead of 12) and one change of
+configuration; at the end of every epoch its networks are scored on the demo's validation patient
+(LIDC-IDRI-0001, 10 slices, never a test patient) in two ways:
+
+* the **criterion**: the method's own loss on held-out halves, computed on the validation slices
+  prepared with the odd/even **view** split and with the count-domain **thinning** split (the same
+  readings, so the same x_est; :mod:`tomoconsensus.ct.countsplit`);
+* the **clean error** (what the criterion should track, unknown to a user): RMSE of the run's default
+  output against the noiseless-FBP reference, over the whole slice, inside the body (reference > -500 HU)
+  and in the air around it, and SSIM.
+
+The record (benchmarks/results/selection_criterion.json, written whole) keeps every epoch of every
+run, and the summary: per criterion, the Spearman correlation with the clean RMSE over the runs'
+selected checkpoints and over every (run, epoch), and per run the regret of its selected epoch
+(clean RMSE at the criterion's choice / the run's best clean RMSE - 1).
+
+Run: .venv/bin/python benchmarks/selection_criterion.py [--work DIR] [--runs NAME ...] [--epochs 24]
+About 2-6 min per run on 2 CPU cores; runs already in the work folder are reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from scipy.stats import spearmanr
+
+from tomoconsensus.demo import DemoProtocol, ct_split, demo_config, evenly_spaced
+from tomoconsensus.pipelines.ct import ct_modality, fan_beam_geometry, simulated_source, write_ct
+from tomoconsensus.train import train
+
+from common import write_result
+
+SPLITS = ("views", "thinning")
+#: name -> (method, training split, TrainConfig overrides, training slices per patient or None = the demo's 20)
+RUNS = {
+    "c_views_br0": ("consensus", "views", {}, None),
+    "c_views_br0.5": ("consensus", "views", {"beta_r": 0.5}, None),
+    "c_thin_br0": ("consensus", "thinning", {}, None),
+    "c_thin_br0.5": ("consensus", "thinning", {"beta_r": 0.5}, None),
+    "c_views_p32": ("consensus", "views", {"patch_size": 32}, None),
+    "c_thin_p32": ("consensus", "thinning", {"patch_size": 32}, None),
+    "c_views_pp5": ("consensus", "views", {}, 5),
+    "c_thin_pp5": ("consensus", "thinning", {}, 5),
+    "n2n_views": ("noise2noise", "views", {}, None),
+    "n2n_thin": ("noise2noise", "thinning", {}, None),
+}
+
+
+def prepared(work: Path, split: str, name: str, per_patient: int | None = None) -> Path:
+    """The demo's train or val slices (same seeds as the demo) prepared with ``split``; cached in ``work``."""
+    path = work / f"{name}_{split}{'' if per_patient is None else f'_pp{per_patient}'}.h5"
+    if path.exists():
+        return path
+    protocol = DemoProtocol()
+    geom = fan_beam_geometry(protocol.geometry)
+    stack, offset = {n: (s, o) for n, s, o in ct_split(protocol)}[name]
+    if per_patient is not None:
+        stack = evenly_spaced(stack, per_patient)
+    source = simulated_source(stack, geom, protocol.dose_fraction, offset, f"demo {name} slices",
+                              counts=split == "thinning")
+    write_ct(path, ct_modality(geom, "cpu", split), source, offset, progress=False)
+    return path
+
+
+def epoch_rows(run_dir: Path, method: str) -> list[dict]:
+    """Per epoch: the criterion on each validation split and the clean error of the default output on the
+    view-split file (whose (x1 + x2) / 2 is x_est: what a user denoises), from the run's log.jsonl."""
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    val = {r["step"]: r for r in log if r["split"] == "val"}
+    views = {r["step"]: r for r in log if r["split"] == "monitor:views"}
+    return [{"epoch": round(r["epoch"]), "step": step, "criterion_thinning": r[f"val_{method}"],
+             "criterion_views": views[step][f"val_{method}"],
+             **{k: views[step][f"val_{k}"] for k in ("rmse_hu", "rmse_body_hu", "rmse_air_hu")},
+             "ssim": 100 * views[step]["val_ssim"]} for step, r in sorted(val.items())]
+
+
+def measure(name: str, work: Path, epochs: int) -> dict:
+    """Train one run (selected natively on the thinning-split validation file, the view-split file as a
+    monitor) and return its per-epoch record."""
+    method, split, overrides, per_patient = RUNS[name]
+    train_path = prepared(work, split, "train", per_patient)
+    val = {s: prepared(work, s, "val") for s in SPLITS}
+    config = dataclasses.replace(demo_config("ct", DemoProtocol(), "cpu"), method=method, epochs=epochs, **overrides)
+    run_dir = work / "runs" / name
+    start = time.perf_counter()
+    if not (run_dir / "summary.json").exists():
+        train(config, train_path, run_dir, val["thinning"], resume=(run_dir / "checkpoint.pt").exists(),
+              progress=False, monitor={"views": val["views"]})
+    summary = json.loads((run_dir / "summary.json").read_text())
+    rows = epoch_rows(run_dir, method)
+    print(f"{name}: selected step {summary['best_step']}, " + "; ".join(
+        f"e{r['epoch']} {r['criterion_thinning']:.4g}/{r['criterion_views']:.4g} {r['rmse_hu']:.2f} HU" for r in rows),
+        flush=True)
+    return {"run": name, "method": method, "training_split": split, "overrides": overrides,
+            "training_slices_per_patient": per_patient or 20, "selection_criterion": summary["selection_criterion"],
+            "selected_step": summary["best_step"], "seconds": round(time.perf_counter() - start, 1), "epochs": rows}
+
+
+def _regret(rows: list[dict], key: str) -> dict:
+    chosen = min(rows, key=lambda r: r[key])
+    best = min(r["rmse_hu"] for r in rows)
+    return {"selected_epoch": chosen["epoch"], "selected_rmse_hu": chosen["rmse_hu"],
+            "selected_rmse_body_hu": chosen["rmse_body_hu"], "selected_ssim": chosen["ssim"],
+            "best_epoch": min(rows, key=lambda r: r["rmse_hu"])["epoch"], "best_rmse_hu": best,
+            "regret_percent": 100 * (chosen["rmse_hu"] / best - 1),
+            "spearman_over_epochs": float(spearmanr([r[key] for r in rows], [r["rmse_hu"] for r in rows])[0])}
+
+
+def summarise(records: list[dict]) -> dict:
+    """Per criterion and method: Spearman with the clean RMSE across runs (selected checkpoints) and over
+    every (run, epoch), and each run's regret."""
+    out = {}
+    for split in SPLITS:
+        key = f"criterion_{split}"
+        per_run = {r["run"]: _regret(r["epochs"], key) for r in records}
+        summary = {"runs": per_run}
+        for method in sorted({r["method"] for r in records}):
+            rec = [r for r in records if r["method"] == method]
+            chosen = [min(r["epochs"], key=lambda e, k=key: e[k]) for r in rec]
+            pooled = [e for r in rec for e in r["epochs"]]
+            summary[method] = {
+                "n_runs": len(rec),
+                "spearman_selected": float(spearmanr([c[key] for c in chosen], [c["rmse_hu"] for c in chosen])[0])
+                if len(rec) > 2 else None,
+                "spearman_all_epochs": float(spearmanr([e[key] for e in pooled], [e["rmse_hu"] for e in pooled])[0]),
+                "n_checkpoints": len(pooled),
+                "max_regret_percent": max(per_run[r["run"]]["regret_percent"] for r in rec),
+                "runs_within_3_percent": sum(per_run[r["run"]]["regret_percent"] <= 3 for r in rec)}
+        out[split] = summary
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "selection_criterion")
+    parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
+    parser.add_argument("--epochs", type=int, default=24)
+    parser.add_argument("--result", default="selection_criterion.json")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    records = [measure(name, args.work, args.epochs) for name in args.runs]
+    record = {"protocol": DemoProtocol().describe("ct") + f"; {args.epochs} epochs",
+              "validation": "demo validation patient LIDC-IDRI-0001, 10 slices, prepared with each split "
+                            "(same readings)",
+              "clean_error": "default output vs noiseless-FBP reference; body = reference > -500 HU",
+              "torch_threads": torch.get_num_threads(), "summary": summarise(records), "runs": records}
+    print(json.dumps(record["summary"], indent=1))
+    write_result(args.result, record)
+
+
+if __name__ == "__main__":
+    main()
