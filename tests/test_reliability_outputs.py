@@ -181,6 +181,7 @@ def test_resume_of_a_run_finished_but_for_its_summary_keeps_the_selected_model(f
 
 def test_finish_writes_model_then_summary_and_removes_best(fx, tmp_path, monkeypatch):
     """A crash while writing summary.json: model.pt (the selection) and best.pt stay, --resume finishes."""
+    from tomoconsensus import checkpoints
     from tomoconsensus import train as train_module
     from tomoconsensus.checkpoints import load_checkpoint
 
@@ -191,17 +192,17 @@ def test_finish_writes_model_then_summary_and_removes_best(fx, tmp_path, monkeyp
     val = write_prepared_file(tmp_path / "val.h5", seed=1)
     with h5py.File(val, "a") as f:  # held-out patients
         f["patient_id"][...] = np.array([f"v{i}" for i in range(4)], dtype=h5py.string_dtype())
-    write = train_module.write_text_atomic
+    write = checkpoints.write_text_atomic
 
     def crash_on_summary(path, text):
         if Path(path).name == "summary.json":
             raise OSError(errno.EIO, "crash")
         return write(path, text)
 
-    monkeypatch.setattr(train_module, "write_text_atomic", crash_on_summary)
+    monkeypatch.setattr(checkpoints, "write_text_atomic", crash_on_summary)
     with pytest.raises(OSError):
         train_module.train(config, prepared_ct, tmp_path / "r", val, progress=False)
-    monkeypatch.setattr(train_module, "write_text_atomic", write)
+    monkeypatch.setattr(checkpoints, "write_text_atomic", write)
     selected = load_checkpoint(tmp_path / "r" / "best.pt")["step"]
     kept = (tmp_path / "r" / "model.pt").read_bytes()
     summary = train_module.train(config, prepared_ct, tmp_path / "r", val, resume=True, progress=False)

@@ -81,6 +81,8 @@ def clean_stale_temporaries(folder: Path) -> list[Path]:
             continue
         with contextlib.suppress(OSError):
             if path.is_dir() and not path.is_symlink():
+                if match.group(2) != _HOST:  # a folder only with this host named, as temp_name writes it
+                    continue
                 shutil.rmtree(path)
             else:
                 path.unlink()

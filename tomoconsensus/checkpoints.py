@@ -2,7 +2,8 @@
 
 * ``checkpoint.pt``: training state (networks, optimiser, RNG state, step, the run config and what
   the data were), written atomically by :func:`save_checkpoint`; an exact resume continues from it.
-* ``model.pt`` (and ``best.pt`` while training): network weights only, :func:`save_model`.
+* ``model.pt`` (and ``best.pt`` while training): network weights only, :func:`save_model`; a
+  finished run writes model.pt, then summary.json, then removes best.pt (:func:`finish_run`).
 
 Both are read with ``torch.load(weights_only=True)`` (tensors and plain data only; a file holding
 other Python objects is refused, loading them could run code) and carry ``format =
@@ -13,14 +14,15 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from collections.abc import Mapping
+import shutil
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from tomoconsensus import methods
-from tomoconsensus.atomic import atomic_path
+from tomoconsensus.atomic import atomic_path, write_text_atomic
 from tomoconsensus.config import dataclass_from_dict
 from tomoconsensus.errors import InputError
 from tomoconsensus.nn.unet import UNet
@@ -178,3 +180,27 @@ def load_trained(run_dir: str | Path, device: torch.device | str = "cpu",
     for m in models.values():
         m.to(device).eval()
     return (config, models, dict(state.get("data") or {})) if with_data else (config, models)
+
+
+def finish_run(run_dir: Path, summary: Any, best: Path | None, save_last: Callable[[Path], None]) -> None:
+    """Write a finished run's ``model.pt`` (a copy of ``best``, the selected epoch, or ``save_last``), then
+    ``summary.json`` (``summary.to_json()``), then remove ``best``.
+
+    A crash in between leaves model.pt with checkpoint.pt of the last step and no summary.json; the
+    resumed run's finish then keeps model.pt as it is (the recorded selection: the last state never
+    replaces it) and takes the summary's ``best_step``, ``validation`` and ``selection_criterion`` from it.
+    """
+    model = run_dir / "model.pt"
+    if model.exists():  # an earlier finish of this run wrote it
+        saved = load_checkpoint(model, "cpu")
+        summary.best_step = saved["step"]
+        summary.selection_criterion = f"val_{saved['config'].get('method')}" if "selection_loss" in saved else ""
+        if isinstance(saved.get("validation"), dict):
+            summary.validation = saved["validation"]
+    elif best is not None:
+        with atomic_path(model) as tmp:
+            shutil.copyfile(best, tmp)
+    else:
+        save_last(model)
+    write_text_atomic(run_dir / "summary.json", summary.to_json())
+    (run_dir / "best.pt").unlink(missing_ok=True)

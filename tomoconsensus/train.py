@@ -34,7 +34,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,10 +45,11 @@ import torch
 import torch.distributed as dist
 
 from tomoconsensus import methods
-from tomoconsensus.atomic import atomic_path, write_text_atomic
+from tomoconsensus.atomic import write_text_atomic
 from tomoconsensus.checkpoints import (
     CHECKPOINT_FORMAT,
     build_models,
+    finish_run,
     load_checkpoint,
     load_trained,
     restore_training,
@@ -578,28 +578,7 @@ def _finish(loop: _Loop, start_step: int, start_time: float) -> TrainSummary:
                            loop.best["step"] if selected else step, loop.models,
                            f"val_{config.method}" if selected else "")
     if loop.rank == 0 and step == loop.total_steps:
-        _write_final(loop, summary, selected)
+        finish_run(run_dir, summary, loop.best_path if selected else None,
+                   lambda path: save_model(path, step, config, loop.models, {"data": loop.record}))
     return summary
 
-
-def _write_final(loop: _Loop, summary: TrainSummary, selected: bool) -> None:
-    """Write model.pt (the selected epoch, else the last state), then summary.json, then remove best.pt.
-
-    A crash in between leaves model.pt with checkpoint.pt of the last step and no summary.json: ``--resume``
-    then keeps model.pt as it is (the recorded selection; the last state never replaces it) and writes
-    summary.json from it.
-    """
-    model = loop.run_dir / "model.pt"
-    if model.exists():  # an earlier finish of this run wrote it
-        saved = load_checkpoint(model, "cpu")
-        summary.best_step = saved["step"]
-        summary.selection_criterion = f"val_{loop.config.method}" if "selection_loss" in saved else ""
-        if isinstance(saved.get("validation"), dict):
-            summary.validation = saved["validation"]
-    elif selected:
-        with atomic_path(model) as tmp:
-            shutil.copyfile(loop.best_path, tmp)
-    else:
-        save_model(model, loop.step, loop.config, loop.models, {"data": loop.record})
-    write_text_atomic(loop.run_dir / "summary.json", summary.to_json())
-    loop.best_path.unlink(missing_ok=True)
