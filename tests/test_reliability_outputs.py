@@ -426,8 +426,12 @@ def test_a_full_disk_in_training_keeps_the_last_good_checkpoint(fx, tmp_path, ca
     assert "kept:" in line and "(step 2)" in line and "--resume" in line
     assert load_checkpoint(run / "checkpoint.pt", training=True)["step"] == 2
     assert not [p for p in run.iterdir() if p.name.startswith(".")]
+    with open(run / "log.jsonl", "a") as log:  # a line cut short by the full disk
+        log.write('{"split": "train", "st')
     code, err = run_cli(["train", "--data", fx["ct"], "--config", fx["toml"], "--out", run, "--resume"], capsys)
     assert code == 0, err
+    steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps[:2] == [1, 2] and steps[2] == 3
 
 
 # ------------------------------------------------------------------------------ 7. nothing left behind

@@ -519,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a full disk outside the atomic writes (numba's cache, log.jsonl)
         if not is_no_space(exc):
             raise
-        print(f"error: {no_space(exc.filename or args.out, exc)}", file=sys.stderr)
+        print(f"error: {no_space(exc.filename or getattr(args, 'out', '.'), exc)}", file=sys.stderr)
         return 2
     except Interrupted as exc:
         print(f"interrupted: {exc.message}", file=sys.stderr)
