@@ -316,7 +316,8 @@ def check_output_folder(out: str | Path, inputs: Iterable[str | Path | None], ov
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise InputError(option, str(out), f"a folder for {what}", "an existing file (left untouched)")
     check_apart(out, inputs, option)
-    entries = sorted(p for p in out.iterdir() if not TEMP_NAME.match(p.name)) if out.is_dir() else []
+    entries = sorted(p for p in out.iterdir() if not (TEMP_NAME.match(p.name) or CLAIM_NAME.match(p.name))) \
+        if out.is_dir() else []
     if entries and not overwrite:
         raise InputError(option, str(out), "a new or empty folder (or --overwrite to replace earlier output)",
                          f"it holds {', '.join(p.name for p in entries[:3])}")

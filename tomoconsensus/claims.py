@@ -117,16 +117,12 @@ def claim_output(out: str | Path) -> Iterator[None]:
         yield
         return
     try:
-        try:
-            held = claim(lock, str(out))
-            held.__enter__()
-        except OSError:  # a read-only folder: the command's checks name it
-            held = None
-        try:
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(claim(lock, str(out)))
+            except OSError:  # a read-only folder: the command's checks name it
+                pass
             yield
-        finally:
-            if held is not None:
-                held.__exit__(None, None, None)
     finally:
         remove_created(created)
 
