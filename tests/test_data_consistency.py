@@ -83,3 +83,24 @@ def test_denoise_cli_with_data_consistency(mr_files, tmp_path, capsys):
 def test_consistency_is_refused_for_a_modality_without_it(prepared_ct):
     with pytest.raises(InputError, match="modality.*data consistency"):
         apply_consistency(read_prepared(prepared_ct).x_est, read_prepared(prepared_ct), 0.1)
+
+
+def test_weight_out_of_range_and_non_finite_measurement_are_refused_before_any_output(mr_files, tmp_path, capsys):
+    """lambda = 1e300 overflowed the float32 solve and a NaN in /measurement spread to every pixel: both
+    gave an all-NaN output with exit 0; now one line naming the option or dataset, nothing written."""
+    files, run = mr_files
+    nan_file = tmp_path / "nan.h5"
+    nan_file.write_bytes(files["test"].read_bytes())
+    with h5py.File(nan_file, "a") as f:
+        f["measurement/kspace"][0, 0, 80, 80] = np.nan
+    capsys.readouterr()
+    for data, lamda, expected in ((files["test"], "1e300", "[1e-06, 1e+06]"), (files["test"], "1e-300", "1e-06"),
+                                  (nan_file, "0.01", "measurement/kspace")):
+        out = tmp_path / "o.h5"
+        code = main(["denoise", "--run", str(run), "--data", str(data), "--out", str(out), "--data-consistency",
+                     lamda, "--device", "cpu"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1 and expected in err, err
+        assert not out.exists()
+    with pytest.raises(InputError, match="lambda"):
+        apply_consistency(read_prepared(files["test"]).x_est, read_prepared(files["test"]), 1e300)

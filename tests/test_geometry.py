@@ -62,6 +62,8 @@ def _toml_with(field: str, value: str) -> str:
     ("source_to_origin_mm", "-595.0", "positive"),
     ("n_detectors", "0", "positive"),
     ("n_views", "361", "even number of views"),
+    ("n_detectors", "100000000000", "at most 65536"),  # was an 800 GB allocation
+    ("n_views", "4611686018427387904", "at most 65536"),
     ("pixel_size_mm", '"3 mm"', "float"),
     ("detector_shape", "\"spherical\"", "'flat' or 'curved'"),
     ("detector_pitch_mm", "inf", "positive, finite"),

@@ -28,3 +28,12 @@ def test_module_does_not_import_heavy_libraries(module, allowed):
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     loaded = set(json.loads(out.stdout.splitlines()[-1]))
     assert loaded <= allowed, f"{module} imports {sorted(loaded - allowed)} at module level"
+
+
+@pytest.mark.parametrize("modality", ["ct", "mr", "pet", "spectral"])
+def test_each_modalitys_presentation_loads_without_torch_or_astra(modality):
+    """What evaluate and report load for a modality's file: NumPy and scikit-image only."""
+    code = (f"import sys, json; from tomoconsensus.metrics import presenter; presenter({modality!r}); "
+            f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert set(json.loads(out.stdout.splitlines()[-1])) <= {"skimage"}

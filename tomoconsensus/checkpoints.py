@@ -174,6 +174,7 @@ def load_trained(run_dir: str | Path, device: torch.device | str = "cpu",
         raise InputError(run_dir, "--run", "a run folder written by tomoconsensus train (model.pt or "
                          "checkpoint.pt)", found)
     state = load_checkpoint(path, device)
+    require_finite_weights(state["models"], path)
     config = dataclass_from_dict(TrainConfig, state["config"], path)
     models = build_models(config)
     load_weights(models, state, path)
@@ -204,3 +205,15 @@ def finish_run(run_dir: Path, summary: Any, best: Path | None, save_last: Callab
         save_last(model)
     write_text_atomic(run_dir / "summary.json", summary.to_json())
     (run_dir / "best.pt").unlink(missing_ok=True)
+
+
+def require_finite_weights(models: Mapping[str, Mapping[str, Any]], path: Path) -> None:
+    """InputError naming the file and the first tensor with NaN or inf (such weights give NaN images)."""
+    for name, weights in models.items() if isinstance(models, Mapping) else ():
+        for key, tensor in weights.items() if isinstance(weights, Mapping) else ():
+            if not (isinstance(tensor, torch.Tensor) and tensor.is_floating_point()):
+                continue
+            bad = int(tensor.numel() - torch.isfinite(tensor).sum())
+            if bad:
+                raise InputError(path, f"models.{name}.{key}", "finite network weights (a file with NaN or inf "
+                                 "weights is damaged, or was saved from a diverged run)", f"{bad} non-finite values")

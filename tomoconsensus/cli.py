@@ -1,4 +1,4 @@
-"""Command line: ``tomoconsensus prepare | train | distill | denoise | evaluate | demo``.
+"""Command line: ``tomoconsensus prepare | train | distill | denoise | evaluate | iq | demo``.
 
 Every sub-command prints a short summary at the end; errors in the input are reported as one
 line naming the file, the field and what was expected (exit code 2), without a traceback. Outputs
@@ -11,8 +11,8 @@ checkpoint first.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
+import warnings
 from pathlib import Path
 
 from tomoconsensus.atomic import (
@@ -25,8 +25,17 @@ from tomoconsensus.atomic import (
     same_file,
 )
 from tomoconsensus.choices import ALL_VARIANTS, CT_REFERENCES, METHODS
-from tomoconsensus.devices import DEVICE_HELP, check_device
-from tomoconsensus.errors import InputError, Interrupted, RunError
+from tomoconsensus.cli_types import (
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    device,
+    lamda_or_auto,
+    number,
+)
+from tomoconsensus.devices import DEVICE_HELP
+from tomoconsensus.errors import InputError, Interrupted, RunError, one_line
 from tomoconsensus.signals import StopRequest, terminate_as_exception
 
 
@@ -37,38 +46,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
-def _number(kind: type, low: float | None = None, high: float | None = None, low_open: bool = True,
-            what: str = ""):
-    """An argparse type: a finite ``kind`` in (low, high] (or [low, high] if not ``low_open``)."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        ok = math.isfinite(value) and (high is None or value <= high) and \
-            (low is None or (value > low if low_open else value >= low))
-        if not ok:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-    parse.__name__ = what
-    return parse
-
-
-_POSITIVE_INT = _number(int, 0, what="an integer >= 1")
-_NON_NEGATIVE_INT = _number(int, 0, low_open=False, what="an integer >= 0")
-_POSITIVE = _number(float, 0, what="a finite number > 0")
-
-
-def _lamda_or_auto(text: str) -> str | float:
-    return "auto" if text == "auto" else _number(float, 0, what="auto or a weight > 0")(text)
-_NON_NEGATIVE = _number(float, 0, low_open=False, what="a finite number >= 0")
-
-
-def _device(text: str) -> str:
-    try:
-        return check_device(text)
-    except InputError:
-        raise argparse.ArgumentTypeError(f"expected {DEVICE_HELP}, got {text!r}") from None
+# the names the parsers below use (the parsers live in cli_types)
+_number = number
+_POSITIVE_INT, _NON_NEGATIVE_INT, _POSITIVE, _NON_NEGATIVE = POSITIVE_INT, NON_NEGATIVE_INT, POSITIVE, NON_NEGATIVE
+_lamda_or_auto, _device = lamda_or_auto, device
 
 
 def _inputs(*paths) -> list[Path]:
@@ -99,7 +80,8 @@ def _prepare_ct(args: argparse.Namespace) -> None:
     else:
         source = measured_source(read_sinograms(args.sinograms, geom), args.sinograms, args.max_slices)
     tv = TVConfig(lam=args.tv_lam, n_iter=args.tv_iter) if args.tv else None
-    print(write_ct(args.out, ct_modality(geom, args.device, split), source, args.seed, tv))
+    print(write_ct(args.out, ct_modality(geom, args.device, split), source, args.seed, tv, jobs=args.jobs,
+                   device=args.device))
 
 
 def _prepare_ct_projections(args: argparse.Namespace) -> None:
@@ -203,11 +185,17 @@ def _train_overrides(args: argparse.Namespace) -> dict:
 
 def _check_val(args: argparse.Namespace) -> None:
     if not args.out.is_file():  # a file is no run folder (refused as such); a folder is apart from the inputs
-        check_apart(args.out, [("--data", args.data), ("--val", args.val),
+        check_apart(args.out, [*(("--data", p) for p in args.data or []), *(("--val", p) for p in args.val or []),
                                ("--teacher", getattr(args, "teacher", None))])
-    if args.val and same_file(args.val, args.data):
-        raise InputError(args.val, "--val", "held-out slices, not the training file (selection on training data "
-                         "would keep the epoch that fits the noise best)", "it is --data")
+    for val in args.val or []:
+        if any(same_file(val, data) for data in args.data):
+            raise InputError(val, "--val", "held-out slices, not the training file (selection on training data "
+                             "would keep the epoch that fits the noise best)", "it is --data")
+
+
+def _one_or_many(paths: list[Path] | None) -> Path | list[Path] | None:
+    """``--data A`` as one path (recorded as before), ``--data A B`` as a list."""
+    return paths[0] if paths and len(paths) == 1 else paths
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -216,7 +204,8 @@ def _train(args: argparse.Namespace) -> None:
     overrides = {"method": args.method, **_train_overrides(args)}
     _check_val(args)
     config = load_train_config(args.config, overrides)
-    print(train(config, args.data, args.out, args.val, resume=args.resume, overwrite=args.overwrite))
+    print(train(config, _one_or_many(args.data), args.out, _one_or_many(args.val), resume=args.resume,
+                overwrite=args.overwrite, data_in_memory=args.data_in_memory, cache_mb=args.cache_mb))
 
 
 def _distill(args: argparse.Namespace) -> None:
@@ -225,32 +214,44 @@ def _distill(args: argparse.Namespace) -> None:
 
     _check_val(args)
     config = load_train_config(args.config, {"method": "distill", **_train_overrides(args)})
-    print(distill(config, args.teacher, args.data, args.out, args.val, resume=args.resume, overwrite=args.overwrite,
-                  warm_start=not args.from_scratch))
+    print(distill(config, args.teacher, _one_or_many(args.data), args.out, _one_or_many(args.val),
+                  resume=args.resume, overwrite=args.overwrite, warm_start=not args.from_scratch,
+                  data_in_memory=args.data_in_memory, cache_mb=args.cache_mb))
 
 
 def _denoise(args: argparse.Namespace) -> None:
+    if args.val is not None and args.data_consistency != "auto":
+        raise InputError("--val", "val", "only with --data-consistency auto (it chooses lambda there)", str(args.val))
     if args.images is not None:
         from tomoconsensus.denoise_images import denoise_images
 
-        if args.variant is not None:
-            raise InputError("--variant", "variant", "no --variant with --images (the run's one-image variant is used)",
-                             args.variant)
-        if args.keep_means_mm is not None:
-            raise InputError("--keep-means-mm", "keep_means_mm", "--data (it needs the prepared file's x_est)",
-                             args.keep_means_mm)
+        for flag, value, needs in (("--variant", args.variant, "the run's one-image variant is used"),
+                                   ("--keep-means-mm", args.keep_means_mm, "it needs the prepared file's x_est"),
+                                   ("--data-consistency", args.data_consistency, "it needs the prepared file's "
+                                    "raw measurement")):
+            if value is not None:
+                raise InputError(flag, flag.lstrip("-").replace("-", "_"), f"--data, not --images ({needs})", value)
+        if args.uncertainty:
+            raise InputError("--uncertainty", "uncertainty", "--data (it needs the prepared file's halves x1, x2)",
+                             "--images")
         print(denoise_images(args.run, args.images, args.out, args.resample, args.overwrite, args.pixel_spacing_mm,
                              args.batch_size, args.device))
         return
+    from tomoconsensus.data.sets import expand_prepared
     from tomoconsensus.denoise import denoise
     from tomoconsensus.runs import RUN_FILES
 
-    check_output_file(args.out, _inputs(args.data, *([args.val] if args.val else []),
-                                       *(args.run / name for name in RUN_FILES)), args.overwrite)
+    check_output_file(args.out, _inputs(*expand_prepared(args.data), *([args.val] if args.val else []),
+                                       *(args.run / name for name in RUN_FILES)), args.overwrite,
+                      read_folders=[p for p in args.data if p.is_dir()])
     if args.data_consistency == "auto" and args.val is None:
         raise InputError("--data-consistency", "auto", "a held-out noisy file to choose lambda on (--val)", "no --val")
-    print(denoise(args.run, args.data, args.out, args.variant, args.batch_size, args.device, True,
-                  args.data_consistency, args.val, args.keep_means_mm))
+    for flag, given in (("--pixel-spacing-mm", args.pixel_spacing_mm is not None), ("--resample", args.resample)):
+        if given:
+            raise InputError(flag, flag.lstrip("-").replace("-", "_"), "--images only (a prepared --data file keeps "
+                             "its own grid)")
+    print(denoise(args.run, _one_or_many(args.data), args.out, args.variant, args.batch_size, args.device, True,
+                  args.data_consistency, args.val, args.keep_means_mm, args.uncertainty))
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -262,25 +263,41 @@ def _evaluate(args: argparse.Namespace) -> None:
     for name, run in runs.items():
         if not (run / "log.jsonl").is_file():
             raise InputError("--runs", name, "a run folder with log.jsonl (written by tomoconsensus train)", str(run))
-    check_output_dir(args.out, _inputs(args.data, *results.values(), *runs.values()), REPORT_FILES, args.overwrite)
-    ev = evaluate(args.data, results)
+    check_output_dir(args.out, _inputs(*args.data, *results.values(), *runs.values()), REPORT_FILES, args.overwrite)
+    ev = evaluate(_one_or_many(args.data), results)
     _warn_seen_patients(args.data, runs)
     files = write_report(ev, args.out, runs)
     print(metrics_markdown(ev))
     print("wrote " + ", ".join(str(p) for p in files.values()))
 
 
-def _warn_seen_patients(data: Path, runs: dict[str, Path]) -> None:
-    """Warn (stderr) when a patient of the evaluated file trained or validated one of the ``runs``."""
-    import h5py
-
+def _warn_seen_patients(data: list[Path], runs: dict[str, Path]) -> None:
+    """Warn (stderr) when a patient of the evaluated files trained or validated one of the ``runs``."""
+    from tomoconsensus.data.sets import expand_prepared, patient_ids
     from tomoconsensus.runinfo import seen_patient_warnings
 
-    with h5py.File(data, "r") as f:
-        patients = sorted({p.decode() if isinstance(p, bytes) else str(p) for p in f["patient_id"][()]})
+    patients = sorted(patient_ids(expand_prepared(data)))
     for name, run in runs.items():
         for line in seen_patient_warnings(run, patients, name):
             print(line, file=sys.stderr)
+
+
+def _iq(args: argparse.Namespace) -> None:
+    from tomoconsensus.iq.measure import run_iq
+    from tomoconsensus.iq.report import IQ_FILES, iq_markdown, write_iq_report
+
+    runs = {k: Path(v) for k, v in _named(args.runs, "--runs").items()}
+    for name in runs:
+        if name in ("FBP", "TV"):
+            raise InputError("--runs", name, "a name other than FBP and TV (those rows are always reported)")
+    check_output_dir(args.out, _inputs(args.data, args.val), IQ_FILES, args.overwrite)
+    result = run_iq(args.data, runs, args.val, args.realisations, args.seed, not args.no_tv, args.device,
+                    args.tv_realisations)
+    files = write_iq_report(result, args.out)
+    for name in set(IQ_FILES) - {p.name for p in files}:  # an earlier report's figure not made this time
+        (args.out / name).unlink(missing_ok=True)
+    print(iq_markdown(result))
+    print("wrote " + ", ".join(str(p) for p in files))
 
 
 def _name_value(text: str, option: str) -> tuple[str, str]:
@@ -313,10 +330,17 @@ def _demo(args: argparse.Namespace) -> None:
 
 def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     """Data, run folder and run-config overrides shared by ``train`` and ``distill``."""
-    parser.add_argument("--data", type=Path, required=True, help="prepared training .h5")
+    parser.add_argument("--data", type=Path, nargs="+", required=True,
+                        help="prepared training .h5 files and/or folders of them (e.g. one file per patient)")
     parser.add_argument("--config", type=Path, help="run config TOML (e.g. examples/ct/train.toml)")
     parser.add_argument("--out", type=Path, required=True, help="run folder")
-    parser.add_argument("--val", type=Path, help="prepared validation .h5 (held-out slices)")
+    parser.add_argument("--val", type=Path, nargs="+", help="prepared validation .h5 files or folders (held-out "
+                        "patients)")
+    parser.add_argument("--data-in-memory", choices=("auto", "yes", "no"), default="auto",
+                        help="yes: load the data; no: read slices on demand (bounded cache); auto (default): load "
+                        "when they take at most 25 %% of the available memory")
+    parser.add_argument("--cache-mb", type=_POSITIVE, default=256.0,
+                        help="slice cache of data read on demand, MB (default 256; at least two batches' slices)")
     parser.add_argument("--resume", action="store_true", help="continue the interrupted run in OUT (checkpoint.pt)")
     parser.add_argument("--overwrite", action="store_true",
                         help="start the run in OUT again from scratch (removes its run files)")
@@ -335,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_distill_parser(sub)
     _add_denoise_parser(sub)
     _add_evaluate_parser(sub)
+    _add_iq_parser(sub)
     _add_demo_parser(sub)
     return parser
 
@@ -377,6 +402,8 @@ def _add_prepare_ct_parser(prep_sub) -> None:
     ct.add_argument("--tv-iter", type=_POSITIVE_INT, default=50)
     ct.add_argument("--pixel-spacing-mm", type=_POSITIVE, default=None, help="for .npy stacks without spacing")
     ct.add_argument("--max-slices", type=_POSITIVE_INT, default=None, help="only the first N slices")
+    ct.add_argument("--jobs", type=_POSITIVE_INT, default=1, help="--images/--sinograms: N processes over the "
+                    "slices (the file is the one --jobs 1 writes)")
     ct.add_argument("--device", type=_device, default="auto", help=f"torch device for the FBP: {DEVICE_HELP}")
     ct.set_defaults(func=_prepare_ct)
 
@@ -459,13 +486,15 @@ def _add_denoise_parser(sub) -> None:
     dn = sub.add_parser("denoise", help="apply a trained run to a prepared file, or an image run to a DICOM series")
     dn.add_argument("--run", type=Path, required=True)
     inp = dn.add_mutually_exclusive_group(required=True)
-    inp.add_argument("--data", type=Path, help="prepared .h5 (x1, x2, x_est): output DENOISED.h5")
+    inp.add_argument("--data", type=Path, nargs="+", help="prepared .h5 files or folders (x1, x2, x_est): output "
+                     "one DENOISED.h5, slices in file order")
     inp.add_argument("--images", type=Path, help="DICOM CT series folder (output: DICOM folder) or .npy/.npz HU stack")
     dn.add_argument("--out", type=Path, required=True, help="DENOISED.h5; with --images a folder or .npy/.npz file")
     dn.add_argument("--overwrite", action="store_true", help="replace an existing --out file (or, with --images, "
                     "a non-empty output folder)")
     dn.add_argument("--resample", action="store_true",
-                    help="--images: run on the training pixel size and resample back")
+                    help="--images: run the network on its training pixel size and add its correction, resampled "
+                    "to the series' pixels, to the input (the detail finer than the training grid is kept)")
     dn.add_argument("--pixel-spacing-mm", type=_POSITIVE, help="--images: pixel size of a .npy stack")
     dn.add_argument("--variant", choices=ALL_VARIANTS,
                     help="--data only; consensus: mean (default) | z | f1 | full; noise2noise: mean (default) | "
@@ -476,7 +505,10 @@ def _add_denoise_parser(sub) -> None:
                     help="--data only (MR prepared with --keep-measurement): pull the output back onto the acquired "
                     "k-space, weight LAMBDA, or auto: chosen on the held-out noisy --val file")
     dn.add_argument("--val", type=Path, help="held-out prepared file (with --keep-measurement) for "
-                    "--data-consistency auto")
+                    "--data-consistency auto; with --uncertainty, the noisy data the map is calibrated on")
+    dn.add_argument("--uncertainty", action="store_true",
+                    help="--data only: also write /uncertainty, the per-pixel sigma from the two halves' outputs' "
+                    "disagreement (calibrated on --val when given; docs/iq.md)")
     dn.add_argument("--keep-means-mm", type=_POSITIVE, default=None, metavar="D",
                     help="--data only: keep the linear reconstruction's mean in every structure of diameter D mm and "
                     "larger (iodine, HU, activity ROIs): out = f + G*(x_est - f), Gaussian sigma = D/8")
@@ -485,13 +517,33 @@ def _add_denoise_parser(sub) -> None:
 
 def _add_evaluate_parser(sub) -> None:
     ev = sub.add_parser("evaluate", help="metrics, tables and figures against the reference")
-    ev.add_argument("--data", type=Path, required=True, help="prepared test .h5 (with reference)")
+    ev.add_argument("--data", type=Path, nargs="+", required=True,
+                    help="prepared test .h5 files or folders (with reference)")
     ev.add_argument("--results", nargs="*", help="NAME=DENOISED.h5 ... (baselines are added automatically)")
     ev.add_argument("--runs", nargs="*", help="NAME=RUN_DIR ... for training curves")
     ev.add_argument("--out", type=Path, required=True, help="report folder")
     ev.add_argument("--overwrite", action="store_true",
                     help="replace the report files of an earlier evaluation in --out")
     ev.set_defaults(func=_evaluate)
+
+
+def _add_iq_parser(sub) -> None:
+    iq = sub.add_parser("iq", help="task-based image quality (NPS, TTF per contrast, NPWE d', uncertainty "
+                        "calibration) on a phantom simulated with a prepared CT file's geometry and dose")
+    iq.add_argument("--data", type=Path, required=True, help="prepared CT .h5 (geometry_toml, dose_fraction); with a "
+                    "reference, the uncertainty map is checked on it")
+    iq.add_argument("--val", type=Path, help="held-out prepared .h5 (noisy only) to calibrate the uncertainty map on")
+    iq.add_argument("--runs", nargs="*", help="NAME=RUN_DIR ... (FBP and TV are always reported)")
+    iq.add_argument("--out", type=Path, required=True, help="report folder (iq.json, iq.md, iq_*.png)")
+    iq.add_argument("--realisations", type=_number(int, 1, what="an integer >= 2"), default=16,
+                    help="noise realisations of each phantom (default 16)")
+    iq.add_argument("--seed", type=_NON_NEGATIVE_INT, default=0)
+    iq.add_argument("--no-tv", action="store_true", help="skip the TV baseline (about 5 s per realisation on a CPU)")
+    iq.add_argument("--tv-realisations", type=_number(int, 1, what="an integer >= 2"), default=16,
+                    help="TV reconstructs only the first N realisations (default 16)")
+    iq.add_argument("--device", type=_device, default="auto", help=DEVICE_HELP)
+    iq.add_argument("--overwrite", action="store_true", help="replace the iq files of an earlier report in --out")
+    iq.set_defaults(func=_iq)
 
 
 def _add_demo_parser(sub) -> None:
@@ -506,10 +558,22 @@ def _add_demo_parser(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tomoconsensus.claims import claimed_output
-
+    """Run a command. Warnings (numpy RuntimeWarning, torch UserWarning, tomoconsensus' own) are held
+    until it ends: after a refusal only the one error line is shown (they are its side effects), after
+    success or an interruption each distinct warning is one ``warning:`` line."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    with warnings.catch_warnings(record=True) as caught:
+        code = _run(args)
+    if code != 2:
+        for message in dict.fromkeys(one_line(str(w.message)) for w in caught):
+            print(f"warning: {message}", file=sys.stderr)
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tomoconsensus.claims import claimed_output
+
     try:
         with terminate_as_exception(), claimed_output(args):
             args.func(args)

@@ -14,6 +14,9 @@ from typing import Any
 
 from tomoconsensus.errors import InputError
 
+#: Integer fields lie in (-2**63, 2**63): what numpy and torch take as a seed or a size.
+INT_LIMIT = 2**63
+
 
 def positive(v: float) -> bool:
     """a finite positive number"""
@@ -30,10 +33,15 @@ def _convert(kind: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise ValueError
         return value
-    if kind == "int":
-        if isinstance(value, bool) or float(value) != int(value):
+    if kind == "int":  # inf, nan, 2.5 and integers beyond 64 bits are refused
+        if isinstance(value, bool):
             raise ValueError
-        return int(value)
+        number = value if isinstance(value, int) else float(value)
+        if isinstance(number, float) and not (math.isfinite(number) and number.is_integer()):
+            raise ValueError
+        if not -INT_LIMIT < int(number) < INT_LIMIT:
+            raise ValueError
+        return int(number)
     if kind == "float":
         if isinstance(value, bool):
             raise ValueError
@@ -58,8 +66,9 @@ def dataclass_from_dict(cls: type, values: dict[str, Any], source: str | Path) -
         kind = f.type if isinstance(f.type, str) else f.type.__name__
         try:
             value = _convert(kind, values[name])
-        except (TypeError, ValueError):
-            raise InputError(source, name, f"a value of type {kind}", values[name]) from None
+        except (TypeError, ValueError, OverflowError):
+            expected = "an integer below 2**63 in magnitude" if kind == "int" else f"a value of type {kind}"
+            raise InputError(source, name, expected, values[name]) from None
         check = f.metadata.get("check")
         if check is not None and not check(value):
             raise InputError(source, name, (check.__doc__ or "a valid value (see docs)").strip(), value)

@@ -22,12 +22,23 @@ import torch
 
 from tomoconsensus import methods
 from tomoconsensus.data.prepared import PreparedDataset, read_measurement
-from tomoconsensus.errors import InputError
+from tomoconsensus.errors import InputError, require_finite
 
 #: modality -> "module:Class" with ``consistent`` and ``heldout_error``.
 REFINERS = {"mr": "tomoconsensus.mr.modality:MRModality"}
 #: Candidate weights (k-space units squared per image pixel); inf = the network output unchanged.
 LAMDAS = (*np.logspace(-4, 1, 11).tolist(), float("inf"))
+#: Weights a user may give: beyond 1e6 the network output is kept unchanged to 6 digits (and 1e300
+#: overflows the float32 solve into NaN); below 1e-6 the solve is ill-conditioned ((1 + lam) / lam).
+LAMDA_RANGE = (1e-6, 1e6)
+
+
+def check_lamda(lamda: float, source: str = "--data-consistency") -> float:
+    """``lamda`` if it lies in :data:`LAMDA_RANGE` (inf: the network output unchanged); else InputError."""
+    low, high = LAMDA_RANGE
+    if not (np.isinf(lamda) and lamda > 0) and not low <= lamda <= high:
+        raise InputError(source, "lambda", f"a weight in [{low:g}, {high:g}] (or auto)", lamda)
+    return float(lamda)
 
 
 def refiner(data: PreparedDataset):
@@ -40,6 +51,9 @@ def refiner(data: PreparedDataset):
     if not arrays:
         raise InputError(data.path, "measurement", "the raw measurement kept in the prepared file (prepare it "
                          "with --keep-measurement)", "none")
+    for name, array in arrays.items():  # a NaN there would make every output pixel NaN
+        if np.asarray(array).dtype.kind in "fc":
+            require_finite(array, data.path, f"measurement/{name}")
     module, name = target.split(":")
     return getattr(importlib.import_module(module), name), arrays
 
@@ -69,8 +83,7 @@ def apply_consistency(images: np.ndarray, data: PreparedDataset, lamda: float, r
 
     ``refined``: ``refiner(data)`` where the caller already has it.
     """
-    if not (lamda > 0):
-        raise InputError("--data-consistency", "lambda", "a weight > 0 (inf: the network output unchanged)", lamda)
+    check_lamda(lamda)
     if np.isinf(lamda):
         return images
     cls, arrays = refined or refiner(data)

@@ -51,6 +51,10 @@ def demo_files(out_dir: Path) -> list[Path]:
     if runs.is_dir() and not runs.is_symlink():
         for run in runs.iterdir():
             files += _files_in(run, RUN_NAMES)
+            for name in RUN_INPUTS:  # teacher copies of several files: teacher_train/NNNNN_NAME.h5
+                copies = run / name
+                if copies.is_dir() and not copies.is_symlink():
+                    files += [p for p in copies.iterdir() if p.is_file() and p.suffix == ".h5"]
     return sorted(files)
 
 
@@ -59,7 +63,9 @@ def clear_demo_folder(out_dir: Path) -> list[Path]:
     for path in demo_files(out_dir):
         path.unlink(missing_ok=True)
     runs = out_dir / "runs"
-    for folder in [*(sorted(runs.iterdir()) if runs.is_dir() else []), runs, out_dir / "report"]:
+    run_dirs = sorted(runs.iterdir()) if runs.is_dir() else []
+    inputs = [run / name for run in run_dirs for name in RUN_INPUTS]
+    for folder in [*inputs, *run_dirs, runs, out_dir / "report"]:
         if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
             folder.rmdir()
     return sorted(out_dir.rglob("*"))

@@ -8,10 +8,23 @@ Images are fed in the training units (HU/1000) on the training grid:
 
 * the run's ``run_info.json`` records the training pixel size d_train; a series with pixel size d
   is refused when |d - d_train| / d_train > 10 % (a network trained at one pixel size sees another
-  as a different object), unless ``resample``: each slice (N x N) is then resampled to
-  M = round(N d / d_train) pixels (bilinear, anti-aliased when shrinking; same field of view),
-  denoised, and resampled back to N x N, so the output keeps the input grid and geometry tags;
-* the run must be a CT run (1 channel); an MR run (2 channels, real and imaginary) is refused.
+  as a different object), unless ``resample``. Then the network's *correction* is resampled, not the
+  image: with D the resampling of a slice (N x N) to the training grid M = round(N d / d_train)
+  (area average when shrinking, bilinear when enlarging; same field of view) and U the way back,
+
+      out = x + U(g(D x) - D x),
+
+  so the output keeps the input's grid, geometry tags and all its detail finer than d_train; only the
+  correction (the noise the network removes, and any change it makes) has the training grid's
+  resolution. Down-sampling the image, denoising and up-sampling it back instead would blur the
+  output to d_train (partial-volume errors of tens of HU beside high-contrast detail). A series whose
+  pixel size is below half of d_train gets a :class:`CoarseCorrectionWarning`: the noise finer than
+  d_train stays in the output (train at the scanner's grid for full denoising);
+* the run must be a CT run (1 channel); an MR run (2 channels, real and imaginary) is refused, and
+  so is a series whose Modality tag is not CT (an MR or PET series with a CT network);
+* the network needs at least 2**depth pixels on its grid (its poolings and reflection padding);
+* the output must be finite: a run with NaN or inf weights is refused when it is loaded, and an
+  output with a non-finite pixel is never written.
 
 Output: a new DICOM series (:mod:`tomoconsensus.ct.dicom_out`) in a folder written atomically, or,
 when ``out`` ends in ``.npy``/``.npz``, the HU stack (``.npz``: ``hu``, ``pixel_spacing_mm``).
@@ -19,20 +32,24 @@ when ``out`` ends in ``.npy``/``.npz``, the HU stack (``.npz``: ``hu``, ``pixel_
 
 from __future__ import annotations
 
+import math
 import re
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from skimage.transform import resize
+from torch.nn import functional as F
 
 from tomoconsensus import methods
 from tomoconsensus.atomic import atomic_dir, atomic_path, check_apart, check_output_file, check_output_folder
 from tomoconsensus.ct.dicom_out import write_derived_series
-from tomoconsensus.ct.io import DicomSeries, read_dicom_series, read_image_array
+from tomoconsensus.ct.dicom_series import DicomSeries, read_dicom_series
+from tomoconsensus.ct.io import read_image_array
 from tomoconsensus.data.prepared import package_version
+from tomoconsensus.denoise import check_finite_output
 from tomoconsensus.errors import InputError
 from tomoconsensus.progress import progress as progress_bar
 from tomoconsensus.runinfo import FILE as RUN_INFO
@@ -42,6 +59,14 @@ from tomoconsensus.train import TrainConfig, autocast_for, load_trained, resolve
 ARRAY_SUFFIXES = (".npy", ".npz")
 #: Largest relative pixel-size difference accepted without resampling.
 PIXEL_SIZE_TOLERANCE = 0.10
+#: Largest image side (pixels) on the network's grid: 16384 x 16384 float32 is 1 GiB per slice.
+MAX_GRID = 16384
+#: Below this fraction of the training pixel size, --resample warns that the correction is much coarser.
+COARSE_CORRECTION_RATIO = 0.5
+
+
+class CoarseCorrectionWarning(UserWarning):
+    """The series' pixels are much finer than the training grid: the network's correction is coarser."""
 
 
 @dataclass
@@ -57,7 +82,8 @@ class ImageDenoiseSummary:
     clipped_pixels: int = 0
 
     def __str__(self) -> str:
-        grid = (f"resampled {self.pixel_size_mm:g} -> {self.training_pixel_size_mm:g} mm and back" if self.resampled
+        grid = (f"{self.pixel_size_mm:g} mm pixels kept, the network's correction computed on its "
+                f"{self.training_pixel_size_mm:g} mm training grid" if self.resampled
                 else f"{self.pixel_size_mm:g} mm pixels (trained at {self.training_pixel_size_mm:g} mm)")
         text = (f"wrote {self.out} : {self.n_slices} slices denoised with {self.method} ({self.variant}), {grid}, "
                 f"in {self.seconds:.1f} s")
@@ -78,9 +104,34 @@ def image_run(run_dir: str | Path, device: torch.device) -> tuple[TrainConfig, d
     if config.channels != 1 or info.get("modality") != "ct" or info.get("units") != "HU/1000":
         raise InputError(run_dir / RUN_INFO, "modality", "a CT run (1 channel, HU/1000) for a CT image series",
                          f"{info.get('modality')} run with {config.channels} channel(s)")
-    if info.get("pixel_size_mm") is None:
-        raise InputError(run_dir / RUN_INFO, "pixel_size_mm", "the training pixel size", None)
+    pixel = info.get("pixel_size_mm")
+    if isinstance(pixel, bool) or not isinstance(pixel, int | float) or not (math.isfinite(pixel) and pixel > 0):
+        raise InputError(run_dir / RUN_INFO, "training_data.pixel_size_mm", "the training pixel size in mm, a "
+                         "finite number > 0", pixel)
     return config, models, variant, info
+
+
+def check_series_modality(series: DicomSeries, run_dir: Path, run_modality: str = "ct") -> None:
+    """Refuse a series whose Modality tag is not the run's (an MR or PET series with a CT network)."""
+    for path, ds in zip(series.files, series.datasets, strict=True):
+        modality = str(ds.get("Modality", "")).strip().upper()
+        if modality != run_modality.upper():
+            raise InputError(path, "Modality", f"'{run_modality.upper()}' like the training data of run "
+                             f"{run_dir.name} (a {run_modality.upper()} network does not denoise another modality)",
+                             modality or "missing")
+
+
+def network_grid(n: int, zoom: float | None, depth: int, source: str | Path) -> int:
+    """Pixels M of the grid the network runs on (N without resampling); InputError below 2**depth."""
+    if zoom and n * zoom > MAX_GRID:
+        raise InputError(source, "PixelSpacing", f"a pixel size whose training-grid image has at most {MAX_GRID} "
+                         f"pixels per side", f"{n} pixels, {n * zoom:.3g} on the training grid")
+    m = round(n * zoom) if zoom else n
+    if m < 2**depth:
+        where = f"{n} pixels, {m} on the training grid" if zoom else f"{n} pixels"
+        raise InputError(source, "Rows/Columns", f"images of at least 2**depth = {2**depth} pixels on the "
+                         f"network's grid (its {depth} poolings)", where)
+    return m
 
 
 def needs_resampling(pixel_mm: float, training_mm: float, source: str | Path, resample: bool) -> bool:
@@ -94,24 +145,35 @@ def needs_resampling(pixel_mm: float, training_mm: float, source: str | Path, re
     return True
 
 
+def regrid(images: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, C, N, N) -> (B, C, size, size), same field of view: area average when shrinking (each output
+    pixel the mean of the input area it covers: no aliasing), bilinear when enlarging."""
+    if size == images.shape[-1]:
+        return images
+    if size < images.shape[-1]:
+        return F.interpolate(images, size=(size, size), mode="area")
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+
+
 @torch.no_grad()
 def apply_to_images(config: TrainConfig, models: dict, variant: str, hu: np.ndarray, device: torch.device,
                     zoom: float | None = None, batch_size: int = 4, progress: bool = True) -> np.ndarray:
-    """Denoise HU slices (S, N, N) -> (S, N, N) float32 HU; ``zoom`` = d / d_train resamples around the network."""
+    """Denoise HU slices (S, N, N) -> (S, N, N) float32 HU.
+
+    ``zoom`` = d / d_train: the network g runs on the M = round(N zoom) grid and its correction is
+    brought back, out = x + U(g(D x) - D x) (module docstring); without ``zoom``, out = g(x).
+    """
     out = np.empty(hu.shape, np.float32)
     n = hu.shape[-1]
-    m = max(1, round(n * zoom)) if zoom else n
+    m = network_grid(n, zoom, config.depth, "--images")
     for s in progress_bar(range(0, len(hu), batch_size), desc=f"denoise {config.method}", unit="batch",
                           enabled=progress):
-        x = hu[s:s + batch_size].astype(np.float32) / 1000.0
-        if m != n:
-            x = np.stack([resize(im, (m, m), order=1, anti_aliasing=m < n, preserve_range=True) for im in x])
-        xt = torch.from_numpy(np.ascontiguousarray(x, np.float32)[:, None]).to(device)
+        x = torch.from_numpy(np.ascontiguousarray(hu[s:s + batch_size], np.float32)[:, None] / 1000.0).to(device)
+        coarse = regrid(x, m)
         with autocast_for(device, config.amp):
-            y = methods.output(config.method, models, xt, xt, xt, variant).float().cpu().numpy()[:, 0]
-        if m != n:
-            y = np.stack([resize(im, (n, n), order=1, anti_aliasing=n < m, preserve_range=True) for im in y])
-        out[s:s + batch_size] = 1000.0 * y
+            y = methods.output(config.method, models, coarse, coarse, coarse, variant).float()
+        y = y if m == n else x + regrid(y - coarse, n)
+        out[s:s + batch_size] = 1000.0 * y.cpu().numpy()[:, 0]
     return out
 
 
@@ -158,7 +220,10 @@ def _descriptions(run_dir: Path, config: TrainConfig, variant: str, info: dict, 
     derivation = (f"Denoised by tomoconsensus {version}: {config.method} network ({variant} variant) of run "
                   f"'{run_dir.name}'" + (f", distilled from a {teacher['method']} run" if teacher else "")
                   + f"; trained on {info['pixel_size_mm']:g} mm pixels"
-                  + (f", applied after resampling from {series.pixel_spacing_mm:g} mm and back" if resampled else "")
+                  + (f"; the network ran on a {info['pixel_size_mm']:g} mm grid and its correction (output minus "
+                     f"input there) was resampled to the {series.pixel_spacing_mm:g} mm pixels and added to the "
+                     f"input: the correction has {info['pixel_size_mm']:g} mm resolution, finer detail and noise "
+                     "are the input's" if resampled else "")
                   + ". Not for diagnostic use without validation.")
     return description, derivation
 
@@ -176,11 +241,15 @@ def denoise_images(run_dir: str | Path, images: str | Path, out: str | Path, res
     if not images.exists():
         raise InputError(images, "--images", "an existing DICOM folder or .npy/.npz file", "not found")
     dicom_input = images.is_dir()
+    if dicom_input and pixel_spacing_mm is not None:
+        raise InputError("--pixel-spacing-mm", "pixel_spacing_mm", "only with .npy/.npz input (a DICOM series "
+                         "gives its PixelSpacing)", pixel_spacing_mm)
     _check_out(out, overwrite, dicom_input, images, run_dir)
     dev = resolve_device(device)
     config, models, variant, info = image_run(run_dir, dev)
     if dicom_input:
         series = read_dicom_series(images)
+        check_series_modality(series, run_dir)
         hu, spacing = series.hu, series.pixel_spacing_mm
     else:
         stack = read_image_array(images, pixel_spacing_mm)
@@ -190,8 +259,15 @@ def denoise_images(run_dir: str | Path, images: str | Path, out: str | Path, res
                              sorted(set(stack.pixel_spacing_mm.tolist())))
     training_mm = float(info["pixel_size_mm"])
     resampled = needs_resampling(spacing, training_mm, images, resample)
+    network_grid(hu.shape[-1], spacing / training_mm if resampled else None, config.depth, images)
+    if resampled and spacing < COARSE_CORRECTION_RATIO * training_mm:
+        warnings.warn(f"the series' {spacing:g} mm pixels are finer than half the run's {training_mm:g} mm training "
+                      f"pixels: the network's correction has {training_mm:g} mm resolution and the noise finer than "
+                      "that stays in the output (train at the scanner's grid to remove it)",
+                      CoarseCorrectionWarning, stacklevel=2)
     denoised = apply_to_images(config, models, variant, hu, dev, spacing / training_mm if resampled else None,
                                batch_size, progress)
+    check_finite_output(denoised, run_dir)
     clipped = 0
     if out.suffix.lower() in ARRAY_SUFFIXES:
         with atomic_path(out) as tmp, open(tmp, "wb") as fh:

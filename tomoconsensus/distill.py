@@ -15,9 +15,15 @@ Files (in the distilled run's folder, beside the usual trainer files)::
 
     teacher_train.h5, teacher_val.h5   copies of the prepared files with the dataset /teacher
                                        (float32, same shape as x_est) and attributes teacher_run_dir,
-                                       teacher_method, teacher_variant, teacher_config_sha256, teacher_step;
-                                       written atomically, reused on --resume if the teacher is unchanged
-    run_info.json                      records the teacher and the training pixel size
+                                       teacher_method, teacher_variant, teacher_config_sha256, teacher_step,
+                                       teacher_model_sha256, teacher_source; written atomically, reused on
+                                       --resume if the teacher is unchanged
+    run_info.json                      records the teacher (its folder, config and model.pt SHA-256, step)
+                                       and the training pixel size; ``--resume`` with another teacher, or
+                                       another --data/--val file, is refused
+
+Refused before any teacher output is written: data of another modality, units or image size than the
+teacher was trained on, and a student whose training cannot fit in memory (:mod:`tomoconsensus.memory`).
 
 Training is the ordinary trainer with ``method = "distill"`` (patches, checkpoints, resume, DDP,
 logs, validation loss on the held-out teacher outputs and model selection on it).
@@ -43,10 +49,15 @@ import torch.distributed as dist
 
 from tomoconsensus import methods
 from tomoconsensus.atomic import atomic_path, same_file
+from tomoconsensus.data.lazy import CACHE_MB
 from tomoconsensus.data.prepared import read_prepared
-from tomoconsensus.denoise import apply_run
+from tomoconsensus.data.sets import PathsLike, expand_prepared, is_many
+from tomoconsensus.denoise import apply_run, check_finite_output, check_like_training
 from tomoconsensus.errors import InputError
 from tomoconsensus.hdf5 import create_hdf5
+from tomoconsensus.memory import check_training_memory
+from tomoconsensus.runinfo import FILE as RUN_INFO
+from tomoconsensus.runinfo import read_run_info
 from tomoconsensus.runs import check_run_dir, run_lock
 from tomoconsensus.train import (
     TrainConfig,
@@ -68,6 +79,7 @@ class Teacher:
     variant: str
     config_sha256: str
     step: int
+    model_sha256: str = ""
 
     def attributes(self) -> dict[str, str | int]:
         return {f"teacher_{k}": v for k, v in dataclasses.asdict(self).items()}
@@ -85,7 +97,37 @@ def describe_teacher(run_dir: str | Path) -> Teacher:
     config, _ = load_trained(run_dir)
     step = load_checkpoint(model)["step"]
     return Teacher(str(run_dir.resolve()), config.method, methods.VARIANTS[config.method][0],
-                   hashlib.sha256(config_path.read_bytes()).hexdigest(), step)
+                   hashlib.sha256(config_path.read_bytes()).hexdigest(), step,
+                   hashlib.sha256(model.read_bytes()).hexdigest())
+
+
+def check_same_teacher(run_dir: Path, teacher: Teacher, sources: dict[str, Path]) -> None:
+    """On resume: refuse another teacher (or other prepared data) than the run was started with.
+
+    The run records its teacher in ``run_info.json`` (run folder, model.pt and config hashes, step) and
+    each teacher copy its source file; a resumed student trained on another teacher's targets would mix
+    two targets in one run.
+    """
+    info_path = run_dir / RUN_INFO
+    recorded = read_run_info(run_dir).get("teacher") if info_path.is_file() else None
+    if isinstance(recorded, dict):
+        keys = [k for k in ("run_dir", "config_sha256", "model_sha256", "step") if recorded.get(k) not in (None, "")]
+        current = dataclasses.asdict(teacher)
+        if any(str(recorded[k]) != str(current[k]) for k in keys):
+            raise InputError(info_path, "teacher", f"--teacher {recorded.get('run_dir')} as this run was started "
+                             f"with (model.pt sha256 {str(recorded.get('model_sha256', '?'))[:12]}, step "
+                             f"{recorded.get('step')}); a new teacher needs a new run (or --overwrite)",
+                             f"{teacher.run_dir} (model.pt sha256 {teacher.model_sha256[:12]}, step {teacher.step})")
+    for name, source in sources.items():
+        copy = run_dir / f"teacher_{name}.h5"
+        if copy.is_file():
+            with h5py.File(copy, "r") as f:
+                was = f.attrs.get("teacher_source")
+            was = was.decode() if isinstance(was, bytes) else was
+            if was is not None and str(was) != str(source.resolve()):
+                raise InputError(copy, "teacher_source", f"--{'data' if name == 'train' else 'val'} {was} as this "
+                                 "run was started with (a new data file needs a new run or --overwrite)",
+                                 str(source))
 
 
 def _is_current(path: Path, teacher: Teacher, source: Path) -> bool:
@@ -108,6 +150,7 @@ def write_teacher_copy(source: str | Path, out: str | Path, teacher: Teacher, de
     if data.channels != config.channels:
         raise InputError(source, "x1", f"{config.channels} channel(s) like the teacher's networks", data.channels)
     z = apply_run(config, models, data, device, teacher.variant, batch_size, progress)
+    check_finite_output(z, teacher.run_dir)  # NaN targets would train a NaN student
     with atomic_path(out) as tmp:
         shutil.copyfile(source, tmp)
         with create_hdf5(tmp, "a") as f:
@@ -119,49 +162,81 @@ def write_teacher_copy(source: str | Path, out: str | Path, teacher: Teacher, de
     return out
 
 
-def distill(config: TrainConfig, teacher_run: str | Path, train_path: str | Path, run_dir: str | Path,
-            val_path: str | Path | None = None, resume: bool = False, stop_after_steps: int | None = None,
-            progress: bool = True, overwrite: bool = False, warm_start: bool = True) -> TrainSummary:
+def distill(config: TrainConfig, teacher_run: str | Path, train_path: PathsLike, run_dir: str | Path,
+            val_path: PathsLike | None = None, resume: bool = False, stop_after_steps: int | None = None,
+            progress: bool = True, overwrite: bool = False, warm_start: bool = True, data_in_memory: str = "auto",
+            cache_mb: float = CACHE_MB) -> TrainSummary:
     """Train ``g: x_est -> teacher output`` with the trainer; returns its summary.
 
     ``config`` is a run configuration as for :func:`tomoconsensus.train.train` (its ``method`` is
     replaced by ``distill``); its ``channels`` must match the teacher's. Under torchrun, rank 0
     computes the teacher outputs and the other ranks wait for them. ``resume`` and ``overwrite``
     act on ``run_dir`` as for ``train`` (the teacher copies there are rewritten unless resumed).
+    Several prepared files (or folders) get one teacher copy each, in the folders ``teacher_train/`` and
+    ``teacher_val/``; ``data_in_memory`` and ``cache_mb`` are passed to the trainer.
     """
     run_dir = Path(run_dir)
     if run_dir.exists() and same_file(run_dir, Path(teacher_run)):
         raise InputError("--out", str(run_dir), "a run folder other than the teacher's", "it is --teacher")
     teacher = describe_teacher(teacher_run)
-    teacher_config, teacher_models = load_trained(teacher_run)
+    teacher_config, teacher_models, trained_on = load_trained(teacher_run, with_data=True)
     if config.channels != teacher_config.channels:
         raise InputError(Path(teacher_run) / "config.toml", "channels",
                          f"{config.channels} channel(s) as in the distillation config", teacher_config.channels)
-    initial = _teacher_weights(config, teacher_config, teacher_models) if warm_start else None
     check_run_dir(run_dir, resume, overwrite)  # before the teacher outputs are computed; train checks again
     rank, world, device = init_distributed(resolve_device(config.device))
-    sources = {"train": Path(train_path), **({"val": Path(val_path)} if val_path else {})}
-    copies = {name: run_dir / f"teacher_{name}.h5" for name in sources}
+    sources = {"train": train_path, **({"val": val_path} if val_path else {})}
+    files = {name: expand_prepared(paths, "--data" if name == "train" else "--val") for name, paths in sources.items()}
+    _check_before_writing(config, teacher_config, trained_on, files, device, world)
+    if resume:
+        check_same_teacher(run_dir, teacher, {name: f[0] for name, f in files.items() if not is_many(sources[name])})
+    initial = _teacher_weights(config, teacher_config, teacher_models) if warm_start else None
+    pairs = {name: _copy_names(name, paths, run_dir) for name, paths in sources.items()}
     with run_lock(run_dir) if rank == 0 else contextlib.nullcontext():  # the teacher copies are the run's too
-        written = []
+        written: list[Path] = []
         try:
             if rank == 0:
-                for name, source in sources.items():
-                    if resume and _is_current(copies[name], teacher, source):
-                        print(f"distill: reusing teacher outputs in {copies[name]}")
-                        continue
-                    written.append(write_teacher_copy(source, copies[name], teacher, device, progress=progress))
-                    print(f"distill: wrote {teacher.method} ({teacher.variant}) outputs of {source} to {copies[name]}")
+                _write_copies(pairs, teacher, device, resume, progress, written)
             if world > 1:
                 dist.barrier()
-            return train(dataclasses.replace(config, method="distill"), copies["train"], run_dir, copies.get("val"),
-                         resume=resume, stop_after_steps=stop_after_steps, progress=progress, overwrite=overwrite,
-                         initial_weights=initial)
+            return train(dataclasses.replace(config, method="distill"), pairs["train"][1], run_dir,
+                         pairs["val"][1] if "val" in pairs else None, resume=resume, stop_after_steps=stop_after_steps,
+                         progress=progress, overwrite=overwrite, initial_weights=initial,
+                         data_in_memory=data_in_memory, cache_mb=cache_mb)
         except BaseException:  # a run that never checkpointed keeps no teacher copies either: nothing partial
             if not (run_dir / "checkpoint.pt").exists():
                 for path in written:
                     path.unlink(missing_ok=True)
+                for _, target in pairs.values():  # teacher_NAME/ folders left empty
+                    if target.is_dir() and not any(target.iterdir()):
+                        target.rmdir()
             raise
+
+
+def _write_copies(pairs: dict[str, tuple[list[tuple[Path, Path]], Path]], teacher: Teacher, device: torch.device,
+                  resume: bool, progress: bool, written: list[Path]) -> None:
+    """Write the teacher copies (rank 0), reusing current ones on resume; each new copy is appended to
+    ``written`` as soon as it exists (removed again if the distillation then fails)."""
+    for listed, target in pairs.values():  # a copy left from another set of files would be read too
+        for stale in set(target.glob("*.h5") if target.is_dir() else ()) - {c for _, c in listed}:
+            stale.unlink()
+    for source, copy in (pair for listed, _ in pairs.values() for pair in listed):
+        if resume and _is_current(copy, teacher, source):
+            print(f"distill: reusing teacher outputs in {copy}")
+            continue
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        written.append(write_teacher_copy(source, copy, teacher, device, progress=progress))
+        print(f"distill: wrote {teacher.method} ({teacher.variant}) outputs of {source} to {copy}")
+
+
+def _copy_names(name: str, paths: PathsLike, run_dir: Path) -> tuple[list[tuple[Path, Path]], Path]:
+    """(source, teacher copy) pairs of ``paths`` and what the trainer reads: ``teacher_NAME.h5`` for one
+    file; for several, the folder ``teacher_NAME/`` with one copy per file, numbered in file order."""
+    files = expand_prepared(paths, "--data" if name == "train" else "--val")
+    if not is_many(paths):
+        return [(files[0], run_dir / f"teacher_{name}.h5")], run_dir / f"teacher_{name}.h5"
+    folder = run_dir / f"teacher_{name}"
+    return [(f, folder / f"{i:05d}_{f.name}") for i, f in enumerate(files)], folder
 
 
 def _teacher_weights(config: TrainConfig, teacher_config: TrainConfig,
@@ -176,3 +251,18 @@ def _teacher_weights(config: TrainConfig, teacher_config: TrainConfig,
     print(f"distill: g starts from the teacher's {name}")
     return {"f": {k: v.detach().cpu().clone() for k, v in teacher_models[name].state_dict().items()}}
 
+
+
+def _check_before_writing(config: TrainConfig, teacher_config: TrainConfig, trained_on: dict,
+                          files: dict[str, list[Path]], device: torch.device, world: int) -> None:
+    """Refuse, before any teacher output is written: data of another modality, units or image size than the
+    teacher was trained on (its outputs there would be wrong targets), and a student that cannot fit in memory.
+    The first file of each group is checked (the others must be of its kind: :mod:`tomoconsensus.data.sets`)."""
+    for paths in files.values():
+        check_like_training(read_prepared(paths[0]), teacher_config.channels, trained_on)
+    shapes = []
+    for path in files["train"]:
+        with h5py.File(path, "r") as f:
+            shapes.append(f["x1"].shape)
+    student = dataclasses.replace(config, method="distill", batch_size=config.batch_size // world)
+    check_training_memory(student, sum(s[0] for s in shapes), *shapes[0][-2:], device)

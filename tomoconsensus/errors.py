@@ -36,6 +36,9 @@ class InputError(ValueError):
             msg += f", got {got!r}"
         super().__init__(one_line(msg))
 
+    def __reduce__(self):  # raised in a worker process (prepare --jobs), re-raised whole in the parent
+        return (type(self), (self.source, self.field, self.expected, self.got))
+
 
 def one_line(text: str) -> str:
     """``text`` with every run of whitespace (newlines included) as one space: errors are one line."""

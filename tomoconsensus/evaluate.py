@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from tomoconsensus.data.denoised import read_denoised
-from tomoconsensus.data.prepared import PreparedDataset, read_prepared
+from tomoconsensus.data.prepared import PreparedDataset
+from tomoconsensus.data.sets import PathsLike, read_prepared_many
 from tomoconsensus.errors import InputError
 from tomoconsensus.metrics import presenter, slice_metrics
 
@@ -79,10 +80,11 @@ def uniform_roi(reference_2d: np.ndarray, size: int, value_range: tuple[float, f
     return int(2 * r), int(2 * c), size
 
 
-def evaluate(data: PreparedDataset | str | Path, results: dict[str, str | Path] | None = None) -> Evaluation:
-    """Metrics of the baselines in ``data`` and of each ``name -> denoised.h5`` in ``results``."""
+def evaluate(data: PreparedDataset | PathsLike, results: dict[str, str | Path] | None = None) -> Evaluation:
+    """Metrics of the baselines in ``data`` (a dataset, or prepared files and folders of them) and of each
+    ``name -> denoised.h5`` in ``results``."""
     if not isinstance(data, PreparedDataset):
-        data = read_prepared(data)
+        data = read_prepared_many(data)
     if data.reference is None:
         raise InputError(data.path, "reference", "a reference image to evaluate against "
                          "(prepare the test set from clean images)", "missing")

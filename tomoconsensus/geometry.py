@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from tomoconsensus.config import dataclass_from_dict, positive, read_toml
+from tomoconsensus.config import dataclass_from_dict, read_toml
 from tomoconsensus.errors import InputError
 
 
@@ -46,9 +46,19 @@ def _half_or_full_turn(v: float) -> bool:
     return v in (180.0, 360.0)
 
 
+#: Largest number of views, channels or image pixels per side: beyond any scanner (a few thousand), and
+#: 65536^2 float32 is 16 GiB; a larger count in a geometry file is a typo, refused before any allocation.
+MAX_COUNT = 65536
+
+
 def _even_positive(v: int) -> bool:
-    """a positive, even number of views (so the odd/even halves are balanced)"""
-    return v > 0 and v % 2 == 0
+    """a positive, even number of views (so the odd/even halves are balanced), at most 65536"""
+    return 0 < v <= MAX_COUNT and v % 2 == 0
+
+
+def _count(v: int) -> bool:
+    """a positive integer, at most 65536"""
+    return 0 < v <= MAX_COUNT
 
 
 def _full_turn(v: float) -> bool:
@@ -124,7 +134,7 @@ class CTDoseProtocol:
 
 @dataclass(frozen=True)
 class _ImageGrid:
-    image_size: int = field(metadata={"check": positive})
+    image_size: int = field(metadata={"check": _count})
     pixel_size_mm: float = field(metadata={"check": _positive_finite})
 
     @property
@@ -175,8 +185,8 @@ class ParallelBeamGeometry(_ImageGrid, _ViewSampling):
 
     name: str = "parallel"
     description: str = ""
-    n_views: int = field(default=180, metadata={"check": positive})
-    n_detectors: int = field(default=256, metadata={"check": positive})
+    n_views: int = field(default=180, metadata={"check": _count})
+    n_detectors: int = field(default=256, metadata={"check": _count})
     detector_pitch_mm: float = field(default=1.0, metadata={"check": _positive_finite})
     angular_range_deg: float = field(default=180.0, metadata={"check": _half_or_full_turn})
     start_angle_deg: float = field(default=0.0, metadata={"check": _finite})
@@ -213,7 +223,7 @@ class FanBeamGeometry(_ImageGrid, _ViewSampling):
     description: str = ""
     source_to_origin_mm: float = field(default=595.0, metadata={"check": _positive_finite})
     source_to_detector_mm: float = field(default=1085.6, metadata={"check": _positive_finite})
-    n_detectors: int = field(default=736, metadata={"check": positive})
+    n_detectors: int = field(default=736, metadata={"check": _count})
     detector_pitch_mm: float = field(default=1.2858, metadata={"check": _positive_finite})
     n_views: int = field(default=2304, metadata={"check": _even_positive})
     angular_range_deg: float = field(default=360.0, metadata={"check": _full_turn})

@@ -32,6 +32,8 @@ from tomoconsensus.errors import InputError
 
 #: sigma = D / SIGMAS_PER_DIAMETER: a disc of diameter D has radius 4 sigma.
 SIGMAS_PER_DIAMETER = 8.0
+#: Largest diameter (mm) accepted: 1 m, wider than any body (1e300 mm would ask for a Gaussian of 1e297 pixels).
+MAX_DIAMETER_MM = 1000.0
 
 __all__ = ["SIGMAS_PER_DIAMETER", "keep_local_means", "kept_noise_fraction", "sigma_px"]
 
@@ -41,8 +43,9 @@ def sigma_px(diameter_mm: float, pixel_size_mm: float | None, source: object = "
 
     Raises InputError (named) for a non-positive diameter, or a file without a pixel size (MR k-space).
     """
-    if not np.isfinite(diameter_mm) or diameter_mm <= 0:
-        raise InputError(source, "diameter_mm", "a positive diameter in mm", diameter_mm)
+    if not np.isfinite(diameter_mm) or not 0 < diameter_mm <= MAX_DIAMETER_MM:
+        raise InputError(source, "diameter_mm", f"a diameter in (0, {MAX_DIAMETER_MM:g}] mm (wider than a body, no "
+                         "local mean is left to keep)", diameter_mm)
     if pixel_size_mm is None or not pixel_size_mm > 0:
         raise InputError(source, "pixel_size_mm", "a prepared file with a pixel size (its geometry)", pixel_size_mm)
     return diameter_mm / SIGMAS_PER_DIAMETER / pixel_size_mm

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from tomoconsensus import losses
-from tomoconsensus.choices import METHODS, VARIANTS
+from tomoconsensus.choices import MEAN_INPUT_X_EST, METHODS, VARIANTS
 from tomoconsensus.errors import InputError
 
 NETWORKS = {"consensus": ("f1", "f2"), "noise2noise": ("f",), "noise2clean": ("f",), "distill": ("f",)}
@@ -79,18 +79,27 @@ def has_target(method: str, available) -> bool:
     return TARGETS.get(method) is None or TARGETS[method] in available
 
 
+def mean_is_x_est(attrs: Mapping) -> bool:
+    """Whether a prepared file's ``mean`` variant takes x_est (its attribute ``mean_input``)."""
+    return str(attrs.get("mean_input", "")) == MEAN_INPUT_X_EST
+
+
 def output(method: str, models: Mapping[str, nn.Module], x1: torch.Tensor, x2: torch.Tensor,
-           x_est: torch.Tensor, variant: str | None = None) -> torch.Tensor:
-    """Denoised images (B, C, H, W) of a trained method; ``variant`` defaults to the first listed."""
+           x_est: torch.Tensor, variant: str | None = None, mean_from_x_est: bool = False) -> torch.Tensor:
+    """Denoised images (B, C, H, W) of a trained method; ``variant`` defaults to the first listed.
+
+    ``mean`` applies the networks to the linear reconstruction of all the data: (x1 + x2) / 2, or x_est
+    with ``mean_from_x_est`` (files whose halves were logged apart, :func:`mean_is_x_est`).
+    """
     variant = check_variant(method, variant)
     if method == "consensus":
         if variant in ("mean", "full"):
-            m = 0.5 * (x1 + x2) if variant == "mean" else x_est
+            m = (x_est if mean_from_x_est else 0.5 * (x1 + x2)) if variant == "mean" else x_est
             return 0.5 * (models["f1"](m) + models["f2"](m))
         y1 = models["f1"](x1)
         return y1 if variant == "f1" else 0.5 * (y1 + models["f2"](x2))
     if variant == "mean":
-        return models["f"](0.5 * (x1 + x2))
+        return models["f"](x_est if mean_from_x_est else 0.5 * (x1 + x2))
     return models["f"](x1 if variant == "f1" else x_est)
 
 

@@ -23,7 +23,7 @@ CT_WINDOW_HU = (-160.0, 240.0)
 #: A new modality adds itself with :func:`register_presenter`; nothing downstream branches on names.
 PRESENTERS = {"ct": "tomoconsensus.ct.presentation:CTPresentation",
               "mr": "tomoconsensus.mr.presentation:MRPresentation",
-              "pet": "tomoconsensus.pet.modality:PETModality",
+              "pet": "tomoconsensus.pet.presentation:PETPresentation",
               "spectral": "tomoconsensus.spectral.presentation:SpectralPresentation"}
 
 

@@ -10,7 +10,8 @@ its training data were, and ``denoise --images`` checks a new series against it:
                         "image_size": [H, W], "pixel_size_mm": 3.0, "geometry_name": ...,
                         "slices": N, "tomoconsensus_version": ..., "patients": [...]},
       "validation_data": {"path": ..., "slices": N, "patients": [...]},   # with --val
-      "teacher": {"run_dir": ..., "method": ..., "variant": ..., "config_sha256": ...}   # distilled runs
+      "teacher": {"run_dir": ..., "method": ..., "variant": ..., "config_sha256": ..., "step": ...,
+                  "model_sha256": ...}   # distilled runs (model.pt's SHA-256: distill --resume checks it)
     }
 
 ``pixel_size_mm`` comes from the prepared file's geometry (CT); it is ``null`` where the modality
@@ -31,7 +32,8 @@ from tomoconsensus.geometry import geometry_from_toml_text
 FILE = "run_info.json"
 #: Prepared-file attributes (written by :mod:`tomoconsensus.distill`) that name a teacher run.
 TEACHER_ATTRS = {"teacher_run_dir": "run_dir", "teacher_method": "method", "teacher_variant": "variant",
-                 "teacher_config_sha256": "config_sha256", "teacher_step": "step"}
+                 "teacher_config_sha256": "config_sha256", "teacher_step": "step",
+                 "teacher_model_sha256": "model_sha256"}
 
 
 def pixel_size_mm(attrs: dict[str, Any]) -> float | None:

@@ -31,7 +31,7 @@ from tomoconsensus.errors import InputError
 RUN_FILES = ("config.toml", "run_info.json", "checkpoint.pt", "model.pt", "best.pt", "log.jsonl",
              "summary.json")
 #: Inputs a run folder may hold: the teacher copies of a distilled run (:mod:`tomoconsensus.distill`).
-RUN_INPUTS = ("teacher_train.h5", "teacher_val.h5")
+RUN_INPUTS = ("teacher_train.h5", "teacher_val.h5", "teacher_train", "teacher_val")  # folders: several files
 LOCK_NAME = ".tomoconsensus.lock"
 #: Config fields a resumed run may change: where and how fast it runs, how often it writes.
 RESUME_FREE = ("device", "compile", "checkpoint_every_steps", "log_every_steps")
@@ -110,7 +110,7 @@ def check_resume(checkpoint: Path, state: Mapping[str, Any], config: Mapping[str
     diffs = config_differences(state["config"], config)
     saved_data = state.get("data") or {}
     diffs += [f"data.{k}: {saved_data[k]!r} in the run, {data.get(k)!r} now"
-              for k in ("train", "val") if k in saved_data and saved_data[k] != data.get(k)]
+              for k in ("train", "val", "train_files") if k in saved_data and saved_data[k] != data.get(k)]
     if diffs:
         raise InputError(checkpoint, ", ".join(d.split(":")[0] for d in diffs),
                          "the settings and data the run was started with (resume cannot change them; "

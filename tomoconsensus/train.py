@@ -6,9 +6,11 @@
   of an epoch depend only on ``(seed, epoch)``.
 * Device-aware: on CUDA, bf16 autocast, channels-last and (optionally) ``torch.compile``, with the
   whole dataset kept on the GPU when it fits; on CPU, torch uses every core.
-* Multi-GPU / multi-process through ``torchrun`` and DistributedDataParallel: each rank takes an
-  equal share of every global batch; rank 0 writes checkpoints and logs. The same script runs
-  single-process.
+* Data: one or more prepared files (or folders of them), loaded or read slice by slice on demand
+  (:mod:`tomoconsensus.train_data`); the patches are the same either way.
+* Multi-GPU / multi-node through ``torchrun`` and DistributedDataParallel (:mod:`tomoconsensus.nn.parallel`):
+  each rank takes an equal share of every global batch, batch norm uses the global batch, the logged
+  losses are the global batch's; rank 0 writes checkpoints and logs. The same script runs single-process.
 * Checkpoints (networks, optimiser, RNG state, step) are written atomically every
   ``checkpoint_every_steps`` and, at the end of the current step, on Ctrl-C or SIGTERM;
   ``resume=True`` continues bit-exactly on the same device. A finished run is final; a run folder
@@ -52,21 +54,33 @@ from tomoconsensus.checkpoints import (
     finish_run,
     load_checkpoint,
     load_trained,
+    require_finite_weights,
     restore_training,
     save_checkpoint,
     save_model,
 )
-from tomoconsensus.data.patches import PatchSampler, extract_patches
-from tomoconsensus.data.patients import check_disjoint_patients
+from tomoconsensus.data.lazy import CACHE_MB
+from tomoconsensus.data.patches import PatchSampler, StackPatches
 from tomoconsensus.data.prepared import PreparedDataset, read_prepared
+from tomoconsensus.data.sets import PathsLike, check_disjoint_patients
 from tomoconsensus.devices import torch_device
 from tomoconsensus.errors import DiskFull, InputError, Interrupted, RunError
+from tomoconsensus.memory import check_training_memory
 from tomoconsensus.metrics import PRESENTERS, slice_metrics
+from tomoconsensus.nn.parallel import init_distributed, mean_over_processes, stop_everywhere, wrap_for_training
 from tomoconsensus.progress import progress as progress_bar
 from tomoconsensus.runinfo import write_run_info
 from tomoconsensus.runs import check_resume, check_run_dir, clear_run, run_lock
 from tomoconsensus.signals import SIGNAL_NAMES, StopRequest
 from tomoconsensus.train_config import LR_SCHEDULES, TrainConfig, config_to_toml, learning_rate_at, load_train_config
+from tomoconsensus.train_data import (
+    check_data,
+    data_record,
+    dataset_tensors,
+    open_training_data,
+    patch_sampler,
+    patch_source,
+)
 
 __all__ = [  # the run config and checkpoint names are re-exported: `from tomoconsensus.train import ...` keeps working
     "CHECKPOINT_FORMAT", "LR_SCHEDULES", "TrainConfig", "TrainSummary", "autocast_for", "build_models", "check_data",
@@ -115,19 +129,6 @@ def resolve_device(name: str) -> torch.device:
     return torch_device(name)
 
 
-def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
-    """Join the torchrun process group if launched by torchrun; returns (rank, world, device)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, device
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    return dist.get_rank(), world, device
-
-
 def unique_parameters(models: Mapping[str, torch.nn.Module]) -> list[torch.nn.Parameter]:
     """Parameters of all networks, each once (tied networks share theirs)."""
     seen: dict[int, torch.nn.Parameter] = {}
@@ -137,39 +138,10 @@ def unique_parameters(models: Mapping[str, torch.nn.Module]) -> list[torch.nn.Pa
     return list(seen.values())
 
 
-def dataset_tensors(data: PreparedDataset, device: torch.device) -> dict[str, torch.Tensor]:
-    """Image stacks as tensors, on the GPU if they take less than half its free memory."""
-    arrays = {"x1": data.x1, "x2": data.x2, "x_est": data.x_est}
-    arrays.update({k: getattr(data, k) for k in ("reference", "teacher") if getattr(data, k) is not None})
-    target = torch.device("cpu")
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        if sum(a.nbytes for a in arrays.values()) < 0.5 * free:
-            target = device
-    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(target) for k, v in arrays.items()}
-
-
 def autocast_for(device: torch.device, amp: str):
     """bf16 autocast on CUDA when ``amp`` allows it; a no-op context on the CPU."""
     enabled = device.type == "cuda" and amp in ("auto", "bf16")
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
-def wrap_for_training(models: Mapping[str, torch.nn.Module], config: TrainConfig, device: torch.device,
-                      world: int) -> dict[str, torch.nn.Module]:
-    """Apply torch.compile and DistributedDataParallel, once per distinct network (tied ones share)."""
-    wrapped: dict[int, torch.nn.Module] = {}
-    for m in models.values():
-        if id(m) in wrapped:
-            continue
-        w = torch.compile(m) if config.compile else m
-        if world > 1:
-            if device.type == "cuda":  # batch statistics over the global batch, as in one process
-                w = torch.nn.SyncBatchNorm.convert_sync_batchnorm(w)
-            device_ids = [device.index] if device.type == "cuda" else None
-            w = torch.nn.parallel.DistributedDataParallel(w, device_ids=device_ids)
-        wrapped[id(m)] = w
-    return {k: wrapped[id(m)] for k, m in models.items()}
 
 
 # ------------------------------------------------------------------------------------ validation
@@ -194,7 +166,8 @@ def validate(config: TrainConfig, models: Mapping[str, torch.nn.Module], data: P
                                           config.symmetric_n2n)
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + float(v) * len(tensors["x1"])
-            out = methods.output(config.method, models, tensors["x1"], tensors["x2"], tensors["x_est"])
+            out = methods.output(config.method, models, tensors["x1"], tensors["x2"], tensors["x_est"],
+                                 mean_from_x_est=methods.mean_is_x_est(data.attrs))
         if data.reference is not None and data.modality in PRESENTERS:  # reference metrics: informative only
             out_np = out.float().cpu().numpy()
             per_slice += [slice_metrics(data.modality, o, r) for o, r in zip(out_np, data.reference[sl], strict=True)]
@@ -208,29 +181,6 @@ def validate(config: TrainConfig, models: Mapping[str, torch.nn.Module], data: P
 
 # -------------------------------------------------------------------------------------- training
 
-def check_data(data: PreparedDataset, config: TrainConfig, source: str | Path,
-               like: PreparedDataset | None = None) -> None:
-    """Refuse data the configured networks cannot take (channels, image smaller than 2**depth) or,
-    given ``like`` (the training data), validation data of another modality or units."""
-    if data.channels != config.channels:
-        raise InputError(source, "x1", f"{config.channels} channel(s) as in the run config 'channels'", data.channels)
-    smallest = min(data.x1.shape[-2:])
-    if smallest < 2**config.depth:
-        raise InputError(source, "x1", f"images of at least 2**depth = {2**config.depth} pixels for a UNet of "
-                         f"depth {config.depth} (or a smaller depth)", data.x1.shape[-2:])
-    if like is not None:
-        for key in ("modality", "units"):
-            if data.attrs.get(key) != like.attrs.get(key):
-                raise InputError(source, key, f"{like.attrs.get(key)!r} like the training data", data.attrs.get(key))
-
-
-def data_record(data: PreparedDataset, train_path: str | Path, val_path: str | Path | None) -> dict[str, Any]:
-    """What a checkpoint records about its data (compared on resume and by ``denoise``)."""
-    return {"train": str(Path(train_path).resolve()), "val": str(Path(val_path).resolve()) if val_path else "",
-            "modality": data.modality, "units": str(data.attrs.get("units", "")),
-            "image_shape": [int(n) for n in data.x1.shape[-2:]]}
-
-
 def _finite_terms(terms: Mapping[str, torch.Tensor], step: int, config: TrainConfig, kept: str) -> dict[str, float]:
     """Loss terms as floats; RunError naming the step, what to change and what was kept if one is not finite."""
     values = {n: float(v.detach()) for n, v in terms.items()}
@@ -242,24 +192,19 @@ def _finite_terms(terms: Mapping[str, torch.Tensor], step: int, config: TrainCon
     return values
 
 
-def _stop_everywhere(stop: StopRequest, world: int, device: torch.device) -> int:
-    """The signal number if any process received Ctrl-C/SIGTERM (all ranks stop at the same step), else 0."""
-    signum = stop.signum or 0
-    if world > 1:
-        flag = torch.tensor([signum], device=device if device.type == "cuda" else "cpu")
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        signum = int(flag.item())
-    return signum
-
-
-def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_path: str | Path | None = None,
+def train(config: TrainConfig, train_path: PathsLike, run_dir: str | Path, val_path: PathsLike | None = None,
           resume: bool = False, stop_after_steps: int | None = None, progress: bool = True,
           overwrite: bool = False, initial_weights: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
+          data_in_memory: str = "auto", cache_mb: float = CACHE_MB,
           monitor: Mapping[str, str | Path] | None = None) -> TrainSummary:
     """Train ``config.method`` on a prepared dataset; see the module docstring for the run directory.
 
     Parameters
     ----------
+    train_path, val_path : path or list of paths
+        Prepared files and folders of them (:mod:`tomoconsensus.data.sets`).
+    data_in_memory, cache_mb : str, float
+        ``auto``, ``yes`` or ``no`` and the slice cache of data read on demand (:mod:`tomoconsensus.train_data`).
     stop_after_steps : int, optional
         Leave the loop (with a checkpoint) once this global step is reached, as if interrupted.
     overwrite : bool
@@ -280,22 +225,20 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
     rank, world, device = init_distributed(device)
     if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:  # a limit the user set is kept
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-    data = read_prepared(train_path)
-    _check_training_data(data, config, train_path, world)
-    val = read_prepared(val_path) if val_path else None
-    if val is not None:
-        check_data(val, config, val_path, like=data)
-        check_disjoint_patients(data.patient_ids, val.patient_ids, val_path, train_path)
+    data, val = open_training_data(config, train_path, val_path, world, data_in_memory)
+    sampler = patch_sampler(data, config, train_path)
+    check_training_memory(dataclasses.replace(config, batch_size=config.batch_size // world), len(data),
+                          *data.x1.shape[-2:], device)
     monitors = {name: read_prepared(path) for name, path in (monitor or {}).items()}
     for name, mon in monitors.items():
         check_data(mon, config, monitor[name], like=data)
-        check_disjoint_patients(data.patient_ids, mon.patient_ids, monitor[name], train_path)
-    sampler = _patch_sampler(data, config, train_path)
+        check_disjoint_patients(train_path, monitor[name])
     record = data_record(data, train_path, val_path)
     checkpoint_path = run_dir / "checkpoint.pt"
     state = load_checkpoint(checkpoint_path, device, training=True) if resume else None
     if state is not None:
         check_resume(checkpoint_path, state, dataclasses.asdict(config), record)
+        require_finite_weights(state["models"], checkpoint_path)  # not "diverged": the file itself is damaged
     if world > 1:  # every rank has checked the folder before rank 0 writes to it
         dist.barrier()
     with run_lock(run_dir) if rank == 0 else contextlib.nullcontext():
@@ -303,43 +246,17 @@ def train(config: TrainConfig, train_path: str | Path, run_dir: str | Path, val_
             check_run_dir(run_dir, resume, overwrite)
         if overwrite and rank == 0:
             clear_run(run_dir)
+        patches = patch_source(data, sampler, device, world, cache_mb)
         try:
-            return _train_locked(config, data, val, sampler, run_dir, state, record, rank, world, device,
+            return _train_locked(config, data, val, sampler, patches, run_dir, state, record, rank, world, device,
                                  stop_after_steps, progress, initial_weights, monitors)
         except Exception as exc:  # nothing partial: a new run that failed before its first checkpoint is removed
             diverged = isinstance(exc, RunError) and not isinstance(exc, DiskFull)  # its log shows how
             if rank == 0 and state is None and not diverged and not checkpoint_path.exists():
                 clear_run(run_dir)
             raise
-
-
-def _check_training_data(data: PreparedDataset, config: TrainConfig, source: str | Path, world: int) -> None:
-    """Refuse training data the networks cannot take or the method cannot learn from, and a batch that the
-    ``world`` processes cannot share equally."""
-    check_data(data, config, source)
-    if config.method == "noise2clean" and data.reference is None:
-        raise InputError(source, "reference", "a clean reference for --method noise2clean "
-                         "(prepare from clean images, or use consensus/noise2noise)", "missing")
-    if config.method == "distill" and data.teacher is None:
-        raise InputError(source, "teacher", "a teacher's output (made by tomoconsensus distill)", "missing")
-    if config.batch_size % world:
-        raise InputError("config", "batch_size", f"a multiple of the {world} processes", config.batch_size)
-
-
-def _patch_sampler(data: PreparedDataset, config: TrainConfig, source: str | Path) -> PatchSampler:
-    """The run's patch locations; refuses an epoch without one full batch and patches the UNet cannot pool."""
-    _, _, height, width = data.x1.shape
-    sampler = PatchSampler(len(data), height, width, config.patch_size, config.patches_per_slice,
-                           config.batch_size, config.seed)
-    if sampler.batches_per_epoch == 0:
-        raise InputError(source, "slices", f"at least {config.batch_size} patches per epoch "
-                         "(more slices, more patches_per_slice or a smaller batch_size)", len(data))
-    if sampler.patch_size < 2**config.depth:
-        raise InputError("config", "depth", f"a UNet whose {config.depth} poolings fit the {sampler.patch_size}-pixel "
-                         f"patches (patch_size >= 2**depth = {2**config.depth}: "
-                         "a larger patch_size or a smaller depth)",
-                         config.depth)
-    return sampler
+        finally:
+            patches.close()
 
 
 @dataclass
@@ -363,7 +280,7 @@ class _Loop:
     train_models: dict[str, torch.nn.Module]
     optimizer: torch.optim.Optimizer
     memory_format: torch.memory_format
-    stacks: dict[str, torch.Tensor]
+    patches: StackPatches  # or CachedPatches: coords (B, 3) -> name -> patches (B, C, p, p)
     total_steps: int
     step: int = 0
     saved_step: int | None = None
@@ -398,11 +315,11 @@ class _Loop:
 
 
 def _train_locked(config: TrainConfig, data: PreparedDataset, val: PreparedDataset | None, sampler: PatchSampler,
-                  run_dir: Path, state: dict[str, Any] | None, record: dict[str, Any], rank: int, world: int,
-                  device: torch.device, stop_after_steps: int | None, progress: bool,
+                  patches: StackPatches, run_dir: Path, state: dict[str, Any] | None, record: dict[str, Any],
+                  rank: int, world: int, device: torch.device, stop_after_steps: int | None, progress: bool,
                   initial_weights: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
                   monitors: Mapping[str, PreparedDataset] | None = None) -> TrainSummary:
-    loop = _start(config, data, val, sampler, run_dir, state, record, rank, world, device, initial_weights)
+    loop = _start(config, data, val, sampler, patches, run_dir, state, record, rank, world, device, initial_weights)
     loop.monitors = dict(monitors or {})
     start_step, start_time = loop.step, time.perf_counter()
     if state is not None and loop.best_path.exists():
@@ -422,11 +339,11 @@ def _train_locked(config: TrainConfig, data: PreparedDataset, val: PreparedDatas
 
 
 def _start(config: TrainConfig, data: PreparedDataset, val: PreparedDataset | None, sampler: PatchSampler,
-           run_dir: Path, state: dict[str, Any] | None, record: dict[str, Any], rank: int, world: int,
-           device: torch.device, initial_weights: Mapping[str, Mapping[str, torch.Tensor]] | None = None) -> _Loop:
+           patches: StackPatches, run_dir: Path, state: dict[str, Any] | None, record: dict[str, Any],
+           rank: int, world: int, device: torch.device,
+           initial_weights: Mapping[str, Mapping[str, torch.Tensor]] | None = None) -> _Loop:
     """Networks, optimiser and step of a new run or of ``state`` (a checkpoint); rank 0 writes the run's
     config.toml and run_info.json."""
-    stacks = dataset_tensors(data, device)
     total_steps = sampler.batches_per_epoch * config.epochs
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
@@ -453,9 +370,9 @@ def _start(config: TrainConfig, data: PreparedDataset, val: PreparedDataset | No
         write_text_atomic(run_dir / "config.toml", config_to_toml(config))
         write_run_info(run_dir, data, val)
 
-    train_models = wrap_for_training(models, config, device, world)
+    train_models = wrap_for_training(models, config.compile, device, world)
     return _Loop(config, sampler, run_dir, record, rank, world, device, models, train_models, optimizer,
-                 memory_format, stacks, total_steps, step=step, saved_step=step if state is not None else None)
+                 memory_format, patches, total_steps, step=step, saved_step=step if state is not None else None)
 
 
 def _restore(state: dict[str, Any], models: Mapping[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
@@ -488,7 +405,8 @@ def _run_steps(loop: _Loop, val: PreparedDataset | None, bar, stop: StopRequest,
         epoch, k = divmod(loop.step, loop.sampler.batches_per_epoch)
         if epoch != coords_epoch:
             epoch_coords, coords_epoch = loop.sampler.epoch_coordinates(epoch), epoch
-        terms = _train_step(loop, epoch_coords[k][loop.rank::loop.world])
+        upcoming = epoch_coords[k + 1][loop.rank::loop.world] if k + 1 < len(epoch_coords) else None
+        terms = _train_step(loop, epoch_coords[k][loop.rank::loop.world], upcoming)
         bar.update(1)
         save_now = _log_step(loop, terms, bar)
         end_of_epoch = loop.step % loop.sampler.batches_per_epoch == 0 or loop.step == loop.total_steps
@@ -501,12 +419,13 @@ def _run_steps(loop: _Loop, val: PreparedDataset | None, bar, stop: StopRequest,
             break
 
 
-def _train_step(loop: _Loop, coords: np.ndarray) -> dict[str, torch.Tensor]:
-    """One optimiser step on the patches at ``coords`` (this rank's share of the global batch); returns the
-    loss terms."""
+def _train_step(loop: _Loop, coords: torch.Tensor, upcoming: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """One optimiser step on the patches at ``coords`` (this rank's share of the global batch; ``upcoming``:
+    the next step's, read ahead where the data are read on demand); returns the loss terms of the global
+    batch (averaged over the processes)."""
     config = loop.config
-    batch = {name: extract_patches(stack, coords, loop.sampler.patch_size).to(loop.device, non_blocking=True)
-             .contiguous(memory_format=loop.memory_format) for name, stack in loop.stacks.items()}
+    batch = {name: patches.to(loop.device, non_blocking=True).contiguous(memory_format=loop.memory_format)
+             for name, patches in loop.patches(coords, upcoming).items()}
     with autocast_for(loop.device, config.amp):
         terms = methods.objective(config.method, loop.train_models, batch, config.beta_w, config.beta_r,
                                   config.symmetric_n2n)
@@ -516,7 +435,7 @@ def _train_step(loop: _Loop, coords: np.ndarray) -> dict[str, torch.Tensor]:
         group["lr"] = learning_rate_at(config, loop.step, loop.total_steps)
     loop.optimizer.step()
     loop.step += 1
-    return terms
+    return mean_over_processes(terms, loop.world)
 
 
 def _log_step(loop: _Loop, terms: Mapping[str, torch.Tensor], bar) -> bool:
@@ -552,7 +471,7 @@ def _validate_and_select(loop: _Loop, val: PreparedDataset) -> None:
 
 def _stop_if_requested(loop: _Loop, stop: StopRequest) -> None:
     """After Ctrl-C or SIGTERM in any process: checkpoint this step (rank 0) and raise :class:`Interrupted`."""
-    signum = _stop_everywhere(stop, loop.world, loop.device)
+    signum = stop_everywhere(stop.signum or 0, loop.world, loop.device)
     if signum:
         if loop.rank == 0 and loop.saved_step != loop.step:
             loop.save_checkpoint()

@@ -50,6 +50,11 @@ def _device_name(v: str) -> bool:
 _device_name.__doc__ = DEVICE_HELP
 
 
+def _unet_depth(v: int) -> bool:
+    """an integer in [1, 16] (poolings: the images need at least 2**depth pixels)"""
+    return 1 <= v <= 16
+
+
 def _amp_mode(v: str) -> bool:
     """'auto' (bf16 on CUDA), 'bf16' or 'off'"""
     return v in ("auto", "bf16", "off")
@@ -104,7 +109,7 @@ class TrainConfig:
     method: str = field(default="consensus", metadata={"check": _known_method})
     channels: int = field(default=1, metadata={"check": positive})
     base_features: int = field(default=32, metadata={"check": positive})
-    depth: int = field(default=4, metadata={"check": positive})
+    depth: int = field(default=4, metadata={"check": _unet_depth})
     patch_size: int = field(default=96, metadata={"check": positive})
     batch_size: int = field(default=40, metadata={"check": positive})
     patches_per_slice: int = field(default=40, metadata={"check": positive})

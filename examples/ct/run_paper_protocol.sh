@@ -15,7 +15,7 @@ tc=${TOMOCONSENSUS:-.venv/bin/tomoconsensus}
 train=(L067 L096 L109 L143 L192 L286 L291)
 val=(L310)
 test=(L333 L506)
-mkdir -p "$out/patients"
+mkdir -p "$out/train" "$out/val" "$out/test"
 
 series() {  # series folder of patient $1 whose name matches the pattern $2 (case-insensitive)
   local found
@@ -24,38 +24,25 @@ series() {  # series folder of patient $1 whose name matches the pattern $2 (cas
   echo "$found"
 }
 
-for patient in "${train[@]}" "${val[@]}" "${test[@]}"; do
-  full=$(series "$patient" '.*full[^/]*proj[^/]*')
-  low=$(series "$patient" '.*\(low\|quarter\)[^/]*proj[^/]*')
+prepare() {  # patient $1 into the folder $2: one prepared file per patient (skipped when already there)
+  [[ -f $2/$1.h5 ]] && return 0
+  local full low
+  full=$(series "$1" '.*full[^/]*proj[^/]*')
+  low=$(series "$1" '.*\(low\|quarter\)[^/]*proj[^/]*')
   $tc prepare ct --projections "$low" --reference-projections "$full" --z-mm "all:$step" \
-      --image-size 512 --pixel-size-mm 0.75 --seed 0 --out "$out/patients/$patient.h5"
-done
+      --image-size 512 --pixel-size-mm 0.75 --seed 0 --out "$2/$1.h5"
+}
+for patient in "${train[@]}"; do prepare "$patient" "$out/train"; done
+for patient in "${val[@]}"; do prepare "$patient" "$out/val"; done
+for patient in "${test[@]}"; do prepare "$patient" "$out/test"; done
 
-# one training, one validation and one test file (the prepared files of several patients, concatenated)
-python3 - "$out" "${train[*]}" "${val[*]}" "${test[*]}" <<'PY'
-import sys
-from pathlib import Path
-import h5py
-import numpy as np
-out, groups = Path(sys.argv[1]), {"train": sys.argv[2].split(), "val": sys.argv[3].split(), "test": sys.argv[4].split()}
-for name, patients in groups.items():
-    parts = [h5py.File(out / "patients" / f"{p}.h5", "r") for p in patients]
-    with h5py.File(out / f"{name}.h5", "w") as dst:
-        dst.attrs.update(parts[0].attrs)
-        for key in ("x1", "x2", "x_est", "reference", "slice_id", "patient_id"):
-            data = [f[key][()] for f in parts]
-            stacked = sum((list(d) for d in data), []) if data[0].dtype.kind == "O" else None
-            if stacked is not None:
-                dst.create_dataset(key, data=stacked, dtype=h5py.string_dtype("utf-8"))
-            else:
-                dst.create_dataset(key, data=np.concatenate(data), compression="gzip", shuffle=True)
-PY
-
+# the folders are the datasets (one file per patient; train/denoise/evaluate --data take folders, and the
+# patients of --val must differ from the training patients). On a cluster: examples/ct/slurm/.
 results=(); runs=()
 for label in Consensus Noise2Noise Noise2Clean; do
   method=${label,,}
-  $tc train --data "$out/train.h5" --config examples/ct/train.toml --method "$method" --val "$out/val.h5" --out "$out/runs/$method"
-  $tc denoise --run "$out/runs/$method" --data "$out/test.h5" --out "$out/denoised_$method.h5"
+  $tc train --data "$out/train" --config examples/ct/train.toml --method "$method" --val "$out/val" --out "$out/runs/$method"
+  $tc denoise --run "$out/runs/$method" --data "$out/test" --out "$out/denoised_$method.h5"
   results+=("$label=$out/denoised_$method.h5"); runs+=("$label=$out/runs/$method")
 done
-$tc evaluate --data "$out/test.h5" --results "${results[@]}" --runs "${runs[@]}" --out "$out/report"
+$tc evaluate --data "$out/test" --results "${results[@]}" --runs "${runs[@]}" --out "$out/report"

@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from tomoconsensus.choices import MEAN_INPUT_X_EST
 from tomoconsensus.counts import binomial_thin
 from tomoconsensus.ct.modality import CTModality
 from tomoconsensus.modality import SplitImages
@@ -57,12 +58,16 @@ class CountSinogram(NamedTuple):
         Incident photons of each reading, broadcast against ``counts`` (e.g. ``(channels,)``).
     electronic_noise_std : float
         ``sigma_e`` in photons.
+    split_seed : int or None
+        Seed of this slice's thinning (a simulation draws it from the slice's own stream, so the split
+        does not depend on which process prepares which slice); None: the preparation's generator.
     """
 
     poisson: np.ndarray | None
     counts: np.ndarray
     i0: np.ndarray
     electronic_noise_std: float
+    split_seed: int | None = None
 
 
 def simulate_count_sinogram(line_integrals: np.ndarray, i0: np.ndarray, electronic_noise_std: float,
@@ -118,8 +123,10 @@ class CTThinningModality(CTModality):
     """
 
     def split(self, m: CountSinogram, rng: np.random.Generator | None = None):
+        if m.split_seed is not None:
+            rng = np.random.default_rng(m.split_seed)
         if rng is None:
-            raise ValueError("the thinning split needs a random generator")
+            raise ValueError("the thinning split needs a random generator or the slice's split_seed")
         n1, n2 = thin_counts(m, rng)
         return ("all", half_line_integrals(n1, m.i0)), ("all", half_line_integrals(n2, m.i0))
 
@@ -136,4 +143,5 @@ class CTThinningModality(CTModality):
         return SplitImages(*(self.to_units(mu[k]) for k in range(3)))
 
     def attributes(self) -> dict[str, Any]:
-        return {**super().attributes(), "split": SPLIT_DESCRIPTION, "split_kind": "thinning"}
+        return {**super().attributes(), "split": SPLIT_DESCRIPTION, "split_kind": "thinning",
+                "mean_input": MEAN_INPUT_X_EST}

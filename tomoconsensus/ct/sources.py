@@ -14,7 +14,7 @@ Reference images for simulated data (``reference`` argument):
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -38,12 +38,15 @@ def slice_rngs(seed: int, n: int) -> list[np.random.Generator]:
 
 
 def simulated_slices(stack: ImageStack, geom: FanBeamGeometry, dose_fraction: float, seed: int,
-                     reference: str = "noiseless-fbp", counts: bool = False) -> Iterator[Slice]:
+                     reference: str = "noiseless-fbp", counts: bool = False,
+                     indices: Sequence[int] | None = None) -> Iterator[Slice]:
     """Low-dose sinograms simulated from clean images, with the chosen reference in HU/1000.
 
     With ``counts`` the measurement is the slice's :class:`~tomoconsensus.ct.countsplit.CountSinogram`
-    (readings before the log, for the thinning split) instead of its line integrals; the same seed gives
-    the same readings either way.
+    (readings before the log, for the thinning split, with its own split seed) instead of its line
+    integrals; the same seed gives the same readings either way. Slice ``i`` draws its noise from the
+    ``i``-th stream of ``SeedSequence(seed)`` (:func:`slice_rngs`), so ``indices`` (default: all, in
+    order) gives the same slices whichever others are simulated.
     """
     if reference not in REFERENCES:
         raise InputError("--reference", "reference", f"one of {REFERENCES}", reference)
@@ -58,7 +61,8 @@ def simulated_slices(stack: ImageStack, geom: FanBeamGeometry, dose_fraction: fl
     edge = (geom.n_detectors - n_det) // 2
     with forward_projector(dataclasses.replace(geom, n_detectors=n_det), kind="strip",
                            threads=torch.get_num_threads()) as proj:
-        for i, rng in enumerate(rngs):
+        for i in range(len(rngs)) if indices is None else indices:
+            rng = rngs[i]
             hu = to_geometry_grid(stack.hu[i], float(stack.pixel_spacing_mm[i]), geom)
             clean = np.pad(proj.forward(hu_to_mu(hu, mu_w)), ((0, 0), (edge, edge)))
             if counts:
@@ -70,12 +74,16 @@ def simulated_slices(stack: ImageStack, geom: FanBeamGeometry, dose_fraction: fl
             else:
                 ref_sino = clean if reference == "noiseless-fbp" else simulate_low_dose(clean, geom, 1.0, rng)
                 ref_hu = mu_to_hu(fbp(ref_sino).numpy(), mu_w)
+            if counts:  # drawn last: the view split's slices stay as they were
+                measurement = measurement._replace(split_seed=int(rng.integers(2**63)))
             yield Slice(stack.slice_ids[i], stack.patient_ids[i], measurement,
                         (ref_hu / 1000.0)[None].astype(np.float32))
 
 
-def measured_slices(stack: SinogramStack) -> Iterator[Slice]:
-    """Slices from measured sinograms, with the reference (HU -> HU/1000) where the file has one."""
-    for i, sino in enumerate(stack.sinograms):
+def measured_slices(stack: SinogramStack, indices: Sequence[int] | None = None) -> Iterator[Slice]:
+    """Slices from measured sinograms (``indices``: default all, in order), with the reference (HU -> HU/1000)
+    where the file has one."""
+    for i in range(len(stack.sinograms)) if indices is None else indices:
+        sino = stack.sinograms[i]
         ref = None if stack.reference_hu is None else (stack.reference_hu[i] / 1000.0)[None].astype(np.float32)
         yield Slice(stack.slice_ids[i], stack.slice_ids[i].split("_")[0], sino, ref)

@@ -7,6 +7,7 @@ The same location is cut from x1, x2, x_est (and the reference) of a slice.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -41,7 +42,7 @@ class PatchSampler:
 
     def epoch_coordinates(self, epoch: int) -> torch.Tensor:
         """Shuffled ``(slice, row, col)`` corners for one epoch, shape (batches, batch_size, 3), int64."""
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        gen = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % 2**64)  # any seed < 2**63
         n = self.n_slices * self.patches_per_slice
         slices = torch.arange(self.n_slices).repeat_interleave(self.patches_per_slice)
         rows = torch.randint(0, self.height - self.patch_size + 1, (n,), generator=gen)
@@ -62,3 +63,55 @@ def extract_patches(stack: torch.Tensor, coords: torch.Tensor, patch_size: int) 
     cols = (coords[:, 2, None] + offs)[:, None, :]  # (B, 1, p)
     patches = stack[coords[:, 0, None, None], :, rows, cols]  # (B, p, p, C)
     return patches.permute(0, 3, 1, 2).contiguous()
+
+
+class StackPatches:
+    """Patches of a batch cut from image stacks held in memory (CPU or GPU): name -> (slices, C, H, W)."""
+
+    def __init__(self, stacks: dict[str, torch.Tensor], patch_size: int):
+        self.stacks, self.patch_size = stacks, patch_size
+
+    def __call__(self, coords: torch.Tensor, upcoming: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """name -> patches (B, C, p, p) at ``coords`` (B, 3); ``upcoming`` is ignored (nothing to read)."""
+        return {name: extract_patches(stack, coords, self.patch_size) for name, stack in self.stacks.items()}
+
+    def close(self) -> None:
+        pass
+
+
+class CachedPatches:
+    """Patches cut from slices read on demand through a slice cache, with the next batch read in the background.
+
+    ``cache`` is a :class:`tomoconsensus.data.lazy.SliceCache`. The slices a batch needs are stacked in
+    slice order and the corners renumbered, so the patches equal those
+    :class:`StackPatches` cuts from the whole stack (bit for bit). With ``prefetch``, the slices of
+    ``upcoming`` (the next batch's corners) are read by one background thread while the step computes.
+    """
+
+    def __init__(self, cache, patch_size: int, prefetch: bool = True):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.cache, self.patch_size = cache, patch_size
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="prefetch") if prefetch else None
+        self._pending = None
+
+    def __call__(self, coords: torch.Tensor, upcoming: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        if self._pending is not None:
+            self._pending.result()  # errors of the prefetch (an unreadable slice) surface here
+            self._pending = None
+        needed, local = torch.unique(coords[:, 0], return_inverse=True)
+        entries = self.cache.get(needed.tolist())
+        local_coords = torch.stack([local, coords[:, 1], coords[:, 2]], dim=1)
+        out = {}
+        for name in entries[0]:
+            stack = torch.from_numpy(np.stack([e[name] for e in entries]))
+            out[name] = extract_patches(stack, local_coords, self.patch_size)
+        if self._pool is not None and upcoming is not None:
+            self._pending = self._pool.submit(self.cache.get, torch.unique(upcoming[:, 0]).tolist())
+        return out
+
+    def close(self) -> None:
+        if self._pool is not None:
+            if self._pending is not None:
+                self._pending.exception()
+            self._pool.shutdown(wait=True)

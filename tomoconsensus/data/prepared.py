@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import h5py
 import numpy as np
@@ -67,6 +67,31 @@ def _attr_value(value: Any) -> Any:
     return value
 
 
+class PreparedSlice(NamedTuple):
+    """One slice as written: ids, float32 images by dataset name (``x1``, ``x2``, ``x_est``, ``reference``,
+    ``baselines/<name>``; each (channels, H, W)) and the kept measurement arrays (``measurement/<name>``)."""
+
+    slice_id: str
+    patient_id: str
+    images: dict[str, np.ndarray]
+    measurement: dict[str, np.ndarray]
+
+
+def prepare_slice(modality: Modality, item: Slice, split_rng: np.random.Generator,
+                  baselines: dict[str, Baseline] | None = None, keep_measurement: bool = False) -> PreparedSlice:
+    """Split and reconstruct one slice (and its baselines): what :func:`write_prepared` stores for it."""
+    images = dict(split_and_reconstruct(modality, item.measurement, split_rng)._asdict())
+    if item.reference is not None:
+        images["reference"] = np.asarray(item.reference, dtype=np.float32)
+    for name, baseline in (baselines or {}).items():
+        images[f"baselines/{name}"] = baseline(item.measurement)
+    measurement = {}
+    if keep_measurement and hasattr(modality, "measurement_arrays"):
+        arrays = modality.measurement_arrays(item.measurement)
+        measurement = {f"measurement/{k}": np.asarray(v) for k, v in arrays.items()}
+    return PreparedSlice(item.slice_id, item.patient_id, images, measurement)
+
+
 def write_prepared(out: str | Path, modality: Modality, slices: Iterable[Slice], n_slices: int,
                    seed: int, attrs: dict[str, Any] | None = None,
                    baselines: dict[str, Baseline] | None = None, progress: bool = True,
@@ -82,7 +107,8 @@ def write_prepared(out: str | Path, modality: Modality, slices: Iterable[Slice],
     slices : iterable of Slice
         Exactly ``n_slices`` slices (a generator is fine: slices are processed one at a time).
     seed : int
-        Seed of the split randomness (recorded; CT's odd/even split is deterministic).
+        Seed of the split randomness (recorded; CT's odd/even split is deterministic). One generator,
+        ``default_rng(seed)``, draws the splits of the slices in order.
     attrs : dict, optional
         Extra file attributes (dose fraction, input path, ...).
     baselines : dict of name -> callable(measurement) -> image, optional
@@ -91,12 +117,19 @@ def write_prepared(out: str | Path, modality: Modality, slices: Iterable[Slice],
         Also store the modality's ``measurement_arrays(measurement)`` (a dict of arrays, same shapes
         for every slice) under ``/measurement/<name>``, where the modality has that method.
     """
-    baselines = baselines or {}
+    split_rng = np.random.default_rng(seed)
+    results = (prepare_slice(modality, item, split_rng, baselines, keep_measurement) for item in slices)
+    return write_prepared_slices(out, modality, results, n_slices, seed, attrs, progress)
+
+
+def write_prepared_slices(out: str | Path, modality: Modality, results: Iterable[PreparedSlice], n_slices: int,
+                          seed: int, attrs: dict[str, Any] | None = None, progress: bool = True) -> PrepareSummary:
+    """Write slices already split and reconstructed (:func:`prepare_slice`, in order; e.g. by several
+    processes, :mod:`tomoconsensus.pipelines.jobs`) to a prepared file, atomically."""
     attrs_source = (attrs or {}).get("source", out)
     if n_slices < 1:
         raise InputError(attrs_source, "slices", "at least one slice to prepare", n_slices)
     start = time.perf_counter()
-    split_rng = np.random.default_rng(seed)
     out = Path(out)
     with atomic_path(out) as tmp, create_hdf5(tmp) as f:
         f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "modality": modality.name,
@@ -105,39 +138,19 @@ def write_prepared(out: str | Path, modality: Modality, slices: Iterable[Slice],
                         "tomoconsensus_version": package_version()})
         ids = f.create_dataset("slice_id", (n_slices,), dtype=_STR)
         patients = f.create_dataset("patient_id", (n_slices,), dtype=_STR)
-        datasets: dict[str, h5py.Dataset] = {}
-
-        def store(name: str, index: int, image: np.ndarray, slice_id: str) -> None:
-            if not np.all(np.isfinite(image)):  # NaN/inf from the input or its parameters: no silent NaN file
-                raise InputError(attrs_source, f"{name} of slice {slice_id}", "a finite reconstruction (check the "
-                                 "input's values and scale and the reconstruction parameters)", "NaN or inf values")
-            if name not in datasets:
-                datasets[name] = f.create_dataset(name, (n_slices,) + image.shape, dtype="float32",
-                                                  chunks=(1,) + image.shape, compression="gzip",
-                                                  compression_opts=4, shuffle=True)
-            datasets[name][index] = image
-
         count = 0
-        for i, item in enumerate(progress_bar(slices, total=n_slices, desc=f"prepare {modality.name}",
-                                              unit="slice", enabled=progress)):
+        for i, result in enumerate(progress_bar(results, total=n_slices, desc=f"prepare {modality.name}",
+                                                unit="slice", enabled=progress)):
             if i >= n_slices:
                 raise ValueError(f"more than n_slices={n_slices} slices given")
-            images = split_and_reconstruct(modality, item.measurement, split_rng)
-            for name, image in images._asdict().items():
-                store(name, i, image, item.slice_id)
-            if item.reference is not None:
-                store("reference", i, np.asarray(item.reference, dtype=np.float32), item.slice_id)
-            for name, baseline in baselines.items():
-                store(f"baselines/{name}", i, baseline(item.measurement), item.slice_id)
-            if keep_measurement and hasattr(modality, "measurement_arrays"):
-                for name, value in modality.measurement_arrays(item.measurement).items():
-                    value = np.asarray(value)
-                    key = f"measurement/{name}"
-                    if key not in f:
-                        f.create_dataset(key, (n_slices,) + value.shape, dtype=value.dtype,
-                                         chunks=(1,) + value.shape if value.ndim else None, compression="gzip")
-                    f[key][i] = value
-            ids[i], patients[i] = item.slice_id, item.patient_id
+            for name, image in result.images.items():
+                _store(f, name, i, n_slices, image, result.slice_id, attrs_source)
+            for key, value in result.measurement.items():
+                if key not in f:
+                    f.create_dataset(key, (n_slices,) + value.shape, dtype=value.dtype,
+                                     chunks=(1,) + value.shape if value.ndim else None, compression="gzip")
+                f[key][i] = value
+            ids[i], patients[i] = result.slice_id, result.patient_id
             check_written(f)  # a full disk stops here, not after the last slice
             count += 1
         if count != n_slices:
@@ -145,8 +158,25 @@ def write_prepared(out: str | Path, modality: Modality, slices: Iterable[Slice],
         # written last: a source may fill some (e.g. per-volume MR scale factors) while it yields
         for key, value in {**modality.attributes(), **(attrs or {})}.items():
             f.attrs[key] = _attr_value(value)
-        names = sorted(datasets)
+        names = sorted(k for k in _image_names(f))
     return PrepareSummary(out, n_slices, time.perf_counter() - start, out.stat().st_size, names)
+
+
+def _store(f: h5py.File, name: str, index: int, n_slices: int, image: np.ndarray, slice_id: str, source) -> None:
+    """Image ``name`` of slice ``index`` (float32, chunks of one slice); NaN/inf refused, never a silent NaN file."""
+    if not np.all(np.isfinite(image)):
+        raise InputError(source, f"{name} of slice {slice_id}", "a finite reconstruction (check the input's values "
+                         "and scale and the reconstruction parameters)", "NaN or inf values")
+    if name not in f:
+        f.create_dataset(name, (n_slices,) + image.shape, dtype="float32", chunks=(1,) + image.shape,
+                         compression="gzip", compression_opts=4, shuffle=True)
+    f[name][index] = image
+
+
+def _image_names(f: h5py.File) -> list[str]:
+    names = [k for k in (*IMAGE_KEYS, "reference") if k in f]
+    group = f.get("baselines")
+    return names + ([f"baselines/{k}" for k in group] if isinstance(group, h5py.Group) else [])
 
 
 def package_version() -> str:

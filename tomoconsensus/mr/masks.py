@@ -59,6 +59,10 @@ def check_design(n_lines: int, acceleration: float, center_lines: int, source=No
         raise InputError(source, "--center-lines", f"between 1 and {n_lines - 1} (the k-space has {n_lines} "
                          "phase-encode lines)", center_lines)
     n_total = int(round(n_lines / acceleration))
+    if n_total < 3:  # no --center-lines can help: the acceleration keeps too few lines
+        raise InputError(source, "--acceleration", f"below {n_lines / 2.5:g} for {n_lines} phase-encode lines (the "
+                         "mask keeps round(lines / acceleration) lines: at least 1 central line and 2 outer ones for "
+                         "the halves to split)", acceleration)
     if n_total - center_lines < 2:
         raise InputError(source, "--center-lines", f"fewer than {n_total - 1}: {acceleration:g}x of {n_lines} lines "
                          f"keeps {n_total}, and the halves split only the lines outside the centre (with "

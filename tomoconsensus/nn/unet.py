@@ -75,3 +75,19 @@ class UNet(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def parameter_count(channels: int, base_features: int, depth: int) -> int:
+    """Parameters of ``UNet(channels, base_features, depth)``, counted without building it (exact integer).
+
+    With f_i = base_features 2**i: a conv block (c -> f) has 9 c f + 9 f^2 conv weights and 4 f batch-norm
+    weights; the encoder blocks map channels -> f_0 and f_i -> f_(i+1), the decoders 2 f_i -> f_i, the
+    transposed convolutions f_(i+1) -> f_i (4 f_(i+1) f_i weights + f_i biases), the head f_0 -> channels.
+    """
+    def block(c: int, f: int) -> int:
+        return 9 * c * f + 9 * f * f + 4 * f
+
+    f = [base_features * 2**i for i in range(depth + 1)]
+    encoders = block(channels, f[0]) + sum(block(f[i], f[i + 1]) for i in range(depth))
+    decoders = sum(block(2 * f[i], f[i]) + 4 * f[i + 1] * f[i] + f[i] for i in range(depth))
+    return encoders + decoders + f[0] * channels + channels

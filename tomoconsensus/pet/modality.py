@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from tomoconsensus.geometry import ParallelBeamGeometry, geometry_to_toml
-from tomoconsensus.metrics import Presentation
 from tomoconsensus.pet.frames import TimeFrames
+from tomoconsensus.pet.presentation import PETPresentation
 from tomoconsensus.pet.recon import OSEM, CorrectedFBP
 from tomoconsensus.pet.thinning import binomial_thin
 
@@ -62,7 +61,7 @@ class PETHalf(NamedTuple):
     scale: float
 
 
-class PETModality:
+class PETModality(PETPresentation):
     """2-D PET on a parallel geometry; ``recon`` is ``"fbp"`` (linear, default) or ``"osem"``.
 
     Parameters
@@ -81,11 +80,6 @@ class PETModality:
 
     name = "pet"
     channels = 1
-    #: Table rows of the report: (metric key, label, scale).
-    report_rows = (("rmse", "RMSE (0.01 activity units)", 100.0), ("ssim", "SSIM (%)", 100.0),
-                   ("psnr_db", "PSNR (dB)", 1.0), ("roi_std", "ROI std (0.01 activity units)", 100.0))
-    unit_label = "activity"
-    error_key = "rmse"
 
     def __init__(self, geom: ParallelBeamGeometry, units: str, recon: str = "fbp", window: str = "hann",
                  osem_iterations: int = 4, osem_subsets: int = 8, frames: TimeFrames | None = None):
@@ -147,39 +141,3 @@ class PETModality:
             if self.frames.half_life_s is not None:
                 attrs["split_half_life_s"] = self.frames.half_life_s
         return attrs
-
-    # ---- presentation (evaluate / report): images (1, H, W) in activity units ----
-
-    @staticmethod
-    def baseline_names(attrs: dict) -> dict[str, str]:
-        """Display names of x_est and the stored baselines."""
-        return {"x_est": f"{str(attrs.get('recon', 'fbp')).upper()} (all counts)"}
-
-    @staticmethod
-    def display(image: np.ndarray) -> np.ndarray:
-        return np.asarray(image)[0]
-
-    @staticmethod
-    def display_window(reference_2d: np.ndarray) -> tuple[float, float]:
-        """0 to the 99.9th percentile of the reference (lesions near the top of the scale)."""
-        return 0.0, float(np.percentile(reference_2d, 99.9)) or 1.0
-
-    difference_range = staticmethod(Presentation.difference_range)
-
-    @staticmethod
-    def roi_value_range(reference_2d: np.ndarray) -> tuple[float, float]:
-        """Background: within 30 % of the median of the body (pixels above 10 % of the maximum)."""
-        body = reference_2d[reference_2d > 0.1 * reference_2d.max()]
-        median = float(np.median(body)) if body.size else 0.0
-        return 0.7 * median, 1.3 * median
-
-    @staticmethod
-    def slice_metrics(image: np.ndarray, reference: np.ndarray) -> dict[str, float]:
-        """RMSE (activity units), SSIM and PSNR with data range = reference range, of (1, H, W) slices."""
-        a, b = np.asarray(image, np.float64)[0], np.asarray(reference, np.float64)[0]
-        span = float(b.max() - b.min()) or 1.0
-        # the SSIM settings of tomoconsensus.metrics (docs/metrics.md), which imports this module
-        ssim = structural_similarity(b, a, data_range=span, gaussian_weights=True, sigma=1.5,
-                                     use_sample_covariance=False)
-        return {"rmse": float(np.sqrt(np.mean((a - b) ** 2))), "ssim": float(ssim),
-                "psnr_db": float(peak_signal_noise_ratio(b, a, data_range=span))}

@@ -7,8 +7,9 @@ projections have their own source (:func:`tomoconsensus.ct.raw.projection_source
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -18,20 +19,26 @@ from tomoconsensus.ct.io import ImageStack, SinogramStack
 from tomoconsensus.ct.modality import CTModality
 from tomoconsensus.ct.sources import measured_slices, simulated_slices
 from tomoconsensus.ct.tv import TVConfig, tv_reconstruct
-from tomoconsensus.data.prepared import PrepareSummary, write_prepared
+from tomoconsensus.data.prepared import PrepareSummary, write_prepared, write_prepared_slices
 from tomoconsensus.devices import torch_device
 from tomoconsensus.errors import InputError
 from tomoconsensus.geometry import FanBeamGeometry, load_geometry
 from tomoconsensus.modality import Slice
+from tomoconsensus.pipelines.jobs import SliceWork, prepare_in_processes
 
 
 @dataclass
 class SliceSource:
-    """Slices to prepare (a generator is fine), how many, and how they were obtained (file attributes)."""
+    """Slices to prepare (a generator is fine), how many, and how they were obtained (file attributes).
+
+    ``make(indices=...)``, where set, yields the slices of any indices in a fresh process (a picklable
+    recipe for ``--jobs``: :mod:`tomoconsensus.pipelines.jobs`).
+    """
 
     slices: Iterable[Slice]
     n_slices: int
     attrs: dict[str, Any]
+    make: Callable[..., Iterable[Slice]] | None = None
 
 
 def fan_beam_geometry(name: str | Path) -> FanBeamGeometry:
@@ -87,18 +94,19 @@ def simulated_source(stack: ImageStack, geom: FanBeamGeometry, dose_fraction: fl
     attrs = {"source": str(source), "source_kind": "simulated from clean images", "reference_kind": reference,
              "dose_fraction": dose_fraction, "incident_photons_full_dose": geom.protocol.incident_photons,
              "electronic_noise_std": geom.protocol.electronic_noise_std}
-    return SliceSource(islice(simulated_slices(stack, geom, dose_fraction, seed, reference, counts), n), n, attrs)
+    return SliceSource(islice(simulated_slices(stack, geom, dose_fraction, seed, reference, counts), n), n, attrs,
+                       partial(simulated_slices, stack, geom, dose_fraction, seed, reference, counts))
 
 
 def measured_source(stack: SinogramStack, source: str | Path, max_slices: int | None = None) -> SliceSource:
     """Measured line-integral sinograms (views, channels), with their reference where the file has one."""
     n = _count(len(stack.sinograms), max_slices, source)
     attrs = {"source": str(source), "source_kind": "measured sinograms"}
-    return SliceSource(islice(measured_slices(stack), n), n, attrs)
+    return SliceSource(islice(measured_slices(stack), n), n, attrs, partial(measured_slices, stack))
 
 
 def write_ct(out: str | Path, modality: CTModality, source: SliceSource, seed: int, tv: TVConfig | None = None,
-             progress: bool = True) -> PrepareSummary:
+             progress: bool = True, jobs: int = 1, device: str = "auto") -> PrepareSummary:
     """Split, reconstruct and write ``source`` to the prepared file ``out``.
 
     Parameters
@@ -110,15 +118,31 @@ def write_ct(out: str | Path, modality: CTModality, source: SliceSource, seed: i
     tv : TVConfig, optional
         Also store the TV reconstruction of each sinogram as ``/baselines/tv`` (HU/1000), with the
         attributes ``tv_lam`` and ``tv_iter``.
+    jobs, device : int, str
+        Processes that split and reconstruct (``jobs > 1`` needs ``source.make``; the file is the one
+        ``jobs = 1`` writes) and the torch device each builds its modality on.
     """
     attrs = dict(source.attrs)
-    baselines = {}
     if tv is not None:
-        baselines["tv"] = lambda m: modality.to_units(tv_reconstruct(line_integrals(m), modality.geom, tv))
         attrs.update(tv_lam=tv.lam, tv_iter=tv.n_iter)
+    if jobs > 1 and source.make is not None:
+        import torch
+
+        split = "thinning" if isinstance(modality, CTThinningModality) else "views"
+        work = SliceWork(source.make, partial(ct_modality, modality.geom, device, split),
+                         partial(_tv_baselines, tv) if tv is not None else None,
+                         threads=max(1, torch.get_num_threads() // jobs))
+        results = prepare_in_processes(work, source.n_slices, jobs, fork=torch_device(device).type == "cpu")
+        return write_prepared_slices(out, modality, results, source.n_slices, seed, attrs, progress)
+    baselines = _tv_baselines(tv, modality) if tv is not None else {}
     return write_prepared(out, modality, source.slices, source.n_slices, seed, attrs, baselines, progress)
 
 
 def line_integrals(measurement) -> object:
     """A slice's sinogram of line integrals, whether it comes as one or as readings before the log."""
     return full_line_integrals(measurement) if isinstance(measurement, CountSinogram) else measurement
+
+
+def _tv_baselines(tv: TVConfig, modality: CTModality) -> dict[str, Callable]:
+    """``{"tv": sinogram or readings -> TV reconstruction in HU/1000}``."""
+    return {"tv": lambda m: modality.to_units(tv_reconstruct(line_integrals(m), modality.geom, tv))}

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from tomoconsensus.choices import MEAN_INPUT_X_EST
 from tomoconsensus.counts import binomial_thin
 from tomoconsensus.ct.modality import CTModality
 from tomoconsensus.geometry import FanBeamGeometry
@@ -121,7 +122,8 @@ class SpectralModality:
     def attributes(self) -> dict[str, Any]:
         split = ("odd / even views, the same views in every bin" if self.split_kind == "views" else
                  "binomial thinning of every bin's counts, y1 ~ Binomial(y, 1/2), y2 = y - y1, flat / 2 each")
-        return {**self.ct.attributes(), "split": split, "split_kind": self.split_kind,
+        mean_input = {"mean_input": MEAN_INPUT_X_EST} if self.split_kind == "thinning" else {}
+        return {**self.ct.attributes(), **mean_input, "split": split, "split_kind": self.split_kind,
                 "bin_edges_kev": self.edges_kev.tolist(), "materials": list(self.materials),
                 "bin_attenuation_matrix_per_mm": json.dumps(self.matrix.tolist()),
                 "reference_water_mm": self.reference_water_mm, "spectrum_source": self.spectrum.source}
