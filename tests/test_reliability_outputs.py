@@ -447,11 +447,16 @@ def test_failed_train_and_distill_leave_nothing(fx, tmp_path, capsys, monkeypatc
         main(["train", "--data", str(fx["ct"]), "--config", str(fx["toml"]), "--out", str(tmp_path / "t")])
     monkeypatch.undo()
     assert not (tmp_path / "t").exists()
-    val = write_prepared_file(tmp_path / "val.h5")
-    with h5py.File(val, "a") as f:
-        f.attrs["units"] = "HU"  # refused by the trainer after the teacher outputs were written
-    _refused(["distill", "--teacher", fx["run"], "--data", fx["ct"], "--val", val, "--config", fx["toml"], "--out",
-              tmp_path / "g"], fx, tmp_path, capsys, "units")
+    from tomoconsensus import distill as distill_module
+    from tomoconsensus.errors import RunError
+
+    def refuse(*args, **kwargs):  # the trainer fails after the teacher outputs were written
+        assert (tmp_path / "g" / "teacher_train.h5").is_file()
+        raise RunError("the trainer refused")
+
+    monkeypatch.setattr(distill_module, "train", refuse)
+    _refused(["distill", "--teacher", fx["run"], "--data", fx["ct"], "--config", fx["toml"], "--out", tmp_path / "g"],
+             fx, tmp_path, capsys, "the trainer refused")
     assert not (tmp_path / "g").exists()
 
 
