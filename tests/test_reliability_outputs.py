@@ -404,7 +404,27 @@ def test_a_file_size_limit_in_other_commands_is_one_line(command, fx, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_a_full_disk_in_training_keeps_the_last_good_checkpoint(fx, tmp_path, capsys, monkeypatch):
+class _FullLog:
+    """log.jsonl on a disk that fills at its third line (the first two steps are logged and checkpointed)."""
+
+    def __init__(self, fh):
+        self._fh, self._lines = fh, 0
+
+    def write(self, text: str) -> int:
+        self._lines += 1
+        if self._lines > 2:
+            self._fh.write(text[:7])  # a line cut short
+            self._fh.flush()
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return self._fh.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self._fh, name)
+
+
+@pytest.mark.parametrize("file", ["checkpoint.pt", "log.jsonl"])
+def test_a_full_disk_in_training_keeps_the_last_good_checkpoint(file, fx, tmp_path, capsys, monkeypatch):
+    from tomoconsensus import train as train_module
     from tomoconsensus.checkpoints import load_checkpoint
 
     calls = {"n": 0}
@@ -416,18 +436,22 @@ def test_a_full_disk_in_training_keeps_the_last_good_checkpoint(fx, tmp_path, ca
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return write_bytes(self, data)
 
-    monkeypatch.setattr(pathlib.Path, "write_bytes", full_after_two)
+    if file == "checkpoint.pt":
+        monkeypatch.setattr(pathlib.Path, "write_bytes", full_after_two)
+    else:
+        monkeypatch.setattr(train_module, "open", lambda *a, **k: _FullLog(open(*a, **k)), raising=False)
     run = tmp_path / "r"
     code, err = run_cli(["train", "--data", fx["ct"], "--config", fx["toml"], "--out", run], capsys)
-    monkeypatch.setattr(pathlib.Path, "write_bytes", write_bytes)
+    monkeypatch.undo()
     line = err.strip().splitlines()[-1]
     assert code == 2 and "Traceback" not in err
-    assert line.startswith("error: no space left on") and f"while writing {run / 'checkpoint.pt'}" in line, line
+    assert line.startswith("error: no space left on") and f"while writing {run / file}" in line, line
     assert "kept:" in line and "(step 2)" in line and "--resume" in line
     assert load_checkpoint(run / "checkpoint.pt", training=True)["step"] == 2
     assert not [p for p in run.iterdir() if p.name.startswith(".")]
-    with open(run / "log.jsonl", "a") as log:  # a line cut short by the full disk
-        log.write('{"split": "train", "st')
+    if file == "checkpoint.pt":
+        with open(run / "log.jsonl", "a") as log:  # a line cut short by the full disk
+            log.write('{"split": "train", "st')
     code, err = run_cli(["train", "--data", fx["ct"], "--config", fx["toml"], "--out", run, "--resume"], capsys)
     assert code == 0, err
     steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]

@@ -47,7 +47,7 @@ import torch
 import torch.distributed as dist
 
 from tomoconsensus import methods
-from tomoconsensus.atomic import write_text_atomic
+from tomoconsensus.atomic import is_no_space, no_space, write_text_atomic
 from tomoconsensus.checkpoints import (
     CHECKPOINT_FORMAT,
     build_models,
@@ -298,20 +298,30 @@ class _Loop:
     def best_path(self) -> Path:
         return self.run_dir / "best.pt"
 
+    def _disk_full(self, exc: DiskFull) -> DiskFull:
+        """``exc`` naming what is kept: the last good checkpoint (atomic writes never replace it by a partial one)."""
+        kept = (f"kept: {self.checkpoint_path} (step {self.saved_step}), continue with --resume"
+                if self.saved_step is not None else "no checkpoint had been written")
+        return DiskFull(f"{exc}; {kept}")
+
     def save_checkpoint(self) -> None:
         try:
             save_checkpoint(self.checkpoint_path, self.step, self.config, self.models, self.optimizer, self.record)
-        except DiskFull as exc:  # the last good checkpoint is kept (atomic write)
-            kept = (f"kept: {self.checkpoint_path} (step {self.saved_step}), continue with --resume"
-                    if self.saved_step is not None else "no checkpoint had been written")
-            raise DiskFull(f"{exc}; {kept}") from None
+        except DiskFull as exc:
+            raise self._disk_full(exc) from None
         self.saved_step = self.step
 
     def write_log(self, split: str, values: Mapping[str, float]) -> None:
-        """One ``log.jsonl`` line for the current step (rank 0 only holds the log)."""
-        self.log.write(json.dumps({"split": split, "step": self.step,
-                                   "epoch": self.step / self.sampler.batches_per_epoch, **values}) + "\n")
-        self.log.flush()
+        """One ``log.jsonl`` line for the current step (rank 0 only holds the log; a line cut short by a full
+        disk is dropped on resume)."""
+        try:
+            self.log.write(json.dumps({"split": split, "step": self.step,
+                                       "epoch": self.step / self.sampler.batches_per_epoch, **values}) + "\n")
+            self.log.flush()
+        except OSError as exc:
+            if not is_no_space(exc):
+                raise
+            raise self._disk_full(no_space(self.run_dir / "log.jsonl", exc)) from None
 
 
 def _train_locked(config: TrainConfig, data: PreparedDataset, val: PreparedDataset | None, sampler: PatchSampler,
