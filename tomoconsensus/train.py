@@ -374,7 +374,7 @@ def _start(config: TrainConfig, data: PreparedDataset, val: PreparedDataset | No
         if (run_dir / "model.pt").exists() and state["step"] != total_steps:  # model.pt is written at the end only
             raise InputError(run_dir / "model.pt", "file", "no model.pt in an unfinished run (its checkpoint.pt is of "
                              f"step {state['step']} of {total_steps}): --overwrite to train it again", "present")
-        step = _restore(state, models, optimizer, run_dir / "log.jsonl" if rank == 0 else None)
+        step = _restore(state, models, optimizer, run_dir, trim_log=rank == 0)
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run_dir / "config.toml", config_to_toml(config))
@@ -386,12 +386,12 @@ def _start(config: TrainConfig, data: PreparedDataset, val: PreparedDataset | No
 
 
 def _restore(state: dict[str, Any], models: Mapping[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
-             log_path: Path | None) -> int:
-    """Load a checkpoint's networks, optimiser and RNG state (an exact resume) and drop the lines of
-    ``log_path`` written after it (and a last line cut short by a full disk); returns its step."""
-    step = restore_training(log_path.with_name("checkpoint.pt") if log_path else Path("checkpoint.pt"), state,
-                            models, optimizer)
-    if log_path is not None and log_path.exists():  # drop log lines written after the checkpoint
+             run_dir: Path, trim_log: bool) -> int:
+    """Load a checkpoint's networks, optimiser and RNG state (an exact resume) and, with ``trim_log``, drop the
+    lines of log.jsonl written after it (and a last line cut short by a full disk); returns its step."""
+    step = restore_training(run_dir / "checkpoint.pt", state, models, optimizer)
+    log_path = run_dir / "log.jsonl"
+    if trim_log and log_path.exists():  # drop log lines written after the checkpoint
         kept = [ln for ln in log_path.read_text().splitlines() if _log_step_of(ln) <= step]
         write_text_atomic(log_path, "".join(ln + "\n" for ln in kept))
     return step
