@@ -226,6 +226,7 @@ CLAIMED = {
                                    "--device", "cpu"],
     "denoise-images": lambda fx, t: _denoise_images(fx, fx["series"], t / "p.h5"),
     "evaluate": lambda fx, t: ["evaluate", "--data", fx["ct"], "--out", t / "p.h5"],
+    "iq": lambda fx, t: ["iq", "--data", fx["ct"], "--out", t / "p.h5"],
     "demo": lambda fx, t: ["demo", "pet", "--quick", "--out", t / "p.h5"],
     "train": lambda fx, t: ["train", "--data", fx["ct"], "--config", fx["toml"], "--out", t / "p.h5"],
     "distill": lambda fx, t: ["distill", "--teacher", fx["run"], "--data", fx["ct"], "--config", fx["toml"],

@@ -128,7 +128,7 @@ def claim_output(out: str | Path) -> Iterator[None]:
 
 
 #: CLI commands whose ``--out`` is claimed by :func:`claimed_output` (train and distill claim their run folder).
-CLAIMED_COMMANDS = ("prepare", "denoise", "evaluate", "demo")
+CLAIMED_COMMANDS = ("prepare", "denoise", "evaluate", "iq", "demo")
 
 
 def claimed_output(args) -> contextlib.AbstractContextManager:
