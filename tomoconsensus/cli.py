@@ -2,8 +2,10 @@
 
 Every sub-command prints a short summary at the end; errors in the input are reported as one
 line naming the file, the field and what was expected (exit code 2), without a traceback. Outputs
-never replace an input, nor an existing file unless ``--overwrite``. Ctrl-C and SIGTERM stop with
-one line (exit 130 / 143), leaving no partial output; ``train`` saves a checkpoint first.
+never replace an input, nor an existing file unless ``--overwrite``; an output another command is
+writing is refused "in use" (:mod:`tomoconsensus.claims`); a full disk is one line (exit 2). Ctrl-C
+and SIGTERM stop with one line (exit 130 / 143), leaving no partial output; ``train`` saves a
+checkpoint first.
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ import sys
 import warnings
 from pathlib import Path
 
-from tomoconsensus.atomic import check_output_dir, check_output_file, check_writable_folder, same_file
+from tomoconsensus.atomic import (
+    check_apart,
+    check_output_dir,
+    check_output_file,
+    check_writable_folder,
+    is_no_space,
+    no_space,
+    same_file,
+)
 from tomoconsensus.choices import ALL_VARIANTS, CT_REFERENCES, METHODS
 from tomoconsensus.cli_types import (
     NON_NEGATIVE,
@@ -174,6 +184,9 @@ def _train_overrides(args: argparse.Namespace) -> dict:
 
 
 def _check_val(args: argparse.Namespace) -> None:
+    if not args.out.is_file():  # a file is no run folder (refused as such); a folder is apart from the inputs
+        check_apart(args.out, [*(("--data", p) for p in args.data or []), *(("--val", p) for p in args.val or []),
+                               ("--teacher", getattr(args, "teacher", None))])
     for val in args.val or []:
         if any(same_file(val, data) for data in args.data):
             raise InputError(val, "--val", "held-out slices, not the training file (selection on training data "
@@ -560,11 +573,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from tomoconsensus.claims import claimed_output
+
     try:
-        with terminate_as_exception():
+        with terminate_as_exception(), claimed_output(args):
             args.func(args)
     except (InputError, RunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk outside the atomic writes (numba's cache, log.jsonl)
+        if not is_no_space(exc):
+            raise
+        print(f"error: {no_space(exc.filename or getattr(args, 'out', '.'), exc)}", file=sys.stderr)
         return 2
     except Interrupted as exc:
         print(f"interrupted: {exc.message}", file=sys.stderr)

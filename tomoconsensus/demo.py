@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from tomoconsensus.atomic import write_text_atomic
 from tomoconsensus.ct.io import ImageStack, read_images
 from tomoconsensus.ct.simulate import to_geometry_grid
 from tomoconsensus.ct.tv import TVConfig
+from tomoconsensus.demo_folder import claim_demo_folder
 from tomoconsensus.denoise import denoise
 from tomoconsensus.distill import distill
 from tomoconsensus.errors import InputError
@@ -539,31 +539,6 @@ def demo_config(modality: str, protocol: DemoProtocol, device: str) -> TrainConf
                   batch_size=protocol.batch_size, learning_rate=protocol.learning_rate, checkpoint_every_steps=100,
                   device=device)
     return TrainConfig(**DEMOS[modality].data(protocol).training(protocol), **common)
-
-
-def claim_demo_folder(out_dir: Path, modality: str, protocol: DemoProtocol, overwrite: bool = False) -> None:
-    """Make ``out_dir`` the demo's own folder, refusing to mix protocols or to touch a user's files.
-
-    The folder records its protocol in ``demo_protocol.json``. A rerun with the same protocol reuses
-    finished runs and resumes unfinished ones; another protocol (``--quick`` then the full demo) is
-    refused unless ``overwrite``, which deletes only a folder that this marker shows to be a demo's.
-    A non-empty folder without the marker is never written into.
-    """
-    marker = out_dir / "demo_protocol.json"
-    record = json.dumps({"modality": modality, "protocol": dataclasses.asdict(protocol)}, sort_keys=True, default=str)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(out_dir, "--out", "a folder for the demo's files", "an existing file")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not marker.exists():
-            raise InputError(out_dir, "--out", "an empty or new folder (or one written by this demo)",
-                             "a non-empty folder that is not a demo folder: choose another --out")
-        if marker.read_text() != record:
-            if not overwrite:
-                raise InputError(out_dir, "demo_protocol.json", "the same demo protocol to reuse its runs",
-                                 "another protocol (e.g. --quick): choose another --out or add --overwrite")
-            shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(marker, record)
 
 
 def train_demo_runs(config: TrainConfig, train_path: Path, val_path: Path, test_path: Path, out_dir: Path,

@@ -26,6 +26,7 @@ from tomoconsensus.data.denoised import FORMAT, read_denoised  # noqa: F401 (rea
 from tomoconsensus.data.prepared import PreparedDataset, read_prepared
 from tomoconsensus.data.sets import PathsLike, expand_prepared, is_many, read_prepared_many
 from tomoconsensus.errors import InputError, RunError
+from tomoconsensus.hdf5 import create_hdf5
 from tomoconsensus.progress import progress as progress_bar
 from tomoconsensus.train import TrainConfig, autocast_for, load_trained, resolve_device
 
@@ -115,7 +116,7 @@ def denoise(run_dir: str | Path, data_path: PathsLike, out: str | Path, variant:
                 "keep_means_noise_fraction": kept_noise_fraction(data.x1[:], data.x2[:], sigma)}
     check_finite_output(denoised, run_dir)
     out = Path(out)
-    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(out) as tmp, create_hdf5(tmp) as f:
         f.attrs.update({"format": FORMAT, "method": config.method, "variant": variant,
                         "units": data.attrs.get("units", ""), "modality": data.modality,
                         "run_dir": str(run_dir), "source": str(data.path)})

@@ -33,6 +33,7 @@ when ``out`` ends in ``.npy``/``.npz``, the HU stack (``.npz``: ``hu``, ``pixel_
 from __future__ import annotations
 
 import math
+import re
 import time
 import warnings
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ import torch
 from torch.nn import functional as F
 
 from tomoconsensus import methods
-from tomoconsensus.atomic import atomic_dir, atomic_path, same_file
+from tomoconsensus.atomic import atomic_dir, atomic_path, check_apart, check_output_file, check_output_folder
 from tomoconsensus.ct.dicom_out import write_derived_series
 from tomoconsensus.ct.dicom_series import DicomSeries, read_dicom_series
 from tomoconsensus.ct.io import read_image_array
@@ -176,24 +177,38 @@ def apply_to_images(config: TrainConfig, models: dict, variant: str, hu: np.ndar
     return out
 
 
-def _overlaps(a: Path, b: Path) -> bool:
-    """Whether ``a`` and ``b`` are the same path or one lies inside the other (links resolved)."""
-    a, b = a.resolve(), b.resolve()
-    return a == b or a.is_relative_to(b) or b.is_relative_to(a)
+def written_series_file(path: Path) -> bool:
+    """Whether ``path`` is a slice of a series this command wrote (``slice_NNNN.dcm``, derived by tomoconsensus)."""
+    import pydicom
+
+    if not (path.is_file() and re.fullmatch(r"slice_\d{4,}\.dcm", path.name)):
+        return False
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["DerivationDescription"])
+    except Exception:  # not DICOM: not ours
+        return False
+    return str(ds.get("DerivationDescription", "")).startswith("Denoised by tomoconsensus")
 
 
-def _check_out(out: Path, overwrite: bool, dicom_input: bool, images: Path) -> None:
-    if _overlaps(out, images) or same_file(out, images):
-        raise InputError(out, "--out", "a path apart from the input (an output replaced with --overwrite would "
-                         "delete it)", f"it is, holds or lies inside {images}")
+def _check_out(out: Path, overwrite: bool, dicom_input: bool, images: Path, run_dir: Path) -> None:
+    """The output is never the input series or the run, nor holds them nor lies inside them; a DICOM output
+    folder is replaced only if it holds nothing but an earlier output of this command."""
     if out.suffix.lower() not in ARRAY_SUFFIXES and not dicom_input:
         raise InputError(out, "--out", "a .npy/.npz file for .npy/.npz input (a DICOM series needs DICOM input)")
-    if out.suffix.lower() in ARRAY_SUFFIXES and out.is_dir():
-        raise InputError(out, "--out", f"a {out.suffix.lower()} file path", "an existing folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise InputError(out, "--out", "a new or empty folder (or --overwrite)", "not empty")
-    if out.is_file() and not overwrite:
-        raise InputError(out, "--out", "a new file (or --overwrite)", "exists")
+    if out.suffix.lower() in ARRAY_SUFFIXES:
+        check_apart(out, [images, run_dir])
+        check_output_file(out, [images], overwrite)
+    else:
+        check_output_folder(out, [images, run_dir], overwrite, written_series_file,
+                            "a DICOM series written by tomoconsensus denoise --images")
+
+
+class _Writer:
+    """Only ``write`` of a file: ``np.save`` then writes through it (OSError with errno on a full disk)
+    instead of ``ndarray.tofile`` (whose error has none)."""
+
+    def __init__(self, fh):
+        self.write = fh.write
 
 
 def _descriptions(run_dir: Path, config: TrainConfig, variant: str, info: dict, series: DicomSeries,
@@ -229,7 +244,7 @@ def denoise_images(run_dir: str | Path, images: str | Path, out: str | Path, res
     if dicom_input and pixel_spacing_mm is not None:
         raise InputError("--pixel-spacing-mm", "pixel_spacing_mm", "only with .npy/.npz input (a DICOM series "
                          "gives its PixelSpacing)", pixel_spacing_mm)
-    _check_out(out, overwrite, dicom_input, images)
+    _check_out(out, overwrite, dicom_input, images, run_dir)
     dev = resolve_device(device)
     config, models, variant, info = image_run(run_dir, dev)
     if dicom_input:
@@ -256,8 +271,8 @@ def denoise_images(run_dir: str | Path, images: str | Path, out: str | Path, res
     clipped = 0
     if out.suffix.lower() in ARRAY_SUFFIXES:
         with atomic_path(out) as tmp, open(tmp, "wb") as fh:
-            if out.suffix.lower() == ".npy":
-                np.save(fh, denoised)
+            if out.suffix.lower() == ".npy":  # through write(), not ndarray.tofile: a full disk keeps its errno
+                np.save(_Writer(fh), denoised)
             else:
                 np.savez(fh, hu=denoised, pixel_spacing_mm=np.full(len(denoised), spacing))
     else:

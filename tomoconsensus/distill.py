@@ -37,6 +37,7 @@ already small, and the steps go to the remaining difference (measured on the dem
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import shutil
@@ -53,14 +54,16 @@ from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.data.sets import PathsLike, expand_prepared, is_many
 from tomoconsensus.denoise import apply_run, check_finite_output, check_like_training
 from tomoconsensus.errors import InputError
+from tomoconsensus.hdf5 import create_hdf5
 from tomoconsensus.memory import check_training_memory
 from tomoconsensus.runinfo import FILE as RUN_INFO
 from tomoconsensus.runinfo import read_run_info
-from tomoconsensus.runs import check_run_dir
+from tomoconsensus.runs import check_run_dir, run_lock
 from tomoconsensus.train import (
     TrainConfig,
     TrainSummary,
     init_distributed,
+    load_checkpoint,
     load_trained,
     resolve_device,
     train,
@@ -92,7 +95,7 @@ def describe_teacher(run_dir: str | Path) -> Teacher:
     if not config_path.exists():
         raise InputError(config_path, "file", "the teacher run's config.toml", "not found")
     config, _ = load_trained(run_dir)
-    step = int(torch.load(model, map_location="cpu", weights_only=True)["step"])
+    step = load_checkpoint(model)["step"]
     return Teacher(str(run_dir.resolve()), config.method, methods.VARIANTS[config.method][0],
                    hashlib.sha256(config_path.read_bytes()).hexdigest(), step,
                    hashlib.sha256(model.read_bytes()).hexdigest())
@@ -150,7 +153,7 @@ def write_teacher_copy(source: str | Path, out: str | Path, teacher: Teacher, de
     check_finite_output(z, teacher.run_dir)  # NaN targets would train a NaN student
     with atomic_path(out) as tmp:
         shutil.copyfile(source, tmp)
-        with h5py.File(tmp, "a") as f:
+        with create_hdf5(tmp, "a") as f:
             if "teacher" in f:  # the source was itself a teacher copy
                 del f["teacher"]
             f.create_dataset("teacher", data=z, chunks=(1,) + z.shape[1:], compression="gzip",
@@ -189,23 +192,41 @@ def distill(config: TrainConfig, teacher_run: str | Path, train_path: PathsLike,
         check_same_teacher(run_dir, teacher, {name: f[0] for name, f in files.items() if not is_many(sources[name])})
     initial = _teacher_weights(config, teacher_config, teacher_models) if warm_start else None
     pairs = {name: _copy_names(name, paths, run_dir) for name, paths in sources.items()}
-    if rank == 0:
-        for listed, target in pairs.values():  # a copy left from another set of files would be read too
-            for stale in set(target.glob("*.h5") if target.is_dir() else ()) - {c for _, c in listed}:
-                stale.unlink()
-        for source, copy in (pair for listed, _ in pairs.values() for pair in listed):
-            if resume and _is_current(copy, teacher, source):
-                print(f"distill: reusing teacher outputs in {copy}")
-                continue
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            write_teacher_copy(source, copy, teacher, device, progress=progress)
-            print(f"distill: wrote {teacher.method} ({teacher.variant}) outputs of {source} to {copy}")
-    if world > 1:
-        dist.barrier()
-    return train(dataclasses.replace(config, method="distill"), pairs["train"][1], run_dir,
-                 pairs["val"][1] if "val" in pairs else None, resume=resume, stop_after_steps=stop_after_steps,
-                 progress=progress, overwrite=overwrite, initial_weights=initial, data_in_memory=data_in_memory,
-                 cache_mb=cache_mb)
+    with run_lock(run_dir) if rank == 0 else contextlib.nullcontext():  # the teacher copies are the run's too
+        written: list[Path] = []
+        try:
+            if rank == 0:
+                _write_copies(pairs, teacher, device, resume, progress, written)
+            if world > 1:
+                dist.barrier()
+            return train(dataclasses.replace(config, method="distill"), pairs["train"][1], run_dir,
+                         pairs["val"][1] if "val" in pairs else None, resume=resume, stop_after_steps=stop_after_steps,
+                         progress=progress, overwrite=overwrite, initial_weights=initial,
+                         data_in_memory=data_in_memory, cache_mb=cache_mb)
+        except BaseException:  # a run that never checkpointed keeps no teacher copies either: nothing partial
+            if not (run_dir / "checkpoint.pt").exists():
+                for path in written:
+                    path.unlink(missing_ok=True)
+                for _, target in pairs.values():  # teacher_NAME/ folders left empty
+                    if target.is_dir() and not any(target.iterdir()):
+                        target.rmdir()
+            raise
+
+
+def _write_copies(pairs: dict[str, tuple[list[tuple[Path, Path]], Path]], teacher: Teacher, device: torch.device,
+                  resume: bool, progress: bool, written: list[Path]) -> None:
+    """Write the teacher copies (rank 0), reusing current ones on resume; each new copy is appended to
+    ``written`` as soon as it exists (removed again if the distillation then fails)."""
+    for listed, target in pairs.values():  # a copy left from another set of files would be read too
+        for stale in set(target.glob("*.h5") if target.is_dir() else ()) - {c for _, c in listed}:
+            stale.unlink()
+    for source, copy in (pair for listed, _ in pairs.values() for pair in listed):
+        if resume and _is_current(copy, teacher, source):
+            print(f"distill: reusing teacher outputs in {copy}")
+            continue
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        written.append(write_teacher_copy(source, copy, teacher, device, progress=progress))
+        print(f"distill: wrote {teacher.method} ({teacher.variant}) outputs of {source} to {copy}")
 
 
 def _copy_names(name: str, paths: PathsLike, run_dir: Path) -> tuple[list[tuple[Path, Path]], Path]:

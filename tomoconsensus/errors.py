@@ -55,6 +55,13 @@ class RunError(RuntimeError):
         super().__init__(one_line(message))
 
 
+class DiskFull(RunError):
+    """No space left on a device (ENOSPC, EDQUOT) or a file-size limit reached (EFBIG) while writing an output.
+
+    Raised by :mod:`tomoconsensus.atomic` after the partial output was removed; one line, exit 2.
+    """
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM; ``signum`` is the signal, ``message`` what was saved (one line)."""
 

@@ -72,12 +72,16 @@ def read_run_info(run_dir: str | Path) -> dict[str, Any]:
     """``run_info.json`` of a run; a run trained before it existed raises InputError naming the file."""
     path = Path(run_dir) / FILE
     try:
-        return json.loads(path.read_text())
+        info = json.loads(path.read_text())
     except FileNotFoundError:
         raise InputError(path, "file", "the record of the training data (runs trained with this version of "
                          "tomoconsensus write it; retrain or distil the run)", "missing") from None
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(path, "file", "valid JSON", str(exc)) from None
+    if not isinstance(info, dict) or not isinstance(info.get("training_data"), dict):
+        got = type(info if not isinstance(info, dict) else info.get("training_data")).__name__
+        raise InputError(path, "training_data", "a JSON object with the table training_data (written by train)", got)
+    return info
 
 
 def seen_patient_warnings(run_dir: str | Path, test_patients: list[str], name: str) -> list[str]:

@@ -6,10 +6,11 @@
   ``summary.json`` present) is final: resuming it would replace the selected model.
 * On resume the whole resolved configuration and the data files must be those of the checkpoint,
   except fields that do not change the result (:data:`RESUME_FREE`).
-* While a run trains, ``.tomoconsensus.lock`` in its folder is locked (``fcntl.flock``) and holds the
-  PID: a second training into the same folder is refused. The kernel releases the lock when the
-  process ends, even by ``kill -9``; the file itself stays (deleting it would race with a waiting
-  process) and is not counted as content of the folder.
+* While a run trains, ``.tomoconsensus.lock`` in its folder is locked (``fcntl.flock``, a claim of
+  :mod:`tomoconsensus.claims`) and holds the PID: a second training into the same folder is refused
+  "in use". The kernel releases the lock when the process ends, even by ``kill -9``; the file is
+  removed on release (one left by ``kill -9`` is not counted as content of the folder), and so is a
+  folder the run created but never wrote into.
 * A distilled run's folder also holds its training inputs, the teacher copies :data:`RUN_INPUTS`
   (written by ``tomoconsensus distill`` before it trains): they are not run output, are not counted
   as content and are never removed here (distill rewrites them unless it resumes with the same teacher).
@@ -18,14 +19,13 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from tomoconsensus.atomic import TEMP_NAME, check_writable_folder
-from tomoconsensus.errors import InputError, RunError
+from tomoconsensus.atomic import CLAIM_NAME, TEMP_NAME, check_writable_folder, make_parents, remove_created
+from tomoconsensus.claims import claim
+from tomoconsensus.errors import InputError
 
 #: Files a run writes (removed by ``overwrite``).
 RUN_FILES = ("config.toml", "run_info.json", "checkpoint.pt", "model.pt", "best.pt", "log.jsonl",
@@ -45,7 +45,7 @@ def _contents(run_dir: Path) -> list[str]:
     if not run_dir.is_dir():
         return []
     return sorted(p.name for p in run_dir.iterdir() if p.name != LOCK_NAME and p.name not in RUN_INPUTS
-                  and not TEMP_NAME.match(p.name))
+                  and not TEMP_NAME.match(p.name) and not CLAIM_NAME.match(p.name))
 
 
 def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
@@ -85,22 +85,16 @@ def clear_run(run_dir: Path) -> None:
 
 @contextlib.contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the run folder (created if needed); RunError if another process holds it."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    """Claim the run folder (created if needed) for the block; RunError "in use" if another process holds it.
+
+    On release the lock file is removed, and the folder too if this call created it and nothing was written.
+    """
+    created = make_parents(run_dir)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
-            raise RunError(f"{run_dir} is in use by another training (PID {other}); wait for it to end "
-                           "or train into another --out") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
+        with claim(run_dir / LOCK_NAME, str(run_dir), "wait for it to end or train into another --out"):
+            yield
     finally:
-        os.close(fd)  # releases the lock
+        remove_created(created)
 
 
 def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:

@@ -9,6 +9,10 @@ checkpoint that resumes exactly or calls :meth:`StopRequest.check`; a second sig
 A handler that raises can fire inside compiled code (a Numba kernel called from Python), which then
 ends in a ``SystemError`` traceback instead of the one-line message: long compiled loops run under
 :class:`StopRequest`. ``kill -9`` cannot be caught by any process (see :mod:`tomoconsensus.atomic`).
+
+Within :func:`terminate_as_exception`, SIGXFSZ (a file-size limit, ``ulimit -f``, reached) is ignored:
+the write then fails with EFBIG, which the CLI reports in one line like a full disk, instead of the
+process dying with a core dump and its temporary files left behind.
 """
 
 from __future__ import annotations
@@ -33,15 +37,17 @@ def _raise(signum, frame):
 
 @contextlib.contextmanager
 def terminate_as_exception() -> Iterator[None]:
-    """Within the block, SIGTERM raises Interrupted (as Ctrl-C raises KeyboardInterrupt)."""
+    """Within the block, SIGTERM raises Interrupted (as Ctrl-C raises KeyboardInterrupt); SIGXFSZ is ignored."""
     if not _main_thread():
         yield
         return
     old = signal.signal(signal.SIGTERM, _raise)
+    old_xfsz = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+        signal.signal(signal.SIGXFSZ, old_xfsz)
 
 
 class StopRequest:

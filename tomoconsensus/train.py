@@ -47,13 +47,15 @@ import torch
 import torch.distributed as dist
 
 from tomoconsensus import methods
-from tomoconsensus.atomic import write_text_atomic
+from tomoconsensus.atomic import is_no_space, no_space, write_text_atomic
 from tomoconsensus.checkpoints import (
     CHECKPOINT_FORMAT,
     build_models,
+    finish_run,
     load_checkpoint,
     load_trained,
     require_finite_weights,
+    restore_training,
     save_checkpoint,
     save_model,
 )
@@ -62,7 +64,7 @@ from tomoconsensus.data.patches import PatchSampler, StackPatches
 from tomoconsensus.data.prepared import PreparedDataset, read_prepared
 from tomoconsensus.data.sets import PathsLike, check_disjoint_patients
 from tomoconsensus.devices import torch_device
-from tomoconsensus.errors import Interrupted, RunError
+from tomoconsensus.errors import DiskFull, InputError, Interrupted, RunError
 from tomoconsensus.memory import check_training_memory
 from tomoconsensus.metrics import PRESENTERS, slice_metrics
 from tomoconsensus.nn.parallel import init_distributed, mean_over_processes, stop_everywhere, wrap_for_training
@@ -233,19 +235,26 @@ def train(config: TrainConfig, train_path: PathsLike, run_dir: str | Path, val_p
         check_disjoint_patients(train_path, monitor[name])
     record = data_record(data, train_path, val_path)
     checkpoint_path = run_dir / "checkpoint.pt"
-    state = load_checkpoint(checkpoint_path, device) if resume else None
+    state = load_checkpoint(checkpoint_path, device, training=True) if resume else None
     if state is not None:
         check_resume(checkpoint_path, state, dataclasses.asdict(config), record)
         require_finite_weights(state["models"], checkpoint_path)  # not "diverged": the file itself is damaged
     if world > 1:  # every rank has checked the folder before rank 0 writes to it
         dist.barrier()
     with run_lock(run_dir) if rank == 0 else contextlib.nullcontext():
+        if rank == 0:  # again under the lock: another process may have written the folder since the check
+            check_run_dir(run_dir, resume, overwrite)
         if overwrite and rank == 0:
             clear_run(run_dir)
         patches = patch_source(data, sampler, device, world, cache_mb)
         try:
             return _train_locked(config, data, val, sampler, patches, run_dir, state, record, rank, world, device,
                                  stop_after_steps, progress, initial_weights, monitors)
+        except Exception as exc:  # nothing partial: a new run that failed before its first checkpoint is removed
+            diverged = isinstance(exc, RunError) and not isinstance(exc, DiskFull)  # its log shows how
+            if rank == 0 and state is None and not diverged and not checkpoint_path.exists():
+                clear_run(run_dir)
+            raise
         finally:
             patches.close()
 
@@ -289,15 +298,30 @@ class _Loop:
     def best_path(self) -> Path:
         return self.run_dir / "best.pt"
 
+    def _disk_full(self, exc: DiskFull) -> DiskFull:
+        """``exc`` naming what is kept: the last good checkpoint (atomic writes never replace it by a partial one)."""
+        kept = (f"kept: {self.checkpoint_path} (step {self.saved_step}), continue with --resume"
+                if self.saved_step is not None else "no checkpoint had been written")
+        return DiskFull(f"{exc}; {kept}")
+
     def save_checkpoint(self) -> None:
-        save_checkpoint(self.checkpoint_path, self.step, self.config, self.models, self.optimizer, self.record)
+        try:
+            save_checkpoint(self.checkpoint_path, self.step, self.config, self.models, self.optimizer, self.record)
+        except DiskFull as exc:
+            raise self._disk_full(exc) from None
         self.saved_step = self.step
 
     def write_log(self, split: str, values: Mapping[str, float]) -> None:
-        """One ``log.jsonl`` line for the current step (rank 0 only holds the log)."""
-        self.log.write(json.dumps({"split": split, "step": self.step,
-                                   "epoch": self.step / self.sampler.batches_per_epoch, **values}) + "\n")
-        self.log.flush()
+        """One ``log.jsonl`` line for the current step (rank 0 only holds the log; a line cut short by a full
+        disk is dropped on resume)."""
+        try:
+            self.log.write(json.dumps({"split": split, "step": self.step,
+                                       "epoch": self.step / self.sampler.batches_per_epoch, **values}) + "\n")
+            self.log.flush()
+        except OSError as exc:
+            if not is_no_space(exc):
+                raise
+            raise self._disk_full(no_space(self.run_dir / "log.jsonl", exc)) from None
 
 
 def _train_locked(config: TrainConfig, data: PreparedDataset, val: PreparedDataset | None, sampler: PatchSampler,
@@ -344,7 +368,13 @@ def _start(config: TrainConfig, data: PreparedDataset, val: PreparedDataset | No
     optimizer = torch.optim.Adam(unique_parameters(models), lr=config.learning_rate)
     step = 0
     if state is not None:
-        step = _restore(state, models, optimizer, run_dir / "log.jsonl" if rank == 0 else None)
+        if state["step"] > total_steps:
+            raise InputError(run_dir / "checkpoint.pt", "step", f"at most the run's {total_steps} planned steps",
+                             state["step"])
+        if (run_dir / "model.pt").exists() and state["step"] != total_steps:  # model.pt is written at the end only
+            raise InputError(run_dir / "model.pt", "file", "no model.pt in an unfinished run (its checkpoint.pt is of "
+                             f"step {state['step']} of {total_steps}): --overwrite to train it again", "present")
+        step = _restore(state, models, optimizer, run_dir, trim_log=rank == 0)
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run_dir / "config.toml", config_to_toml(config))
@@ -356,20 +386,24 @@ def _start(config: TrainConfig, data: PreparedDataset, val: PreparedDataset | No
 
 
 def _restore(state: dict[str, Any], models: Mapping[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
-             log_path: Path | None) -> int:
-    """Load a checkpoint's networks, optimiser and RNG state (an exact resume) and drop the lines of
-    ``log_path`` written after it; returns its step."""
-    for name, m in models.items():
-        m.load_state_dict(state["models"][name])
-    optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["rng_cpu"].cpu())
-    if state["rng_cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
-    step = int(state["step"])
-    if log_path is not None and log_path.exists():  # drop log lines written after the checkpoint
-        kept = [ln for ln in log_path.read_text().splitlines() if json.loads(ln).get("step", 0) <= step]
+             run_dir: Path, trim_log: bool) -> int:
+    """Load a checkpoint's networks, optimiser and RNG state (an exact resume) and, with ``trim_log``, drop the
+    lines of log.jsonl written after it (and a last line cut short by a full disk); returns its step."""
+    step = restore_training(run_dir / "checkpoint.pt", state, models, optimizer)
+    log_path = run_dir / "log.jsonl"
+    if trim_log and log_path.exists():  # drop log lines written after the checkpoint
+        kept = [ln for ln in log_path.read_text().splitlines() if _log_step_of(ln) <= step]
         write_text_atomic(log_path, "".join(ln + "\n" for ln in kept))
     return step
+
+
+def _log_step_of(line: str) -> float:
+    """The step of a ``log.jsonl`` line; inf for a line that is not a whole JSON object (dropped)."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return math.inf
+    return record.get("step", 0) if isinstance(record, dict) else math.inf
 
 
 def _run_steps(loop: _Loop, val: PreparedDataset | None, bar, stop: StopRequest,
@@ -473,9 +507,7 @@ def _finish(loop: _Loop, start_step: int, start_time: float) -> TrainSummary:
                            loop.best["step"] if selected else step, loop.models,
                            f"val_{config.method}" if selected else "")
     if loop.rank == 0 and step == loop.total_steps:
-        if selected:
-            os.replace(loop.best_path, run_dir / "model.pt")
-        else:
-            save_model(run_dir / "model.pt", step, config, loop.models, {"data": loop.record})
-        write_text_atomic(run_dir / "summary.json", summary.to_json())
+        finish_run(run_dir, summary, loop.best_path if selected else None,
+                   lambda path: save_model(path, step, config, loop.models, {"data": loop.record}))
     return summary
+

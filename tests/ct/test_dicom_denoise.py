@@ -214,8 +214,15 @@ def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, capsys):
                  "--device", "cpu"])
     assert code == 2 and "--overwrite" in capsys.readouterr().err
     assert [p.name for p in (tmp_path / "out_bad").iterdir()] == ["old.dcm"]
-    assert main(["denoise", "--run", str(run), "--images", str(tmp_path / "good"), "--out", str(tmp_path / "out_bad"),
-                 "--device", "cpu", "--overwrite"]) == 0
+    # --overwrite replaces only an earlier output of this command: old.dcm is not one (issue 23)
+    code = main(["denoise", "--run", str(run), "--images", str(tmp_path / "good"), "--out", str(tmp_path / "out_bad"),
+                 "--device", "cpu", "--overwrite"])
+    assert code == 2 and "old.dcm" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "out_bad").iterdir()] == ["old.dcm"]
+    (tmp_path / "out_bad" / "old.dcm").unlink()
+    for _ in range(2):  # a new output, then replaced with --overwrite
+        assert main(["denoise", "--run", str(run), "--images", str(tmp_path / "good"), "--out",
+                     str(tmp_path / "out_bad"), "--device", "cpu", "--overwrite"]) == 0
     assert sorted(p.name for p in (tmp_path / "out_bad").iterdir()) == ["slice_0000.dcm", "slice_0001.dcm"]
 
 

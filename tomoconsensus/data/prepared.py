@@ -33,7 +33,7 @@ import numpy as np
 
 from tomoconsensus.atomic import atomic_path
 from tomoconsensus.errors import InputError, require_finite
-from tomoconsensus.hdf5 import open_hdf5, read_array, read_strings
+from tomoconsensus.hdf5 import check_written, create_hdf5, open_hdf5, read_array, read_strings
 from tomoconsensus.modality import Modality, Slice, split_and_reconstruct
 from tomoconsensus.progress import progress as progress_bar
 
@@ -131,7 +131,7 @@ def write_prepared_slices(out: str | Path, modality: Modality, results: Iterable
         raise InputError(attrs_source, "slices", "at least one slice to prepare", n_slices)
     start = time.perf_counter()
     out = Path(out)
-    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(out) as tmp, create_hdf5(tmp) as f:
         f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "modality": modality.name,
                         "units": modality.units, "channels": modality.channels, "seed": seed,
                         "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -151,6 +151,7 @@ def write_prepared_slices(out: str | Path, modality: Modality, results: Iterable
                                      chunks=(1,) + value.shape if value.ndim else None, compression="gzip")
                 f[key][i] = value
             ids[i], patients[i] = result.slice_id, result.patient_id
+            check_written(f)  # a full disk stops here, not after the last slice
             count += 1
         if count != n_slices:
             raise ValueError(f"expected {n_slices} slices, got {count}")

@@ -39,7 +39,7 @@ import numpy as np
 from tomoconsensus.atomic import atomic_path
 from tomoconsensus.counts import as_counts
 from tomoconsensus.errors import InputError, one_line, require_finite
-from tomoconsensus.hdf5 import open_hdf5, read_array, read_strings
+from tomoconsensus.hdf5 import create_hdf5, open_hdf5, read_array, read_strings
 from tomoconsensus.pet.limits import BYTES_PER_BIN, check_memory
 
 #: Largest accepted bin pitch in mm (2-D PET bins are a few mm; a value like 1e300 is a unit or typing error).
@@ -310,7 +310,7 @@ def write_prompts(path: str | Path, stack: PromptStack) -> Path:
     attributes ``shape`` and ``duration_s``), else as the histogram ``prompts``.
     """
     path = Path(path)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, create_hdf5(tmp) as f:
         if stack.listmode is None:
             f.create_dataset("prompts", data=stack.prompts.astype(np.int32), compression="gzip", shuffle=True)
         else:

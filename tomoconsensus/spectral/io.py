@@ -23,7 +23,7 @@ import numpy as np
 from tomoconsensus.atomic import atomic_path
 from tomoconsensus.counts import as_counts
 from tomoconsensus.errors import InputError, require_finite
-from tomoconsensus.hdf5 import open_hdf5, read_array, read_strings
+from tomoconsensus.hdf5 import create_hdf5, open_hdf5, read_array, read_strings
 from tomoconsensus.spectral.spectrum import check_bin_edges
 
 
@@ -95,7 +95,7 @@ def read_counts(path: str | Path) -> CountStack:
 def write_counts(path: str | Path, stack: CountStack) -> Path:
     """Write a count stack as HDF5 (atomically), in the schema :func:`read_counts` reads."""
     path = Path(path)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, create_hdf5(tmp) as f:
         f.create_dataset("counts", data=stack.counts.astype(np.int32), compression="gzip", shuffle=True)
         f.create_dataset("flat", data=np.asarray(stack.flat, np.float64))
         for key in ("reference", "iodine_mg_per_ml"):
