@@ -13,11 +13,14 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tomoconsensus.ct.countsplit import CountSinogram, CTThinningModality, full_line_integrals
 from tomoconsensus.ct.io import ImageStack, SinogramStack
 from tomoconsensus.ct.modality import CTModality
 from tomoconsensus.ct.sources import measured_slices, simulated_slices
 from tomoconsensus.ct.tv import TVConfig, tv_reconstruct
+from tomoconsensus.ct.tv_tuning import DEFAULT_GRID, TVTuning, tune_tv_lambda
 from tomoconsensus.data.prepared import PrepareSummary, write_prepared
 from tomoconsensus.devices import torch_device
 from tomoconsensus.errors import InputError
@@ -98,7 +101,7 @@ def measured_source(stack: SinogramStack, source: str | Path, max_slices: int | 
 
 
 def write_ct(out: str | Path, modality: CTModality, source: SliceSource, seed: int, tv: TVConfig | None = None,
-             progress: bool = True) -> PrepareSummary:
+             progress: bool = True, tv_tuning: TVTuning | None = None) -> PrepareSummary:
     """Split, reconstruct and write ``source`` to the prepared file ``out``.
 
     Parameters
@@ -109,16 +112,33 @@ def write_ct(out: str | Path, modality: CTModality, source: SliceSource, seed: i
         Recorded split seed (CT's odd/even split itself is deterministic).
     tv : TVConfig, optional
         Also store the TV reconstruction of each sinogram as ``/baselines/tv`` (HU/1000), with the
-        attributes ``tv_lam`` and ``tv_iter``.
+        attributes ``tv_lam``, ``tv_iter`` and ``tv_lam_choice`` ("given" unless ``tv_tuning``).
+    tv_tuning : TVTuning, optional
+        How ``tv.lam`` was chosen (:func:`tune_tv`): recorded as ``tv_lam_choice`` and ``tv_lam_grid``.
     """
     attrs = dict(source.attrs)
     baselines = {}
     if tv is not None:
         baselines["tv"] = lambda m: modality.to_units(tv_reconstruct(line_integrals(m), modality.geom, tv))
-        attrs.update(tv_lam=tv.lam, tv_iter=tv.n_iter)
+        attrs.update(tv_lam=tv.lam, tv_iter=tv.n_iter, tv_lam_choice="given")
+        if tv_tuning is not None:
+            attrs.update(tv_tuning.attributes())
     return write_prepared(out, modality, source.slices, source.n_slices, seed, attrs, baselines, progress)
 
 
 def line_integrals(measurement) -> object:
     """A slice's sinogram of line integrals, whether it comes as one or as readings before the log."""
     return full_line_integrals(measurement) if isinstance(measurement, CountSinogram) else measurement
+
+
+def tune_tv(source: SliceSource, geom: FanBeamGeometry, config: TVConfig, max_slices: int,
+            grid=DEFAULT_GRID) -> TVTuning:
+    """The TV weight chosen on the first ``max_slices`` validation slices of ``source`` against their
+    reference (:mod:`tomoconsensus.ct.tv_tuning`); InputError where the slices have no reference."""
+    pairs = []
+    for item in islice(source.slices, max_slices):
+        if item.reference is None:
+            raise InputError(source.attrs["source"], "reference", "validation slices with a clean reference "
+                             "to choose the TV weight on", "a slice without one")
+        pairs.append((line_integrals(item.measurement), 1000.0 * np.asarray(item.reference)[0]))
+    return tune_tv_lambda(pairs, geom, grid, config)
