@@ -69,15 +69,29 @@ def demo_record(result: dict, protocol: str, metrics_md: str, test_file: Path, w
     return record
 
 
-def main() -> dict:
-    from common import write_result
+def restate(path: Path) -> dict:
+    """A record written before :data:`RECORD_KEYS` in this schema: fields this script does not write are
+    dropped (e.g. notes added by hand), fields it did not yet write are null ("not recorded")."""
+    from tomoconsensus.atomic import write_text_atomic
 
+    old = json.loads(path.read_text())
+    record = {key: old.get(key) for key in RECORD_KEYS}
+    write_text_atomic(path, json.dumps(record, indent=2))
+    return record
+
+
+def main() -> dict:
     from tomoconsensus.demo import DemoProtocol, run_demo
+
+    from common import write_result
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--modality", choices=("ct", "mr"), default="ct")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--restate", type=Path, default=None, help="rewrite an older record in this schema, no run")
     args = parser.parse_args()
+    if args.restate is not None:
+        return restate(args.restate)
     load = os.getloadavg()[0]  # other jobs on the machine slow the demo down
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
