@@ -8,7 +8,7 @@ projections have their own source (:func:`tomoconsensus.ct.raw.projection_source
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -142,3 +142,19 @@ def tune_tv(source: SliceSource, geom: FanBeamGeometry, config: TVConfig, max_sl
                              "to choose the TV weight on", "a slice without one")
         pairs.append((line_integrals(item.measurement), 1000.0 * np.asarray(item.reference)[0]))
     return tune_tv_lambda(pairs, geom, grid, config)
+
+
+def tv_choice(lam: float | str, n_iter: int, geom: FanBeamGeometry, validation: SliceSource | None,
+              max_slices: int) -> tuple[TVConfig, TVTuning | None]:
+    """The TV baseline's configuration for ``prepare ct --tv``: the weight ``lam`` as given, or with
+    ``lam == "auto"`` the one chosen on the ``validation`` patient's reference (:func:`tune_tv`)."""
+    config = TVConfig(n_iter=n_iter)
+    if lam != "auto":
+        if validation is not None:
+            raise InputError("--tv-val", "tv-val", "--tv-val only with --tv-lam auto", "a fixed --tv-lam")
+        return replace(config, lam=float(lam)), None
+    if validation is None:
+        raise InputError("--tv-lam", "tv-lam", "--tv-val VALIDATION with --tv-lam auto (the validation patient's "
+                         "reference chooses the weight)", "auto without --tv-val")
+    tuning = tune_tv(validation, geom, config, max_slices)
+    return replace(config, lam=tuning.lam), tuning
