@@ -51,15 +51,20 @@ def test_ct_story_holds_with_the_paired_tests_and_targets():
     assert gap == "holds: Consensus closes >= 60 % of the FBP -> Noise2Clean SSIM gap (95 %)"
     assert any(line.startswith("holds: Consensus SSIM > Noise2Noise SSIM (86.45 vs 85.95; better on 12 of 12")
                for line in lines)
+    assert "holds: Noise2Clean SSIM >= Consensus SSIM: the supervised bound is one (+0.50 points)" in lines
+    assert any(line.startswith("holds: TV SSIM > FBP SSIM (78.45 vs 77.45; better on 12 of 12") for line in lines)
 
 
 def test_a_claim_that_fails_prints_does_not_hold():
     rmse = dict(GOOD_RMSE, Consensus=29.0)  # 0.95 x FBP, and worse than Noise2Noise
-    ssim = dict(GOOD_SSIM, Consensus=0.80, Noise2Noise=0.85)  # 22 % of the gap
+    ssim = dict(GOOD_SSIM, Consensus=0.80, Noise2Noise=0.85, TV=0.775)  # 21 % of the gap; TV below FBP
     lines = check_story(ct_summary(rmse, ssim), "ct")
     assert "DOES NOT HOLD: Consensus RMSE <= 0.85 x FBP RMSE (0.95 x)" in lines
     assert "DOES NOT HOLD: Consensus closes >= 60 % of the FBP -> Noise2Clean SSIM gap (21 %)" in lines
     assert any(line.startswith("DOES NOT HOLD: Consensus SSIM > Noise2Noise SSIM (79.45 vs 84.45") for line in lines)
+    assert any(line.startswith("DOES NOT HOLD: TV SSIM > FBP SSIM (76.95 vs 77.45") for line in lines)
+    lines = check_story(ct_summary(GOOD_RMSE, dict(GOOD_SSIM, Consensus=0.88)), "ct")  # above the bound
+    assert "DOES NOT HOLD: Noise2Clean SSIM >= Consensus SSIM: the supervised bound is one (-0.50 points)" in lines
     assert failed(lines)
 
 
