@@ -58,8 +58,14 @@ def _inputs(*paths) -> list[Path]:
 
 def _prepare_ct(args: argparse.Namespace) -> None:
     from tomoconsensus.ct.io import read_images, read_sinograms
-    from tomoconsensus.ct.tv import TVConfig
-    from tomoconsensus.pipelines.ct import ct_modality, fan_beam_geometry, measured_source, simulated_source, write_ct
+    from tomoconsensus.pipelines.ct import (
+        ct_modality,
+        fan_beam_geometry,
+        measured_source,
+        simulated_source,
+        tv_choice,
+        write_ct,
+    )
 
     if args.projections:
         return _prepare_ct_projections(args)
@@ -68,7 +74,7 @@ def _prepare_ct(args: argparse.Namespace) -> None:
     if args.dose_fraction is None:
         args.dose_fraction = 0.25
     geometry_file = Path(args.geometry) if Path(args.geometry).exists() else None
-    check_output_file(args.out, _inputs(args.images, args.sinograms, geometry_file), args.overwrite)
+    check_output_file(args.out, _inputs(args.images, args.sinograms, args.tv_val, geometry_file), args.overwrite)
     split = {"auto": "views", "odd-even": "views", "thinning": "thinning"}.get(args.split)
     if split is None or (split == "thinning" and not args.images):
         raise InputError("--split", "split", "auto, odd-even or thinning with --images (thinning needs the readings "
@@ -79,9 +85,19 @@ def _prepare_ct(args: argparse.Namespace) -> None:
                                   args.seed, args.images, args.reference, args.max_slices, counts=split == "thinning")
     else:
         source = measured_source(read_sinograms(args.sinograms, geom), args.sinograms, args.max_slices)
-    tv = TVConfig(lam=args.tv_lam, n_iter=args.tv_iter) if args.tv else None
+    validation = None
+    if args.tv_val is not None:  # the validation patient, whose reference may tune a baseline
+        if not args.tv or Path(args.tv_val).resolve() == Path(args.images or args.sinograms).resolve():
+            raise InputError(args.tv_val, "--tv-val", "with --tv --tv-lam auto, the validation patient's data "
+                             "(not the data being prepared)")
+        validation = (simulated_source(read_images(args.tv_val, args.pixel_spacing_mm), geom, args.dose_fraction,
+                                       args.seed + 1, args.tv_val, args.reference) if args.images
+                      else measured_source(read_sinograms(args.tv_val, geom), args.tv_val))
+    tv, tuning = tv_choice(args.tv_lam, args.tv_iter, geom, validation, args.tv_val_slices) if args.tv else (None, None)
+    if tuning is not None:
+        print(f"TV weight {tuning.lam:.3g} ({tuning.choice()}):\n{tuning.markdown()}")
     print(write_ct(args.out, ct_modality(geom, args.device, split), source, args.seed, tv, jobs=args.jobs,
-                   device=args.device))
+                   device=args.device, tv_tuning=tuning))
 
 
 def _prepare_ct_projections(args: argparse.Namespace) -> None:
@@ -399,7 +415,12 @@ def _add_prepare_ct_parser(prep_sub) -> None:
     ct.add_argument("--out", type=Path, required=True)
     ct.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     ct.add_argument("--tv", action="store_true", help="also compute the TV baseline (slow on CPU)")
-    ct.add_argument("--tv-lam", type=_POSITIVE, default=3e-4)
+    ct.add_argument("--tv-lam", type=lambda t: t if t == "auto" else _POSITIVE(t), default=3e-4,
+                    help="TV weight (default 3e-4), or auto: the weight of a log-spaced grid 1e-4..1e-2 with the "
+                    "lowest RMSE against --tv-val's reference")
+    ct.add_argument("--tv-val", type=Path, default=None, help="with --tv-lam auto: the validation patient's clean "
+                    "images (with --images) or sinograms with references (with --sinograms); never test patients")
+    ct.add_argument("--tv-val-slices", type=_POSITIVE_INT, default=4, help="validation slices scored (default 4)")
     ct.add_argument("--tv-iter", type=_POSITIVE_INT, default=50)
     ct.add_argument("--pixel-spacing-mm", type=_POSITIVE, default=None, help="for .npy stacks without spacing")
     ct.add_argument("--max-slices", type=_POSITIVE_INT, default=None, help="only the first N slices")

@@ -45,17 +45,25 @@ def metrics_json(ev: Evaluation) -> dict:
 
 
 def metrics_markdown(ev: Evaluation) -> str:
-    summary = ev.summary()
-    methods = ev.methods
-    lines = ["| Index | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
-    rows = presenter(ev.modality).report_rows
+    return markdown_from_json(metrics_json(ev))
+
+
+def markdown_from_json(record: dict) -> str:
+    """The paper-layout table of a metrics.json record (metrics as rows, methods as columns, mean ± std
+    as printed, one decimal); rows of the modality's ``report_rows`` that the record holds. The README's
+    demo tables are rendered by this function from benchmarks/results (benchmarks/readme_tables.py)."""
+    methods = record["methods"]
+    names = list(methods)
+    present = methods[names[0]]
+    rows = [row for row in presenter(record["modality"]).report_rows if row[0] in present]
+    lines = ["| Index | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for key, label, scale in rows:
-        cells = [f"{scale * summary[m][key]['mean']:.1f} ± {scale * summary[m][key]['std']:.1f}" for m in methods]
+        cells = [f"{scale * methods[m][key]['mean']:.1f} ± {scale * methods[m][key]['std']:.1f}" for m in names]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    ref_std = ev.reference_roi_std
-    roi_scale = next(scale for key, _, scale in rows if key == "roi_std")
-    note = (f"\n{len(ev.slice_ids)} test slices; mean ± std over slices. Reference ROI std: "
-            f"{roi_scale * np.mean(ref_std):.1f}." if ref_std else "")
+    ref_mean = (record.get("reference_roi_std") or {}).get("mean")
+    roi_scale = next(scale for key, _, scale in presenter(record["modality"]).report_rows if key == "roi_std")
+    note = (f"\n{len(record['slices'])} test slices; mean ± std over slices. Reference ROI std: "
+            f"{roi_scale * ref_mean:.1f}." if ref_mean is not None else "")
     return "\n".join(lines) + "\n" + note + "\n"
 
 

@@ -33,9 +33,9 @@ def open_training_data(config: TrainConfig, train_path: PathsLike, val_path: Pat
     check_training_data(data, config, _name(train_path), world)
     val = None
     if val_path:
-        check_disjoint_patients(train_path, val_path)
         val = open_prepared(val_path, in_memory, "--val")
         check_data(val, config, _name(val_path), like=data)
+        check_disjoint_patients(train_path, val_path)
     return data, val
 
 

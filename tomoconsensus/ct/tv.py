@@ -72,16 +72,18 @@ def operator_norm(proj: AstraProjector, n_iter: int, rng: np.random.Generator | 
 
 
 def tv_reconstruct(sinogram: np.ndarray, geom: FanBeamGeometry, config: TVConfig = TVConfig(),
-                   x0: np.ndarray | None = None) -> np.ndarray:
+                   x0: np.ndarray | None = None, a_norm: float | None = None) -> np.ndarray:
     """TV-regularised reconstruction of a sinogram (views, channels) -> image (N, N) in 1/mm.
 
-    Starts from ``x0`` (default: the Hann FBP, which cuts the iterations needed several-fold).
+    Starts from ``x0`` (default: the Hann FBP, which cuts the iterations needed several-fold);
+    ``a_norm`` is ``||A||`` where already known (default: :func:`operator_norm`, ``power_iterations``).
     """
     if x0 is None:
         x0 = fbp_operator(geom)(sinogram).numpy()
     mu_w = geom.protocol.mu_water_per_mm
     with forward_projector(geom) as proj:
-        a_norm = operator_norm(proj, config.power_iterations)
+        if a_norm is None:
+            a_norm = operator_norm(proj, config.power_iterations)
         # Work in water units u = x / mu_w with B = A / ||A||, so ||B|| = 1 like the gradient's scale:
         # A x = y  <=>  B u = y / (||A|| mu_w).
         scale = 1.0 / a_norm

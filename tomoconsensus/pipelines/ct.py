@@ -8,17 +8,20 @@ projections have their own source (:func:`tomoconsensus.ct.raw.projection_source
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from tomoconsensus.ct.countsplit import CountSinogram, CTThinningModality, full_line_integrals
 from tomoconsensus.ct.io import ImageStack, SinogramStack
 from tomoconsensus.ct.modality import CTModality
 from tomoconsensus.ct.sources import measured_slices, simulated_slices
 from tomoconsensus.ct.tv import TVConfig, tv_reconstruct
+from tomoconsensus.ct.tv_tuning import DEFAULT_GRID, TVTuning, tune_tv_lambda
 from tomoconsensus.data.prepared import PrepareSummary, write_prepared, write_prepared_slices
 from tomoconsensus.devices import torch_device
 from tomoconsensus.errors import InputError
@@ -106,7 +109,8 @@ def measured_source(stack: SinogramStack, source: str | Path, max_slices: int | 
 
 
 def write_ct(out: str | Path, modality: CTModality, source: SliceSource, seed: int, tv: TVConfig | None = None,
-             progress: bool = True, jobs: int = 1, device: str = "auto") -> PrepareSummary:
+             progress: bool = True, jobs: int = 1, device: str = "auto",
+             tv_tuning: TVTuning | None = None) -> PrepareSummary:
     """Split, reconstruct and write ``source`` to the prepared file ``out``.
 
     Parameters
@@ -117,14 +121,18 @@ def write_ct(out: str | Path, modality: CTModality, source: SliceSource, seed: i
         Recorded split seed (CT's odd/even split itself is deterministic).
     tv : TVConfig, optional
         Also store the TV reconstruction of each sinogram as ``/baselines/tv`` (HU/1000), with the
-        attributes ``tv_lam`` and ``tv_iter``.
+        attributes ``tv_lam``, ``tv_iter`` and ``tv_lam_choice`` ("given" unless ``tv_tuning``).
+    tv_tuning : TVTuning, optional
+        How ``tv.lam`` was chosen (:func:`tune_tv`): recorded as ``tv_lam_choice`` and ``tv_lam_grid``.
     jobs, device : int, str
         Processes that split and reconstruct (``jobs > 1`` needs ``source.make``; the file is the one
         ``jobs = 1`` writes) and the torch device each builds its modality on.
     """
     attrs = dict(source.attrs)
     if tv is not None:
-        attrs.update(tv_lam=tv.lam, tv_iter=tv.n_iter)
+        attrs.update(tv_lam=tv.lam, tv_iter=tv.n_iter, tv_lam_choice="given")
+        if tv_tuning is not None:
+            attrs.update(tv_tuning.attributes())
     if jobs > 1 and source.make is not None:
         import torch
 
@@ -146,3 +154,32 @@ def line_integrals(measurement) -> object:
 def _tv_baselines(tv: TVConfig, modality: CTModality) -> dict[str, Callable]:
     """``{"tv": sinogram or readings -> TV reconstruction in HU/1000}``."""
     return {"tv": lambda m: modality.to_units(tv_reconstruct(line_integrals(m), modality.geom, tv))}
+
+
+def tune_tv(source: SliceSource, geom: FanBeamGeometry, config: TVConfig, max_slices: int,
+            grid=DEFAULT_GRID) -> TVTuning:
+    """The TV weight chosen on the first ``max_slices`` validation slices of ``source`` against their
+    reference (:mod:`tomoconsensus.ct.tv_tuning`); InputError where the slices have no reference."""
+    pairs = []
+    for item in islice(source.slices, max_slices):
+        if item.reference is None:
+            raise InputError(source.attrs["source"], "reference", "validation slices with a clean reference "
+                             "to choose the TV weight on", "a slice without one")
+        pairs.append((line_integrals(item.measurement), 1000.0 * np.asarray(item.reference)[0]))
+    return tune_tv_lambda(pairs, geom, grid, config)
+
+
+def tv_choice(lam: float | str, n_iter: int, geom: FanBeamGeometry, validation: SliceSource | None,
+              max_slices: int) -> tuple[TVConfig, TVTuning | None]:
+    """The TV baseline's configuration for ``prepare ct --tv``: the weight ``lam`` as given, or with
+    ``lam == "auto"`` the one chosen on the ``validation`` patient's reference (:func:`tune_tv`)."""
+    config = TVConfig(n_iter=n_iter)
+    if lam != "auto":
+        if validation is not None:
+            raise InputError("--tv-val", "tv-val", "--tv-val only with --tv-lam auto", "a fixed --tv-lam")
+        return replace(config, lam=float(lam)), None
+    if validation is None:
+        raise InputError("--tv-lam", "tv-lam", "--tv-val VALIDATION with --tv-lam auto (the validation patient's "
+                         "reference chooses the weight)", "auto without --tv-val")
+    tuning = tune_tv(validation, geom, config, max_slices)
+    return replace(config, lam=tuning.lam), tuning

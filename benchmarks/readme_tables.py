@@ -1,0 +1,92 @@
+"""README's demo blocks rendered from the recorded demo runs (benchmarks/results/demo.json).
+
+Each block sits between ``<!-- BEGIN <file> <kind> -->`` and ``<!-- END <file> <kind> -->`` in
+README.md and is produced from the results file alone:
+
+* ``run``: when, where and how long (the record's wall time, date, commit, cores, device);
+* ``table``: the metrics table, by the same function that writes a report's metrics.md
+  (:func:`tomoconsensus.report.markdown_from_json`), so the README shows the numbers as printed;
+* ``story``: the claims the demo checked (:mod:`tomoconsensus.story`), verbatim.
+
+Run: python benchmarks/readme_tables.py --check   (exit 1 when README differs; tests/test_readme_tables.py)
+     python benchmarks/readme_tables.py --write   (after a new benchmarks/demo.py run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+README = ROOT / "README.md"
+#: (results file, block kind) rendered into README.md.
+BLOCKS = (("demo.json", "run"), ("demo.json", "table"), ("demo.json", "story"))
+
+
+def render_run(record: dict) -> str:
+    """One line: wall time, date, commit, machine of the recorded run (what the record does not hold is said)."""
+    def known(key: str, fmt=str) -> str:
+        return fmt(record[key]) if record.get(key) is not None else "not recorded"
+
+    commit = known("git_commit", lambda c: c[:10]) + (" (uncommitted changes)" if record.get("git_dirty") else "")
+    return (f"Recorded run: **{record['wall_seconds'] / 60:.1f} min** wall time on {record['cpu_cores']} "
+            f"{record['device'].upper()} cores ({record['machine']}); date {known('date_utc')}; commit {commit}; "
+            f"torch threads {known('torch_threads')}; load average at the start {known('load_average_1min')}.\n")
+
+
+def render_block(record: dict, kind: str) -> str:
+    """The Markdown of one block kind from a demo record."""
+    from tomoconsensus.report import markdown_from_json
+
+    if kind == "run":
+        return render_run(record)
+    if kind == "table":
+        return markdown_from_json(record["summary"])
+    if kind == "story":
+        return "".join(f"* {line}\n" for line in record["story"])
+    raise ValueError(f"unknown block kind {kind!r}")
+
+
+def block_pattern(name: str, kind: str) -> re.Pattern:
+    return re.compile(rf"(<!-- BEGIN {re.escape(name)} {kind} -->\n)(.*?)(<!-- END {re.escape(name)} {kind} -->)",
+                      re.DOTALL)
+
+
+def rendered(text: str, results: Path = RESULTS) -> str:
+    """``text`` (README) with every block replaced by its rendering; ValueError where a marker is missing."""
+    for name, kind in BLOCKS:
+        record = json.loads((results / name).read_text())
+        pattern = block_pattern(name, kind)
+        if not pattern.search(text):
+            raise ValueError(f"README.md: no <!-- BEGIN {name} {kind} --> ... <!-- END {name} {kind} --> block")
+        text = pattern.sub(lambda m, r=record, k=kind: m.group(1) + render_block(r, k) + m.group(3), text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--check", action="store_true", help="exit 1 if README.md differs from the results")
+    mode.add_argument("--write", action="store_true", help="rewrite README.md's blocks from the results")
+    args = parser.parse_args(argv)
+    text = README.read_text()
+    new = rendered(text)
+    if args.write:
+        if new != text:
+            from tomoconsensus.atomic import write_text_atomic
+
+            write_text_atomic(README, new)
+        print(f"README.md: {len(BLOCKS)} blocks rendered from benchmarks/results")
+        return 0
+    if new != text:
+        print("README.md differs from benchmarks/results (run benchmarks/readme_tables.py --write)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
