@@ -26,7 +26,6 @@ import argparse
 import dataclasses
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -90,7 +89,6 @@ def measure(name: str, work: Path, epochs: int) -> dict:
     val = {s: prepared(work, s, "val") for s in SPLITS}
     config = dataclasses.replace(demo_config("ct", DemoProtocol(), "cpu"), method=method, epochs=epochs, **overrides)
     run_dir = work / "runs" / name
-    start = time.perf_counter()
     if not (run_dir / "summary.json").exists():
         train(config, train_path, run_dir, val["thinning"], resume=(run_dir / "checkpoint.pt").exists(),
               progress=False, monitor={"views": val["views"]})
@@ -101,7 +99,9 @@ def measure(name: str, work: Path, epochs: int) -> dict:
         flush=True)
     return {"run": name, "method": method, "training_split": split, "overrides": overrides,
             "training_slices_per_patient": per_patient or 20, "selection_criterion": summary["selection_criterion"],
-            "selected_step": summary["best_step"], "seconds": round(time.perf_counter() - start, 1), "epochs": rows}
+            "selected_step": summary["best_step"], "training_seconds": round(summary["seconds"], 1),
+            "torch_threads_note": "timings on a shared 2-core machine (other jobs running): indicative only",
+            "epochs": rows}
 
 
 def _regret(rows: list[dict], key: str) -> dict:
