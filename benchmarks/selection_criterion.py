@@ -31,11 +31,12 @@ from pathlib import Path
 import torch
 from scipy.stats import spearmanr
 
+from tomoconsensus.atomic import write_text_atomic
 from tomoconsensus.demo import DemoProtocol, ct_split, demo_config, evenly_spaced
 from tomoconsensus.pipelines.ct import ct_modality, fan_beam_geometry, simulated_source, write_ct
 from tomoconsensus.train import train
 
-from common import write_result
+from common import RESULTS, write_result
 
 SPLITS = ("views", "thinning")
 #: name -> (method, training split, TrainConfig overrides, training slices per patient or None = the demo's 20)
@@ -138,6 +139,27 @@ def summarise(records: list[dict]) -> dict:
     return out
 
 
+def markdown(record: dict) -> str:
+    """The record's tables: per run, each criterion's choice against the clean optimum; then per method."""
+    lines = ["| run | method | training split | clean RMSE best (HU) | thinning criterion: selected RMSE (HU), "
+             "regret, Spearman over epochs | view criterion: selected RMSE (HU), regret, Spearman over epochs |",
+             "|---|---|---|---|---|---|"]
+    summary = record["summary"]
+    for run in record["runs"]:
+        t, v = (summary[s]["runs"][run["run"]] for s in SPLITS[::-1])
+        cell = "{selected_rmse_hu:.2f} (epoch {selected_epoch}), {regret_percent:.1f} %, {spearman_over_epochs:+.2f}"
+        lines.append(f"| {run['run']} | {run['method']} | {run['training_split']} | {t['best_rmse_hu']:.2f} "
+                     f"(epoch {t['best_epoch']}) | {cell.format(**t)} | {cell.format(**v)} |")
+    lines += ["", "| criterion | method | runs | Spearman, selected checkpoints | Spearman, all checkpoints | "
+              "largest regret | runs within 3 % |", "|---|---|---|---|---|---|---|"]
+    for split in SPLITS[::-1]:
+        for method, m in ((k, v) for k, v in summary[split].items() if k != "runs"):
+            rho = "–" if m["spearman_selected"] is None else f"{m['spearman_selected']:+.2f}"
+            lines.append(f"| {split} halves | {method} | {m['n_runs']} | {rho} | {m['spearman_all_epochs']:+.2f} "
+                         f"({m['n_checkpoints']}) | {m['max_regret_percent']:.1f} % | {m['runs_within_3_percent']} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "selection_criterion")
@@ -152,8 +174,9 @@ def main() -> None:
                             "(same readings)",
               "clean_error": "default output vs noiseless-FBP reference; body = reference > -500 HU",
               "torch_threads": torch.get_num_threads(), "summary": summarise(records), "runs": records}
-    print(json.dumps(record["summary"], indent=1))
+    print(markdown(record))
     write_result(args.result, record)
+    write_text_atomic(RESULTS / Path(args.result).with_suffix(".md").name, markdown(record))
 
 
 if __name__ == "__main__":
