@@ -70,16 +70,27 @@ def prepared(work: Path, split: str, name: str, per_patient: int | None = None) 
     return path
 
 
+#: criterion name -> (validation split, key of the val row): the method's loss and the held-out error of its
+#: deployed image operator on each half (:func:`tomoconsensus.methods.output_on_halves_error`)
+CRITERIA = {"loss_thinning": ("thinning", "{method}"), "loss_views": ("views", "{method}"),
+            "output_thinning": ("thinning", "output_on_halves"), "output_views": ("views", "output_on_halves")}
+
+
 def epoch_rows(run_dir: Path, method: str) -> list[dict]:
-    """Per epoch: the criterion on each validation split and the clean error of the default output on the
-    view-split file (whose (x1 + x2) / 2 is x_est: what a user denoises), from the run's log.jsonl."""
+    """Per epoch: every criterion and the clean error of the default output on the view-split file (whose
+    (x1 + x2) / 2 is x_est: what a user denoises), from the run's log.jsonl."""
     log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
-    val = {r["step"]: r for r in log if r["split"] == "val"}
-    views = {r["step"]: r for r in log if r["split"] == "monitor:views"}
-    return [{"epoch": round(r["epoch"]), "step": step, "criterion_thinning": r[f"val_{method}"],
-             "criterion_views": views[step][f"val_{method}"],
-             **{k: views[step][f"val_{k}"] for k in ("rmse_hu", "rmse_body_hu", "rmse_air_hu")},
-             "ssim": 100 * views[step]["val_ssim"]} for step, r in sorted(val.items())]
+    rows = {"thinning": {r["step"]: r for r in log if r["split"] == "val"},
+            "views": {r["step"]: r for r in log if r["split"] == "monitor:views"}}
+    out = []
+    for step, r in sorted(rows["thinning"].items()):
+        views = rows["views"][step]
+        crit = {f"criterion_{name}": rows[split][step][f"val_{key.format(method=method)}"]
+                for name, (split, key) in CRITERIA.items()}
+        out.append({"epoch": round(r["epoch"]), "step": step, **crit,
+                    **{k: views[f"val_{k}"] for k in ("rmse_hu", "rmse_body_hu", "rmse_air_hu")},
+                    "ssim": 100 * views["val_ssim"]})
+    return out
 
 
 def measure(name: str, work: Path, epochs: int) -> dict:
@@ -96,7 +107,8 @@ def measure(name: str, work: Path, epochs: int) -> dict:
     summary = json.loads((run_dir / "summary.json").read_text())
     rows = epoch_rows(run_dir, method)
     print(f"{name}: selected step {summary['best_step']}, " + "; ".join(
-        f"e{r['epoch']} {r['criterion_thinning']:.4g}/{r['criterion_views']:.4g} {r['rmse_hu']:.2f} HU" for r in rows),
+        f"e{r['epoch']} {r['criterion_loss_thinning']:.4g}/{r['criterion_output_thinning']:.4g} {r['rmse_hu']:.2f} HU"
+        for r in rows),
         flush=True)
     return {"run": name, "method": method, "training_split": split, "overrides": overrides,
             "training_slices_per_patient": per_patient or 20, "selection_criterion": summary["selection_criterion"],
@@ -119,8 +131,8 @@ def summarise(records: list[dict]) -> dict:
     """Per criterion and method: Spearman with the clean RMSE across runs (selected checkpoints) and over
     every (run, epoch), and each run's regret."""
     out = {}
-    for split in SPLITS:
-        key = f"criterion_{split}"
+    for name in CRITERIA:
+        key = f"criterion_{name}"
         per_run = {r["run"]: _regret(r["epochs"], key) for r in records}
         summary = {"runs": per_run}
         for method in sorted({r["method"] for r in records}):
@@ -135,27 +147,29 @@ def summarise(records: list[dict]) -> dict:
                 "n_checkpoints": len(pooled),
                 "max_regret_percent": max(per_run[r["run"]]["regret_percent"] for r in rec),
                 "runs_within_3_percent": sum(per_run[r["run"]]["regret_percent"] <= 3 for r in rec)}
-        out[split] = summary
+        out[name] = summary
     return out
 
 
 def markdown(record: dict) -> str:
     """The record's tables: per run, each criterion's choice against the clean optimum; then per method."""
-    lines = ["| run | method | training split | clean RMSE best (HU) | thinning criterion: selected RMSE (HU), "
-             "regret, Spearman over epochs | view criterion: selected RMSE (HU), regret, Spearman over epochs |",
-             "|---|---|---|---|---|---|"]
+    names = list(CRITERIA)
+    lines = ["| run | method | training split | clean RMSE best (HU) | "
+             + " | ".join(f"{n}: selected RMSE (HU), regret, Spearman" for n in names) + " |",
+             "|---" * (4 + len(names)) + "|"]
     summary = record["summary"]
+    cell = "{selected_rmse_hu:.2f} (e{selected_epoch}), {regret_percent:.1f} %, {spearman_over_epochs:+.2f}"
     for run in record["runs"]:
-        t, v = (summary[s]["runs"][run["run"]] for s in SPLITS[::-1])
-        cell = "{selected_rmse_hu:.2f} (epoch {selected_epoch}), {regret_percent:.1f} %, {spearman_over_epochs:+.2f}"
-        lines.append(f"| {run['run']} | {run['method']} | {run['training_split']} | {t['best_rmse_hu']:.2f} "
-                     f"(epoch {t['best_epoch']}) | {cell.format(**t)} | {cell.format(**v)} |")
+        best = summary[names[0]]["runs"][run["run"]]
+        lines.append(f"| {run['run']} | {run['method']} | {run['training_split']} | {best['best_rmse_hu']:.2f} "
+                     f"(e{best['best_epoch']}) | "
+                     + " | ".join(cell.format(**summary[n]["runs"][run["run"]]) for n in names) + " |")
     lines += ["", "| criterion | method | runs | Spearman, selected checkpoints | Spearman, all checkpoints | "
               "largest regret | runs within 3 % |", "|---|---|---|---|---|---|---|"]
-    for split in SPLITS[::-1]:
-        for method, m in ((k, v) for k, v in summary[split].items() if k != "runs"):
+    for name in names:
+        for method, m in ((k, v) for k, v in summary[name].items() if k != "runs"):
             rho = "–" if m["spearman_selected"] is None else f"{m['spearman_selected']:+.2f}"
-            lines.append(f"| {split} halves | {method} | {m['n_runs']} | {rho} | {m['spearman_all_epochs']:+.2f} "
+            lines.append(f"| {name} | {method} | {m['n_runs']} | {rho} | {m['spearman_all_epochs']:+.2f} "
                          f"({m['n_checkpoints']}) | {m['max_regret_percent']:.1f} % | {m['runs_within_3_percent']} |")
     return "\n".join(lines) + "\n"
 

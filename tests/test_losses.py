@@ -78,3 +78,32 @@ def test_theorem1_noise2noise_converges_to_noise2clean():
     x2_correlated = x + 0.5 * (x1 - x) + s * 0.866 * torch.randn(n, d, generator=g, dtype=torch.float64)
     w_corr = fit(lambda f: losses.noise2noise(f, x1, x2_correlated, beta_w=0.0)["total"])
     assert rel(w_corr, w_n2c) > 0.1
+
+
+def test_output_on_halves_error_estimates_the_operators_error_plus_the_half_noise():
+    """E[1/2||g(x1) - x2||^2 + 1/2||g(x2) - x1||^2] = E||g(x_k) - x||^2 + sigma^2 for independent halves:
+    an oracle g (returns the clean image) scores sigma^2, the identity 2 sigma^2 (its own noise + the
+    target's), and the supervised methods have no such estimate."""
+    import torch
+
+    from tomoconsensus import methods
+
+    gen = torch.Generator().manual_seed(0)
+    clean = torch.rand(4, 1, 64, 64, generator=gen)
+    sigma = 0.1
+    x1 = clean + sigma * torch.randn(clean.shape, generator=gen)
+    x2 = clean + sigma * torch.randn(clean.shape, generator=gen)
+
+    class Oracle(torch.nn.Module):
+        def forward(self, x):
+            return clean
+
+    ident = torch.nn.Identity()
+    oracle = methods.output_on_halves_error("consensus", {"f1": Oracle(), "f2": Oracle()}, x1, x2)
+    identity = methods.output_on_halves_error("noise2noise", {"f": ident}, x1, x2)
+    assert float(oracle) == pytest.approx(sigma**2, rel=0.03)
+    assert float(identity) == pytest.approx(2 * sigma**2, rel=0.03)
+    # consensus scores the average of its two networks: one oracle and one identity give (x + x_k)/2
+    mixed = methods.output_on_halves_error("consensus", {"f1": Oracle(), "f2": ident}, x1, x2)
+    assert float(mixed) == pytest.approx(sigma**2 / 4 + sigma**2, rel=0.03)
+    assert methods.output_on_halves_error("noise2clean", {"f": ident}, x1, x2) is None

@@ -12,13 +12,14 @@ def bench():
 
 
 def _epochs(thin, views, rmse):
-    return [{"epoch": i + 1, "criterion_thinning": t, "criterion_views": v, "rmse_hu": r, "rmse_body_hu": r,
-             "rmse_air_hu": r, "ssim": 90.0} for i, (t, v, r) in enumerate(zip(thin, views, rmse, strict=True))]
+    return [{"epoch": i + 1, "criterion_loss_thinning": t, "criterion_loss_views": v, "criterion_output_thinning": t,
+             "criterion_output_views": v, "rmse_hu": r, "rmse_body_hu": r, "rmse_air_hu": r, "ssim": 90.0}
+            for i, (t, v, r) in enumerate(zip(thin, views, rmse, strict=True))]
 
 
 def test_regret_is_the_clean_error_at_the_criterions_choice_over_the_runs_best(bench):
     rows = _epochs([3, 2, 1, 4], [4, 3, 2, 1], [12.0, 11.0, 10.0, 12.5])
-    thin, views = bench._regret(rows, "criterion_thinning"), bench._regret(rows, "criterion_views")
+    thin, views = bench._regret(rows, "criterion_loss_thinning"), bench._regret(rows, "criterion_loss_views")
     assert (thin["selected_epoch"], thin["regret_percent"]) == (3, 0.0)
     assert thin["spearman_over_epochs"] == pytest.approx(1.0)
     assert views["selected_epoch"] == 4 and views["regret_percent"] == pytest.approx(25.0)
@@ -29,7 +30,7 @@ def test_summary_ranks_runs_by_their_selected_checkpoints(bench):
     records = [{"run": f"r{k}", "method": "consensus",
                 "epochs": _epochs([5 - k, 6 - k], [1, 2], [10.0 + k, 11.0 + k])} for k in range(3)]
     summary = bench.summarise(records)
-    thin = summary["thinning"]["consensus"]
+    thin = summary["loss_thinning"]["consensus"]
     # the criterion falls as the clean error rises from run to run: a criterion that ranks runs backwards
     assert thin["spearman_selected"] == pytest.approx(-1.0) and thin["n_runs"] == 3
-    assert thin["runs_within_3_percent"] == 3 and summary["views"]["consensus"]["n_checkpoints"] == 6
+    assert thin["runs_within_3_percent"] == 3 and summary["output_views"]["consensus"]["n_checkpoints"] == 6

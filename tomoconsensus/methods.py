@@ -103,6 +103,23 @@ def output(method: str, models: Mapping[str, nn.Module], x1: torch.Tensor, x2: t
     return models["f"](x1 if variant == "f1" else x_est)
 
 
+def output_on_halves_error(method: str, models: Mapping[str, nn.Module], x1: torch.Tensor,
+                           x2: torch.Tensor) -> torch.Tensor | None:
+    """Held-out error of the method's image operator g (consensus: (f1 + f2) / 2, the ``mean`` output's;
+    Noise2Noise: f), applied to each half and scored against the other half:
+    ``1/2 ||g(x1) - x2||^2 + 1/2 ||g(x2) - x1||^2`` (mean over pixels). With independent halves this is
+    ``E||g(x_k) - x||^2 + Var(noise of a half)``: the error of the output the toolkit deploys, at the
+    noise level of one half, estimated without a reference. None for the supervised methods."""
+    if method == "consensus":
+        def g(x):
+            return 0.5 * (models["f1"](x) + models["f2"](x))
+    elif method == "noise2noise":
+        g = models["f"]
+    else:
+        return None
+    return 0.5 * losses.mse(g(x1), x2) + 0.5 * losses.mse(g(x2), x1)
+
+
 def half_outputs(method: str, models: Mapping[str, nn.Module], x1: torch.Tensor,
                  x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The output from each half's data alone (for choices made on held-out raw data, e.g. MR data

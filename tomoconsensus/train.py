@@ -164,6 +164,9 @@ def validate(config: TrainConfig, models: Mapping[str, torch.nn.Module], data: P
             if methods.has_target(config.method, tensors):
                 terms = methods.objective(config.method, models, tensors, config.beta_w, config.beta_r,
                                           config.symmetric_n2n)
+                output_error = methods.output_on_halves_error(config.method, models, tensors["x1"], tensors["x2"])
+                if output_error is not None:
+                    terms = {**terms, "output_on_halves": output_error}
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + float(v) * len(tensors["x1"])
             out = methods.output(config.method, models, tensors["x1"], tensors["x2"], tensors["x_est"],
