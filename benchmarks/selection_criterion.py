@@ -40,17 +40,17 @@ from common import RESULTS, write_result
 
 SPLITS = ("views", "thinning")
 #: name -> (method, training split, TrainConfig overrides, training slices per patient or None = the demo's 20)
-RUNS = {
-    "c_views_br0": ("consensus", "views", {}, None),
-    "c_views_br0.5": ("consensus", "views", {"beta_r": 0.5}, None),
-    "c_thin_br0": ("consensus", "thinning", {}, None),
-    "c_thin_br0.5": ("consensus", "thinning", {"beta_r": 0.5}, None),
-    "c_views_p32": ("consensus", "views", {"patch_size": 32}, None),
-    "c_thin_p32": ("consensus", "thinning", {"patch_size": 32}, None),
-    "c_views_pp5": ("consensus", "views", {}, 5),
-    "c_thin_pp5": ("consensus", "thinning", {}, 5),
-    "n2n_views": ("noise2noise", "views", {}, None),
-    "n2n_thin": ("noise2noise", "thinning", {}, None),
+RUNS = {  # every value that differs between runs is explicit (the demo's defaults may change)
+    "c_views_br0": ("consensus", "views", {"beta_r": 0.0, "patch_size": 64}, None),
+    "c_views_br0.5": ("consensus", "views", {"beta_r": 0.5, "patch_size": 64}, None),
+    "c_thin_br0": ("consensus", "thinning", {"beta_r": 0.0, "patch_size": 64}, None),
+    "c_thin_br0.5": ("consensus", "thinning", {"beta_r": 0.5, "patch_size": 64}, None),
+    "c_views_p32": ("consensus", "views", {"beta_r": 0.0, "patch_size": 32}, None),
+    "c_thin_p32": ("consensus", "thinning", {"beta_r": 0.0, "patch_size": 32}, None),
+    "c_views_pp5": ("consensus", "views", {"beta_r": 0.0, "patch_size": 64}, 5),
+    "c_thin_pp5": ("consensus", "thinning", {"beta_r": 0.0, "patch_size": 64}, 5),
+    "n2n_views": ("noise2noise", "views", {"patch_size": 64}, None),
+    "n2n_thin": ("noise2noise", "thinning", {"patch_size": 64}, None),
 }
 
 
