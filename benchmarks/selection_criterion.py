@@ -183,7 +183,8 @@ def main() -> None:
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     records = [measure(name, args.work, args.epochs) for name in args.runs]
-    record = {"protocol": DemoProtocol().describe("ct") + f"; {args.epochs} epochs",
+    record = {"protocol": DemoProtocol().describe("ct") + f"; here {args.epochs} epochs, and each run's own training "
+              "split and 'overrides' (beta_r, patch_size) replace the demo's values",
               "validation": "demo validation patient LIDC-IDRI-0001, 10 slices, prepared with each split "
                             "(same readings)",
               "clean_error": "default output vs noiseless-FBP reference; body = reference > -500 HU",
