@@ -58,19 +58,14 @@ def estimate_training_memory(config: TrainConfig, n_slices: int, height: int, wi
 
 
 def available_bytes(device) -> int | None:
-    """Free memory of a torch device in bytes (None where it cannot be read)."""
-    if getattr(device, "type", str(device)) == "cuda":
-        import torch
+    """Free memory of a torch device in bytes (:func:`tomoconsensus.data.lazy.available_memory_bytes`;
+    None where it cannot be read)."""
+    from tomoconsensus.data.lazy import available_memory_bytes
 
-        return int(torch.cuda.mem_get_info(device)[0])
     try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
+        return available_memory_bytes(getattr(device, "type", str(device)), device)
+    except (OSError, ValueError):
+        return None
 
 
 def check_training_memory(config: TrainConfig, n_slices: int, height: int, width: int, device,
