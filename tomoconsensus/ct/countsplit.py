@@ -39,6 +39,7 @@ import numpy as np
 from tomoconsensus.choices import MEAN_INPUT_X_EST
 from tomoconsensus.counts import binomial_thin
 from tomoconsensus.ct.modality import CTModality
+from tomoconsensus.ct.noise import counts_to_line_integrals, detector_readings
 from tomoconsensus.modality import SplitImages
 
 SPLIT_DESCRIPTION = ("x1, x2 = binomial thinning of every reading's photon counts (all views in each half), "
@@ -72,13 +73,10 @@ class CountSinogram(NamedTuple):
 
 def simulate_count_sinogram(line_integrals: np.ndarray, i0: np.ndarray, electronic_noise_std: float,
                             rng: np.random.Generator) -> CountSinogram:
-    """Readings of noiseless ``line_integrals`` (views, channels), drawing from ``rng`` exactly as
-    :func:`tomoconsensus.ct.noise.simulate_counts` does (same counts for the same generator state)."""
-    expected = i0 * np.exp(-np.asarray(line_integrals, dtype=np.float64))
-    poisson = rng.poisson(expected).astype(np.int64)
-    counts = poisson.astype(np.float64)
-    if electronic_noise_std > 0:
-        counts = counts + rng.normal(0.0, electronic_noise_std, size=counts.shape)
+    """Readings of noiseless ``line_integrals`` (views, channels), drawn by
+    :func:`tomoconsensus.ct.noise.detector_readings` (the view split's draws: same counts for the same
+    generator state)."""
+    poisson, counts = detector_readings(line_integrals, i0, electronic_noise_std, rng)
     return CountSinogram(poisson, counts, np.asarray(i0, dtype=np.float64), float(electronic_noise_std))
 
 
@@ -111,8 +109,8 @@ def half_line_integrals(half_counts: np.ndarray, i0: np.ndarray) -> np.ndarray:
 
 
 def full_line_integrals(m: CountSinogram) -> np.ndarray:
-    """``-ln(max(N, 1) / I0)`` of all readings, float32 (:func:`tomoconsensus.ct.noise.counts_to_line_integrals`)."""
-    return (-np.log(np.maximum(m.counts, 1.0) / m.i0)).astype(np.float32)
+    """``-ln(max(N, 1) / I0)`` of all readings, float32."""
+    return counts_to_line_integrals(m.counts, m.i0)
 
 
 class CTThinningModality(CTModality):

@@ -49,14 +49,22 @@ def incident_photons(geom: FanBeamGeometry, dose_fraction: float) -> np.ndarray:
     return geom.protocol.incident_photons * dose_fraction * bowtie_transmission(geom)
 
 
+def detector_readings(line_integrals: np.ndarray, i0: np.ndarray, electronic_noise_std: float,
+                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``(P, P + e)`` for noiseless line integrals (views, channels): the Poisson photons (int64) and
+    what the detector reports with its electronic noise (float64, may be < 0)."""
+    expected = i0 * np.exp(-np.asarray(line_integrals, dtype=np.float64))
+    poisson = rng.poisson(expected).astype(np.int64)
+    counts = poisson.astype(np.float64)
+    if electronic_noise_std > 0:
+        counts += rng.normal(0.0, electronic_noise_std, size=counts.shape)
+    return poisson, counts
+
+
 def simulate_counts(line_integrals: np.ndarray, i0: np.ndarray, protocol: CTDoseProtocol,
                     rng: np.random.Generator) -> np.ndarray:
     """Detected photons for noiseless line integrals (views, channels); float64, may be < 0."""
-    expected = i0 * np.exp(-np.asarray(line_integrals, dtype=np.float64))
-    counts = rng.poisson(expected).astype(np.float64)
-    if protocol.electronic_noise_std > 0:
-        counts += rng.normal(0.0, protocol.electronic_noise_std, size=counts.shape)
-    return counts
+    return detector_readings(line_integrals, i0, protocol.electronic_noise_std, rng)[1]
 
 
 def counts_to_line_integrals(counts: np.ndarray, i0: np.ndarray) -> np.ndarray:

@@ -29,6 +29,7 @@ from tomoconsensus.data.prepared import IMAGE_KEYS, PreparedDataset, read_prepar
 from tomoconsensus.data.sets import PathsLike, check_same_kind, dataset_path, expand_prepared, read_prepared_many
 from tomoconsensus.errors import InputError, require_finite
 from tomoconsensus.hdf5 import open_hdf5, read_strings
+from tomoconsensus.hostmem import available_host_bytes
 
 #: ``--data-in-memory auto`` loads the data when they take at most this share of the available memory.
 MEMORY_SHARE = 0.25
@@ -196,14 +197,7 @@ def available_memory_bytes(device_type: str = "cpu", device: Any = None) -> int:
         import torch
 
         return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return available_host_bytes()
 
 
 def data_bytes(paths: PathsLike) -> int:

@@ -2,15 +2,13 @@
 
 A shape read from a file (a list-mode ``shape`` of 1e5 x 1e5) or an option (``--image-size 100000``)
 fixes how much memory the preparation needs before anything is allocated. The estimate is compared
-with the memory the system reports as available (Linux ``MemAvailable``; else physical pages).
+with the memory the system reports as available (:func:`tomoconsensus.hostmem.available_host_bytes`).
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from tomoconsensus.errors import InputError
+from tomoconsensus.hostmem import available_host_bytes
 
 #: Bytes per sinogram bin while a prompt stack is prepared: prompts, delayed and each half's counts (int64),
 #: m and a (float64), and the float64 temporaries of one reconstruction.
@@ -20,18 +18,7 @@ BYTES_PER_BIN = 8 * 8
 BYTES_PER_PIXEL = 4 * 32
 
 
-def available_bytes() -> int:
-    """Memory available to a new allocation, in bytes (``MemAvailable`` of /proc/meminfo where there is one)."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, AttributeError):
-        return 1 << 62  # unknown: do not refuse
+available_bytes = available_host_bytes  # module name kept: callers and tests use it
 
 
 def gib(n_bytes: float) -> str:
