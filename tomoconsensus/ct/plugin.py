@@ -1,0 +1,12 @@
+"""The ct modality as a tomoconsensus plugin (:mod:`tomoconsensus.registry`): where its parts live."""
+
+from tomoconsensus.registry import Plugin
+
+PLUGIN = Plugin(
+    name="ct",
+    presentation="tomoconsensus.ct.presentation:CTPresentation",
+    prepare_parser="tomoconsensus.ct.cli:add_prepare_parser",
+    refiner=None,
+    demo="tomoconsensus.ct.demo:DEMO",
+    summary="CT: sinograms, DICOM images or DICOM-CT-PD projections; odd/even views or count thinning, FBP per half",
+)
