@@ -9,6 +9,7 @@ from tomoconsensus.ct.countsplit import (
     recorrupt_counts,
     simulate_count_sinogram,
     thin_counts,
+    thin_fraction,
 )
 from tomoconsensus.ct.io import ImageStack
 from tomoconsensus.ct.noise import incident_photons, simulate_low_dose
@@ -40,6 +41,26 @@ def test_halves_sum_to_the_readings_and_are_independent_half_dose_readings():
     assert abs(np.corrcoef(n1.ravel(), n2.ravel())[0, 1]) < 4 * se
     # independence beyond correlation: the halves' squares are uncorrelated too (Poisson thinning is exact)
     assert abs(np.corrcoef((n1 - LAMBDA / 2).ravel() ** 2, (n2 - LAMBDA / 2).ravel() ** 2)[0, 1]) < 4 * se
+
+
+@pytest.mark.parametrize("fraction", [0.2, 0.8])
+def test_a_fraction_of_the_dose_is_an_independent_scan_of_that_dose(fraction):
+    """thin_fraction: parts sum to the readings; part a has mean f lambda and variance f (lambda + sigma_e^2)
+    (a scan at f I0 with sigma_e sqrt f), part b the rest; their correlation is 0 within 4/sqrt(N)."""
+    rng = np.random.default_rng(5)
+    m = _readings(rng)
+    a, b = thin_fraction(m, fraction, rng)
+    np.testing.assert_allclose(a.counts + b.counts, m.counts, rtol=0, atol=1e-9)
+    for part, f in ((a, fraction), (b, 1 - fraction)):
+        assert abs(part.counts.mean() - f * LAMBDA) < 4 * np.sqrt(f * (LAMBDA + SIGMA_E**2) / N)
+        assert abs(part.counts.var() / (f * (LAMBDA + SIGMA_E**2)) - 1) < 0.02
+        assert part.electronic_noise_std == pytest.approx(SIGMA_E * np.sqrt(f))
+        np.testing.assert_allclose(part.i0, m.i0 * f)
+        assert abs((part.counts - part.poisson).var() / (f * SIGMA_E**2) - 1) < 0.02
+    assert abs(np.corrcoef(a.counts.ravel(), b.counts.ravel())[0, 1]) < 4 / np.sqrt(N)
+    n1, n2 = thin_counts(a, rng)  # a part splits again into independent halves of its dose
+    assert abs(np.corrcoef(n1.ravel(), n2.ravel())[0, 1]) < 4 / np.sqrt(N)
+    assert abs(n1.var() / (fraction / 2 * (LAMBDA + SIGMA_E**2)) - 1) < 0.02
 
 
 def test_a_plain_binomial_split_of_noisy_readings_would_correlate_the_halves():

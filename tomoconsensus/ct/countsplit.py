@@ -103,6 +103,33 @@ def recorrupt_counts(counts: np.ndarray, electronic_noise_std: float,
     return (counts + z) / 2.0, (counts - z) / 2.0
 
 
+def thin_fraction(m: CountSinogram, fraction: float,
+                  rng: np.random.Generator) -> tuple[CountSinogram, CountSinogram]:
+    """Split a simulated scan into independent scans with ``fraction`` and ``1 - fraction`` of its dose.
+
+    ``N_a = B + f e + sqrt(f (1 - f)) z``, ``N_b = (P - B) + (1 - f) e - sqrt(f (1 - f)) z``,
+    ``B ~ Binomial(P, f)``, ``z ~ Normal(0, sigma_e^2)``: ``B`` and ``P - B`` are independent
+    ``Poisson(f lambda)``, ``Poisson((1 - f) lambda)``; the Gaussian parts have variances ``f sigma_e^2``,
+    ``(1 - f) sigma_e^2`` and covariance ``f (1 - f) sigma_e^2 - f (1 - f) sigma_e^2 = 0``. Each part is
+    a complete scan (incident photons ``f I0``, electronic noise ``sqrt(f) sigma_e``), so it can be split
+    again. Needs the Poisson part (a simulation); ``fraction`` in (0, 1).
+
+    Used to hold out a *target* scan for no-reference comparisons of outputs that take the rest of the
+    data (benchmarks/output_variant_choice.py).
+    """
+    if m.poisson is None or not 0.0 < fraction < 1.0:
+        raise ValueError("thin_fraction needs a simulated scan (its Poisson part) and a fraction in (0, 1)")
+    b = rng.binomial(m.poisson, fraction)
+    electronic = m.counts - m.poisson
+    s = m.electronic_noise_std
+    z = rng.normal(0.0, s, size=electronic.shape) * np.sqrt(fraction * (1.0 - fraction)) if s > 0 else 0.0
+    parts = []
+    for f, poisson, gauss in ((fraction, b, fraction * electronic + z),
+                              (1.0 - fraction, m.poisson - b, (1.0 - fraction) * electronic - z)):
+        parts.append(CountSinogram(poisson, poisson + gauss, m.i0 * f, s * np.sqrt(f)))
+    return parts[0], parts[1]
+
+
 def half_line_integrals(half_counts: np.ndarray, i0: np.ndarray) -> np.ndarray:
     """``-ln(max(2 N_k, 1) / I0)`` of one half's readings (half the incident photons), float32."""
     return (-np.log(np.maximum(2.0 * half_counts, 1.0) / i0)).astype(np.float32)
