@@ -12,11 +12,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from tomoconsensus.ct.curved import CurvedFBP, CurvedProjector
-from tomoconsensus.ct.fbp import FBP
-from tomoconsensus.ct.projector import AstraProjector
-from tomoconsensus.geometry import load_geometry
+from tomoconsensus.ct.protocol import load_geometry
 from tomoconsensus.pet.recon import CorrectedFBP, pet_geometry
+from tomoconsensus.tomo.curved import CurvedFBP, CurvedProjector
+from tomoconsensus.tomo.fbp import FBP
+from tomoconsensus.tomo.projector import AstraProjector
 
 DTYPES = [np.float32, np.float64]
 

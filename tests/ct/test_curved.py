@@ -5,9 +5,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from tomoconsensus.ct.curved import CurvedFBP, CurvedProjector, FanViews, fbp_operator
-from tomoconsensus.ct.fbp import FBP
-from tomoconsensus.geometry import load_geometry
+from tomoconsensus.ct.protocol import load_geometry
+from tomoconsensus.tomo.curved import CurvedFBP, CurvedProjector, FanViews, fbp_operator
+from tomoconsensus.tomo.fbp import FBP
 
 MU = 0.0193
 
@@ -128,7 +128,8 @@ def test_projector_adjoint_is_the_exact_transpose(curved, backend):
 
 
 def test_tv_runs_on_a_curved_geometry(curved):
-    from tomoconsensus.ct.tv import TVConfig, tv_reconstruct
+    from tomoconsensus.ct.tv_baseline import tv_reconstruct
+    from tomoconsensus.tomo.tv import TVConfig
 
     sino = ellipse_sinogram(curved, FanViews.from_geometry(curved), (0, 0), (100, 100), 0, MU)
     image = tv_reconstruct(sino, curved, TVConfig(lam=1e-4, n_iter=5, power_iterations=5))

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from tomoconsensus.ct.projector import AstraProjector
-from tomoconsensus.geometry import ParallelBeamGeometry
+from tomoconsensus.tomo.geometry import ParallelBeamGeometry
+from tomoconsensus.tomo.projector import AstraProjector
 
 from tests.conftest import MU_WATER, disk
 

@@ -1,9 +1,10 @@
 import numpy as np
 
-from tomoconsensus.ct.fbp import fbp
 from tomoconsensus.ct.noise import simulate_low_dose
-from tomoconsensus.ct.projector import AstraProjector
-from tomoconsensus.ct.tv import TVConfig, divergence, gradient, tv_reconstruct
+from tomoconsensus.ct.tv_baseline import tv_reconstruct
+from tomoconsensus.tomo.fbp import fbp
+from tomoconsensus.tomo.projector import AstraProjector
+from tomoconsensus.tomo.tv import TVConfig, divergence, gradient
 
 from tests.conftest import MU_WATER, disk
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from tomoconsensus.ct.projector import AstraProjector
 from tomoconsensus.pet.modality import PETMeasurement, PETModality
 from tomoconsensus.pet.recon import OSEM, CorrectedFBP, attenuation_factors, pet_geometry
 from tomoconsensus.pet.simulate import TISSUE_CLASSES, detector_blur, tissue_maps
+from tomoconsensus.tomo.projector import AstraProjector
 
 ANGLES = np.arange(128) * 180.0 / 128
 MU_WATER_PER_MM = 0.0096  # 0.096 /cm at 511 keV
