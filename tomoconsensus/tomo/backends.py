@@ -3,7 +3,7 @@
 * ASTRA projectors: the CUDA projector where ASTRA was built with CUDA and sees a GPU
   (:func:`cuda_available`), the CPU ``line`` / ``strip`` projectors otherwise (:func:`astra_projector_type`);
 * FBP backprojection: the compiled Numba kernel on the CPU (:mod:`tomoconsensus.tomo.backproject`), the
-  vectorised torch loop on a GPU or when asked for (:func:`backprojection_backend`);
+  vectorised torch loop on a GPU or when asked for (:func:`backprojection_backend`, :func:`default_view_chunk`);
 * curved-detector projection: Joseph's method on the CPU (:mod:`tomoconsensus.tomo.joseph`), ASTRA with
   resampling where ASTRA has CUDA (:func:`curved_projector_backend`).
 
@@ -40,6 +40,12 @@ def backprojection_backend(backend: str | None, device: Any) -> str:
     if chosen not in ("numba", "torch") or (chosen == "numba" and kind != "cpu"):
         raise ValueError(f"backend: expected 'torch', or 'numba' on the CPU, got {backend!r} on {device}")
     return chosen
+
+
+def default_view_chunk(device: Any, on_cpu: int) -> int:
+    """Views the torch backprojection loop takes at once: ``on_cpu`` on the CPU (temporaries stay in cache),
+    64 on a GPU (wide launches)."""
+    return on_cpu if getattr(device, "type", str(device).partition(":")[0]) == "cpu" else 64
 
 
 def curved_projector_backend(backend: str | None, use_cuda: bool) -> str:

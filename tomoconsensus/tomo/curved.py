@@ -37,7 +37,12 @@ import astra
 import numpy as np
 import torch
 
-from tomoconsensus.tomo.backends import backprojection_backend, cuda_available, curved_projector_backend
+from tomoconsensus.tomo.backends import (
+    backprojection_backend,
+    cuda_available,
+    curved_projector_backend,
+    default_view_chunk,
+)
 from tomoconsensus.tomo.fbp import angular_weights, pixel_grid, ramp_filter, weight_and_filter
 from tomoconsensus.tomo.geometry import FanBeamGeometry
 from tomoconsensus.tomo.linop import Linop
@@ -123,7 +128,7 @@ class CurvedFBP(Linop):
         self.geom = geom
         self.device = torch.device(device)
         self.backend = backprojection_backend(backend, self.device)
-        self.view_chunk = view_chunk or (8 if self.device.type == "cpu" else 64)
+        self.view_chunk = view_chunk or default_view_chunk(self.device, 8)
         sources = FanViews.from_geometry(geom) if sources is None else sources
         self.views = np.arange(len(sources)) if views is None else np.asarray(views)
         self.ishape, self.oshape = (len(self.views), geom.n_detectors), (geom.image_size, geom.image_size)

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from tomoconsensus.tomo.backends import backprojection_backend
+from tomoconsensus.tomo.backends import backprojection_backend, default_view_chunk
 from tomoconsensus.tomo.backproject import backproject_cpu
 from tomoconsensus.tomo.geometry import FanBeamGeometry, Geometry
 from tomoconsensus.tomo.linop import Linop
@@ -149,7 +149,7 @@ class FBP(Linop):
         self.geom = geom
         self.device = torch.device(device)
         # One view at a time keeps the CPU temporaries in cache; a GPU wants wide launches.
-        self.view_chunk = view_chunk or (1 if self.device.type == "cpu" else 64)
+        self.view_chunk = view_chunk or default_view_chunk(self.device, 1)
         self.backend = backprojection_backend(backend, self.device)
         self.views = np.arange(geom.n_views) if views is None else np.asarray(views)
         self.ishape, self.oshape = (len(self.views), geom.n_detectors), (geom.image_size, geom.image_size)
