@@ -12,9 +12,10 @@ import platform
 import numpy as np
 import torch
 
-from tomoconsensus.ct.fbp import FBP
-from tomoconsensus.ct.projector import AstraProjector, cuda_available
-from tomoconsensus.geometry import load_geometry
+from tomoconsensus.ct.protocol import load_geometry
+from tomoconsensus.tomo.backends import cuda_available
+from tomoconsensus.tomo.fbp import FBP
+from tomoconsensus.tomo.projector import AstraProjector
 
 from common import best_of, write_result
 

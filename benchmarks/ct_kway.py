@@ -37,7 +37,6 @@ import time
 import numpy as np
 import torch
 
-from tomoconsensus.ct.curved import fbp_operator, forward_projector
 from tomoconsensus.ct.modality import CTModality
 from tomoconsensus.ct.noise import hu_to_mu, mu_to_hu
 from tomoconsensus.ct.simulate import to_geometry_grid
@@ -48,6 +47,7 @@ from tomoconsensus.losses import mse, weight_penalty
 from tomoconsensus.metrics import ct_metrics
 from tomoconsensus.nn.unet import UNet
 from tomoconsensus.pipelines.ct import fan_beam_geometry
+from tomoconsensus.tomo.curved import fbp_operator, forward_projector
 
 from common import RESULTS, write_result
 

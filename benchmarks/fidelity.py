@@ -39,12 +39,13 @@ import torch
 
 from tomoconsensus.atomic import write_text_atomic
 from tomoconsensus.ct.io import ImageStack, read_images
-from tomoconsensus.ct.tv import TVConfig
+from tomoconsensus.ct.protocol import geometry_from_toml_text, load_geometry
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.denoise import denoise
 from tomoconsensus.evaluate import evaluate
-from tomoconsensus.geometry import FanBeamGeometry, geometry_from_toml_text, load_geometry
 from tomoconsensus.pipelines.ct import ct_modality, simulated_source, write_ct
+from tomoconsensus.tomo.geometry import FanBeamGeometry
+from tomoconsensus.tomo.tv import TVConfig
 from tomoconsensus.train import load_train_config, train
 
 from common import RESULTS, write_result

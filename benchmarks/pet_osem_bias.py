@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from tomoconsensus.ct.projector import AstraProjector
 from tomoconsensus.pet.modality import PETMeasurement, PETModality
 from tomoconsensus.pet.recon import attenuation_factors
 from tomoconsensus.pet.simulate import PETSimulation, additive_terms, detector_blur
+from tomoconsensus.tomo.projector import AstraProjector
 
 from common import write_result
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tomoconsensus.geometry import load_geometry
+from tomoconsensus.ct.protocol import load_geometry
 
 DATA = Path(__file__).parent / "data"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

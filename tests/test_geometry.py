@@ -3,14 +3,9 @@ import dataclasses
 import numpy as np
 import pytest
 
+from tomoconsensus.ct.protocol import geometry_from_toml_text, load_geometry
 from tomoconsensus.errors import InputError
-from tomoconsensus.geometry import (
-    GEOMETRY_DIR,
-    FanBeamGeometry,
-    geometry_from_toml_text,
-    geometry_to_toml,
-    load_geometry,
-)
+from tomoconsensus.tomo.geometry import GEOMETRY_DIR, FanBeamGeometry, geometry_to_toml
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in GEOMETRY_DIR.glob("*.toml")))

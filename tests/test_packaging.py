@@ -93,7 +93,7 @@ def test_wheel_installs_and_runs_outside_the_checkout(wheel, tmp_path):
     assert helped.returncode == 0, helped.stderr
     assert "usage: tomoconsensus" in helped.stdout and "demo" in helped.stdout
 
-    probe = run(python, "-c", "import tomoconsensus, tomoconsensus.geometry as g; print(tomoconsensus.__file__); "
+    probe = run(python, "-c", "import tomoconsensus, tomoconsensus.tomo.geometry as g; print(tomoconsensus.__file__); "
                               "print(g.shipped_geometries()); print(g.load_geometry('ldct-fanbeam').n_views)")
     assert probe.returncode == 0, probe.stderr
     location, names, n_views = probe.stdout.splitlines()

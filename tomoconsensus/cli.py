@@ -101,10 +101,10 @@ def _prepare_ct(args: argparse.Namespace) -> None:
 
 
 def _prepare_ct_projections(args: argparse.Namespace) -> None:
+    from tomoconsensus.ct.protocol import load_geometry
     from tomoconsensus.ct.raw import parse_z_list, projection_source
     from tomoconsensus.data.prepared import write_prepared
     from tomoconsensus.devices import torch_device
-    from tomoconsensus.geometry import load_geometry
 
     if args.z_mm is None:
         raise InputError("--z-mm", "z-mm", "table positions to reconstruct with --projections "

@@ -44,7 +44,6 @@ from skimage.transform import resize
 from tomoconsensus.atomic import write_text_atomic
 from tomoconsensus.ct.io import ImageStack, read_images
 from tomoconsensus.ct.simulate import to_geometry_grid
-from tomoconsensus.ct.tv import TVConfig
 from tomoconsensus.ct.tv_tuning import DEFAULT_GRID
 from tomoconsensus.demo_folder import claim_demo_folder
 from tomoconsensus.denoise import denoise
@@ -70,6 +69,7 @@ from tomoconsensus.spectral.io import write_counts
 from tomoconsensus.spectral.simulate import SpectralSimulation, simulate_stack
 from tomoconsensus.story import check_story as check_claims
 from tomoconsensus.story import converged_check, ct_claims, failed, iodine_checks, mr_claims, ratio_claim, verdict_lines
+from tomoconsensus.tomo.tv import TVConfig
 from tomoconsensus.train import TrainConfig, train
 
 EMBEDDED = Path(__file__).parent / "embedded"

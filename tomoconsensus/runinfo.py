@@ -27,7 +27,7 @@ from typing import Any
 from tomoconsensus.atomic import write_text_atomic
 from tomoconsensus.data.prepared import PreparedDataset
 from tomoconsensus.errors import InputError
-from tomoconsensus.geometry import geometry_from_toml_text
+from tomoconsensus.tomo.geometry import geometry_from_toml_text
 
 FILE = "run_info.json"
 #: Prepared-file attributes (written by :mod:`tomoconsensus.distill`) that name a teacher run.

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from tomoconsensus.ct.io import read_image_array
+from tomoconsensus.ct.protocol import load_geometry
 from tomoconsensus.ct.simulate import to_geometry_grid
-from tomoconsensus.geometry import load_geometry
 
 
 def main(folder: str, out: str, per_patient: str = "20", geometry: str = "demo-fanbeam") -> None:

@@ -15,13 +15,13 @@ import pydicom
 import pytest
 
 from tomoconsensus.cli import main
-from tomoconsensus.ct.curved import CurvedFBP
 from tomoconsensus.ct.dicom_pd import read_projections
 from tomoconsensus.ct.modality import CTModality
 from tomoconsensus.ct.raw import parse_z_list
 from tomoconsensus.ct.rebin import Rebinner, split_views
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.errors import InputError
+from tomoconsensus.tomo.curved import CurvedFBP
 
 from tests.ct.dicom_pd_writer import ScanSpec, simulate, water_phantom, write_scan
 

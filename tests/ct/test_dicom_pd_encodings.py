@@ -15,12 +15,12 @@ import numpy as np
 import pydicom
 import pytest
 
-from tomoconsensus.ct.curved import CurvedFBP
 from tomoconsensus.ct.dicom_pd import read_projections
 from tomoconsensus.ct.dicom_pd_tags import decode_private
 from tomoconsensus.ct.modality import CTModality
 from tomoconsensus.ct.rebin import Rebinner, split_views
 from tomoconsensus.errors import InputError
+from tomoconsensus.tomo.curved import CurvedFBP
 
 from tests.ct.dicom_pd_writer import TEXT_GEOMETRY, ScanSpec, simulate, water_phantom, write_scan
 

@@ -144,7 +144,7 @@ def _z_inside(folder: Path) -> float:
 def test_sigterm_inside_the_backprojection_stops_between_slices(tiny, tmp_path, capsys, monkeypatch):
     """The signal arrives while the compiled kernel runs: the kernel finishes, the run stops before the
     next slice (exit 143, one line, nothing written). A handler that raised would stop inside it."""
-    from tomoconsensus.ct import backproject
+    from tomoconsensus.tomo import backproject
 
     run, finished = backproject._run, []
 

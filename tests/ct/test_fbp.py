@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from tomoconsensus.ct.fbp import FBP, angular_weights, fbp, ramp_filter
 from tomoconsensus.ct.io import read_sinograms
 from tomoconsensus.ct.noise import mu_to_hu
-from tomoconsensus.ct.projector import AstraProjector, cuda_available
-from tomoconsensus.geometry import ParallelBeamGeometry, load_geometry
+from tomoconsensus.ct.protocol import load_geometry
+from tomoconsensus.tomo.backends import cuda_available
+from tomoconsensus.tomo.fbp import FBP, angular_weights, fbp, ramp_filter
+from tomoconsensus.tomo.geometry import ParallelBeamGeometry
+from tomoconsensus.tomo.projector import AstraProjector
 
 from tests.conftest import DATA, MU_WATER, disk
 

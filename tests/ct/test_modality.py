@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from tomoconsensus.ct.fbp import FBP
-from tomoconsensus.ct.modality import CTModality, odd_even_views, split_odd_even
+from tomoconsensus.ct.modality import CTModality
 from tomoconsensus.ct.noise import simulate_low_dose
-from tomoconsensus.ct.projector import AstraProjector
+from tomoconsensus.tomo.fbp import FBP
+from tomoconsensus.tomo.projector import AstraProjector
+from tomoconsensus.tomo.split import odd_even_views, split_odd_even
 
 from tests.conftest import MU_WATER, disk
 

@@ -12,8 +12,8 @@ from tomoconsensus.ct.noise import (
     simulate_counts,
     simulate_low_dose,
 )
+from tomoconsensus.ct.protocol import CTDoseProtocol
 from tomoconsensus.errors import InputError
-from tomoconsensus.geometry import CTDoseProtocol
 
 
 def test_hu_mu_round_trip_and_air_clip():

@@ -9,10 +9,11 @@ import pytest
 
 from tomoconsensus.cli import main
 from tomoconsensus.ct.noise import mu_to_hu, simulate_low_dose
-from tomoconsensus.ct.projector import AstraProjector
-from tomoconsensus.ct.tv import TVConfig, tv_reconstruct
+from tomoconsensus.ct.tv_baseline import tv_reconstruct
 from tomoconsensus.ct.tv_tuning import DEFAULT_GRID, tune_tv_lambda
 from tomoconsensus.errors import InputError
+from tomoconsensus.tomo.projector import AstraProjector
+from tomoconsensus.tomo.tv import TVConfig
 
 from tests.conftest import MU_WATER, disk
 

@@ -5,11 +5,11 @@ import torch
 
 from tomoconsensus.ct.io import read_images
 from tomoconsensus.ct.modality import CTModality
+from tomoconsensus.ct.protocol import geometry_from_toml_text
 from tomoconsensus.ct.sources import simulated_slices
 from tomoconsensus.data.patches import PatchSampler, extract_patches
 from tomoconsensus.data.prepared import read_prepared, write_prepared
 from tomoconsensus.errors import InputError
-from tomoconsensus.geometry import geometry_from_toml_text
 
 from tests.conftest import DATA
 

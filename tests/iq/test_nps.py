@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from tomoconsensus.ct.fbp import FBP, ramp_filter
 from tomoconsensus.iq import nps as N
+from tomoconsensus.tomo.fbp import FBP, ramp_filter
 
 SIGMA = 0.01  # line-integral noise per channel
 ROI = 32

@@ -92,8 +92,8 @@ def test_halves_are_independent_poisson_with_the_decayed_shares():
 
 def test_mean_of_x1_over_draws_is_the_noiseless_fbp():
     """Fresh list-mode data + time-frame split per draw (T = 300 s, 45 s frames over 600 s, w1 != w2)."""
-    from tomoconsensus.ct.projector import AstraProjector
     from tomoconsensus.pet.recon import attenuation_factors
+    from tomoconsensus.tomo.projector import AstraProjector
 
     geom = pet_geometry(np.arange(64) * 180.0 / 64, 64, 6.0, 64, 6.0)
     x, y = geom.pixel_centers_mm()

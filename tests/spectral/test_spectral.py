@@ -7,9 +7,9 @@ import pytest
 
 from tomoconsensus.cli import main
 from tomoconsensus.counts import binomial_thin
+from tomoconsensus.ct.protocol import load_geometry
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.errors import InputError
-from tomoconsensus.geometry import load_geometry
 from tomoconsensus.modality import split_and_reconstruct
 from tomoconsensus.spectral.io import read_counts, write_counts
 from tomoconsensus.spectral.materials import attenuation_per_mm

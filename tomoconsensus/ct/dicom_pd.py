@@ -22,7 +22,7 @@ Following readers that were used on the TCIA data (no real file could be checked
 * the detector is a cylinder of radius ``d0`` (ConstantRadialDistance) about the focal centre.
 
 Images are shown as axial DICOM images: column -> patient x, row -> patient y (y grows down the
-rows). In tomoconsensus' image frame (``y_img = -y_patient``, see :mod:`tomoconsensus.geometry`)
+rows). In tomoconsensus' image frame (``y_img = -y_patient``, see :mod:`tomoconsensus.tomo.geometry`)
 the focal centre is at ``rho (cos phi, sin phi)``, i.e. at FBP view angle ``theta = phi + pi/2``,
 and tomoconsensus' fan angle is the negative of the file's: :func:`image_view_angle`,
 :func:`channel_of_fan_angle`, :func:`row_of_height` convert.

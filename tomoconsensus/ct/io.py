@@ -25,8 +25,8 @@ from pydicom.errors import InvalidDicomError
 
 from tomoconsensus.ct.noise import counts_to_line_integrals
 from tomoconsensus.errors import GeometryMismatchError, InputError, require_finite
-from tomoconsensus.geometry import FanBeamGeometry
 from tomoconsensus.hdf5 import open_hdf5, read_array, read_strings
+from tomoconsensus.tomo.geometry import FanBeamGeometry
 
 
 @dataclass

@@ -16,8 +16,9 @@ import math
 
 import numpy as np
 
+from tomoconsensus.ct.protocol import CTDoseProtocol
 from tomoconsensus.errors import InputError
-from tomoconsensus.geometry import CTDoseProtocol, FanBeamGeometry
+from tomoconsensus.tomo.geometry import FanBeamGeometry
 
 
 def hu_to_mu(hu: np.ndarray, mu_water_per_mm: float) -> np.ndarray:
@@ -81,7 +82,7 @@ def simulate_low_dose(line_integrals: np.ndarray, geom: FanBeamGeometry, dose_fr
     line_integrals : array, shape (views, channels)
         Noiseless sinogram (dimensionless).
     geom : FanBeamGeometry
-        Provides the detector layout and :class:`~tomoconsensus.geometry.CTDoseProtocol`.
+        Provides the detector layout and :class:`~tomoconsensus.tomo.geometry.CTDoseProtocol`.
     dose_fraction : float
         Fraction of the full dose, in (0, 1].
     rng : numpy.random.Generator

@@ -1,49 +1,14 @@
 """How CT results are shown and measured: HU, the paper's [-160, 240] HU window, table rows.
 
 Light on purpose (NumPy and scikit-image only): ``evaluate`` and ``report`` load it without torch.
-Every modality supplies the same attributes (see :func:`tomoconsensus.metrics.presenter`).
+All of it is the tomography layer's HU presentation (:class:`~tomoconsensus.tomo.presentation.HUPresentation`,
+shared with spectral CT): CT stores one channel in HU/1000.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
-from tomoconsensus.metrics import CT_WINDOW_HU, ct_metrics
+from tomoconsensus.tomo.presentation import HUPresentation
 
 
-class CTPresentation:
+class CTPresentation(HUPresentation):
     """Display, metrics and labels of CT slices (prepared units HU/1000, one channel)."""
-
-    #: (metric key, row label, scale) of the Markdown table
-    report_rows = (("rmse_hu", "RMSE (HU)", 1.0), ("rmse_body_hu", "RMSE body (HU)", 1.0),
-                   ("rmse_air_hu", "RMSE air (HU)", 1.0), ("ssim", "SSIM (%)", 100.0), ("psnr_db", "PSNR (dB)", 1.0),
-                   ("roi_std", "ROI std (HU)", 1.0))
-    unit_label = "HU"
-    error_key = "rmse_hu"
-
-    @staticmethod
-    def baseline_names(attrs: dict) -> dict[str, str]:
-        return {"x_est": "FBP", "tv": "TV"}
-
-    @staticmethod
-    def display(image: np.ndarray) -> np.ndarray:
-        """(1, H, W) HU/1000 -> (H, W) HU."""
-        return 1000.0 * np.asarray(image)[0]
-
-    @staticmethod
-    def display_window(reference_2d: np.ndarray) -> tuple[float, float]:
-        return CT_WINDOW_HU
-
-    @staticmethod
-    def difference_range(window: tuple[float, float]) -> float:
-        return 100.0
-
-    @staticmethod
-    def roi_value_range(reference_2d: np.ndarray) -> tuple[float, float]:
-        """Soft tissue."""
-        return -100.0, 100.0
-
-    @classmethod
-    def slice_metrics(cls, image: np.ndarray, reference: np.ndarray) -> dict[str, float]:
-        """RMSE (HU), SSIM and PSNR in the paper's window, of the displayed images."""
-        return ct_metrics(cls.display(image), cls.display(reference))

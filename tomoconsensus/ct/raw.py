@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from tomoconsensus.ct.curved import fbp_operator
 from tomoconsensus.ct.dicom_pd import HelicalScan, read_projections
 from tomoconsensus.ct.modality import CTModality
 from tomoconsensus.ct.noise import mu_to_hu
 from tomoconsensus.ct.rebin import Rebinner, split_views
 from tomoconsensus.errors import InputError
 from tomoconsensus.modality import Slice
+from tomoconsensus.tomo.curved import fbp_operator
 
 #: Most table positions one ``--z-mm`` may ask for (0.1 mm steps over a 1 m scan).
 MAX_SLICES = 10_000

@@ -19,7 +19,7 @@ fan angle ``gamma``:
    (the closer source counts more; a ray seen by one turn only takes that one).
 
 Flying focal spot: each view's source has its own radius ``R + d_rho`` and angle ``phi + d_phi``
-(:class:`~tomoconsensus.ct.curved.FanViews`); its fan of output rays is uniform in the angle at
+(:class:`~tomoconsensus.tomo.curved.FanViews`); its fan of output rays is uniform in the angle at
 the *source* (what the curved FBP expects) and each ray is traced to where it hits the detector arc
 about the focal centre. With ``model_ffs=False`` the shifts are ignored (for comparison).
 
@@ -38,7 +38,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tomoconsensus.ct.curved import FanViews
 from tomoconsensus.ct.dicom_pd import (
     FFS_PERIOD,
     HelicalScan,
@@ -47,8 +46,10 @@ from tomoconsensus.ct.dicom_pd import (
     row_of_height,
 )
 from tomoconsensus.ct.noise import dose_reduction_variance
+from tomoconsensus.ct.protocol import geometry_from_dict
 from tomoconsensus.errors import InputError
-from tomoconsensus.geometry import FanBeamGeometry, geometry_from_dict
+from tomoconsensus.tomo.curved import FanViews
+from tomoconsensus.tomo.geometry import FanBeamGeometry
 
 SPLITS = ("auto", "odd-even", "ffs-blocks", "random-pairs")
 

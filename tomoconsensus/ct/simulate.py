@@ -7,7 +7,7 @@ import math
 import numpy as np
 from skimage.transform import rescale
 
-from tomoconsensus.geometry import FanBeamGeometry
+from tomoconsensus.tomo.geometry import FanBeamGeometry
 
 AIR_HU = -1000.0
 

@@ -21,13 +21,13 @@ import torch
 
 from tomoconsensus.choices import CT_REFERENCES
 from tomoconsensus.ct.countsplit import simulate_count_sinogram
-from tomoconsensus.ct.curved import fbp_operator, forward_projector
 from tomoconsensus.ct.io import ImageStack, SinogramStack
 from tomoconsensus.ct.noise import hu_to_mu, incident_photons, mu_to_hu, simulate_low_dose
 from tomoconsensus.ct.simulate import support_channels, to_geometry_grid
 from tomoconsensus.errors import InputError
-from tomoconsensus.geometry import FanBeamGeometry
 from tomoconsensus.modality import Slice
+from tomoconsensus.tomo.curved import fbp_operator, forward_projector
+from tomoconsensus.tomo.geometry import FanBeamGeometry
 
 REFERENCES = CT_REFERENCES
 

@@ -2,7 +2,7 @@
 
 A baseline may use the clean reference of the *validation* patient (never the test patients'): for
 each weight ``lam`` of a log-spaced grid, every validation sinogram ``y_k`` is reconstructed with
-:func:`~tomoconsensus.ct.tv.tv_reconstruct` and scored against its reference ``r_k`` (HU),
+:func:`~tomoconsensus.ct.tv_baseline.tv_reconstruct` and scored against its reference ``r_k`` (HU),
 
     RMSE(lam) = 1/K sum_k sqrt( mean_pixels (TV_lam(y_k) - r_k)^2 ),
 
@@ -20,11 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tomoconsensus.ct.curved import fbp_operator, forward_projector
 from tomoconsensus.ct.noise import mu_to_hu
-from tomoconsensus.ct.tv import TVConfig, operator_norm, tv_reconstruct
+from tomoconsensus.ct.tv_baseline import tv_reconstruct
 from tomoconsensus.errors import InputError
-from tomoconsensus.geometry import FanBeamGeometry
+from tomoconsensus.tomo.curved import fbp_operator, forward_projector
+from tomoconsensus.tomo.geometry import FanBeamGeometry
+from tomoconsensus.tomo.tv import TVConfig, operator_norm
 
 #: The default grid: 6 log-spaced weights 1e-4 .. 1e-2 (the demo's first choice, 3e-4, lies inside).
 DEFAULT_GRID = tuple(float(v) for v in np.geomspace(1e-4, 1e-2, 6))

@@ -15,12 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from tomoconsensus.ct.protocol import geometry_from_toml_text
 from tomoconsensus.errors import InputError
-from tomoconsensus.geometry import FanBeamGeometry, geometry_from_toml_text
 from tomoconsensus.iq import detectability as det
 from tomoconsensus.iq import nps as nps_mod
 from tomoconsensus.iq import ttf as ttf_mod
 from tomoconsensus.iq.phantom import TaskPhantom, insert_phantom, uniform_phantom
+from tomoconsensus.tomo.geometry import FanBeamGeometry
 
 HU = 1000.0  # HU per HU/1000 (the prepared files' unit)
 
@@ -53,8 +54,8 @@ class IQResult:
 
 def read_setup(data_path: str | Path) -> IQSetup:
     """Geometry, dose and TV settings of a prepared CT file; InputError naming the missing attribute."""
-    from tomoconsensus.ct.tv import TVConfig
     from tomoconsensus.hdf5 import open_hdf5
+    from tomoconsensus.tomo.tv import TVConfig
 
     path = Path(data_path)
     with open_hdf5(path, "prepared HDF5 file (tomoconsensus prepare ct)") as f:

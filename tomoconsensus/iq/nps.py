@@ -127,7 +127,7 @@ def fbp_white_noise_nps(rho: np.ndarray, sigma: float, n_views: int, du_mm: floa
     """Continuous NPS of a Hann-filtered FBP of white sinogram noise, near the isocentre (mm^2 x image unit^2).
 
     Each view's noise ``p_k`` (variance ``sigma^2`` per channel of spacing ``du``) is filtered by the
-    discrete ramp x Hann of :func:`tomoconsensus.ct.fbp.ramp_filter`, ``G(nu) = |nu|/du (1 + cos 2 pi nu)/2``
+    discrete ramp x Hann of :func:`tomoconsensus.tomo.fbp.ramp_filter`, ``G(nu) = |nu|/du (1 + cos 2 pi nu)/2``
     (nu in cycles per channel, periodic with period 1), linearly interpolated (``sinc^2`` in amplitude)
     and backprojected with the weight ``pi / V`` (a 360 degree scan of V views). A view adds power only
     along its own direction; averaging over the ``2V`` crossings of a circle of radius ``rho`` gives

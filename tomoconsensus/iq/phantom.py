@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tomoconsensus.geometry import FanBeamGeometry
+from tomoconsensus.tomo.geometry import FanBeamGeometry
 
 #: Insert contrasts of the task phantom, HU above water (lung-like fat, low-contrast soft tissue,
 #: enhanced tissue, bone, dense bone), as in TG-233's task-based phantoms.

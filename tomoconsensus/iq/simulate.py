@@ -15,8 +15,8 @@ import numpy as np
 
 from tomoconsensus.ct.noise import mu_to_hu, simulate_low_dose
 from tomoconsensus.ct.sources import slice_rngs
-from tomoconsensus.geometry import FanBeamGeometry
 from tomoconsensus.iq.phantom import TaskPhantom, line_integrals
+from tomoconsensus.tomo.geometry import FanBeamGeometry
 
 
 @dataclass
@@ -74,7 +74,7 @@ def realisations(phantom: TaskPhantom, geom: FanBeamGeometry, dose_fraction: flo
     truth = modality.estimate(clean)
     out = Realisations(x1, x2, ((x1 + x2) / 2).astype(np.float32), truth)
     if tv is not None:
-        from tomoconsensus.ct.tv import tv_reconstruct
+        from tomoconsensus.ct.tv_baseline import tv_reconstruct
 
         mu_w = geom.protocol.mu_water_per_mm
         out.tv = np.stack([(mu_to_hu(tv_reconstruct(s, geom, tv), mu_w) / 1000.0)[None] for s in sinos[:n_tv]])

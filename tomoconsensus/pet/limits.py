@@ -14,7 +14,7 @@ from tomoconsensus.hostmem import available_host_bytes
 #: m and a (float64), and the float64 temporaries of one reconstruction.
 BYTES_PER_BIN = 8 * 8
 #: Bytes per image pixel while a slice is reconstructed: x1, x2, x_est (float32) and the backprojection's
-#: float32 / float64 temporaries (tomoconsensus.ct.fbp streams about a dozen N^2 arrays per view).
+#: float32 / float64 temporaries (tomoconsensus.tomo.fbp streams about a dozen N^2 arrays per view).
 BYTES_PER_PIXEL = 4 * 32
 
 

@@ -22,11 +22,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from tomoconsensus.geometry import ParallelBeamGeometry, geometry_to_toml
 from tomoconsensus.pet.frames import TimeFrames
 from tomoconsensus.pet.presentation import PETPresentation
 from tomoconsensus.pet.recon import OSEM, CorrectedFBP
 from tomoconsensus.pet.thinning import binomial_thin
+from tomoconsensus.tomo.geometry import ParallelBeamGeometry, geometry_to_toml
 
 RECONS = ("fbp", "osem")
 

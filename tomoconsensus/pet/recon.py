@@ -19,11 +19,12 @@ import math
 
 import numpy as np
 
-from tomoconsensus.ct.fbp import FBP
-from tomoconsensus.ct.projector import AstraProjector
 from tomoconsensus.errors import InputError
-from tomoconsensus.geometry import ParallelBeamGeometry
 from tomoconsensus.pet.limits import BYTES_PER_PIXEL, check_memory
+from tomoconsensus.tomo.fbp import FBP
+from tomoconsensus.tomo.geometry import ParallelBeamGeometry
+from tomoconsensus.tomo.linop import Linop
+from tomoconsensus.tomo.projector import AstraProjector
 
 
 def pet_geometry(angles_deg: np.ndarray, n_bins: int, bin_size_mm: float, image_size: int,
@@ -40,19 +41,37 @@ def pet_geometry(angles_deg: np.ndarray, n_bins: int, bin_size_mm: float, image_
                                 angular_range_deg=180.0, start_angle_deg=float(angles_deg[0]))
 
 
-class CorrectedFBP:
+class CorrectedFBP(Linop):
     """``x = scale * FBP((y - a) / m)`` for one geometry (Hann-apodised ramp by default).
+
+    Called with the counts, ``m``, ``a`` and ``scale``, it is the affine corrected FBP. As a NumPy
+    :class:`~tomoconsensus.tomo.linop.Linop` it is its linear part, ``forward(y) = scale * FBP(y / m)``
+    for the ``mult`` and ``scale`` given here (sinogram ``(views, bins)`` -> image ``(N, N)``, float32);
+    no adjoint (use the projector's, :class:`~tomoconsensus.tomo.projector.AstraProjector`).
 
     Parameters
     ----------
     geom : ParallelBeamGeometry
     window : {"hann", "ram-lak"}
+    mult : ndarray (views, bins) or float
+        ``m`` of :meth:`forward` (default 1).
+    scale : float
+        ``scale`` of :meth:`forward` (default 1).
     """
 
-    def __init__(self, geom: ParallelBeamGeometry, window: str = "hann"):
+    native, dtype, device, has_adjoint = "numpy", np.dtype(np.float32), "cpu", False
+    adjoint_instead = "AstraProjector's adjoint: FBP is a reconstruction"
+
+    def __init__(self, geom: ParallelBeamGeometry, window: str = "hann", mult: np.ndarray | float = 1.0,
+                 scale: float = 1.0):
         self.geom = geom
         self.window = window
         self.fbp = FBP(geom, None, window)
+        self.mult, self.scale = mult, scale
+        self.ishape, self.oshape = (geom.n_views, geom.n_detectors), (geom.image_size, geom.image_size)
+
+    def _forward(self, sinogram: np.ndarray) -> np.ndarray:
+        return self(sinogram, self.mult, 0.0, self.scale)
 
     def __call__(self, counts: np.ndarray, mult: np.ndarray, add: np.ndarray, scale: float = 1.0) -> np.ndarray:
         """Counts, m and a (views, bins) -> activity image (N, N), float32, times ``scale``."""

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import binary_erosion
 
-from tomoconsensus.geometry import ParallelBeamGeometry
 from tomoconsensus.pet.metrics import (
     background_cov,
     background_variability,
@@ -25,6 +24,7 @@ from tomoconsensus.pet.metrics import (
     place_background_rois,
 )
 from tomoconsensus.pet.simulate import SOFT_TISSUE, Lesion, SimulatedSlice, disc_mask
+from tomoconsensus.tomo.geometry import ParallelBeamGeometry
 
 
 @dataclass

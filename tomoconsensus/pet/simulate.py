@@ -29,10 +29,10 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from skimage.transform import rescale
 
-from tomoconsensus.ct.projector import AstraProjector
-from tomoconsensus.geometry import ParallelBeamGeometry
 from tomoconsensus.pet.io import ListMode, PromptStack
 from tomoconsensus.pet.recon import CorrectedFBP, fwhm_to_sigma, pet_geometry
+from tomoconsensus.tomo.geometry import ParallelBeamGeometry
+from tomoconsensus.tomo.projector import AstraProjector
 
 
 class TissueClass(NamedTuple):

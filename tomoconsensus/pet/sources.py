@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from tomoconsensus.errors import GeometryMismatchError
-from tomoconsensus.geometry import ParallelBeamGeometry
 from tomoconsensus.modality import Slice
 from tomoconsensus.pet.io import PromptStack
 from tomoconsensus.pet.modality import PETMeasurement
+from tomoconsensus.tomo.geometry import ParallelBeamGeometry
 
 
 def check_reference_grid(stack: PromptStack, geom: ParallelBeamGeometry, source: str | Path) -> None:

@@ -19,15 +19,17 @@ import numpy as np
 from tomoconsensus.ct.countsplit import CountSinogram, CTThinningModality, full_line_integrals
 from tomoconsensus.ct.io import ImageStack, SinogramStack
 from tomoconsensus.ct.modality import CTModality
+from tomoconsensus.ct.protocol import load_geometry
 from tomoconsensus.ct.sources import measured_slices, simulated_slices
-from tomoconsensus.ct.tv import TVConfig, tv_reconstruct
+from tomoconsensus.ct.tv_baseline import tv_reconstruct
 from tomoconsensus.ct.tv_tuning import DEFAULT_GRID, TVTuning, tune_tv_lambda
 from tomoconsensus.data.prepared import PrepareSummary, write_prepared, write_prepared_slices
 from tomoconsensus.devices import torch_device
 from tomoconsensus.errors import InputError
-from tomoconsensus.geometry import FanBeamGeometry, load_geometry
 from tomoconsensus.modality import Slice
 from tomoconsensus.pipelines.jobs import SliceWork, prepare_in_processes
+from tomoconsensus.tomo.geometry import FanBeamGeometry
+from tomoconsensus.tomo.tv import TVConfig
 
 
 @dataclass

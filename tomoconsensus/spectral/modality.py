@@ -10,7 +10,8 @@ splits keep the halves' noise independent and zero-mean:
   in each half. Halving the counts doubles the low-count bias of the log (about ``1 / (2 N)`` per ray),
   so choose it only where counts are high; it keeps every view in each half (no angular undersampling).
 
-Each bin of a half is reconstructed by FBP (the CT modality's operators, Hann window) of
+Each bin of a half is reconstructed by FBP (the tomography layer's projection split and FBP per half,
+:class:`~tomoconsensus.tomo.split.ProjectionSplitFBP`, as CT; Hann window) of
 ``p_b = -ln(max(N_b, 1/2) / F_b)`` (zero counts clamped at half a count) and stored as bin "HU",
 ``1000 (mu_b / M_b,water - 1)`` / 1000, with ``M`` the bin attenuation matrix
 (:mod:`tomoconsensus.spectral.physics`): one channel per bin, water 0 in every bin. ``x_est`` is the
@@ -28,12 +29,12 @@ import numpy as np
 
 from tomoconsensus.choices import MEAN_INPUT_X_EST
 from tomoconsensus.counts import binomial_thin
-from tomoconsensus.ct.modality import CTModality
-from tomoconsensus.geometry import FanBeamGeometry
 from tomoconsensus.modality import SplitImages
 from tomoconsensus.spectral.materials import MATERIALS
 from tomoconsensus.spectral.physics import WaterPrecorrection, bin_attenuation_matrix
 from tomoconsensus.spectral.spectrum import Spectrum
+from tomoconsensus.tomo.geometry import FanBeamGeometry
+from tomoconsensus.tomo.split import ProjectionSplitFBP
 
 SPLITS = ("views", "thinning")
 
@@ -74,7 +75,7 @@ class SpectralModality:
         self.materials, self.reference_water_mm = tuple(materials), reference_water_mm
         self.matrix = bin_attenuation_matrix(self.materials, spectrum, self.edges_kev, reference_water_mm)
         self.channels = len(self.edges_kev) - 1
-        self.ct = CTModality(geom, "hann", device)
+        self.split_fbp = ProjectionSplitFBP(geom, "hann", device)
         self.precorrection = WaterPrecorrection(spectrum, self.edges_kev, self.matrix[:, 0])
 
     def log_data(self, counts: np.ndarray, flat: np.ndarray) -> np.ndarray:
@@ -92,27 +93,26 @@ class SpectralModality:
     def split(self, m: SpectralMeasurement, rng: np.random.Generator):
         flat = m.flat_per_ray()
         if self.split_kind == "views":
-            odd, even = self.ct.halves
+            odd, even = self.split_fbp.halves
             return ("odd", m.counts[:, odd], flat), ("even", m.counts[:, even], flat)
         y1, y2 = binomial_thin(m.counts, rng)
         return ("all", y1, flat / 2.0), ("all", y2, flat / 2.0)
 
     def reconstruct(self, half) -> np.ndarray:
         which, counts, flat = half
-        op = {"odd": self.ct.fbp_odd, "even": self.ct.fbp_even, "all": self.ct.fbp_all}[which]
-        return self._fbp(op, self.log_data(counts, flat))
+        return self._fbp(self.split_fbp.half_operator(which), self.log_data(counts, flat))
 
     def estimate(self, m: SpectralMeasurement) -> np.ndarray:
-        return self._fbp(self.ct.fbp_all, self.log_data(m.counts, m.flat_per_ray()))
+        return self._fbp(self.split_fbp.fbp_all, self.log_data(m.counts, m.flat_per_ray()))
 
     def split_and_reconstruct(self, m: SpectralMeasurement, rng: np.random.Generator) -> SplitImages:
         """x1, x2 and x_est of one slice; with the views split, each bin's log data are filtered once and
         ``x_est = (x1 + x2) / 2`` (as CT: the same images as :meth:`reconstruct` and :meth:`estimate`
         to float32 round-off, a third fewer backprojections)."""
-        if self.split_kind != "views" or not self.ct.halves_average_to_all:
+        if self.split_kind != "views" or not self.split_fbp.halves_average_to_all:
             half1, half2 = self.split(m, rng)
             return SplitImages(self.reconstruct(half1), self.reconstruct(half2), self.estimate(m))
-        mu1, mu2 = self.ct.halves_attenuation(self.log_data(m.counts, m.flat_per_ray()))  # bins as the batch
+        mu1, mu2 = self.split_fbp.halves_attenuation(self.log_data(m.counts, m.flat_per_ray()))  # bins as the batch
         return SplitImages(self._units(mu1), self._units(mu2), self._units((mu1 + mu2) / 2))
 
     def bin_mu(self, image: np.ndarray) -> np.ndarray:
@@ -123,7 +123,7 @@ class SpectralModality:
         split = ("odd / even views, the same views in every bin" if self.split_kind == "views" else
                  "binomial thinning of every bin's counts, y1 ~ Binomial(y, 1/2), y2 = y - y1, flat / 2 each")
         mean_input = {"mean_input": MEAN_INPUT_X_EST} if self.split_kind == "thinning" else {}
-        return {**self.ct.attributes(), **mean_input, "split": split, "split_kind": self.split_kind,
+        return {**self.split_fbp.attributes(), **mean_input, "split": split, "split_kind": self.split_kind,
                 "bin_edges_kev": self.edges_kev.tolist(), "materials": list(self.materials),
                 "bin_attenuation_matrix_per_mm": json.dumps(self.matrix.tolist()),
                 "reference_water_mm": self.reference_water_mm, "spectrum_source": self.spectrum.source}

@@ -2,7 +2,7 @@
 
 Each stored channel is one bin's "HU" (water 0 in every bin, :mod:`tomoconsensus.spectral.modality`);
 their mean is a conventional-CT-like image, shown and measured like CT (the paper's window
-[-160, 240] HU, :class:`~tomoconsensus.ct.presentation.CTPresentation`). Material images, the 70 keV
+[-160, 240] HU, :class:`~tomoconsensus.tomo.presentation.HUPresentation`). Material images, the 70 keV
 virtual monoenergetic image and iodine ROI means need the bin attenuation matrix of the prepared
 file: :mod:`tomoconsensus.spectral.analysis`.
 """
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from tomoconsensus.ct.presentation import CTPresentation
+from tomoconsensus.tomo.presentation import HUPresentation
 
 
-class SpectralPresentation(CTPresentation):
+class SpectralPresentation(HUPresentation):
     """Display and labels of spectral slices (bins, H, W) in bin HU/1000; CT's window and metrics."""
 
     report_rows = (("rmse_hu", "RMSE, bin mean (HU)", 1.0), ("ssim", "SSIM, bin mean (%)", 100.0),

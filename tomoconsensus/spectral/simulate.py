@@ -28,12 +28,12 @@ from typing import NamedTuple
 import numpy as np
 from skimage.transform import rescale
 
-from tomoconsensus.ct.curved import forward_projector
-from tomoconsensus.geometry import FanBeamGeometry
 from tomoconsensus.spectral.io import CountStack
 from tomoconsensus.spectral.materials import MATERIALS, attenuation_per_mm
 from tomoconsensus.spectral.modality import SpectralMeasurement, SpectralModality
 from tomoconsensus.spectral.physics import expected_counts, flat_field
+from tomoconsensus.tomo.curved import forward_projector
+from tomoconsensus.tomo.geometry import FanBeamGeometry
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import numpy as np
 
 from tomoconsensus.errors import InputError
-from tomoconsensus.geometry import FanBeamGeometry
 from tomoconsensus.modality import Slice
 from tomoconsensus.spectral.io import CountStack
 from tomoconsensus.spectral.modality import SpectralMeasurement
+from tomoconsensus.tomo.geometry import FanBeamGeometry
 
 
 def check_stack(stack: CountStack, geom: FanBeamGeometry, source) -> None:

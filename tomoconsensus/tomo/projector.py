@@ -13,15 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 import astra
 import numpy as np
 
-from tomoconsensus.geometry import FanBeamGeometry, Geometry
-
-
-def cuda_available() -> bool:
-    """True when ASTRA was built with CUDA and sees a GPU."""
-    try:
-        return bool(astra.use_cuda())
-    except Exception:  # astra raises on machines without a driver
-        return False
+from tomoconsensus.tomo.backends import astra_projector_type, cuda_available
+from tomoconsensus.tomo.geometry import FanBeamGeometry, Geometry
+from tomoconsensus.tomo.linop import Linop
 
 
 def astra_volume_geometry(geom: Geometry) -> dict:
@@ -39,8 +33,11 @@ def astra_projection_geometry(geom: Geometry, views: Sequence[int] | np.ndarray 
     return astra.create_proj_geom("parallel", geom.detector_pitch_mm, geom.n_detectors, angles)
 
 
-class AstraProjector:
+class AstraProjector(Linop):
     """Ray-driven forward projector A and its matrix transpose A^T (unfiltered backprojection).
+
+    A NumPy :class:`~tomoconsensus.tomo.linop.Linop`: image ``(N, N)`` in 1/mm -> sinogram
+    ``(views, channels)``, float32; on the GPU (``device = "cuda"``) when ASTRA has CUDA.
 
     Parameters
     ----------
@@ -62,6 +59,8 @@ class AstraProjector:
     Use as a context manager, or call :meth:`close`, to free ASTRA's objects.
     """
 
+    native, dtype = "numpy", np.dtype(np.float32)
+
     def __init__(self, geom: Geometry, views=None, use_cuda: bool | None = None, kind: str = "line",
                  threads: int = 1):
         self.geom = geom
@@ -70,18 +69,16 @@ class AstraProjector:
         self.proj_geom = astra_projection_geometry(geom, views)
         n_views = len(self.proj_geom["ProjectionAngles"])
         self.sinogram_shape = (n_views, geom.n_detectors)
-        if self.use_cuda:
-            proj_type = "cuda"
-        else:
-            suffix = "fanflat" if isinstance(geom, FanBeamGeometry) else ""
-            proj_type = f"{kind}_{suffix}" if suffix else kind
+        self.ishape, self.oshape = (geom.image_size, geom.image_size), self.sinogram_shape
+        self.device = "cuda" if self.use_cuda else "cpu"
+        proj_type = astra_projector_type(isinstance(geom, FanBeamGeometry), kind, self.use_cuda)
         self.projector_id = astra.create_projector(proj_type, self.proj_geom, self.vol_geom)
         all_views = np.arange(geom.n_views) if views is None else np.asarray(views)
         blocks = np.array_split(all_views, max(1, threads)) if threads > 1 and not self.use_cuda else []
         self._blocks = [astra.create_projector(proj_type, astra_projection_geometry(geom, b), self.vol_geom)
                         for b in blocks if len(b)]
 
-    def forward(self, image: np.ndarray) -> np.ndarray:
+    def _forward(self, image: np.ndarray) -> np.ndarray:
         """Line integrals of ``image`` (N, N) [1/mm] -> sinogram (views, channels), float32."""
         image = np.ascontiguousarray(image, dtype=np.float32)
         if len(self._blocks) > 1:
@@ -89,7 +86,7 @@ class AstraProjector:
                 return np.concatenate(list(pool.map(lambda pid: _create_sino(image, pid), self._blocks)))
         return _create_sino(image, self.projector_id)
 
-    def adjoint(self, sinogram: np.ndarray) -> np.ndarray:
+    def _adjoint(self, sinogram: np.ndarray) -> np.ndarray:
         """Unfiltered backprojection A^T y: sinogram (views, channels) -> image (N, N), float32."""
         sinogram = np.ascontiguousarray(sinogram, dtype=np.float32)
         bid, image = astra.create_backprojection(sinogram, self.projector_id)

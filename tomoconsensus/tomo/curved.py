@@ -2,7 +2,7 @@
 
 A curved detector is an arc of radius ``D_sd`` centred on the source; channel ``k`` sees the ray
 at fan angle ``gamma_k = (k - (n-1)/2) * dgamma`` with ``dgamma = pitch / D_sd`` (conventions in
-:mod:`tomoconsensus.geometry`). Each view ``v`` has its own source, at distance ``R_v`` from the
+:mod:`tomoconsensus.tomo.geometry`). Each view ``v`` has its own source, at distance ``R_v`` from the
 isocentre and angle ``theta_v``: ``S_v = R_v (sin theta_v, -cos theta_v)``. A flying focal spot
 (FFS) makes ``R_v`` and ``theta_v`` alternate; a plain scan has ``R_v = R`` and the geometry's
 angles. :class:`FanViews` holds these per-view sources.
@@ -14,13 +14,13 @@ equiangular rays:
     Q_v = (R_v cos(gamma) p_v(gamma)) (*) g,     g(gamma) = 1/2 (gamma / sin gamma)^2 h(gamma),
 
 where ``h`` is the band-limited ramp (sampled at ``dgamma``, Hann-apodised in frequency as in
-:mod:`tomoconsensus.ct.fbp`), ``L_v(x)`` the distance from the source to pixel ``x``,
+:mod:`tomoconsensus.tomo.fbp`), ``L_v(x)`` the distance from the source to pixel ``x``,
 ``gamma_v(x)`` the fan angle of the ray through ``x``, and ``w_v`` half the angular gap to the
 neighbouring views (the weights sum to ``2 pi``). Any subset of views whose angles cover the circle
 is reconstructed without bias, so the split halves are complete scans.
 
 Forward projection (:class:`CurvedProjector`): on the CPU, Joseph's method along each curved ray
-exactly (:mod:`tomoconsensus.ct.joseph`, compiled, all cores). ASTRA has no curved 2-D fan geometry,
+exactly (:mod:`tomoconsensus.tomo.joseph`, compiled, all cores). ASTRA has no curved 2-D fan geometry,
 so the ASTRA path (the default on a GPU) projects onto a flat virtual detector through the
 isocentre, perpendicular to each view's central ray (ASTRA ``fanflat_vec``, one row per view, so
 per-view sources are exact), sampled ``oversample`` times finer than the curved channels, and
@@ -37,9 +37,16 @@ import astra
 import numpy as np
 import torch
 
-from tomoconsensus.ct.fbp import WINDOWS, angular_weights, choose_backend, pixel_grid, weight_and_filter
-from tomoconsensus.ct.projector import astra_volume_geometry, cuda_available
-from tomoconsensus.geometry import FanBeamGeometry
+from tomoconsensus.tomo.backends import (
+    backprojection_backend,
+    cuda_available,
+    curved_projector_backend,
+    default_view_chunk,
+)
+from tomoconsensus.tomo.fbp import angular_weights, pixel_grid, ramp_filter, weight_and_filter
+from tomoconsensus.tomo.geometry import FanBeamGeometry
+from tomoconsensus.tomo.linop import Linop
+from tomoconsensus.tomo.projector import astra_volume_geometry
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,13 @@ class FanViews:
         return FanViews(np.asarray(self.angles_rad)[idx], np.asarray(self.source_to_origin_mm)[idx])
 
 
+def _equiangular_weight(gamma: torch.Tensor) -> torch.Tensor:
+    """``1/2 (gamma / sin gamma)^2`` (1/2 at ``gamma = 0``)."""
+    safe = torch.where(gamma == 0, torch.ones_like(gamma), gamma)
+    ratio = torch.where(gamma == 0, torch.ones_like(gamma), gamma / torch.sin(safe))
+    return 0.5 * ratio**2
+
+
 def equiangular_filter(n_channels: int, dgamma: float, window: str = "hann",
                        device: torch.device | str = "cpu") -> torch.Tensor:
     """rFFT response of ``g(gamma) = 1/2 (gamma/sin gamma)^2 h(gamma)`` sampled at ``dgamma`` (rad).
@@ -78,26 +92,16 @@ def equiangular_filter(n_channels: int, dgamma: float, window: str = "hann",
     -------
     torch.Tensor
         Shape ``(n_fft // 2 + 1,)`` float64 for zero-padding to ``n_fft = 2^ceil(log2(2 n))``;
-        includes the ``dgamma`` factor of the discrete convolution.
+        includes the ``dgamma`` factor of the discrete convolution (:func:`tomoconsensus.tomo.fbp.ramp_filter`
+        with the equiangular weight).
     """
-    if window not in WINDOWS:
-        raise ValueError(f"window: expected one of {WINDOWS}, got {window!r}")
-    n_fft = 1 << math.ceil(math.log2(2 * n_channels))
-    n = torch.arange(n_fft, dtype=torch.float64)
-    n = torch.where(n > n_fft // 2, n - n_fft, n)
-    ramp = torch.where(n % 2 == 1, -1.0 / (math.pi * n * dgamma) ** 2, torch.zeros_like(n))
-    ramp[0] = 1.0 / (4 * dgamma**2)
-    gamma = n * dgamma
-    ratio = torch.where(n == 0, torch.ones_like(n), gamma / torch.sin(torch.where(n == 0, torch.ones_like(n), gamma)))
-    response = torch.fft.rfft(0.5 * ratio**2 * ramp).real * dgamma
-    if window == "hann":
-        freq = torch.arange(n_fft // 2 + 1, dtype=torch.float64) / n_fft
-        response = response * 0.5 * (1 + torch.cos(2 * math.pi * freq))
-    return response.to(device)
+    return ramp_filter(n_channels, dgamma, window, device, weight=_equiangular_weight)
 
 
-class CurvedFBP:
+class CurvedFBP(Linop):
     """FBP operator for a curved-detector geometry, any subset of views, per-view sources.
+
+    A torch :class:`~tomoconsensus.tomo.linop.Linop` without adjoint, as :class:`~tomoconsensus.tomo.fbp.FBP`.
 
     Parameters
     ----------
@@ -112,7 +116,7 @@ class CurvedFBP:
     view_chunk : int, optional
         Views backprojected at once by the torch loop (8 on the CPU, 64 on a GPU).
     backend : {"numba", "torch"}, optional
-        Backprojection: compiled (:func:`tomoconsensus.ct.backproject.backproject_curved_cpu`, the
+        Backprojection: compiled (:func:`tomoconsensus.tomo.backproject.backproject_curved_cpu`, the
         default on the CPU) or the torch loop (GPUs); the same float32 arithmetic.
     """
 
@@ -123,10 +127,11 @@ class CurvedFBP:
             raise ValueError(f"CurvedFBP needs a curved geometry, '{geom.name}' is {geom.detector_shape}")
         self.geom = geom
         self.device = torch.device(device)
-        self.backend = choose_backend(backend, self.device)
-        self.view_chunk = view_chunk or (8 if self.device.type == "cpu" else 64)
+        self.backend = backprojection_backend(backend, self.device)
+        self.view_chunk = view_chunk or default_view_chunk(self.device, 8)
         sources = FanViews.from_geometry(geom) if sources is None else sources
         self.views = np.arange(len(sources)) if views is None else np.asarray(views)
+        self.ishape, self.oshape = (len(self.views), geom.n_detectors), (geom.image_size, geom.image_size)
         sub = sources.subset(self.views)
         self.dgamma = geom.detector_pitch_mm / geom.source_to_detector_mm
         f64 = {"dtype": torch.float64, "device": self.device}
@@ -149,7 +154,7 @@ class CurvedFBP:
     def backproject(self, filtered: torch.Tensor) -> torch.Tensor:
         """``sum_v w_v / L^2 Q_v(gamma)``: filtered (B, V, K) -> images (B, N*N)."""
         if self.backend == "numba":
-            from tomoconsensus.ct.backproject import backproject_curved_cpu
+            from tomoconsensus.tomo.backproject import backproject_curved_cpu
 
             arrays = (t.contiguous().numpy() for t in (self.cos, self.sin, self.radius, self.weights, self.x, self.y))
             return torch.from_numpy(backproject_curved_cpu(filtered.contiguous().numpy(), *arrays, self.dgamma,
@@ -192,8 +197,14 @@ class CurvedFBP:
         image = self.backproject(self.filter(sino)).reshape(-1, n, n)
         return image[0] if single else image
 
+    native, dtype, has_adjoint = "torch", np.dtype(np.float32), False
+    adjoint_instead = "CurvedProjector's adjoint: FBP is a reconstruction"
 
-class CurvedProjector:
+    def _forward(self, sinogram) -> torch.Tensor:
+        return self(sinogram)
+
+
+class CurvedProjector(Linop):
     """Line integrals on a curved detector (per-view sources): Joseph's method or ASTRA + resampling.
 
     Parameters
@@ -209,10 +220,15 @@ class CurvedProjector:
     use_cuda : bool, optional
         ASTRA path: GPU projector (default: when available).
     backend : {"joseph", "astra"}, optional
-        ``joseph`` (:mod:`tomoconsensus.ct.joseph`, the CPU default: each curved ray exactly, about 7x
+        ``joseph`` (:mod:`tomoconsensus.tomo.joseph`, the CPU default: each curved ray exactly, about 7x
         faster than ASTRA's CPU projector on the 4x oversampled flat detector) or ``astra`` (the
         default when ASTRA has CUDA).
+
+    A NumPy :class:`~tomoconsensus.tomo.linop.Linop`: image ``(N, N)`` -> sinogram ``(V, K)``, float32, and
+    its exact transpose.
     """
+
+    native, dtype = "numpy", np.dtype(np.float32)
 
     def __init__(self, geom: FanBeamGeometry, views=None, sources: FanViews | None = None, oversample: int = 4,
                  use_cuda: bool | None = None, backend: str | None = None):
@@ -222,9 +238,9 @@ class CurvedProjector:
         sources = FanViews.from_geometry(geom) if sources is None else sources
         self.sources = sources if views is None else sources.subset(views)
         self.use_cuda = cuda_available() if use_cuda is None else use_cuda
-        self.backend = backend or ("astra" if self.use_cuda else "joseph")
-        if self.backend not in ("joseph", "astra"):
-            raise ValueError(f"backend: expected 'joseph' or 'astra', got {self.backend!r}")
+        self.backend = curved_projector_backend(backend, self.use_cuda)
+        self.device = "cuda" if self.backend == "astra" and self.use_cuda else "cpu"
+        self.ishape, self.oshape = (geom.image_size, geom.image_size), (len(self.sources), geom.n_detectors)
         self.projector_id = None
         if self.backend == "astra":
             self._astra_setup(oversample)
@@ -255,10 +271,10 @@ class CurvedProjector:
     def sinogram_shape(self) -> tuple[int, int]:
         return (len(self.sources), self.geom.n_detectors)
 
-    def forward(self, image: np.ndarray) -> np.ndarray:
+    def _forward(self, image: np.ndarray) -> np.ndarray:
         """Line integrals of ``image`` (N, N) in 1/mm -> curved sinogram (V, K), float32."""
         if self.backend == "joseph":
-            from tomoconsensus.ct.joseph import joseph_forward
+            from tomoconsensus.tomo.joseph import joseph_forward
 
             return joseph_forward(image, *self._rays())
         sid, flat = astra.create_sino(np.ascontiguousarray(image, dtype=np.float32), self.projector_id)
@@ -269,10 +285,10 @@ class CurvedProjector:
         left, right = flat[rows, lo], flat[rows, lo + 1]
         return (left + (right - left) * frac).astype(np.float32)
 
-    def adjoint(self, sinogram: np.ndarray) -> np.ndarray:
+    def _adjoint(self, sinogram: np.ndarray) -> np.ndarray:
         """Exact transpose of :meth:`forward`: curved sinogram (V, K) -> image (N, N), float32."""
         if self.backend == "joseph":
-            from tomoconsensus.ct.joseph import joseph_adjoint
+            from tomoconsensus.tomo.joseph import joseph_adjoint
 
             return joseph_adjoint(sinogram, *self._rays(), self.geom.image_size)
         sino = np.asarray(sinogram, dtype=np.float64)
@@ -304,7 +320,7 @@ def fbp_operator(geom: FanBeamGeometry, views=None, window: str = "hann", device
 
     This is the one place that chooses between the two; per-view ``sources`` need a curved geometry.
     """
-    from tomoconsensus.ct.fbp import FBP
+    from tomoconsensus.tomo.fbp import FBP
 
     if isinstance(geom, FanBeamGeometry) and geom.is_curved:
         return CurvedFBP(geom, views, window, device, sources)
@@ -316,7 +332,7 @@ def fbp_operator(geom: FanBeamGeometry, views=None, window: str = "hann", device
 def forward_projector(geom: FanBeamGeometry, views=None, kind: str = "line", threads: int = 1):
     """Forward projector for simulation: :class:`CurvedProjector` or ASTRA's flat ``AstraProjector``
     (its views split over ``threads`` CPU threads)."""
-    from tomoconsensus.ct.projector import AstraProjector
+    from tomoconsensus.tomo.projector import AstraProjector
 
     if isinstance(geom, FanBeamGeometry) and geom.is_curved:
         return CurvedProjector(geom, views)

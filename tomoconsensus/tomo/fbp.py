@@ -18,36 +18,44 @@ FBP from a uniformly spaced subset (odd or even views) is itself a complete, unb
 reconstruction, and ``(fbp(odd) + fbp(even)) / 2 == fbp(all)`` exactly (linearity).
 
 Weighting and filtering are vectorised in torch (GPU when given a CUDA device). The backprojection
-runs in a compiled Numba kernel on the CPU (:mod:`tomoconsensus.ct.backproject`) and as a vectorised
+runs in a compiled Numba kernel on the CPU (:mod:`tomoconsensus.tomo.backproject`) and as a vectorised
 torch loop on a GPU; the two do the same float32 arithmetic.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
-from tomoconsensus.ct.backproject import backproject_cpu
-from tomoconsensus.geometry import FanBeamGeometry, Geometry
+from tomoconsensus.tomo.backends import backprojection_backend, default_view_chunk
+from tomoconsensus.tomo.backproject import backproject_cpu
+from tomoconsensus.tomo.geometry import FanBeamGeometry, Geometry
+from tomoconsensus.tomo.linop import Linop
 
 WINDOWS = ("ram-lak", "hann")
 
 
-def ramp_filter(n_channels: int, spacing: float, window: str = "hann",
-                device: torch.device | str = "cpu") -> torch.Tensor:
+def ramp_filter(n_channels: int, spacing: float, window: str = "hann", device: torch.device | str = "cpu",
+                weight: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Frequency response of the apodised ramp filter for an rFFT of length ``2^ceil(log2(2n))``.
+
+    The one ramp-filter builder of the package: the flat (and parallel) FBP uses the band-limited ramp
+    ``h`` itself, the curved FBP (:func:`tomoconsensus.tomo.curved.equiangular_filter`) the kernel
+    ``weight(t) h(t)`` with ``weight(gamma) = 1/2 (gamma / sin gamma)^2``.
 
     Parameters
     ----------
     n_channels : int
         Detector channels (the sinogram is zero-padded to at least twice this).
     spacing : float
-        Channel spacing in mm (on the virtual detector for fan beam).
+        Channel spacing: mm (on the virtual detector for fan beam), or rad for equiangular channels.
     window : {"ram-lak", "hann"}
         Apodisation window.
+    weight : callable, optional
+        Multiplies the spatial kernel, given the signed offsets ``t = n * spacing`` (float64 tensor).
 
     Returns
     -------
@@ -63,6 +71,8 @@ def ramp_filter(n_channels: int, spacing: float, window: str = "hann",
     kernel = torch.where(n % 2 == 1, -1.0 / (math.pi * n) ** 2, torch.zeros_like(n))
     kernel[0] = 0.25
     kernel = kernel / spacing**2
+    if weight is not None:
+        kernel = weight(n * spacing) * kernel
     response = torch.fft.rfft(kernel).real * spacing
     if window == "hann":
         freq = torch.arange(n_fft // 2 + 1, dtype=torch.float64) / n_fft  # cycles per sample
@@ -90,14 +100,6 @@ def angular_weights(angles_rad: np.ndarray, period_rad: float) -> np.ndarray:
     return weights
 
 
-def choose_backend(backend: str | None, device: torch.device) -> str:
-    """Backprojection backend: ``numba`` (compiled, the CPU default) or ``torch`` (GPUs, or asked for)."""
-    chosen = backend or ("numba" if device.type == "cpu" else "torch")
-    if chosen not in ("numba", "torch") or (chosen == "numba" and device.type != "cpu"):
-        raise ValueError(f"backend: expected 'torch', or 'numba' on the CPU, got {backend!r} on {device}")
-    return chosen
-
-
 def pixel_grid(geom: Geometry, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Pixel centres (x, y) in mm, flattened to (N*N,) float32 tensors on ``device``."""
     x, y = geom.pixel_centers_mm()
@@ -113,8 +115,12 @@ def weight_and_filter(sinogram: torch.Tensor, preweight: torch.Tensor, response:
     return torch.fft.irfft(spectrum * response, n=n_fft, dim=-1)[..., :n]
 
 
-class FBP:
+class FBP(Linop):
     """Reusable FBP operator for one geometry and one subset of views.
+
+    A :class:`~tomoconsensus.tomo.linop.Linop` (torch): ``forward`` maps a sinogram ``(views, channels)``
+    (or a batch) to an image ``(N, N)``, float32; ``__call__`` does the same and always returns a
+    tensor. The adjoint is not implemented (use the projector's, :mod:`tomoconsensus.tomo.projector`).
 
     Parameters
     ----------
@@ -130,7 +136,7 @@ class FBP:
         Views backprojected at once by the torch loop (memory ~ ``view_chunk * N^2 * 4`` bytes per
         temporary); 1 on the CPU (cache-friendly) and 64 on a GPU by default.
     backend : {"numba", "torch"}, optional
-        Backprojection: the compiled CPU kernel of :mod:`tomoconsensus.ct.backproject` (default on
+        Backprojection: the compiled CPU kernel of :mod:`tomoconsensus.tomo.backproject` (default on
         the CPU) or the vectorised torch loop (default, and the only choice, on a GPU). Both do the
         same float32 arithmetic and agree to round-off.
     """
@@ -139,13 +145,14 @@ class FBP:
                  window: str = "hann", device: torch.device | str = "cpu", view_chunk: int | None = None,
                  backend: str | None = None):
         if getattr(geom, "detector_shape", "flat") != "flat":
-            raise ValueError("FBP is for flat detectors; use tomoconsensus.ct.curved.fbp_operator")
+            raise ValueError("FBP is for flat detectors; use tomoconsensus.tomo.curved.fbp_operator")
         self.geom = geom
         self.device = torch.device(device)
         # One view at a time keeps the CPU temporaries in cache; a GPU wants wide launches.
-        self.view_chunk = view_chunk or (1 if self.device.type == "cpu" else 64)
-        self.backend = choose_backend(backend, self.device)
+        self.view_chunk = view_chunk or default_view_chunk(self.device, 1)
+        self.backend = backprojection_backend(backend, self.device)
         self.views = np.arange(geom.n_views) if views is None else np.asarray(views)
+        self.ishape, self.oshape = (len(self.views), geom.n_detectors), (geom.image_size, geom.image_size)
         angles = geom.angles_rad[self.views]
         self.is_fan = isinstance(geom, FanBeamGeometry)
         period = 2 * math.pi if self.is_fan else math.radians(geom.angular_range_deg)
@@ -233,6 +240,13 @@ class FBP:
                              f"'{self.geom.name}' and this view subset, got {tuple(sino.shape)}")
         image = self.backproject(self.filter(sino)).reshape(-1, self.geom.image_size, self.geom.image_size)
         return image[0] if single else image
+
+
+    native, dtype, has_adjoint = "torch", np.dtype(np.float32), False
+    adjoint_instead = "the projector's adjoint (AstraProjector, CurvedProjector): FBP is a reconstruction"
+
+    def _forward(self, sinogram) -> torch.Tensor:
+        return self(sinogram)
 
 
 def fbp(sinogram, geom: Geometry, views=None, window: str = "hann", device="cpu") -> np.ndarray:

@@ -9,8 +9,8 @@ column, ``pixel / |cos(angle to the axis)|``. Pixels outside the grid are zero.
 Ray ``(v, k)`` starts at the source ``S_v = R_v (sin theta_v, -cos theta_v)`` and runs along
 ``d = cos(gamma_k) e_v + sin(gamma_k) u_v``, with ``e_v = (-sin theta_v, cos theta_v)`` towards the
 isocentre and ``u_v = (cos theta_v, sin theta_v)``: the equiangular (curved-detector) rays of
-:mod:`tomoconsensus.ct.curved`, each computed exactly, with no resampling. Image axes as in
-:meth:`tomoconsensus.geometry.Geometry.pixel_centers_mm`: column ``i`` at ``x = (i - c) p``, row
+:mod:`tomoconsensus.tomo.curved`, each computed exactly, with no resampling. Image axes as in
+:meth:`tomoconsensus.tomo.geometry.Geometry.pixel_centers_mm`: column ``i`` at ``x = (i - c) p``, row
 ``j`` at ``y = (c - j) p``, ``c = (N - 1) / 2``.
 
 :func:`joseph_forward` and :func:`joseph_adjoint` are exact transposes (the same weights, gathered or
@@ -22,7 +22,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from tomoconsensus.ct import backproject as _threading  # noqa: F401  (selects Numba's workqueue layer)
+from tomoconsensus.tomo import backproject as _threading  # noqa: F401  (selects Numba's workqueue layer)
 
 
 @numba.njit(inline="always", nogil=True, cache=True)

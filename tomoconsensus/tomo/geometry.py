@@ -1,9 +1,11 @@
-"""Scanner geometry and dose protocol, declared in TOML files under ``geometry/``.
+"""Scan geometry (parallel beam, fan beam with a flat or curved detector), declared in TOML files under ``geometry/``.
 
 A geometry file describes one acquisition: where the source and detector are, how many views
-and detector channels there are, the reconstruction grid, and (for simulation) the dose protocol.
-It is loaded into frozen dataclasses and validated on load, so that a typo or a negative distance
-fails immediately with the file and field named.
+and detector channels there are, and the reconstruction grid. It is loaded into frozen dataclasses
+and validated on load, so that a typo or a negative distance fails immediately with the file and
+field named. A fan-beam file may carry one more table, ``[protocol]``, that belongs to the modality
+reading it (CT's dose protocol, :class:`tomoconsensus.ct.protocol.CTDoseProtocol`): the modality passes
+its class as ``protocol=``; without it the table is skipped (the scan geometry alone).
 
 Coordinate conventions (identical to ASTRA's ``fanflat`` / ``parallel`` geometries):
 
@@ -20,8 +22,9 @@ Coordinate conventions (identical to ASTRA's ``fanflat`` / ``parallel`` geometri
   ``u_hat = (cos theta, sin theta)``, so positive ``gamma`` lies on the side of positive ``u``;
 * sinograms are arrays ``[view, channel]`` of line integrals (dimensionless).
 
-Loading from TOML is strict: every field (and every ``[protocol]`` field of a fan-beam file) must
-be present; the dataclass defaults below only serve code that builds a geometry in Python.
+Loading from TOML is strict: every field (and, when a protocol class is given, the ``[protocol]`` table
+with every one of its fields) must be present; the dataclass defaults below only serve code that builds
+a geometry in Python.
 """
 
 from __future__ import annotations
@@ -76,11 +79,6 @@ def _positive_finite(v: float) -> bool:
     return math.isfinite(v) and v > 0
 
 
-def _non_negative_finite(v: float) -> bool:
-    """a finite number >= 0"""
-    return math.isfinite(v) and v >= 0
-
-
 def _finite(v: float) -> bool:
     """a finite number"""
     return math.isfinite(v)
@@ -93,7 +91,7 @@ def _shipped_geometry_folder() -> Traversable:
     """The folder of named geometries: the top-level ``geometry/`` of a source checkout (run from it, or
     installed editable: setuptools' editable finder does not map the data package), else its copy in an
     installed wheel, the data package ``tomoconsensus.geometries`` (see pyproject.toml)."""
-    checkout = Path(__file__).resolve().parent.parent
+    checkout = Path(__file__).resolve().parents[2]
     if (checkout / "pyproject.toml").is_file() and (checkout / "geometry").is_dir():
         return checkout / "geometry"
     return resources.files("tomoconsensus.geometries")
@@ -107,29 +105,6 @@ GEOMETRY_DIR = _shipped_geometry_folder()
 def shipped_geometries() -> list[str]:
     """Names of the shipped geometries (``ldct-fanbeam`` for ``geometry/ldct-fanbeam.toml``), sorted."""
     return sorted(p.name.removesuffix(".toml") for p in GEOMETRY_DIR.iterdir() if p.name.endswith(".toml"))
-
-
-@dataclass(frozen=True)
-class CTDoseProtocol:
-    """Dose and noise model used to simulate measured data from clean images.
-
-    Attributes
-    ----------
-    incident_photons : float
-        Full-dose incident photons per detector channel and view (I0) before the bowtie.
-    electronic_noise_std : float
-        Standard deviation of the additive Gaussian electronic noise, in detected photons.
-    mu_water_per_mm : float
-        Linear attenuation of water at the effective energy, 1/mm; defines HU.
-    bowtie_water_equiv_mm : float
-        Water-equivalent bowtie thickness at the fan edge (0 = no bowtie); the thickness grows
-        quadratically with the fan angle.
-    """
-
-    incident_photons: float = field(default=1.5e5, metadata={"check": _positive_finite})
-    electronic_noise_std: float = field(default=10.0, metadata={"check": _non_negative_finite})
-    mu_water_per_mm: float = field(default=0.0193, metadata={"check": _positive_finite})
-    bowtie_water_equiv_mm: float = field(default=0.0, metadata={"check": _non_negative_finite})
 
 
 @dataclass(frozen=True)
@@ -214,9 +189,10 @@ class FanBeamGeometry(_ImageGrid, _ViewSampling):
         Must be 360 (short scans would need Parker weights, not implemented).
     detector_shape : str
         ``"flat"`` or ``"curved"`` (equiangular arc centred on the source; reconstructed and
-        projected by :mod:`tomoconsensus.ct.curved`).
-    protocol : CTDoseProtocol
-        Dose model for simulating low-dose data.
+        projected by :mod:`tomoconsensus.tomo.curved`).
+    protocol : dataclass or None
+        The modality's acquisition table ``[protocol]`` (CT: the dose model for simulating low-dose
+        data, :class:`tomoconsensus.ct.protocol.CTDoseProtocol`); None when read without one.
     """
 
     name: str = "fanbeam"
@@ -230,7 +206,7 @@ class FanBeamGeometry(_ImageGrid, _ViewSampling):
     start_angle_deg: float = field(default=0.0, metadata={"check": _finite})
     detector_shape: str = field(default="flat", metadata={"check": _detector_shape})
     beam: str = "fan"
-    protocol: CTDoseProtocol = CTDoseProtocol()
+    protocol: Any = None
 
     @property
     def origin_to_detector_mm(self) -> float:
@@ -271,8 +247,14 @@ Geometry = FanBeamGeometry | ParallelBeamGeometry
 _CLASSES = {"fan": FanBeamGeometry, "parallel": ParallelBeamGeometry}
 
 
-def geometry_from_dict(values: dict[str, Any], source: str | Path = "<dict>") -> Geometry:
+def geometry_from_dict(values: dict[str, Any], source: str | Path = "<dict>", protocol: type | None = None) -> Geometry:
     """Build and validate a geometry from a TOML-like dict.
+
+    Parameters
+    ----------
+    protocol : dataclass type, optional
+        The modality's ``[protocol]`` table (CT: :class:`tomoconsensus.ct.protocol.CTDoseProtocol`): then
+        required, with every field, in a fan-beam file. None: a ``[protocol]`` table is skipped.
 
     Raises
     ------
@@ -287,15 +269,17 @@ def geometry_from_dict(values: dict[str, Any], source: str | Path = "<dict>") ->
     if beam not in _CLASSES:
         raise InputError(source, "beam", "'fan' or 'parallel'", beam)
     cls = _CLASSES[beam]
-    _require_every_field(cls, values, source)
-    protocol = values.pop("protocol", None)
-    if protocol is not None:
-        if cls is not FanBeamGeometry:
-            raise InputError(source, "protocol", "no [protocol] table for a parallel geometry")
-        if not isinstance(protocol, dict):
-            raise InputError(source, "protocol", "a [protocol] table", protocol)
-        _require_every_field(CTDoseProtocol, protocol, f"{source} [protocol]")
-        values["protocol"] = dataclass_from_dict(CTDoseProtocol, protocol, f"{source} [protocol]")
+    table = values.pop("protocol", None)
+    if table is not None and cls is not FanBeamGeometry:
+        raise InputError(source, "protocol", "no [protocol] table for a parallel geometry")
+    if protocol is not None and cls is FanBeamGeometry:
+        values["protocol"] = table if table is not None else _MISSING
+    _require_every_field(cls, values, source, optional=() if protocol is not None else ("protocol",))
+    if "protocol" in values:
+        if not isinstance(table, dict):
+            raise InputError(source, "protocol", "a [protocol] table", table)
+        _require_every_field(protocol, table, f"{source} [protocol]")
+        values["protocol"] = dataclass_from_dict(protocol, table, f"{source} [protocol]")
     geom = dataclass_from_dict(cls, values, source)
     if isinstance(geom, FanBeamGeometry):
         if geom.source_to_detector_mm <= geom.source_to_origin_mm:
@@ -309,19 +293,23 @@ def geometry_from_dict(values: dict[str, Any], source: str | Path = "<dict>") ->
     return geom
 
 
-def _require_every_field(cls: type, values: dict[str, Any], source: str | Path) -> None:
+#: Stands for a required ``[protocol]`` table that a file lacks (reported as missing).
+_MISSING = object()
+
+
+def _require_every_field(cls: type, values: dict[str, Any], source: str | Path, optional: tuple[str, ...] = ()) -> None:
     """A geometry file states every field: a missing one is an error, never a silent default."""
     known = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise InputError(source, unknown[0], f"one of {sorted(known)}", "unknown field")
     for name in known:
-        if name not in values:
+        if (name not in values or values[name] is _MISSING) and name not in optional:
             raise InputError(source, name, "a value (every geometry field is required, see docs/geometry.md)",
                              "missing")
 
 
-def load_geometry(name_or_path: str | Path) -> Geometry:
+def load_geometry(name_or_path: str | Path, protocol: type | None = None) -> Geometry:
     """Load a geometry by name (a file in ``geometry/``) or from a TOML path.
 
     Parameters
@@ -329,14 +317,16 @@ def load_geometry(name_or_path: str | Path) -> Geometry:
     name_or_path : str or Path
         ``"ldct-fanbeam"`` loads ``geometry/ldct-fanbeam.toml``; anything ending in ``.toml`` or
         naming an existing file is read as a path.
+    protocol : dataclass type, optional
+        The modality's ``[protocol]`` table (see :func:`geometry_from_dict`).
     """
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
-        return geometry_from_dict(read_toml(path, "geometry"), path)
+        return geometry_from_dict(read_toml(path, "geometry"), path, protocol)
     if str(name_or_path) not in shipped_geometries():
         raise InputError("--geometry", "name", f"one of {shipped_geometries()} or a .toml path", str(name_or_path))
     with resources.as_file(GEOMETRY_DIR.joinpath(f"{name_or_path}.toml")) as path:
-        return geometry_from_dict(read_toml(path, "geometry"), path)
+        return geometry_from_dict(read_toml(path, "geometry"), path, protocol)
 
 
 def geometry_to_toml(geom: Geometry) -> str:
@@ -345,6 +335,8 @@ def geometry_to_toml(geom: Geometry) -> str:
     tables = []
     for f in dataclasses.fields(geom):
         value = getattr(geom, f.name)
+        if value is None and f.name == "protocol":
+            continue
         if dataclasses.is_dataclass(value):
             tables.append((f.name, value))
         else:
@@ -361,6 +353,6 @@ def _toml_value(value: Any) -> str:
     return repr(value)
 
 
-def geometry_from_toml_text(text: str, source: str = "<embedded geometry>") -> Geometry:
-    """Inverse of :func:`geometry_to_toml`."""
-    return geometry_from_dict(tomllib.loads(text), source)
+def geometry_from_toml_text(text: str, source: str = "<embedded geometry>", protocol: type | None = None) -> Geometry:
+    """Inverse of :func:`geometry_to_toml` (with the ``protocol`` class that wrote the ``[protocol]`` table)."""
+    return geometry_from_dict(tomllib.loads(text), source, protocol)

@@ -1,4 +1,4 @@
-"""Compiled CPU backprojection for :class:`tomoconsensus.ct.fbp.FBP` (Numba, all cores, float32).
+"""Compiled CPU backprojection for :class:`tomoconsensus.tomo.fbp.FBP` (Numba, all cores, float32).
 
 For each pixel ``(x, y)`` (mm) and view ``v`` with angle ``theta_v`` and angular weight ``w_v``, the
 filtered sinogram ``q_v`` is sampled at the detector position of the pixel and accumulated:
@@ -185,7 +185,7 @@ def backproject_curved_cpu(filtered: np.ndarray, cos: np.ndarray, sin: np.ndarra
     ``L e = R_v + y cos - x sin`` (along the central ray), ``L u = x cos + y sin`` (across it),
     ``gamma = atan(L u / L e)`` (the pixel is in front of the source, ``L e > 0``) and
     ``image += w_v q_v(gamma / dgamma) / L^2``: the arithmetic of the torch loop of
-    :meth:`tomoconsensus.ct.curved.CurvedFBP.backproject` (GPUs), with ``atan`` as a branch-free
+    :meth:`tomoconsensus.tomo.curved.CurvedFBP.backproject` (GPUs), with ``atan`` as a branch-free
     polynomial (:func:`_atan`, 1.4e-7 rad) instead of ``atan2``, so that the pixel loop vectorises
     (3.6x less CPU time than with ``atan2``).
 

@@ -1,0 +1,51 @@
+"""How attenuation images in HU are shown and measured (CT, spectral CT): the paper's [-160, 240] HU window.
+
+Light on purpose (NumPy and scikit-image only): ``evaluate`` and ``report`` load it without torch.
+A modality's presentation subclasses :class:`HUPresentation` and changes what differs (labels, how a
+stored image becomes the displayed HU image); every modality supplies the same attributes (see
+:func:`tomoconsensus.metrics.presenter`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tomoconsensus.metrics import CT_WINDOW_HU, ct_metrics
+
+
+class HUPresentation:
+    """Display, metrics and labels of slices stored in HU/1000 with one channel."""
+
+    #: (metric key, row label, scale) of the Markdown table
+    report_rows = (("rmse_hu", "RMSE (HU)", 1.0), ("rmse_body_hu", "RMSE body (HU)", 1.0),
+                   ("rmse_air_hu", "RMSE air (HU)", 1.0), ("ssim", "SSIM (%)", 100.0), ("psnr_db", "PSNR (dB)", 1.0),
+                   ("roi_std", "ROI std (HU)", 1.0))
+    unit_label = "HU"
+    error_key = "rmse_hu"
+
+    @staticmethod
+    def baseline_names(attrs: dict) -> dict[str, str]:
+        return {"x_est": "FBP", "tv": "TV"}
+
+    @staticmethod
+    def display(image: np.ndarray) -> np.ndarray:
+        """(1, H, W) HU/1000 -> (H, W) HU."""
+        return 1000.0 * np.asarray(image)[0]
+
+    @staticmethod
+    def display_window(reference_2d: np.ndarray) -> tuple[float, float]:
+        return CT_WINDOW_HU
+
+    @staticmethod
+    def difference_range(window: tuple[float, float]) -> float:
+        return 100.0
+
+    @staticmethod
+    def roi_value_range(reference_2d: np.ndarray) -> tuple[float, float]:
+        """Soft tissue."""
+        return -100.0, 100.0
+
+    @classmethod
+    def slice_metrics(cls, image: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+        """RMSE (HU), SSIM and PSNR in the paper's window, of the displayed images."""
+        return ct_metrics(cls.display(image), cls.display(reference))
