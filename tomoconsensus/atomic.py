@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from tomoconsensus.errors import DiskFull, InputError
+from tomoconsensus.folders import make_parents, remove_created
 
 _HOST = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "host"
 TEMP_NAME = re.compile(r"^\..+\.tmp-(\d+)(?:-(.+))?$")
@@ -110,23 +111,6 @@ def no_space(target: str | Path, exc: OSError) -> DiskFull:
                     f"([Errno {exc.errno}] {os.strerror(exc.errno)}); no partial output was left: "
                     f"{'raise the limit' if exc.errno == errno.EFBIG else 'free space'} (or choose an --out on "
                     "another disk) and run the command again")
-
-
-def make_parents(folder: Path) -> list[Path]:
-    """Create ``folder`` and its missing ancestors; returns the folders created, outermost first."""
-    missing = []
-    for p in [folder, *folder.parents]:
-        if p.exists():
-            break
-        missing.append(p)
-    folder.mkdir(parents=True, exist_ok=True)
-    return missing[::-1]
-
-
-def remove_created(created: list[Path]) -> None:
-    for p in reversed(created):
-        with contextlib.suppress(OSError):
-            p.rmdir()  # only if still empty
 
 
 @contextlib.contextmanager

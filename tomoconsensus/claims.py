@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tomoconsensus.errors import RunError
+from tomoconsensus.folders import make_parents, remove_created
 
 _HELD: set[str] = set()
 
@@ -108,8 +109,6 @@ def claim_output(out: str | Path) -> Iterator[None]:
     they cannot be (a file in the way, no permission) nothing is claimed: the command's own output
     checks name the problem.
     """
-    from tomoconsensus.atomic import make_parents, remove_created
-
     lock = claim_path(out)
     try:
         created = make_parents(lock.parent)

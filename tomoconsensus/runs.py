@@ -23,9 +23,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from tomoconsensus.atomic import CLAIM_NAME, TEMP_NAME, check_writable_folder, make_parents, remove_created
+from tomoconsensus.atomic import CLAIM_NAME, TEMP_NAME, check_writable_folder
 from tomoconsensus.claims import claim
 from tomoconsensus.errors import InputError
+from tomoconsensus.folders import make_parents, remove_created
 
 #: Files a run writes (removed by ``overwrite``).
 RUN_FILES = ("config.toml", "run_info.json", "checkpoint.pt", "model.pt", "best.pt", "log.jsonl",
