@@ -219,9 +219,9 @@ def test_mr_example_pipeline_script_end_to_end(tmp_path):
 
 
 @pytest.mark.parametrize("modality, device_function, prepare", [
-    ("ct", "tomoconsensus.pipelines.ct.torch_device",
+    ("ct", "tomoconsensus.ct.pipeline.torch_device",
      ["prepare", "ct", "--images", "tests/data/ct/dicom", "--geometry", "demo-fanbeam"]),
-    ("mr", "tomoconsensus.pipelines.mr.sigpy_device",
+    ("mr", "tomoconsensus.mr.pipeline.sigpy_device",
      ["prepare", "mr", "--kspace", "tests/data/mr/twix_gre_phantom_2ch.h5"]),
 ])
 def test_demo_and_prepare_build_the_modality_on_the_same_device(modality, device_function, prepare, tmp_path,

@@ -58,7 +58,7 @@ def _inputs(*paths) -> list[Path]:
 
 def _prepare_ct(args: argparse.Namespace) -> None:
     from tomoconsensus.ct.io import read_images, read_sinograms
-    from tomoconsensus.pipelines.ct import (
+    from tomoconsensus.ct.pipeline import (
         ct_modality,
         fan_beam_geometry,
         measured_source,
@@ -130,7 +130,7 @@ def _prepare_ct_projections(args: argparse.Namespace) -> None:
 
 def _prepare_mr(args: argparse.Namespace) -> None:
     from tomoconsensus.mr.io import read_kspace
-    from tomoconsensus.pipelines.mr import mr_modality, write_mr
+    from tomoconsensus.mr.pipeline import mr_modality, write_mr
 
     check_output_file(args.out, _inputs(args.kspace), args.overwrite, read_folders=[args.kspace])
     modality = mr_modality(args.acceleration, args.center_lines, args.sense_lambda, args.device)
@@ -140,7 +140,7 @@ def _prepare_mr(args: argparse.Namespace) -> None:
 
 
 def _prepare_pet(args: argparse.Namespace) -> None:
-    from tomoconsensus.pipelines.pet import pet_modality, read_pet_input, write_pet
+    from tomoconsensus.pet.pipeline import pet_modality, read_pet_input, write_pet
 
     if args.split == "time-frames" and args.frame_s is None:
         raise InputError("--frame-s", "frame-s", "a frame length in s with --split time-frames", "missing")
@@ -162,8 +162,8 @@ def _prepare_pet(args: argparse.Namespace) -> None:
 
 
 def _prepare_spectral(args: argparse.Namespace) -> None:
-    from tomoconsensus.pipelines.spectral import spectral_modality, write_spectral
     from tomoconsensus.spectral.io import read_counts
+    from tomoconsensus.spectral.pipeline import spectral_modality, write_spectral
 
     check_output_file(args.out, _inputs(args.counts), args.overwrite)
     stack = read_counts(args.counts)

@@ -27,7 +27,7 @@ from tomoconsensus.devices import torch_device
 from tomoconsensus.errors import InputError
 from tomoconsensus.geometry import FanBeamGeometry, load_geometry
 from tomoconsensus.modality import Slice
-from tomoconsensus.pipelines.jobs import SliceWork, prepare_in_processes
+from tomoconsensus.prepare_jobs import SliceWork, prepare_in_processes
 
 
 @dataclass
@@ -35,7 +35,7 @@ class SliceSource:
     """Slices to prepare (a generator is fine), how many, and how they were obtained (file attributes).
 
     ``make(indices=...)``, where set, yields the slices of any indices in a fresh process (a picklable
-    recipe for ``--jobs``: :mod:`tomoconsensus.pipelines.jobs`).
+    recipe for ``--jobs``: :mod:`tomoconsensus.prepare_jobs`).
     """
 
     slices: Iterable[Slice]
