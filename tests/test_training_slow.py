@@ -5,12 +5,12 @@ import pytest
 
 from tomoconsensus.ct.io import read_images
 from tomoconsensus.ct.modality import CTModality
+from tomoconsensus.ct.presentation import ct_metrics
 from tomoconsensus.ct.sources import simulated_slices
 from tomoconsensus.data.denoised import read_denoised
 from tomoconsensus.data.prepared import read_prepared, write_prepared
 from tomoconsensus.demo import CT_IMAGES, TEST_PATIENTS, VAL_PATIENTS, _subset
 from tomoconsensus.denoise import denoise
-from tomoconsensus.metrics import ct_metrics
 from tomoconsensus.train import TrainConfig, train
 
 

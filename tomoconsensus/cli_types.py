@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 from tomoconsensus.devices import DEVICE_HELP, check_device
 from tomoconsensus.errors import InputError
@@ -57,3 +58,8 @@ def device(text: str) -> str:
         return check_device(text)
     except InputError:
         raise argparse.ArgumentTypeError(f"expected {DEVICE_HELP}, got {text!r}") from None
+
+
+def input_paths(*paths) -> list[Path]:
+    """The given paths (``None`` dropped) as :class:`~pathlib.Path`: the inputs an output must not replace."""
+    return [Path(p) for p in paths if p is not None]

@@ -1,14 +1,41 @@
 """How CT results are shown and measured: HU, the paper's [-160, 240] HU window, table rows.
 
+* RMSE over the whole image, in HU; also inside the body and in the air (split at the reference's
+  -500 HU, :data:`BODY_THRESHOLD_HU`).
+* SSIM and PSNR inside the display window :data:`CT_WINDOW_HU`: both images clipped to the window,
+  ``data_range = 400`` HU (settings of :func:`tomoconsensus.metrics.ssim`).
+
 Light on purpose (NumPy and scikit-image only): ``evaluate`` and ``report`` load it without torch.
-Every modality supplies the same attributes (see :func:`tomoconsensus.metrics.presenter`).
+Every modality supplies the same attributes (see :class:`tomoconsensus.metrics.Presentation`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from tomoconsensus.metrics import CT_WINDOW_HU, ct_metrics
+from tomoconsensus.metrics import psnr, region_rmse, rmse, ssim
+
+#: The paper's display window (HU); SSIM and PSNR are computed inside it.
+CT_WINDOW_HU = (-160.0, 240.0)
+#: Reference values above this are the body; at or below it, air (HU).
+BODY_THRESHOLD_HU = -500.0
+
+
+def windowed(image_hu: np.ndarray, window=CT_WINDOW_HU) -> np.ndarray:
+    """The image clipped to ``window`` (HU)."""
+    return np.clip(image_hu, *window)
+
+
+def ct_metrics(image_hu: np.ndarray, reference_hu: np.ndarray, window=CT_WINDOW_HU) -> dict[str, float]:
+    """RMSE (HU, full range; also inside the body and in the air, split at the reference's -500 HU), SSIM
+    and PSNR (within ``window``) of one CT slice (H, W). A denoiser can do well in the body and add streaks
+    in the air (or the reverse): the whole-slice RMSE alone hides which."""
+    span = window[1] - window[0]
+    a, b = windowed(image_hu, window), windowed(reference_hu, window)
+    body = np.asarray(reference_hu) > BODY_THRESHOLD_HU
+    return {"rmse_hu": rmse(image_hu, reference_hu), "rmse_body_hu": region_rmse(image_hu, reference_hu, body),
+            "rmse_air_hu": region_rmse(image_hu, reference_hu, ~body), "ssim": ssim(a, b, span),
+            "psnr_db": psnr(a, b, span)}
 
 
 class CTPresentation:
@@ -20,6 +47,8 @@ class CTPresentation:
                    ("roi_std", "ROI std (HU)", 1.0))
     unit_label = "HU"
     error_key = "rmse_hu"
+    #: Recorded in metrics.json.
+    settings = {"ct_window_hu": list(CT_WINDOW_HU)}
 
     @staticmethod
     def baseline_names(attrs: dict) -> dict[str, str]:
