@@ -185,8 +185,8 @@ def test_shipped_data_match_their_manifests():
 
 
 def test_toy_modality_example_shows_unbiased_independent_halves():
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "toy_modality.py")], capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "toy_modality" / "walkthrough.py")],
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     line = next(ln for ln in result.stdout.splitlines() if "bias" in ln)
     bias_percent = float(line.split(":")[1].split("%")[0])
