@@ -233,10 +233,13 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", type=_device, help=DEVICE_HELP)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list | None = None) -> argparse.ArgumentParser:
+    """The parser of every command. ``prepare``'s modality sub-commands (the installed entry points and
+    each plugin's cli module) are added where ``argv`` may reach them (``None``: always), so that
+    ``tomoconsensus --help`` and the other commands do not look for plugins."""
     parser = _Parser(prog="tomoconsensus", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_prepare_parser(sub)
+    _add_prepare_parser(sub, argv is None or "prepare" in argv)
     _add_train_parser(sub)
     _add_distill_parser(sub)
     _add_denoise_parser(sub)
@@ -246,12 +249,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_prepare_parser(sub) -> None:
+def _add_prepare_parser(sub, with_modalities: bool = True) -> None:
     """``prepare NAME`` for every modality of the registry whose plugin has a ``prepare_parser``."""
-    from tomoconsensus import registry
-
     prep = sub.add_parser("prepare", help="split and reconstruct raw data into a prepared HDF5 dataset")
     prep_sub = prep.add_subparsers(dest="modality", required=True)
+    if not with_modalities:
+        return
+    from tomoconsensus import registry
+
     for name in registry.names():
         plugin = registry.get(name)
         if plugin.has("prepare_parser"):
@@ -356,8 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run a command. Warnings (numpy RuntimeWarning, torch UserWarning, tomoconsensus' own) are held
     until it ends: after a refusal only the one error line is shown (they are its side effects), after
     success or an interruption each distinct warning is one ``warning:`` line."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     with warnings.catch_warnings(record=True) as caught:
         code = _run(args)
     if code != 2:
