@@ -36,6 +36,7 @@ from tomoconsensus.cli_types import (
     device,
     input_paths,
     lamda_or_auto,
+    named_values,
     number,
 )
 from tomoconsensus.devices import DEVICE_HELP
@@ -140,8 +141,8 @@ def _evaluate(args: argparse.Namespace) -> None:
     from tomoconsensus.evaluate import evaluate
     from tomoconsensus.report import REPORT_FILES, metrics_markdown, write_report
 
-    results = _named(args.results, "--results")
-    runs = {k: Path(v) for k, v in _named(args.runs, "--runs").items()}
+    results = named_values(args.results, "--results")
+    runs = {k: Path(v) for k, v in named_values(args.runs, "--runs").items()}
     for name, run in runs.items():
         if not (run / "log.jsonl").is_file():
             raise InputError("--runs", name, "a run folder with log.jsonl (written by tomoconsensus train)", str(run))
@@ -168,7 +169,7 @@ def _iq(args: argparse.Namespace) -> None:
     from tomoconsensus.iq.measure import run_iq
     from tomoconsensus.iq.report import IQ_FILES, iq_markdown, write_iq_report
 
-    runs = {k: Path(v) for k, v in _named(args.runs, "--runs").items()}
+    runs = {k: Path(v) for k, v in named_values(args.runs, "--runs").items()}
     for name in runs:
         if name in ("FBP", "TV"):
             raise InputError("--runs", name, "a name other than FBP and TV (those rows are always reported)")
@@ -180,23 +181,6 @@ def _iq(args: argparse.Namespace) -> None:
         (args.out / name).unlink(missing_ok=True)
     print(iq_markdown(result))
     print("wrote " + ", ".join(str(p) for p in files))
-
-
-def _name_value(text: str, option: str) -> tuple[str, str]:
-    name, _, value = text.partition("=")
-    if not name.strip() or not value:
-        raise InputError(option, text, "NAME=PATH with a non-empty name and path")
-    return name.strip(), value
-
-
-def _named(items: list[str] | None, option: str) -> dict[str, str]:
-    """NAME=PATH arguments as a dict; a repeated name is refused (it would silently drop one)."""
-    out: dict[str, str] = {}
-    for name, value in (_name_value(r, option) for r in items or []):
-        if name in out:
-            raise InputError(option, name, "each name once", "repeated")
-        out[name] = value
-    return out
 
 
 def _demo(args: argparse.Namespace) -> None:
