@@ -39,15 +39,15 @@ import torch
 
 from tomoconsensus.ct.modality import CTModality
 from tomoconsensus.ct.noise import hu_to_mu, mu_to_hu
+from tomoconsensus.ct.pipeline import fan_beam_geometry
 from tomoconsensus.ct.simulate import to_geometry_grid
 from tomoconsensus.ct.sources import simulated_slices
 from tomoconsensus.data.patches import PatchSampler, extract_patches
 from tomoconsensus.demo import DemoProtocol, ct_split
 from tomoconsensus.losses import mse, weight_penalty
-from tomoconsensus.metrics import ct_metrics
 from tomoconsensus.nn.unet import UNet
-from tomoconsensus.pipelines.ct import fan_beam_geometry
 from tomoconsensus.tomo.curved import fbp_operator, forward_projector
+from tomoconsensus.tomo.presentation import ct_metrics
 
 from common import RESULTS, write_result
 

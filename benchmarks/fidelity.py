@@ -9,7 +9,7 @@ per epoch, 100 epochs, Adam 1e-4, beta_w 5e-6, beta_r 0.5), the test patients ar
 evaluated (RMSE in HU over the image; SSIM within [-160, 240] HU; mean +- std over test slices).
 
 It chains the package's own steps, as ``examples/ct/run_paper_protocol.sh`` does:
-``tomoconsensus.pipelines.ct`` (prepare), ``train``, ``denoise``, ``evaluate``.
+``tomoconsensus.ct.pipeline`` (prepare), ``train``, ``denoise``, ``evaluate``.
 
 Full scale (a GPU; preparation ~5 s per slice on 2 CPU cores, 40 slices per patient)::
 
@@ -39,11 +39,11 @@ import torch
 
 from tomoconsensus.atomic import write_text_atomic
 from tomoconsensus.ct.io import ImageStack, read_images
+from tomoconsensus.ct.pipeline import ct_modality, simulated_source, write_ct
 from tomoconsensus.ct.protocol import geometry_from_toml_text, load_geometry
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.denoise import denoise
 from tomoconsensus.evaluate import evaluate
-from tomoconsensus.pipelines.ct import ct_modality, simulated_source, write_ct
 from tomoconsensus.tomo.geometry import FanBeamGeometry
 from tomoconsensus.tomo.tv import TVConfig
 from tomoconsensus.train import load_train_config, train

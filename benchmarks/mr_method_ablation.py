@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import tomoconsensus.pipelines.mr as mr_pipeline
+import tomoconsensus.mr.pipeline as mr_pipeline
 from tomoconsensus import methods
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.demo import DemoProtocol, demo_config, mr_demo_volumes, mr_split, prepare_mr_demo

@@ -43,9 +43,9 @@ from tomoconsensus.ct.countsplit import (
     thin_counts,
     thin_fraction,
 )
+from tomoconsensus.ct.pipeline import ct_modality, fan_beam_geometry
 from tomoconsensus.ct.sources import simulated_slices
 from tomoconsensus.demo import DemoProtocol, ct_split
-from tomoconsensus.pipelines.ct import ct_modality, fan_beam_geometry
 
 from common import RESULTS, write_result
 

@@ -31,8 +31,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from tomoconsensus.ct.pipeline import ct_modality, fan_beam_geometry, simulated_source, write_ct
 from tomoconsensus.demo import DemoProtocol, ct_split
-from tomoconsensus.pipelines.ct import ct_modality, fan_beam_geometry, simulated_source, write_ct
 
 from common import write_result
 

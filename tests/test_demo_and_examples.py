@@ -185,8 +185,8 @@ def test_shipped_data_match_their_manifests():
 
 
 def test_toy_modality_example_shows_unbiased_independent_halves():
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "toy_modality.py")], capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "toy_modality" / "walkthrough.py")],
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     line = next(ln for ln in result.stdout.splitlines() if "bias" in ln)
     bias_percent = float(line.split(":")[1].split("%")[0])
@@ -219,9 +219,9 @@ def test_mr_example_pipeline_script_end_to_end(tmp_path):
 
 
 @pytest.mark.parametrize("modality, device_function, prepare", [
-    ("ct", "tomoconsensus.pipelines.ct.torch_device",
+    ("ct", "tomoconsensus.ct.pipeline.torch_device",
      ["prepare", "ct", "--images", "tests/data/ct/dicom", "--geometry", "demo-fanbeam"]),
-    ("mr", "tomoconsensus.pipelines.mr.sigpy_device",
+    ("mr", "tomoconsensus.mr.pipeline.sigpy_device",
      ["prepare", "mr", "--kspace", "tests/data/mr/twix_gre_phantom_2ch.h5"]),
 ])
 def test_demo_and_prepare_build_the_modality_on_the_same_device(modality, device_function, prepare, tmp_path,

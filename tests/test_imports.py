@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tomoconsensus import registry
+
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "astra", "sigpy", "matplotlib", "skimage", "pydicom")
 
@@ -33,7 +35,29 @@ def test_module_does_not_import_heavy_libraries(module, allowed):
     assert loaded <= allowed, f"{module} imports {sorted(loaded - allowed)} at module level"
 
 
-@pytest.mark.parametrize("modality", ["ct", "mr", "pet", "spectral"])
+def test_the_whole_parser_is_light():
+    """``tomoconsensus --help`` builds every plugin's ``prepare`` parser: their cli modules import no heavy library."""
+    code = (f"import sys, json; from tomoconsensus.cli import build_parser; build_parser(); "
+            f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.splitlines()[-1]) == []
+
+
+def test_help_and_other_commands_do_not_look_for_plugins():
+    """Only ``prepare`` reads the installed entry points and imports the plugins' cli modules."""
+    code = ("import sys, contextlib, io; from tomoconsensus.cli import main\n"
+            "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()): main(sys.argv[1:])\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('tomoconsensus.registry', 'importlib.metadata')) "
+            "or m.endswith('.cli') and m != 'tomoconsensus.cli'))")
+    loaded = {}
+    for argv in (["--help"], ["evaluate", "--help"], ["prepare", "--help"]):
+        out = subprocess.run([sys.executable, "-c", code, *argv], cwd=ROOT, capture_output=True, text=True, check=True)
+        loaded[argv[0]] = out.stdout.splitlines()[-1]
+    assert loaded["--help"] == loaded["evaluate"] == "[]"
+    assert all(f"tomoconsensus.{m}.cli" in loaded["prepare"] for m in registry.BUILTIN)
+
+
+@pytest.mark.parametrize("modality", sorted(registry.BUILTIN))
 def test_each_modalitys_presentation_loads_without_torch_or_astra(modality):
     """What evaluate and report load for a modality's file: NumPy and scikit-image only."""
     code = (f"import sys, json; from tomoconsensus.metrics import presenter; presenter({modality!r}); "

@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from tomoconsensus.metrics import ct_metrics, magnitude, mr_metrics, rmse, ssim
+from tomoconsensus.metrics import rmse, ssim
+from tomoconsensus.mr.presentation import magnitude, mr_metrics
+from tomoconsensus.tomo.presentation import ct_metrics
 
 
 def test_constant_offset_of_10_hu_gives_rmse_10():

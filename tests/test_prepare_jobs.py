@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tomoconsensus.cli import main
-from tomoconsensus.pipelines.jobs import chunks
+from tomoconsensus.prepare_jobs import chunks
 
 from tests.conftest import EMBEDDED_CT
 

@@ -6,6 +6,9 @@ never replace an input, nor an existing file unless ``--overwrite``; an output a
 writing is refused "in use" (:mod:`tomoconsensus.claims`); a full disk is one line (exit 2). Ctrl-C
 and SIGTERM stop with one line (exit 130 / 143), leaving no partial output; ``train`` saves a
 checkpoint first.
+
+``prepare NAME`` is contributed by each modality's plugin (its ``prepare_parser``, found through
+:mod:`tomoconsensus.registry`, built-in or installed); this module names no modality.
 """
 
 from __future__ import annotations
@@ -24,19 +27,21 @@ from tomoconsensus.atomic import (
     no_space,
     same_file,
 )
-from tomoconsensus.choices import ALL_VARIANTS, CT_REFERENCES, METHODS
+from tomoconsensus.choices import ALL_VARIANTS, METHODS
 from tomoconsensus.cli_types import (
     NON_NEGATIVE,
     NON_NEGATIVE_INT,
     POSITIVE,
     POSITIVE_INT,
     device,
+    input_paths,
     lamda_or_auto,
+    named_values,
     number,
 )
 from tomoconsensus.devices import DEVICE_HELP
 from tomoconsensus.errors import InputError, Interrupted, RunError, one_line
-from tomoconsensus.signals import StopRequest, terminate_as_exception
+from tomoconsensus.signals import terminate_as_exception
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,145 +55,6 @@ class _Parser(argparse.ArgumentParser):
 _number = number
 _POSITIVE_INT, _NON_NEGATIVE_INT, _POSITIVE, _NON_NEGATIVE = POSITIVE_INT, NON_NEGATIVE_INT, POSITIVE, NON_NEGATIVE
 _lamda_or_auto, _device = lamda_or_auto, device
-
-
-def _inputs(*paths) -> list[Path]:
-    return [Path(p) for p in paths if p is not None]
-
-
-def _prepare_ct(args: argparse.Namespace) -> None:
-    from tomoconsensus.ct.io import read_images, read_sinograms
-    from tomoconsensus.pipelines.ct import (
-        ct_modality,
-        fan_beam_geometry,
-        measured_source,
-        simulated_source,
-        tv_choice,
-        write_ct,
-    )
-
-    if args.projections:
-        return _prepare_ct_projections(args)
-    if args.geometry is None:
-        raise InputError("--geometry", "geometry", "a geometry name or TOML path (required with --images/--sinograms)")
-    if args.dose_fraction is None:
-        args.dose_fraction = 0.25
-    geometry_file = Path(args.geometry) if Path(args.geometry).exists() else None
-    check_output_file(args.out, _inputs(args.images, args.sinograms, args.tv_val, geometry_file), args.overwrite)
-    split = {"auto": "views", "odd-even": "views", "thinning": "thinning"}.get(args.split)
-    if split is None or (split == "thinning" and not args.images):
-        raise InputError("--split", "split", "auto, odd-even or thinning with --images (thinning needs the readings "
-                         "before the log; measured line-integral sinograms cannot be thinned)", args.split)
-    geom = fan_beam_geometry(args.geometry)
-    if args.images:
-        source = simulated_source(read_images(args.images, args.pixel_spacing_mm), geom, args.dose_fraction,
-                                  args.seed, args.images, args.reference, args.max_slices, counts=split == "thinning")
-    else:
-        source = measured_source(read_sinograms(args.sinograms, geom), args.sinograms, args.max_slices)
-    validation = None
-    if args.tv_val is not None:  # the validation patient, whose reference may tune a baseline
-        if not args.tv or Path(args.tv_val).resolve() == Path(args.images or args.sinograms).resolve():
-            raise InputError(args.tv_val, "--tv-val", "with --tv --tv-lam auto, the validation patient's data "
-                             "(not the data being prepared)")
-        validation = (simulated_source(read_images(args.tv_val, args.pixel_spacing_mm), geom, args.dose_fraction,
-                                       args.seed + 1, args.tv_val, args.reference) if args.images
-                      else measured_source(read_sinograms(args.tv_val, geom), args.tv_val))
-    tv, tuning = tv_choice(args.tv_lam, args.tv_iter, geom, validation, args.tv_val_slices) if args.tv else (None, None)
-    if tuning is not None:
-        print(f"TV weight {tuning.lam:.3g} ({tuning.choice()}):\n{tuning.markdown()}")
-    print(write_ct(args.out, ct_modality(geom, args.device, split), source, args.seed, tv, jobs=args.jobs,
-                   device=args.device, tv_tuning=tuning))
-
-
-def _prepare_ct_projections(args: argparse.Namespace) -> None:
-    from tomoconsensus.ct.protocol import load_geometry
-    from tomoconsensus.ct.raw import parse_z_list, projection_source
-    from tomoconsensus.data.prepared import write_prepared
-    from tomoconsensus.devices import torch_device
-
-    if args.z_mm is None:
-        raise InputError("--z-mm", "z-mm", "table positions to reconstruct with --projections "
-                         "('120,130', '100:200:5' or 'all:5')")
-    if args.tv:
-        raise InputError("--tv", "tv", "no --tv with --projections (per-view sources are not in the TV projector)")
-    if args.split == "thinning":
-        raise InputError("--split", "split", "a view split with --projections (auto, odd-even, ffs-blocks, "
-                         "random-pairs); the count-domain split is for --images so far", "thinning")
-    check_output_file(args.out, _inputs(args.projections, args.reference_projections), args.overwrite,
-                      read_folders=[p for p in (args.projections, args.reference_projections) if p is not None])
-    parse_z_list(args.z_mm, (0.0, 0.0))  # syntax checked before the (long) read
-    noise_geometry = load_geometry(args.geometry or "ldct-fanbeam")  # electronic noise for --dose-fraction
-    # signals set a flag, checked between files and slices: never raised inside the Numba backprojection
-    with StopRequest(kept="no partial output was left") as stop:
-        source = projection_source(args.projections, args.z_mm, args.image_size, args.pixel_size_mm,
-                                   args.split, 1.0 if args.dose_fraction is None else args.dose_fraction,
-                                   noise_geometry.protocol.electronic_noise_std, args.seed,
-                                   args.reference_projections, torch_device(args.device), stop_check=stop.check)
-        summary = write_prepared(args.out, source.modality, source.slices, source.n_slices, args.seed, source.attrs)
-    print(summary)
-
-
-def _prepare_mr(args: argparse.Namespace) -> None:
-    from tomoconsensus.mr.io import read_kspace
-    from tomoconsensus.pipelines.mr import mr_modality, write_mr
-
-    check_output_file(args.out, _inputs(args.kspace), args.overwrite, read_folders=[args.kspace])
-    modality = mr_modality(args.acceleration, args.center_lines, args.sense_lambda, args.device)
-    print(write_mr(args.out, modality, read_kspace(args.kspace), args.seed, args.kspace, args.variable_density,
-                   keep_measurement=args.keep_measurement, calib_width=args.calib_width,
-                   virtual_coils=args.virtual_coils))
-
-
-def _prepare_pet(args: argparse.Namespace) -> None:
-    from tomoconsensus.pipelines.pet import pet_modality, read_pet_input, write_pet
-
-    if args.split == "time-frames" and args.frame_s is None:
-        raise InputError("--frame-s", "frame-s", "a frame length in s with --split time-frames", "missing")
-    for flag, value in (("--frame-s", args.frame_s), ("--half-life-s", args.half_life_s)):
-        if args.split == "thinning" and value is not None:
-            raise InputError(flag, flag.lstrip("-"), "only with --split time-frames", f"{value:g} with thinning")
-    if args.keep_measurement and args.listmode is None:
-        raise InputError("--keep-measurement", "keep-measurement", "only with --listmode (halves assigned event by "
-                         "event)", "--prompts")
-    source = args.listmode or args.prompts
-    stack, frames, acquisition = read_pet_input(args.prompts, args.listmode, args.split, args.frame_s,
-                                                args.half_life_s, args.seed, args.out, args.overwrite)
-    modality = pet_modality(stack, args.image_size, args.pixel_size_mm, args.recon, args.osem_iterations,
-                            args.osem_subsets, frames)
-    print(write_pet(args.out, modality, stack, args.seed, source, args.max_slices, acquisition=acquisition,
-                    keep_measurement=args.keep_measurement))
-    if acquisition is not None and acquisition.note:  # after the write: a refusal stays one line
-        print(acquisition.note, file=sys.stderr)
-
-
-def _prepare_spectral(args: argparse.Namespace) -> None:
-    from tomoconsensus.pipelines.spectral import spectral_modality, write_spectral
-    from tomoconsensus.spectral.io import read_counts
-
-    check_output_file(args.out, _inputs(args.counts), args.overwrite)
-    stack = read_counts(args.counts)
-    modality = spectral_modality(args.geometry, stack.edges_kev, args.spectrum, args.split, args.reference_water_mm,
-                                 args.device)
-    print(write_spectral(args.out, modality, stack, args.seed, args.counts, args.max_slices))
-
-
-def _add_prepare_spectral_parser(prep_sub) -> None:
-    sp = prep_sub.add_parser("spectral", help="photon-counting CT bin counts: odd/even views (or binomial "
-                             "thinning) per bin, FBP of every bin")
-    sp.add_argument("--counts", type=Path, required=True, help="bin counts + air counts (.h5, docs/spectral.md)")
-    sp.add_argument("--geometry", required=True, help="fan-beam geometry name or TOML (views x channels of the counts)")
-    sp.add_argument("--spectrum", type=Path, default=None, help="CSV energy_kev,fraction summing to 1 (default: the "
-                    "shipped 120 kVp spectrum); used for the bins' attenuation matrix")
-    sp.add_argument("--split", choices=("views", "thinning"), default="views",
-                    help="views: odd/even views in every bin (default); thinning: binomial thinning of the counts")
-    sp.add_argument("--reference-water-mm", type=_number(float, 0, low_open=False, what="a water path >= 0 in mm"),
-                    default=200.0, help="water path at which the bins are linearised (typical body path)")
-    sp.add_argument("--seed", type=_NON_NEGATIVE_INT, default=0, help="seed of the thinning")
-    sp.add_argument("--max-slices", type=_POSITIVE_INT, default=None, help="only the first N slices")
-    sp.add_argument("--device", type=_device, default="auto", help=DEVICE_HELP)
-    sp.add_argument("--out", type=Path, required=True)
-    sp.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    sp.set_defaults(func=_prepare_spectral)
 
 
 def _train_overrides(args: argparse.Namespace) -> dict:
@@ -258,7 +124,7 @@ def _denoise(args: argparse.Namespace) -> None:
     from tomoconsensus.denoise import denoise
     from tomoconsensus.runs import RUN_FILES
 
-    check_output_file(args.out, _inputs(*expand_prepared(args.data), *([args.val] if args.val else []),
+    check_output_file(args.out, input_paths(*expand_prepared(args.data), *([args.val] if args.val else []),
                                        *(args.run / name for name in RUN_FILES)), args.overwrite,
                       read_folders=[p for p in args.data if p.is_dir()])
     if args.data_consistency == "auto" and args.val is None:
@@ -275,12 +141,12 @@ def _evaluate(args: argparse.Namespace) -> None:
     from tomoconsensus.evaluate import evaluate
     from tomoconsensus.report import REPORT_FILES, metrics_markdown, write_report
 
-    results = _named(args.results, "--results")
-    runs = {k: Path(v) for k, v in _named(args.runs, "--runs").items()}
+    results = named_values(args.results, "--results")
+    runs = {k: Path(v) for k, v in named_values(args.runs, "--runs").items()}
     for name, run in runs.items():
         if not (run / "log.jsonl").is_file():
             raise InputError("--runs", name, "a run folder with log.jsonl (written by tomoconsensus train)", str(run))
-    check_output_dir(args.out, _inputs(*args.data, *results.values(), *runs.values()), REPORT_FILES, args.overwrite)
+    check_output_dir(args.out, input_paths(*args.data, *results.values(), *runs.values()), REPORT_FILES, args.overwrite)
     ev = evaluate(_one_or_many(args.data), results)
     _warn_seen_patients(args.data, runs)
     files = write_report(ev, args.out, runs)
@@ -303,11 +169,11 @@ def _iq(args: argparse.Namespace) -> None:
     from tomoconsensus.iq.measure import run_iq
     from tomoconsensus.iq.report import IQ_FILES, iq_markdown, write_iq_report
 
-    runs = {k: Path(v) for k, v in _named(args.runs, "--runs").items()}
+    runs = {k: Path(v) for k, v in named_values(args.runs, "--runs").items()}
     for name in runs:
         if name in ("FBP", "TV"):
             raise InputError("--runs", name, "a name other than FBP and TV (those rows are always reported)")
-    check_output_dir(args.out, _inputs(args.data, args.val), IQ_FILES, args.overwrite)
+    check_output_dir(args.out, input_paths(args.data, args.val), IQ_FILES, args.overwrite)
     result = run_iq(args.data, runs, args.val, args.realisations, args.seed, not args.no_tv, args.device,
                     args.tv_realisations)
     files = write_iq_report(result, args.out)
@@ -315,23 +181,6 @@ def _iq(args: argparse.Namespace) -> None:
         (args.out / name).unlink(missing_ok=True)
     print(iq_markdown(result))
     print("wrote " + ", ".join(str(p) for p in files))
-
-
-def _name_value(text: str, option: str) -> tuple[str, str]:
-    name, _, value = text.partition("=")
-    if not name.strip() or not value:
-        raise InputError(option, text, "NAME=PATH with a non-empty name and path")
-    return name.strip(), value
-
-
-def _named(items: list[str] | None, option: str) -> dict[str, str]:
-    """NAME=PATH arguments as a dict; a repeated name is refused (it would silently drop one)."""
-    out: dict[str, str] = {}
-    for name, value in (_name_value(r, option) for r in items or []):
-        if name in out:
-            raise InputError(option, name, "each name once", "repeated")
-        out[name] = value
-    return out
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -368,10 +217,13 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", type=_device, help=DEVICE_HELP)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list | None = None) -> argparse.ArgumentParser:
+    """The parser of every command. ``prepare``'s modality sub-commands (the installed entry points and
+    each plugin's cli module) are added where ``argv`` may reach them (``None``: always), so that
+    ``tomoconsensus --help`` and the other commands do not look for plugins."""
     parser = _Parser(prog="tomoconsensus", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_prepare_parser(sub)
+    _add_prepare_parser(sub, argv is None or "prepare" in argv)
     _add_train_parser(sub)
     _add_distill_parser(sub)
     _add_denoise_parser(sub)
@@ -381,108 +233,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_prepare_parser(sub) -> None:
-    """``prepare ct | mr | pet``."""
+def _add_prepare_parser(sub, with_modalities: bool = True) -> None:
+    """``prepare NAME`` for every modality of the registry whose plugin has a ``prepare_parser``."""
     prep = sub.add_parser("prepare", help="split and reconstruct raw data into a prepared HDF5 dataset")
     prep_sub = prep.add_subparsers(dest="modality", required=True)
-    _add_prepare_ct_parser(prep_sub)
-    _add_prepare_mr_parser(prep_sub)
-    _add_prepare_pet_parser(prep_sub)
-    _add_prepare_spectral_parser(prep_sub)
+    if not with_modalities:
+        return
+    from tomoconsensus import registry
 
-
-def _add_prepare_ct_parser(prep_sub) -> None:
-    ct = prep_sub.add_parser("ct", help="fan-beam CT: odd/even views, Hann FBP of each half and of all views")
-    src = ct.add_mutually_exclusive_group(required=True)
-    src.add_argument("--images", type=Path, help="clean images in HU: DICOM folder/file or .npy/.npz stack")
-    src.add_argument("--sinograms", type=Path, help="measured line-integral sinograms (.h5, see docs)")
-    src.add_argument("--projections", type=Path, help="folder of DICOM-CT-PD raw projections (helical scan)")
-    ct.add_argument("--geometry", help="geometry name (geometry/NAME.toml) or TOML path; with --projections "
-                    "only its electronic noise is used (default ldct-fanbeam)")
-    ct.add_argument("--dose-fraction", type=_number(float, 0, 1, what="a dose fraction in (0, 1]"), default=None,
-                    help="simulated dose / full dose (default 0.25 for --images, 1 = as measured for --projections)")
-    ct.add_argument("--z-mm", help="--projections: table positions, '120,130', 'start:stop:step' or 'all:step' (mm)")
-    ct.add_argument("--image-size", type=_POSITIVE_INT, default=512, help="--projections: N x N grid (default 512)")
-    ct.add_argument("--pixel-size-mm", type=_POSITIVE, default=0.75, help="--projections: pixel size (default 0.75)")
-    ct.add_argument("--reference-projections", type=Path, help="--projections: full-dose scan for the reference")
-    ct.add_argument("--split", default="auto", choices=("auto", "odd-even", "ffs-blocks", "random-pairs", "thinning"),
-                    help="auto: odd/even views (--images/--sinograms), FFS-cycle blocks for flying-focal-spot "
-                    "--projections; thinning (--images): binomial thinning of every reading's counts, all views "
-                    "in each half (the split whose held-out loss tracks the clean error, docs/method.md)")
-    ct.add_argument("--reference", default="noiseless-fbp", choices=CT_REFERENCES,
-                    help="reference for simulated data (default: FBP of the noiseless sinogram)")
-    ct.add_argument("--seed", type=_NON_NEGATIVE_INT, default=0)
-    ct.add_argument("--out", type=Path, required=True)
-    ct.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    ct.add_argument("--tv", action="store_true", help="also compute the TV baseline (slow on CPU)")
-    ct.add_argument("--tv-lam", type=lambda t: t if t == "auto" else _POSITIVE(t), default=3e-4,
-                    help="TV weight (default 3e-4), or auto: the weight of a log-spaced grid 1e-4..1e-2 with the "
-                    "lowest RMSE against --tv-val's reference")
-    ct.add_argument("--tv-val", type=Path, default=None, help="with --tv-lam auto: the validation patient's clean "
-                    "images (with --images) or sinograms with references (with --sinograms); never test patients")
-    ct.add_argument("--tv-val-slices", type=_POSITIVE_INT, default=4, help="validation slices scored (default 4)")
-    ct.add_argument("--tv-iter", type=_POSITIVE_INT, default=50)
-    ct.add_argument("--pixel-spacing-mm", type=_POSITIVE, default=None, help="for .npy stacks without spacing")
-    ct.add_argument("--max-slices", type=_POSITIVE_INT, default=None, help="only the first N slices")
-    ct.add_argument("--jobs", type=_POSITIVE_INT, default=1, help="--images/--sinograms: N processes over the "
-                    "slices (the file is the one --jobs 1 writes)")
-    ct.add_argument("--device", type=_device, default="auto", help=f"torch device for the FBP: {DEVICE_HELP}")
-    ct.set_defaults(func=_prepare_ct)
-
-
-def _add_prepare_mr_parser(prep_sub) -> None:
-    mr = prep_sub.add_parser("mr", help="multi-coil Cartesian MR: random 4x masks split into two halves, "
-                             "unbiased zero-filled halves, SENSE x_est")
-    mr.add_argument("--kspace", type=Path, required=True,
-                    help="multi-coil k-space: .h5/.npz/.mat, ISMRMRD .h5/.mrd or Siemens twix .dat file, or a "
-                    "folder of them; fully sampled data are undersampled with --acceleration, a scanner's "
-                    "undersampled raw data keep their acquired lines")
-    mr.add_argument("--acceleration", type=_number(float, 1, what="a finite number > 1"), default=4.0)
-    mr.add_argument("--center-lines", type=_POSITIVE_INT, default=48)
-    mr.add_argument("--calib-width", type=_POSITIVE_INT, default=None,
-                    help="ESPIRiT calibration region in central lines (default: all --center-lines; at least 6)")
-    mr.add_argument("--virtual-coils", type=_POSITIVE_INT, default=None,
-                    help="compress each slice to N virtual coils (SVD of its pre-whitened central lines) before "
-                    "ESPIRiT and SENSE (default: keep all coils)")
-    mr.add_argument("--variable-density", type=_NON_NEGATIVE, default=0.0, help="0: uniform; d > 0: p ~ |k|^-d")
-    mr.add_argument("--sense-lambda", type=_NON_NEGATIVE, default=0.01)
-    mr.add_argument("--keep-measurement", action="store_true",
-                    help="also store each slice's k-space, coil maps and lines (for denoise --data-consistency)")
-    mr.add_argument("--seed", type=_NON_NEGATIVE_INT, default=0)
-    mr.add_argument("--device", type=_device, default="auto",
-                    help="ESPIRiT and SENSE on cpu, cuda[:N] (SigPy with CuPy) or auto")
-    mr.add_argument("--out", type=Path, required=True)
-    mr.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    mr.set_defaults(func=_prepare_mr)
-
-
-def _add_prepare_pet_parser(prep_sub) -> None:
-    pet = prep_sub.add_parser("pet", help="2-D PET prompts: binomial thinning (or time frames), corrected FBP "
-                              "(or OSEM) of each half, scaled, and of all prompts")
-    source = pet.add_mutually_exclusive_group(required=True)
-    source.add_argument("--prompts", type=Path, help="prompt sinograms + factors (.h5/.npz, docs/pet.md)")
-    source.add_argument("--listmode", type=Path, help="Siemens Biograph mMR list-mode: the Interfile header "
-                        "(*.l.hdr) naming the PETLINK 32-bit .l file (docs/pet.md)")
-    pet.add_argument("--image-size", type=_POSITIVE_INT, required=True, help="reconstruction grid N (N x N pixels)")
-    pet.add_argument("--pixel-size-mm", type=_POSITIVE, required=True)
-    pet.add_argument("--recon", choices=("fbp", "osem"), default="fbp", help="fbp: linear, unbiased (default); "
-                     "osem: non-negative, biased in cold regions")
-    pet.add_argument("--osem-iterations", type=_POSITIVE_INT, default=4)
-    pet.add_argument("--osem-subsets", type=_POSITIVE_INT, default=8)
-    pet.add_argument("--seed", type=_NON_NEGATIVE_INT, default=0, help="seed of the binomial thinning")
-    pet.add_argument("--split", choices=("thinning", "time-frames"), default="thinning",
-                     help="thinning: random assignment of the prompts, exact (default); time-frames: even / odd "
-                     "frames of list-mode events with times, exact only for a static tracer (docs/pet.md)")
-    pet.add_argument("--frame-s", type=_POSITIVE, default=None, help="frame length in s (--split time-frames)")
-    pet.add_argument("--half-life-s", type=_POSITIVE, default=None, help="decay half-life in s in the halves' "
-                     "weights, e.g. 6586.2 for F-18 (--split time-frames; default: the --listmode header's, "
-                     "else no decay correction)")
-    pet.add_argument("--keep-measurement", action="store_true", help="--listmode: also store each plane's half "
-                     "prompts and delayeds under /measurement (docs/prepared-format.md)")
-    pet.add_argument("--max-slices", type=_POSITIVE_INT, default=None, help="only the first N slices")
-    pet.add_argument("--out", type=Path, required=True)
-    pet.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    pet.set_defaults(func=_prepare_pet)
+    for name in registry.names():
+        plugin = registry.get(name)
+        if plugin.has("prepare_parser"):
+            plugin.load("prepare_parser")(prep_sub)
 
 
 def _add_train_parser(sub) -> None:
@@ -583,8 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run a command. Warnings (numpy RuntimeWarning, torch UserWarning, tomoconsensus' own) are held
     until it ends: after a refusal only the one error line is shown (they are its side effects), after
     success or an interruption each distinct warning is one ``warning:`` line."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     with warnings.catch_warnings(record=True) as caught:
         code = _run(args)
     if code != 2:

@@ -1,4 +1,4 @@
-"""Value parsers of the command line: numbers in a range, ``auto|LAMBDA``, a device name.
+"""Value parsers of the command line: numbers in a range, ``auto|LAMBDA``, a device name, ``NAME=PATH`` lists.
 
 Each parser is an argparse ``type``: a bad value becomes argparse's one-line usage error (exit 2),
 never a traceback. Integers are compared as integers (a 400-digit value is refused, not converted to
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 from tomoconsensus.devices import DEVICE_HELP, check_device
 from tomoconsensus.errors import InputError
@@ -57,3 +58,25 @@ def device(text: str) -> str:
         return check_device(text)
     except InputError:
         raise argparse.ArgumentTypeError(f"expected {DEVICE_HELP}, got {text!r}") from None
+
+
+def input_paths(*paths) -> list[Path]:
+    """The given paths (``None`` dropped) as :class:`~pathlib.Path`: the inputs an output must not replace."""
+    return [Path(p) for p in paths if p is not None]
+
+
+def _name_value(text: str, option: str) -> tuple[str, str]:
+    name, _, value = text.partition("=")
+    if not name.strip() or not value:
+        raise InputError(option, text, "NAME=PATH with a non-empty name and path")
+    return name.strip(), value
+
+
+def named_values(items: list[str] | None, option: str) -> dict[str, str]:
+    """NAME=PATH arguments as a dict; a repeated name is refused (it would silently drop one)."""
+    out: dict[str, str] = {}
+    for name, value in (_name_value(r, option) for r in items or []):
+        if name in out:
+            raise InputError(option, name, "each name once", "repeated")
+        out[name] = value
+    return out

@@ -1,31 +1,27 @@
-"""Data consistency after the networks, with its weight chosen on held-out raw data (MR).
+"""Data consistency after the networks, with its weight chosen on held-out raw data.
 
 A network's output z is pulled back onto the acquired measurement of the same slice,
-``x = argmin ||A x - y||^2 + lam ||x - z||^2`` (MR: A = M F S, the 4x lines, Fourier transform and
-coil maps; :func:`tomoconsensus.mr.consistency.data_consistency`), as the paper's discussion (sec. 5)
-suggests. It needs the measurement kept in the prepared file (``prepare mr --keep-measurement``).
+``x = argmin ||A x - y||^2 + lam ||x - z||^2`` (e.g. for Cartesian k-space A = M F S, the acquired
+lines, Fourier transform and coil maps), as the paper's discussion (sec. 5) suggests. It needs the
+measurement kept in the prepared file (``prepare NAME --keep-measurement``).
 
 ``lam`` is chosen without a clean reference (:func:`choose_lamda`): on a held-out *noisy* file, the
 solution from one half's lines, with the network output from that half's data only, predicts the
 other half's outer lines, whose noise it has not seen; the lam with the smallest error over both
 directions and all slices is kept. A modality offers the step through two methods of its class,
-``consistent(image, arrays, lam)`` and ``heldout_error(prior1, prior2, arrays, lams)``, registered
-in :data:`REFINERS` (nothing here depends on the modality's name).
+``consistent(image, arrays, lam)`` and ``heldout_error(prior1, prior2, arrays, lams)``: the
+``refiner`` part of its plugin (:mod:`tomoconsensus.registry`; nothing here names a modality).
 """
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import torch
 
-from tomoconsensus import methods
+from tomoconsensus import methods, registry
 from tomoconsensus.data.prepared import PreparedDataset, read_measurement
 from tomoconsensus.errors import InputError, require_finite
 
-#: modality -> "module:Class" with ``consistent`` and ``heldout_error``.
-REFINERS = {"mr": "tomoconsensus.mr.modality:MRModality"}
 #: Candidate weights (k-space units squared per image pixel); inf = the network output unchanged.
 LAMDAS = (*np.logspace(-4, 1, 11).tolist(), float("inf"))
 #: Weights a user may give: beyond 1e6 the network output is kept unchanged to 6 digits (and 1e300
@@ -43,9 +39,9 @@ def check_lamda(lamda: float, source: str = "--data-consistency") -> float:
 
 def refiner(data: PreparedDataset):
     """The modality class that performs the step, and the file's measurement arrays (named errors)."""
-    target = REFINERS.get(data.modality)
-    if target is None:
-        raise InputError(data.path, "modality", f"a modality with data consistency ({', '.join(REFINERS)})",
+    refining = registry.with_part("refiner")
+    if data.modality not in refining:
+        raise InputError(data.path, "modality", f"a modality with data consistency ({', '.join(refining)})",
                          data.modality)
     arrays = read_measurement(data.path)
     if not arrays:
@@ -54,8 +50,7 @@ def refiner(data: PreparedDataset):
     for name, array in arrays.items():  # a NaN there would make every output pixel NaN
         if np.asarray(array).dtype.kind in "fc":
             require_finite(array, data.path, f"measurement/{name}")
-    module, name = target.split(":")
-    return getattr(importlib.import_module(module), name), arrays
+    return registry.get(data.modality).load("refiner"), arrays
 
 
 def _slice(arrays: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:

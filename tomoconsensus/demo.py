@@ -43,6 +43,7 @@ from skimage.transform import resize
 
 from tomoconsensus.atomic import write_text_atomic
 from tomoconsensus.ct.io import ImageStack, read_images
+from tomoconsensus.ct.pipeline import ct_modality, fan_beam_geometry, simulated_source, tune_tv, write_ct
 from tomoconsensus.ct.simulate import to_geometry_grid
 from tomoconsensus.ct.tv_tuning import DEFAULT_GRID
 from tomoconsensus.demo_folder import claim_demo_folder
@@ -51,6 +52,7 @@ from tomoconsensus.distill import distill
 from tomoconsensus.errors import InputError
 from tomoconsensus.evaluate import evaluate
 from tomoconsensus.mr.io import KSpaceVolume
+from tomoconsensus.mr.pipeline import mr_modality, write_mr
 from tomoconsensus.mr.simulate import (
     ScannerSimulation,
     scanner_noise_std,
@@ -59,13 +61,11 @@ from tomoconsensus.mr.simulate import (
     t1_like_magnitude,
 )
 from tomoconsensus.pet.io import write_prompts
+from tomoconsensus.pet.pipeline import pet_modality, write_pet
 from tomoconsensus.pet.simulate import PETSimulation, load_truth, save_truth, simulate_prompts
-from tomoconsensus.pipelines.ct import ct_modality, fan_beam_geometry, simulated_source, tune_tv, write_ct
-from tomoconsensus.pipelines.mr import mr_modality, write_mr
-from tomoconsensus.pipelines.pet import pet_modality, write_pet
-from tomoconsensus.pipelines.spectral import spectral_modality, write_spectral
 from tomoconsensus.report import metrics_json, metrics_markdown, write_report
 from tomoconsensus.spectral.io import write_counts
+from tomoconsensus.spectral.pipeline import spectral_modality, write_spectral
 from tomoconsensus.spectral.simulate import SpectralSimulation, simulate_stack
 from tomoconsensus.story import check_story as check_claims
 from tomoconsensus.story import converged_check, ct_claims, failed, iodine_checks, mr_claims, ratio_claim, verdict_lines

@@ -1,8 +1,9 @@
 """Evaluate denoised results and the no-training baselines against the reference.
 
-The baselines stored in a prepared file are included automatically: ``x_est`` (CT: FBP of all
-views; MR: SENSE) and every ``/baselines/<name>`` (CT: TV; MR: zero-filling). Metrics follow
-:mod:`tomoconsensus.metrics`; in addition, the standard deviation inside a uniform region of
+The baselines stored in a prepared file are included automatically: ``x_est`` (the linear
+reconstruction of all the data) and every ``/baselines/<name>``, named for the tables by the
+modality's presentation (:func:`tomoconsensus.metrics.presenter`, found through the registry).
+Metrics, units and windows are the presentation's; in addition, the standard deviation inside a uniform region of
 interest (chosen automatically where the reference is flattest) shows over-smoothing in numbers:
 a denoiser whose ROI std is far *below* the reference's removes texture, not only noise.
 """
@@ -19,8 +20,6 @@ from tomoconsensus.data.prepared import PreparedDataset
 from tomoconsensus.data.sets import PathsLike, read_prepared_many
 from tomoconsensus.errors import InputError
 from tomoconsensus.metrics import presenter, slice_metrics
-
-#: Display names of the stored baselines, per modality.
 
 
 @dataclass
@@ -62,7 +61,7 @@ class Evaluation:
 
 
 def display_units(modality: str, image: np.ndarray) -> np.ndarray:
-    """A slice (C, H, W) in prepared units -> a 2-D image for display and ROI statistics (CT: HU)."""
+    """A slice (C, H, W) in prepared units -> a 2-D image for display and ROI statistics (display units)."""
     return presenter(modality).display(image)
 
 

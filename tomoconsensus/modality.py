@@ -9,7 +9,7 @@ into the three images the consensus method needs:
 
 Everything downstream (prepared HDF5 files, patch sampling, training, denoising, evaluation)
 sees only these images, with a channel axis: 1 channel for CT, 2 (real, imaginary) for MR.
-See ``docs/adding-a-modality.md`` and ``examples/toy_modality.py`` for a worked example.
+See ``docs/adding-a-modality.md`` and ``examples/toy_modality/`` (a plugin package) for a worked example.
 """
 
 from __future__ import annotations

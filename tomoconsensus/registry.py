@@ -54,7 +54,8 @@ class Plugin:
         Class with display units and window, metrics and report rows (:class:`tomoconsensus.metrics.Presentation`).
         Its module must not import torch or astra (``evaluate`` and ``report`` load it).
     prepare_parser : str, optional
-        ``add_parser(subparsers) -> None``: adds ``prepare NAME`` with its arguments and sets ``func``.
+        ``add_prepare_parser(prep_sub) -> None``: adds ``prepare NAME`` to ``prepare``'s subparsers, with its
+        arguments, and sets ``func`` (the handler); its module stays light (``prepare --help`` imports it).
     refiner : str, optional
         Class with ``consistent`` and ``heldout_error`` (:mod:`tomoconsensus.data_consistency`).
     demo : str, optional

@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 
 from tomoconsensus.atomic import atomic_path, write_text_atomic  # noqa: E402
 from tomoconsensus.evaluate import Evaluation, display_units  # noqa: E402
-from tomoconsensus.metrics import CT_WINDOW_HU, presenter  # noqa: E402
+from tomoconsensus.metrics import presenter  # noqa: E402
 
 #: Every file a report folder gets (a file not written this time is removed, so none is stale).
 REPORT_FILES = ("metrics.json", "metrics.md", "per_slice.csv", "comparison.png", "training_curves.png")
@@ -40,7 +40,8 @@ def metrics_json(ev: Evaluation) -> dict:
     out["reference_roi_std"] = {"mean": float(np.mean(ref_std)) if ref_std else None, "per_slice": ref_std}
     out["settings"] = {"ssim": "skimage structural_similarity, gaussian_weights=True, sigma=1.5, "
                                "use_sample_covariance=False, K1=0.01, K2=0.03",
-                       "ct_window_hu": list(CT_WINDOW_HU), "roi": "flattest window of the reference, size N/16"}
+                       **getattr(presenter(ev.modality), "settings", {}),
+                       "roi": "flattest window of the reference, size N/16"}
     return out
 
 
@@ -129,6 +130,11 @@ def comparison_figure(ev: Evaluation, path: Path, slice_index: int | None = None
     return _save_figure(fig, path)
 
 
+def _validation_key(record: dict) -> str | None:
+    """The curve of a run's validation: its first RMSE (the modality's ``error_key``), else the loss."""
+    return next((k for k in record if k.startswith("val_rmse")), "val_total" if "val_total" in record else None)
+
+
 def training_curves(runs: dict[str, Path], path: Path) -> Path | None:
     """Training loss (total) and validation RMSE per run, from each run's log.jsonl."""
     logs = {}
@@ -143,7 +149,7 @@ def training_curves(runs: dict[str, Path], path: Path) -> Path | None:
         train = [ln for ln in lines if ln["split"] == "train"]
         ax_loss.plot([ln["epoch"] for ln in train], [ln["total"] for ln in train], label=name, lw=1)
         val = [ln for ln in lines if ln["split"] == "val"]
-        key = next((k for k in ("val_rmse_hu", "val_rmse_1e-3", "val_rmse", "val_total") if val and k in val[0]), None)
+        key = _validation_key(val[0]) if val else None
         if key:
             ax_val.plot([ln["epoch"] for ln in val], [ln[key] for ln in val], "o-", label=name, ms=3)
             ax_val.set_ylabel(key.replace("val_", "validation "))

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from tomoconsensus import methods
+from tomoconsensus import methods, registry
 from tomoconsensus.atomic import is_no_space, no_space, write_text_atomic
 from tomoconsensus.checkpoints import (
     CHECKPOINT_FORMAT,
@@ -66,7 +66,7 @@ from tomoconsensus.data.sets import PathsLike, check_disjoint_patients
 from tomoconsensus.devices import torch_device
 from tomoconsensus.errors import DiskFull, InputError, Interrupted, RunError
 from tomoconsensus.memory import check_training_memory
-from tomoconsensus.metrics import PRESENTERS, slice_metrics
+from tomoconsensus.metrics import slice_metrics
 from tomoconsensus.nn.parallel import init_distributed, mean_over_processes, stop_everywhere, wrap_for_training
 from tomoconsensus.progress import progress as progress_bar
 from tomoconsensus.runinfo import write_run_info
@@ -171,7 +171,7 @@ def validate(config: TrainConfig, models: Mapping[str, torch.nn.Module], data: P
                     sums[k] = sums.get(k, 0.0) + float(v) * len(tensors["x1"])
             out = methods.output(config.method, models, tensors["x1"], tensors["x2"], tensors["x_est"],
                                  mean_from_x_est=methods.mean_is_x_est(data.attrs))
-        if data.reference is not None and data.modality in PRESENTERS:  # reference metrics: informative only
+        if data.reference is not None and data.modality in registry.names():  # reference metrics: informative only
             out_np = out.float().cpu().numpy()
             per_slice += [slice_metrics(data.modality, o, r) for o, r in zip(out_np, data.reference[sl], strict=True)]
     for m in models.values():

@@ -14,8 +14,8 @@ from tomoconsensus.ct.countsplit import (
 )
 from tomoconsensus.ct.io import ImageStack
 from tomoconsensus.ct.noise import incident_photons, simulate_low_dose
+from tomoconsensus.ct.pipeline import ct_modality, simulated_source, write_ct
 from tomoconsensus.data.prepared import read_prepared
-from tomoconsensus.pipelines.ct import ct_modality, simulated_source, write_ct
 from tomoconsensus.tomo.projector import AstraProjector
 
 from tests.conftest import disk

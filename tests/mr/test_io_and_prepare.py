@@ -7,10 +7,10 @@ import pytest
 from tomoconsensus.cli import main
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.errors import InputError
-from tomoconsensus.metrics import mr_metrics
 from tomoconsensus.modality import split_and_reconstruct
 from tomoconsensus.mr.io import KSpaceVolume, read_kspace, read_kspace_file
 from tomoconsensus.mr.modality import MRModality
+from tomoconsensus.mr.presentation import mr_metrics
 from tomoconsensus.mr.sources import undersampled_slices
 
 from tests.conftest import DATA, SHARED

@@ -5,8 +5,8 @@ import pytest
 
 from tomoconsensus.demo import DemoProtocol, mr_demo_volumes, patient_split
 from tomoconsensus.errors import InputError
-from tomoconsensus.metrics import mr_metrics
 from tomoconsensus.mr.modality import MRModality
+from tomoconsensus.mr.presentation import mr_metrics
 from tomoconsensus.mr.raw import assemble_lines, remove_readout_oversampling, whitening_matrix
 from tomoconsensus.mr.recon import coil_compression_matrix, coil_images, compress_coils, zero_filled_combination
 from tomoconsensus.mr.simulate import (

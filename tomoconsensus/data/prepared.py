@@ -125,7 +125,7 @@ def write_prepared(out: str | Path, modality: Modality, slices: Iterable[Slice],
 def write_prepared_slices(out: str | Path, modality: Modality, results: Iterable[PreparedSlice], n_slices: int,
                           seed: int, attrs: dict[str, Any] | None = None, progress: bool = True) -> PrepareSummary:
     """Write slices already split and reconstructed (:func:`prepare_slice`, in order; e.g. by several
-    processes, :mod:`tomoconsensus.pipelines.jobs`) to a prepared file, atomically."""
+    processes, :mod:`tomoconsensus.prepare_jobs`) to a prepared file, atomically."""
     attrs_source = (attrs or {}).get("source", out)
     if n_slices < 1:
         raise InputError(attrs_source, "slices", "at least one slice to prepare", n_slices)

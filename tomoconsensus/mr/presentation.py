@@ -1,14 +1,33 @@
 """How MR results are shown and measured: magnitude images, RMSE in 1e-3 of the [-1, 1] scaling.
 
+Magnitude images of the complex (real, imaginary) channels; RMSE in the data units times 1e3 (the
+paper quotes 1e-3 of the [-1, 1] scaling); SSIM and PSNR with ``data_range`` = the reference
+magnitude's range (settings of :func:`tomoconsensus.metrics.ssim`).
+
 Light on purpose (NumPy and scikit-image only): ``evaluate`` and ``report`` load it without torch
-or SigPy. Every modality supplies the same attributes (see :func:`tomoconsensus.metrics.presenter`).
+or SigPy. Every modality supplies the same attributes (see :class:`tomoconsensus.metrics.Presentation`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from tomoconsensus.metrics import Presentation, magnitude, mr_metrics
+from tomoconsensus.metrics import Presentation, psnr, rmse, ssim
+
+
+def magnitude(image: np.ndarray) -> np.ndarray:
+    """(2, H, W) real/imaginary -> (H, W) magnitude; (1, H, W) -> (H, W); (H, W) unchanged."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[0] == 2:
+        return np.hypot(image[0], image[1])
+    return image[0] if image.ndim == 3 else image
+
+
+def mr_metrics(image: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """RMSE (1e-3 units) and SSIM of the magnitude images of one MR slice (2, H, W)."""
+    a, b = magnitude(image), magnitude(reference)
+    span = float(b.max() - b.min()) or 1.0
+    return {"rmse_1e-3": 1e3 * rmse(a, b), "ssim": ssim(a, b, span), "psnr_db": psnr(a, b, span)}
 
 
 class MRPresentation(Presentation):

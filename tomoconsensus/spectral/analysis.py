@@ -67,7 +67,8 @@ def quality_table(reference: np.ndarray, images: dict[str, np.ndarray], attrs: d
     (slices, H, W) in mg/mL. The reference itself is the first row (its iodine: what the noiseless
     data give, beam hardening included).
     """
-    from tomoconsensus.metrics import CT_WINDOW_HU, rmse, ssim
+    from tomoconsensus.metrics import rmse, ssim
+    from tomoconsensus.tomo.presentation import CT_WINDOW_HU
 
     ref_vmi = [vmi_70kev_hu(im, attrs) for im in reference]
     table = {}

@@ -10,7 +10,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from tomoconsensus.metrics import CT_WINDOW_HU, ct_metrics
+from tomoconsensus.metrics import psnr, region_rmse, rmse, ssim
+
+#: The paper's display window (HU); SSIM and PSNR are computed inside it.
+CT_WINDOW_HU = (-160.0, 240.0)
+#: Reference values above this are the body; at or below it, air (HU).
+BODY_THRESHOLD_HU = -500.0
+
+
+def windowed(image_hu: np.ndarray, window=CT_WINDOW_HU) -> np.ndarray:
+    """The image clipped to ``window`` (HU)."""
+    return np.clip(image_hu, *window)
+
+
+def ct_metrics(image_hu: np.ndarray, reference_hu: np.ndarray, window=CT_WINDOW_HU) -> dict[str, float]:
+    """RMSE (HU, full range; also inside the body and in the air, split at the reference's -500 HU), SSIM
+    and PSNR (within ``window``) of one attenuation slice (H, W) in HU. A denoiser can do well in the body
+    and add streaks in the air (or the reverse): the whole-slice RMSE alone hides which."""
+    span = window[1] - window[0]
+    a, b = windowed(image_hu, window), windowed(reference_hu, window)
+    body = np.asarray(reference_hu) > BODY_THRESHOLD_HU
+    return {"rmse_hu": rmse(image_hu, reference_hu), "rmse_body_hu": region_rmse(image_hu, reference_hu, body),
+            "rmse_air_hu": region_rmse(image_hu, reference_hu, ~body), "ssim": ssim(a, b, span),
+            "psnr_db": psnr(a, b, span)}
 
 
 class HUPresentation:
@@ -22,6 +44,8 @@ class HUPresentation:
                    ("roi_std", "ROI std (HU)", 1.0))
     unit_label = "HU"
     error_key = "rmse_hu"
+    #: Recorded in metrics.json.
+    settings = {"ct_window_hu": list(CT_WINDOW_HU)}
 
     @staticmethod
     def baseline_names(attrs: dict) -> dict[str, str]:

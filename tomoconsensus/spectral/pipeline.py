@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tomoconsensus.ct.pipeline import fan_beam_geometry
 from tomoconsensus.data.prepared import PrepareSummary, write_prepared
 from tomoconsensus.devices import torch_device
-from tomoconsensus.pipelines.ct import fan_beam_geometry
 from tomoconsensus.spectral.io import CountStack
 from tomoconsensus.spectral.modality import SpectralModality
 from tomoconsensus.spectral.sources import check_stack, count_slices

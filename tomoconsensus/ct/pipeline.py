@@ -27,7 +27,7 @@ from tomoconsensus.data.prepared import PrepareSummary, write_prepared, write_pr
 from tomoconsensus.devices import torch_device
 from tomoconsensus.errors import InputError
 from tomoconsensus.modality import Slice
-from tomoconsensus.pipelines.jobs import SliceWork, prepare_in_processes
+from tomoconsensus.prepare_jobs import SliceWork, prepare_in_processes
 from tomoconsensus.tomo.geometry import FanBeamGeometry
 from tomoconsensus.tomo.tv import TVConfig
 
@@ -37,7 +37,7 @@ class SliceSource:
     """Slices to prepare (a generator is fine), how many, and how they were obtained (file attributes).
 
     ``make(indices=...)``, where set, yields the slices of any indices in a fresh process (a picklable
-    recipe for ``--jobs``: :mod:`tomoconsensus.pipelines.jobs`).
+    recipe for ``--jobs``: :mod:`tomoconsensus.prepare_jobs`).
     """
 
     slices: Iterable[Slice]

@@ -1,0 +1,12 @@
+"""Where the counting modality's parts live (:class:`tomoconsensus.registry.Plugin`), named by the entry point."""
+
+from tomoconsensus.registry import Plugin
+
+PLUGIN = Plugin(
+    name="counting",
+    presentation="toy_counting.presentation:CountingPresentation",
+    prepare_parser="toy_counting.cli:add_prepare_parser",
+    refiner=None,
+    demo=None,  # `demo counting` comes with the study runner (issue 24)
+    summary="toy event counting: binomial thinning of Poisson counts, 2 N_half / t per half",
+)
