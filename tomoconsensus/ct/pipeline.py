@@ -19,7 +19,7 @@ import numpy as np
 from tomoconsensus.ct.countsplit import CountSinogram, CTThinningModality, full_line_integrals
 from tomoconsensus.ct.io import ImageStack, SinogramStack
 from tomoconsensus.ct.modality import CTModality
-from tomoconsensus.ct.protocol import load_geometry
+from tomoconsensus.ct.protocol import CTDoseProtocol
 from tomoconsensus.ct.sources import measured_slices, simulated_slices
 from tomoconsensus.ct.tv_baseline import tv_reconstruct
 from tomoconsensus.ct.tv_tuning import DEFAULT_GRID, TVTuning, tune_tv_lambda
@@ -28,7 +28,7 @@ from tomoconsensus.devices import torch_device
 from tomoconsensus.errors import InputError
 from tomoconsensus.modality import Slice
 from tomoconsensus.prepare_jobs import SliceWork, prepare_in_processes
-from tomoconsensus.tomo.geometry import FanBeamGeometry
+from tomoconsensus.tomo.geometry import FanBeamGeometry, load_fan_beam
 from tomoconsensus.tomo.tv import TVConfig
 
 
@@ -48,10 +48,7 @@ class SliceSource:
 
 def fan_beam_geometry(name: str | Path) -> FanBeamGeometry:
     """A shipped geometry name or TOML path; InputError unless it is a fan-beam geometry."""
-    geom = load_geometry(name)
-    if not isinstance(geom, FanBeamGeometry):
-        raise InputError(name, "beam", "a fan-beam geometry for CT preparation", geom.beam)
-    return geom
+    return load_fan_beam(name, CTDoseProtocol)
 
 
 #: CT splits of simulated or measured sinograms (``prepare ct --split``; raw projections have their own).

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tomoconsensus.ct.pipeline import fan_beam_geometry
 from tomoconsensus.data.prepared import PrepareSummary, write_prepared
 from tomoconsensus.devices import torch_device
 from tomoconsensus.spectral.io import CountStack
 from tomoconsensus.spectral.modality import SpectralModality
 from tomoconsensus.spectral.sources import check_stack, count_slices
 from tomoconsensus.spectral.spectrum import Spectrum, load_spectrum
+from tomoconsensus.tomo.geometry import load_fan_beam
 
 
 def spectral_modality(geometry: str | Path, edges_kev, spectrum: Spectrum | str | Path | None = None,
@@ -26,7 +26,7 @@ def spectral_modality(geometry: str | Path, edges_kev, spectrum: Spectrum | str 
     """The modality for a geometry name/TOML, bin edges (keV) and a spectrum (object, CSV path or the shipped one)."""
     if not isinstance(spectrum, Spectrum):
         spectrum = load_spectrum(spectrum)
-    return SpectralModality(fan_beam_geometry(geometry), spectrum, np.asarray(edges_kev, float), split,
+    return SpectralModality(load_fan_beam(geometry), spectrum, np.asarray(edges_kev, float), split,
                             reference_water_mm, torch_device(device))
 
 

@@ -329,6 +329,14 @@ def load_geometry(name_or_path: str | Path, protocol: type | None = None) -> Geo
         return geometry_from_dict(read_toml(path, "geometry"), path, protocol)
 
 
+def load_fan_beam(name_or_path: str | Path, protocol: type | None = None) -> FanBeamGeometry:
+    """:func:`load_geometry`, refused (InputError naming the file's ``beam``) unless it is a fan beam."""
+    geom = load_geometry(name_or_path, protocol)
+    if not isinstance(geom, FanBeamGeometry):
+        raise InputError(name_or_path, "beam", "a fan-beam geometry", geom.beam)
+    return geom
+
+
 def geometry_to_toml(geom: Geometry) -> str:
     """Serialise a geometry back to TOML text (stored in prepared files so they are self-describing)."""
     lines = []
