@@ -129,8 +129,7 @@ def test_the_tomography_layer_imports_no_modality():
     assert not uses, sorted(uses)
 
 
-@pytest.mark.xfail(strict=True, reason="cycles owned by other parts of issue 24 (registry <-> <m>.plugin, "
-                   "metrics <-> each presentation, atomic <-> claims, iq.apply <-> iq.measure); strict: "
-                   "remove this mark once they are gone")
+@pytest.mark.xfail(strict=True, reason="one cycle left, iq.apply <-> iq.measure (being "
+                   "reworked); strict: remove this mark once it is gone")
 def test_the_import_graph_has_no_cycle():
     assert _cycles(GRAPH) == []

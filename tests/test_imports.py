@@ -60,7 +60,7 @@ def test_help_and_other_commands_do_not_look_for_plugins():
 @pytest.mark.parametrize("modality", sorted(registry.BUILTIN))
 def test_each_modalitys_presentation_loads_without_torch_or_astra(modality):
     """What evaluate and report load for a modality's file: NumPy and scikit-image only."""
-    code = (f"import sys, json; from tomoconsensus.metrics import presenter; presenter({modality!r}); "
+    code = (f"import sys, json; from tomoconsensus.presenters import presenter; presenter({modality!r}); "
             f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert set(json.loads(out.stdout.splitlines()[-1])) <= {"skimage"}

@@ -6,7 +6,7 @@ import pytest
 
 from tomoconsensus import registry
 from tomoconsensus.errors import InputError
-from tomoconsensus.registry import Plugin
+from tomoconsensus.plugin import Plugin
 
 
 def test_builtin_names_and_presentations():

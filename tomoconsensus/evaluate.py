@@ -2,7 +2,7 @@
 
 The baselines stored in a prepared file are included automatically: ``x_est`` (the linear
 reconstruction of all the data) and every ``/baselines/<name>``, named for the tables by the
-modality's presentation (:func:`tomoconsensus.metrics.presenter`, found through the registry).
+modality's presentation (:func:`tomoconsensus.presenters.presenter`, found through the registry).
 Metrics, units and windows are the presentation's; in addition, the standard deviation inside a uniform region of
 interest (chosen automatically where the reference is flattest) shows over-smoothing in numbers:
 a denoiser whose ROI std is far *below* the reference's removes texture, not only noise.
@@ -19,7 +19,7 @@ from tomoconsensus.data.denoised import read_denoised
 from tomoconsensus.data.prepared import PreparedDataset
 from tomoconsensus.data.sets import PathsLike, read_prepared_many
 from tomoconsensus.errors import InputError
-from tomoconsensus.metrics import presenter, slice_metrics
+from tomoconsensus.presenters import presenter, slice_metrics
 
 
 @dataclass

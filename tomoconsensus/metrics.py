@@ -6,16 +6,15 @@
 * PSNR with an explicit data range (:func:`psnr`).
 
 What a modality measures with them (units, display window, body/air split, magnitude images, table
-rows) is its *presentation*, a class found through :mod:`tomoconsensus.registry` (the plugin's
-``presentation`` part): :func:`presenter`. Nothing here depends on a modality's name.
+rows) is its *presentation*, a class (defaults: :class:`Presentation`) found through the registry
+by :func:`tomoconsensus.presenters.presenter`. Nothing here depends on a modality's name, and this
+module imports neither the registry nor any presentation (they import it).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-from tomoconsensus import registry
 
 
 class Presentation:
@@ -41,11 +40,6 @@ class Presentation:
         return 0.2 * window[1]
 
 
-def presenter(modality: str):
-    """The presentation class of ``modality`` (its plugin's ``presentation``); InputError for an unknown one."""
-    return registry.get(modality).load("presentation")
-
-
 def rmse(image: np.ndarray, reference: np.ndarray) -> float:
     """Root mean squared error over all pixels."""
     return float(np.sqrt(np.mean((np.asarray(image, np.float64) - np.asarray(reference, np.float64)) ** 2)))
@@ -67,8 +61,3 @@ def psnr(image: np.ndarray, reference: np.ndarray, data_range: float) -> float:
 def region_rmse(image: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> float:
     """RMSE over the pixels of ``mask``; 0 where the mask is empty (no error there)."""
     return float(np.sqrt(np.mean((image[mask] - reference[mask]) ** 2))) if mask.any() else 0.0
-
-
-def slice_metrics(modality: str, image: np.ndarray, reference: np.ndarray) -> dict[str, float]:
-    """Metrics of one slice (C, H, W) in prepared-file units, as the modality defines them."""
-    return presenter(modality).slice_metrics(image, reference)

@@ -66,8 +66,8 @@ from tomoconsensus.data.sets import PathsLike, check_disjoint_patients
 from tomoconsensus.devices import torch_device
 from tomoconsensus.errors import DiskFull, InputError, Interrupted, RunError
 from tomoconsensus.memory import check_training_memory
-from tomoconsensus.metrics import slice_metrics
 from tomoconsensus.nn.parallel import init_distributed, mean_over_processes, stop_everywhere, wrap_for_training
+from tomoconsensus.presenters import slice_metrics
 from tomoconsensus.progress import progress as progress_bar
 from tomoconsensus.runinfo import write_run_info
 from tomoconsensus.runs import check_resume, check_run_dir, clear_run, run_lock

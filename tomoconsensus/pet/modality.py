@@ -12,7 +12,7 @@ frames instead: half ``k`` has the mean share ``w_k``, carries ``a w_k`` and is 
 (exact for a static tracer; caveat in :mod:`tomoconsensus.pet.frames`).
 
 The class also tells evaluation and reports how to show PET (table rows, display window,
-baseline names, metrics): see :func:`tomoconsensus.metrics.presenter`.
+baseline names, metrics): see :func:`tomoconsensus.presenters.presenter`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The pet modality as a tomoconsensus plugin (:mod:`tomoconsensus.registry`): where its parts live."""
 
-from tomoconsensus.registry import Plugin
+from tomoconsensus.plugin import Plugin
 
 PLUGIN = Plugin(
     name="pet",

@@ -1,6 +1,6 @@
 """The spectral modality as a tomoconsensus plugin (:mod:`tomoconsensus.registry`): where its parts live."""
 
-from tomoconsensus.registry import Plugin
+from tomoconsensus.plugin import Plugin
 
 PLUGIN = Plugin(
     name="spectral",

@@ -3,7 +3,7 @@
 Light on purpose (NumPy and scikit-image only): ``evaluate`` and ``report`` load it without torch.
 A modality's presentation subclasses :class:`HUPresentation` and changes what differs (labels, how a
 stored image becomes the displayed HU image); every modality supplies the same attributes (see
-:func:`tomoconsensus.metrics.presenter`).
+:func:`tomoconsensus.presenters.presenter`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Where the counting modality's parts live (:class:`tomoconsensus.registry.Plugin`), named by the entry point."""
+"""Where the counting modality's parts live (:class:`tomoconsensus.plugin.Plugin`), named by the entry point."""
 
-from tomoconsensus.registry import Plugin
+from tomoconsensus.plugin import Plugin
 
 PLUGIN = Plugin(
     name="counting",
