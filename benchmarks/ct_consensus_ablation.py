@@ -24,8 +24,8 @@ from tomoconsensus.ct.io import read_images
 from tomoconsensus.demo import CT_VAL_PATIENTS, DemoProtocol, _subset, demo_config, evenly_spaced, prepare_ct_demo
 from tomoconsensus.denoise import denoise
 from tomoconsensus.evaluate import evaluate
+from tomoconsensus.learn.loop import train
 from tomoconsensus.pipelines.ct import ct_modality, fan_beam_geometry, simulated_source, write_ct
-from tomoconsensus.train import train
 
 from common import RESULTS, write_result
 

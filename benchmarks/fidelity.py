@@ -44,8 +44,9 @@ from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.denoise import denoise
 from tomoconsensus.evaluate import evaluate
 from tomoconsensus.geometry import FanBeamGeometry, geometry_from_toml_text, load_geometry
+from tomoconsensus.learn.config import load_train_config
+from tomoconsensus.learn.loop import train
 from tomoconsensus.pipelines.ct import ct_modality, simulated_source, write_ct
-from tomoconsensus.train import load_train_config, train
 
 from common import RESULTS, write_result
 

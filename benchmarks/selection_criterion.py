@@ -33,8 +33,8 @@ from scipy.stats import spearmanr
 
 from tomoconsensus.atomic import write_text_atomic
 from tomoconsensus.demo import DemoProtocol, ct_split, demo_config, evenly_spaced
+from tomoconsensus.learn.loop import train
 from tomoconsensus.pipelines.ct import ct_modality, fan_beam_geometry, simulated_source, write_ct
-from tomoconsensus.train import train
 
 from common import RESULTS, write_result
 

@@ -22,10 +22,11 @@ from skimage.transform import resize
 from tomoconsensus.data.prepared import write_prepared
 from tomoconsensus.denoise import denoise
 from tomoconsensus.evaluate import evaluate
+from tomoconsensus.learn.config import TrainConfig
+from tomoconsensus.learn.loop import train
 from tomoconsensus.metrics import Presentation, register_presenter, rmse, ssim
 from tomoconsensus.modality import Slice, split_and_reconstruct
 from tomoconsensus.report import metrics_markdown
-from tomoconsensus.train import TrainConfig, train
 
 
 class CountingModality:

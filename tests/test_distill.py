@@ -14,14 +14,10 @@ from tomoconsensus.cli import main
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.denoise import denoise, read_denoised
 from tomoconsensus.distill import distill
-from tomoconsensus.train import (
-    build_models,
-    config_to_toml,
-    load_checkpoint,
-    load_trained,
-    save_model,
-    train,
-)
+from tomoconsensus.learn.checkpoints import build_models, load_checkpoint, save_model
+from tomoconsensus.learn.config import config_to_toml
+from tomoconsensus.learn.loop import train
+from tomoconsensus.learn.trained import load_trained
 
 from tests.conftest import tiny_config
 

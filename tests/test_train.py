@@ -13,7 +13,10 @@ from tomoconsensus.data.denoised import read_denoised
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.denoise import denoise
 from tomoconsensus.errors import InputError
-from tomoconsensus.train import load_checkpoint, load_train_config, load_trained, train
+from tomoconsensus.learn.checkpoints import load_checkpoint
+from tomoconsensus.learn.config import load_train_config
+from tomoconsensus.learn.loop import train
+from tomoconsensus.learn.trained import load_trained
 
 from tests.conftest import tiny_config
 

@@ -23,7 +23,7 @@ Files (in the distilled run's folder, beside the usual trainer files)::
                                        another --data/--val file, is refused
 
 Refused before any teacher output is written: data of another modality, units or image size than the
-teacher was trained on, and a student whose training cannot fit in memory (:mod:`tomoconsensus.memory`).
+teacher was trained on, and a student whose training cannot fit in memory (:mod:`tomoconsensus.learn.memory`).
 
 Training is the ordinary trainer with ``method = "distill"`` (patches, checkpoints, resume, DDP,
 logs, validation loss on the held-out teacher outputs and model selection on it).
@@ -55,19 +55,16 @@ from tomoconsensus.data.sets import PathsLike, expand_prepared, is_many
 from tomoconsensus.denoise import apply_run, check_finite_output, check_like_training
 from tomoconsensus.errors import InputError
 from tomoconsensus.hdf5 import create_hdf5
-from tomoconsensus.memory import check_training_memory
-from tomoconsensus.runinfo import FILE as RUN_INFO
-from tomoconsensus.runinfo import read_run_info
-from tomoconsensus.runs import check_run_dir, run_lock
-from tomoconsensus.train import (
-    TrainConfig,
-    TrainSummary,
-    init_distributed,
-    load_checkpoint,
-    load_trained,
-    resolve_device,
-    train,
-)
+from tomoconsensus.learn.checkpoints import load_checkpoint
+from tomoconsensus.learn.config import TrainConfig
+from tomoconsensus.learn.loop import train
+from tomoconsensus.learn.memory import check_training_memory
+from tomoconsensus.learn.parallel import init_distributed
+from tomoconsensus.learn.runinfo import FILE as RUN_INFO
+from tomoconsensus.learn.runinfo import read_run_info
+from tomoconsensus.learn.runs import check_run_dir, run_lock
+from tomoconsensus.learn.state import TrainSummary
+from tomoconsensus.learn.trained import load_trained, resolve_device
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +165,7 @@ def distill(config: TrainConfig, teacher_run: str | Path, train_path: PathsLike,
             cache_mb: float = CACHE_MB) -> TrainSummary:
     """Train ``g: x_est -> teacher output`` with the trainer; returns its summary.
 
-    ``config`` is a run configuration as for :func:`tomoconsensus.train.train` (its ``method`` is
+    ``config`` is a run configuration as for :func:`tomoconsensus.learn.loop.train` (its ``method`` is
     replaced by ``distill``); its ``channels`` must match the teacher's. Under torchrun, rank 0
     computes the teacher outputs and the other ranks wait for them. ``resume`` and ``overwrite``
     act on ``run_dir`` as for ``train`` (the teacher copies there are rewritten unless resumed).

@@ -10,8 +10,8 @@ import pytest
 
 from tomoconsensus.cli import main
 from tomoconsensus.ct.io import read_images
+from tomoconsensus.learn.loop import train
 from tomoconsensus.pipelines.ct import ct_modality, simulated_source, write_ct
-from tomoconsensus.train import train
 
 from tests.conftest import EMBEDDED_CT, tiny_config
 

@@ -21,7 +21,7 @@ from tomoconsensus.data.patches import CachedPatches, PatchSampler, StackPatches
 from tomoconsensus.data.prepared import PreparedDataset
 from tomoconsensus.data.sets import PathsLike, as_path_list, check_disjoint_patients, expand_prepared, is_many
 from tomoconsensus.errors import InputError
-from tomoconsensus.train_config import TrainConfig
+from tomoconsensus.learn.config import TrainConfig
 
 
 def open_training_data(config: TrainConfig, train_path: PathsLike, val_path: PathsLike | None, world: int,
