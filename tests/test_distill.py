@@ -149,6 +149,17 @@ def test_cli_distill_and_its_errors(prepared_ct, tmp_path, capsys):
     assert "channels" in err and len(err.splitlines()) == 1 and not (tmp_path / "g3").exists()
 
 
+def test_distill_refuses_beta_r_which_its_objective_does_not_use(prepared_ct, tmp_path, capsys):
+    """``--beta-r`` was accepted and silently ignored: g's objective has no consistency term. One line, exit 2,
+    nothing written (not even the teacher's outputs)."""
+    teacher = _bias_teacher(tmp_path / "teacher", 0.01)
+    assert main(["distill", "--teacher", str(teacher), "--data", str(prepared_ct), "--config", str(_toml(tmp_path)),
+                 "--out", str(tmp_path / "g"), "--beta-r", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --beta-r: field 'beta_r': expected no --beta-r with distill") and "3.0" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "g").exists()
+
+
 def test_distill_follows_the_run_folder_rules(prepared_ct, tmp_path, capsys):
     # a finished run folder is final (as for train); --overwrite distils it again; the teacher's own folder
     # is never an output

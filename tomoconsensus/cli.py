@@ -215,8 +215,7 @@ def _one_or_many(paths: list[Path] | None) -> Path | list[Path] | None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from tomoconsensus.learn.config import load_train_config
-    from tomoconsensus.learn.loop import train
+    from tomoconsensus.learn.cli import load_train_config, train
 
     overrides = {"method": args.method, **_train_overrides(args)}
     _check_val(args)
@@ -226,8 +225,7 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _distill(args: argparse.Namespace) -> None:
-    from tomoconsensus.distill import distill
-    from tomoconsensus.learn.config import load_train_config
+    from tomoconsensus.learn.cli import distill, load_train_config
 
     _check_val(args)
     config = load_train_config(args.config, {"method": "distill", **_train_overrides(args)})

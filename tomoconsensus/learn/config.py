@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tomoconsensus.choices import METHODS
-from tomoconsensus.config import _convert, non_negative, positive, read_toml
+from tomoconsensus.config import INT_LIMIT, non_negative, positive, read_toml
 from tomoconsensus.devices import DEVICE_HELP, check_device
 from tomoconsensus.errors import InputError
 
@@ -143,16 +143,31 @@ class TrainConfig:
         """
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            try:
-                converted = _convert(f.type, value)
-            except (TypeError, ValueError, OverflowError):
+            converted = _of_kind(f.type, value)
+            if converted is None:
                 expected = "an integer below 2**63 in magnitude" if f.type == "int" else f"a value of type {f.type}"
-                raise InputError(CODE_SOURCE, f.name, expected, value) from None
+                raise InputError(CODE_SOURCE, f.name, expected, value)
             check = f.metadata.get("check")
             if check is not None and not check(converted):
                 raise InputError(CODE_SOURCE, f.name, (check.__doc__ or "a valid value (see docs)").strip(), value)
             if converted is not value:
                 object.__setattr__(self, f.name, converted)
+
+
+def _of_kind(kind: str, value: Any) -> Any:
+    """``value`` as a field of type ``kind`` (bool, int, float, str), or None if it is not one: no bool for a
+    number, no text for a number; an integral float for an int (TOML ``3.0``), an int for a float."""
+    if kind == "bool" or isinstance(value, bool):
+        return value if kind == "bool" and isinstance(value, bool) else None
+    if kind == "str":
+        return value if isinstance(value, str) else None
+    if not isinstance(value, int | float):
+        return None
+    if kind == "float":
+        return float(value)
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        return None
+    return int(value) if -INT_LIMIT < value < INT_LIMIT else None
 
 
 #: The source named by an error in a configuration made in code (not read from a file).
