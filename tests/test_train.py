@@ -105,8 +105,9 @@ def test_config_file_and_overrides(tmp_path):
 
 @pytest.mark.parametrize("field, value, expected", [
     ("beta_r", -1.0, "a finite number >= 0"), ("beta_r", float("nan"), "a finite number >= 0"),
-    ("beta_r", "0.5", "a value of type float"), ("epochs", 2.5, "an integer"), ("tie_networks", 1, "a value of type bool"),
-    ("depth", 17, "an integer in [1, 16]"), ("method", "noise2void", "one of consensus"), ("device", "gpu", "auto (GPU when available)"),
+    ("beta_r", "0.5", "a value of type float"), ("epochs", 2.5, "an integer"),
+    ("tie_networks", 1, "a value of type bool"), ("depth", 17, "an integer in [1, 16]"),
+    ("method", "noise2void", "one of consensus"), ("device", "gpu", "auto (GPU when available)"),
 ])
 def test_train_config_checks_every_field_however_it_is_made(tmp_path, field, value, expected):
     """TrainConfig(...) in code, dataclasses.replace and a TOML file: the same check, naming the field and
@@ -151,6 +152,19 @@ def test_cli_names_flags_for_command_line_values_and_the_file_for_toml_values(tm
     assert flag_error(InputError(CODE_SOURCE, "depth", "x", 9)).source == CODE_SOURCE  # no flag: the field
     assert set(FLAGS) <= {f.name for f in dataclasses_fields()}
     assert all(flag == "--" + field.replace("_", "-") for field, flag in FLAGS.items())
+
+
+def test_run_folder_errors_name_the_parameter_in_the_library_and_the_flag_on_the_command_line(
+        prepared_ct, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match=rf"^{re.escape(str(run))}: field 'run_dir': expected a new or empty"):
+        train(tiny_config(), prepared_ct, run, progress=False)
+    assert main(["train", "--data", str(prepared_ct), "--out", str(run), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {run}: field '--out': expected a new or empty run folder"), err
+    assert (run / "notes.txt").read_text() == "mine" and sorted(p.name for p in run.iterdir()) == ["notes.txt"]
 
 
 def dataclasses_fields():

@@ -174,7 +174,8 @@ def distill(config: TrainConfig, teacher_run: str | Path, train_path: PathsLike,
     """
     run_dir = Path(run_dir)
     if run_dir.exists() and same_file(run_dir, Path(teacher_run)):
-        raise InputError("--out", str(run_dir), "a run folder other than the teacher's", "it is --teacher")
+        raise InputError(run_dir, "run_dir", "a run folder other than the teacher's",
+                         "the teacher's run folder")
     teacher = describe_teacher(teacher_run)
     teacher_config, teacher_models, trained_on = load_trained(teacher_run, with_data=True)
     if config.channels != teacher_config.channels:

@@ -27,6 +27,9 @@ from tomoconsensus.learn.config import CODE_SOURCE, TrainConfig
 FLAGS = {"method": "--method", "epochs": "--epochs", "max_steps": "--max-steps", "seed": "--seed",
          "base_features": "--base-features", "batch_size": "--batch-size", "learning_rate": "--learning-rate",
          "beta_w": "--beta-w", "beta_r": "--beta-r", "tie_networks": "--tie-networks", "device": "--device"}
+#: Parameters of train / distill (named by the library's errors as fields) -> the flag that sets them.
+ARGUMENT_FLAGS = {"run_dir": "--out", "resume": "--resume", "overwrite": "--overwrite", "teacher_run": "--teacher",
+                  "train_path": "--data", "val_path": "--val"}
 #: Fields that distillation's objective does not use: refused as flags of ``distill``.
 DISTILL_UNUSED = {"beta_r": "distillation's objective ||g(x_est) - z||^2 + beta_w ||Theta||^2 has no consistency "
                             "term"}
@@ -36,8 +39,12 @@ T = TypeVar("T")
 
 def flag_error(exc: InputError, given: Mapping[str, Any] | None = None) -> InputError:
     """``exc`` named by flag where its field has one and the value came from the command line (``given``;
-    None: any library error about a config field, raised after the configuration was made)."""
+    None: any library error about a config field, raised after the configuration was made). An error about a
+    parameter of train / distill (:data:`ARGUMENT_FLAGS`, e.g. ``run_dir``) keeps its file and names the flag as
+    the field."""
     field = exc.field
+    if field in ARGUMENT_FLAGS:
+        return InputError(exc.source, ARGUMENT_FLAGS[field], exc.expected, exc.got)
     from_command_line = field in given if given is not None else exc.source == CODE_SOURCE
     if field not in FLAGS or not from_command_line:
         return exc

@@ -109,16 +109,10 @@ def train(config: TrainConfig, train_path: PathsLike, run_dir: str | Path, val_p
     sampler = patch_sampler(data, config, train_path)
     check_training_memory(dataclasses.replace(config, batch_size=config.batch_size // world), len(data),
                           *data.x1.shape[-2:], device)
-    monitors = {name: read_prepared(path) for name, path in (monitor or {}).items()}
-    for name, mon in monitors.items():
-        check_data(mon, config, monitor[name], like=data)
-        check_disjoint_patients(train_path, monitor[name])
+    monitors = _open_monitors(config, monitor or {}, data, train_path)
     record = data_record(data, train_path, val_path)
     checkpoint_path = run_dir / "checkpoint.pt"
-    state = load_checkpoint(checkpoint_path, device, training=True) if resume else None
-    if state is not None:
-        check_resume(checkpoint_path, state, dataclasses.asdict(config), record)
-        require_finite_weights(state["models"], checkpoint_path)  # not "diverged": the file itself is damaged
+    state = _resume_state(checkpoint_path, device, config, record) if resume else None
     if world > 1:  # every rank has checked the folder before rank 0 writes to it
         dist.barrier()
     with run_lock(run_dir) if rank == 0 else contextlib.nullcontext():
@@ -137,6 +131,25 @@ def train(config: TrainConfig, train_path: PathsLike, run_dir: str | Path, val_p
             raise
         finally:
             patches.close()
+
+
+def _open_monitors(config: TrainConfig, monitor: Mapping[str, str | Path], data: PreparedDataset,
+                   train_path: PathsLike) -> dict[str, PreparedDataset]:
+    """The monitor files, checked like validation data (same networks, modality and units; other patients)."""
+    monitors = {name: read_prepared(path) for name, path in monitor.items()}
+    for name, mon in monitors.items():
+        check_data(mon, config, monitor[name], like=data)
+        check_disjoint_patients(train_path, monitor[name])
+    return monitors
+
+
+def _resume_state(checkpoint_path: Path, device: torch.device, config: TrainConfig,
+                  record: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint to resume from, refused if its configuration or data differ or its weights are damaged."""
+    state = load_checkpoint(checkpoint_path, device, training=True)
+    check_resume(checkpoint_path, state, dataclasses.asdict(config), record)
+    require_finite_weights(state["models"], checkpoint_path)  # not "diverged": the file itself is damaged
+    return state
 
 
 def _train_locked(config: TrainConfig, data: PreparedDataset, val: PreparedDataset | None, sampler: PatchSampler,
