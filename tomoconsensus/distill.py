@@ -184,7 +184,7 @@ def distill(config: TrainConfig, teacher_run: str | Path, train_path: PathsLike,
     check_run_dir(run_dir, resume, overwrite)  # before the teacher outputs are computed; train checks again
     rank, world, device = init_distributed(resolve_device(config.device))
     sources = {"train": train_path, **({"val": val_path} if val_path else {})}
-    files = {name: expand_prepared(paths, "--data" if name == "train" else "--val") for name, paths in sources.items()}
+    files = {name: expand_prepared(paths, f"{name}_path") for name, paths in sources.items()}
     _check_before_writing(config, teacher_config, trained_on, files, device, world)
     if resume:
         check_same_teacher(run_dir, teacher, {name: f[0] for name, f in files.items() if not is_many(sources[name])})
@@ -230,7 +230,7 @@ def _write_copies(pairs: dict[str, tuple[list[tuple[Path, Path]], Path]], teache
 def _copy_names(name: str, paths: PathsLike, run_dir: Path) -> tuple[list[tuple[Path, Path]], Path]:
     """(source, teacher copy) pairs of ``paths`` and what the trainer reads: ``teacher_NAME.h5`` for one
     file; for several, the folder ``teacher_NAME/`` with one copy per file, numbered in file order."""
-    files = expand_prepared(paths, "--data" if name == "train" else "--val")
+    files = expand_prepared(paths, f"{name}_path")
     if not is_many(paths):
         return [(files[0], run_dir / f"teacher_{name}.h5")], run_dir / f"teacher_{name}.h5"
     folder = run_dir / f"teacher_{name}"

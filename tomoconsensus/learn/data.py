@@ -29,11 +29,11 @@ def open_training_data(config: TrainConfig, train_path: PathsLike, val_path: Pat
     """Training and validation data, checked (networks, method, batch shares, disjoint patients), loaded or
     read on demand as ``data_in_memory`` says (``auto``: :func:`tomoconsensus.data.lazy.choose_in_memory`)."""
     in_memory = choose_in_memory(data_in_memory, [train_path, val_path])
-    data = open_prepared(train_path, in_memory)
+    data = open_prepared(train_path, in_memory, "train_path")
     check_training_data(data, config, _name(train_path), world)
     val = None
     if val_path:
-        val = open_prepared(val_path, in_memory, "--val")
+        val = open_prepared(val_path, in_memory, "val_path")
         check_data(val, config, _name(val_path), like=data)
         check_disjoint_patients(train_path, val_path)
     return data, val

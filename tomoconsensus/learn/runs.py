@@ -53,8 +53,8 @@ def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(run_dir, "run_dir", "a run folder", "an existing file")
     if resume and overwrite:
-        raise InputError("--resume", "--overwrite",
-                         "one of them (--resume continues a run, --overwrite starts it again)")
+        raise InputError(run_dir, "overwrite", "not together with resume (resume continues a run, overwrite starts "
+                         "it again)", True)
     if resume:
         if is_finished(run_dir):
             raise InputError(run_dir, "resume", "an interrupted run; this run is finished (model.pt and "
