@@ -128,11 +128,14 @@ def test_train_config_checks_every_field_however_it_is_made(tmp_path, field, val
         load_train_config(bad)
 
 
-def test_train_config_takes_integers_for_floats_like_toml():
+def test_train_config_takes_integers_for_floats_and_numpy_numbers():
     from tomoconsensus.learn.config import TrainConfig
 
-    config = TrainConfig(learning_rate=1, beta_r=0)
-    assert (config.learning_rate, config.beta_r) == (1.0, 0.0) and isinstance(config.beta_r, float)
+    config = TrainConfig(learning_rate=1, beta_r=0, epochs=np.int64(3), seed=2.0)
+    assert (config.learning_rate, config.beta_r, config.epochs, config.seed) == (1.0, 0.0, 3, 2)
+    assert [type(v) for v in (config.beta_r, config.epochs, config.seed)] == [float, int, int]
+    with pytest.raises(InputError, match="field 'epochs'"):
+        TrainConfig(epochs=np.bool_(True))
 
 
 def test_cli_names_flags_for_command_line_values_and_the_file_for_toml_values(tmp_path):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,18 +157,27 @@ class TrainConfig:
 
 def _of_kind(kind: str, value: Any) -> Any:
     """``value`` as a field of type ``kind`` (bool, int, float, str), or None if it is not one: no bool for a
-    number, no text for a number; an integral float for an int (TOML ``3.0``), an int for a float."""
+    number, no text for a number; an integral float for an int (TOML ``3.0``), an int for a float, NumPy
+    scalars as Python numbers."""
     if kind == "bool" or isinstance(value, bool):
         return value if kind == "bool" and isinstance(value, bool) else None
     if kind == "str":
         return value if isinstance(value, str) else None
-    if not isinstance(value, int | float):
+    if not isinstance(value, numbers.Real) or isinstance(value, _numpy_bool()):  # NumPy scalars are numbers too
         return None
     if kind == "float":
         return float(value)
-    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+    if not isinstance(value, numbers.Integral) and not (math.isfinite(value) and float(value).is_integer()):
         return None
     return int(value) if -INT_LIMIT < value < INT_LIMIT else None
+
+
+def _numpy_bool() -> tuple[type, ...]:
+    """NumPy's bool scalar type, if NumPy is loaded (a bool is no number here)."""
+    import sys
+
+    numpy = sys.modules.get("numpy")
+    return (numpy.bool_,) if numpy is not None else ()
 
 
 #: The source named by an error in a configuration made in code (not read from a file).
