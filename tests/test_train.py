@@ -152,7 +152,7 @@ def test_cli_names_flags_for_command_line_values_and_the_file_for_toml_values(tm
         cli_config(toml, {"method": "consensus", "beta_r": None})
     late = InputError(CODE_SOURCE, "batch_size", "a multiple of the 2 processes", 3)  # raised by the trainer
     assert str(flag_error(late)).startswith("--batch-size: field 'batch_size': expected a multiple")
-    assert flag_error(InputError(CODE_SOURCE, "depth", "x", 9)).source == CODE_SOURCE  # no flag: the field
+    assert str(flag_error(InputError(CODE_SOURCE, "depth", "x", 9))).startswith("--config: field 'depth'")  # no flag
     assert set(FLAGS) <= {f.name for f in dataclasses_fields()}
     assert all(flag == "--" + field.replace("_", "-") for field, flag in FLAGS.items())
 
@@ -168,6 +168,17 @@ def test_run_folder_errors_name_the_parameter_in_the_library_and_the_flag_on_the
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {run}: field '--out': expected a new or empty run folder"), err
     assert (run / "notes.txt").read_text() == "mine" and sorted(p.name for p in run.iterdir()) == ["notes.txt"]
+
+
+def test_a_trainer_error_about_a_config_field_names_the_flag_or_the_config(prepared_ct, tmp_path, capsys):
+    toml = tmp_path / "c.toml"
+    toml.write_text("depth = 4\npatch_size = 8\ndevice = 'cpu'\n")
+    with pytest.raises(InputError, match=r"^TrainConfig: field 'depth': expected a UNet whose 4 poolings fit the 8"):
+        train(load_train_config(toml), prepared_ct, tmp_path / "lib", progress=False)
+    assert main(["train", "--data", str(prepared_ct), "--config", str(toml), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --config: field 'depth': expected a UNet whose 4 poolings") and "\n" not in err
+    assert not (tmp_path / "r").exists() and not (tmp_path / "lib").exists()
 
 
 def dataclasses_fields():

@@ -39,13 +39,15 @@ T = TypeVar("T")
 
 def flag_error(exc: InputError, given: Mapping[str, Any] | None = None) -> InputError:
     """``exc`` named by flag where its field has one and the value came from the command line (``given``;
-    None: any library error about a config field, raised after the configuration was made). An error about a
-    parameter of train / distill (:data:`ARGUMENT_FLAGS`, e.g. ``run_dir``) keeps its file and names the flag as
-    the field."""
+    None: any library error about a config field, raised after the configuration was made; a field without a
+    flag is then named as one of ``--config``). An error about a parameter of train / distill
+    (:data:`ARGUMENT_FLAGS`, e.g. ``run_dir``) keeps its file and names the flag as the field."""
     field = exc.field
     if field in ARGUMENT_FLAGS:
         return InputError(exc.source, ARGUMENT_FLAGS[field], exc.expected, exc.got)
     from_command_line = field in given if given is not None else exc.source == CODE_SOURCE
+    if given is None and exc.source == CODE_SOURCE and field not in FLAGS:
+        return InputError("--config", field, exc.expected, exc.got)  # set in the run config TOML only
     if field not in FLAGS or not from_command_line:
         return exc
     return InputError(FLAGS[field], field, exc.expected, exc.got)
