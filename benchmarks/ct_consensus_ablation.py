@@ -25,7 +25,7 @@ from tomoconsensus.ct.pipeline import ct_modality, fan_beam_geometry, simulated_
 from tomoconsensus.demo import CT_VAL_PATIENTS, DemoProtocol, _subset, demo_config, evenly_spaced, prepare_ct_demo
 from tomoconsensus.denoise import denoise
 from tomoconsensus.evaluate import evaluate
-from tomoconsensus.train import train
+from tomoconsensus.learn.loop import train
 
 from common import RESULTS, write_result
 

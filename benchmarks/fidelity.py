@@ -44,9 +44,10 @@ from tomoconsensus.ct.protocol import geometry_from_toml_text, load_geometry
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.denoise import denoise
 from tomoconsensus.evaluate import evaluate
+from tomoconsensus.learn.config import load_train_config
+from tomoconsensus.learn.loop import train
 from tomoconsensus.tomo.geometry import FanBeamGeometry
 from tomoconsensus.tomo.tv import TVConfig
-from tomoconsensus.train import load_train_config, train
 
 from common import RESULTS, write_result
 

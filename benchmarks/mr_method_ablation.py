@@ -37,11 +37,12 @@ from tomoconsensus import methods
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.demo import DemoProtocol, demo_config, mr_demo_volumes, mr_split, prepare_mr_demo
 from tomoconsensus.evaluate import evaluate
+from tomoconsensus.learn.loop import train
+from tomoconsensus.learn.trained import load_trained
 from tomoconsensus.mr.consistency import data_consistency, from_channels, heldout_error
 from tomoconsensus.mr.modality import MRModality
 from tomoconsensus.mr.recon import sense, to_channels
 from tomoconsensus.mr.sources import undersampled_slices
-from tomoconsensus.train import load_trained, train
 
 from common import RESULTS, write_result
 

@@ -36,8 +36,9 @@ from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.data_consistency import LAMDAS, apply_consistency, refiner
 from tomoconsensus.demo import DemoProtocol, demo_config, prepare_mr_demo
 from tomoconsensus.evaluate import evaluate
+from tomoconsensus.learn.loop import train
+from tomoconsensus.learn.trained import load_trained
 from tomoconsensus.mr.recon import sense, to_channels
-from tomoconsensus.train import load_trained, train
 
 from common import RESULTS, write_result
 

@@ -23,7 +23,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from tomoconsensus.train import load_train_config, train
+from tomoconsensus.learn.config import load_train_config
+from tomoconsensus.learn.loop import train
 
 from common import write_result
 

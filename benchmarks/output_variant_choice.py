@@ -35,7 +35,6 @@ from scipy.stats import spearmanr, wilcoxon
 
 from tomoconsensus import methods
 from tomoconsensus.atomic import write_text_atomic
-from tomoconsensus.checkpoints import load_trained
 from tomoconsensus.ct.countsplit import (
     CountSinogram,
     full_line_integrals,
@@ -46,6 +45,7 @@ from tomoconsensus.ct.countsplit import (
 from tomoconsensus.ct.pipeline import ct_modality, fan_beam_geometry
 from tomoconsensus.ct.sources import simulated_slices
 from tomoconsensus.demo import DemoProtocol, ct_split
+from tomoconsensus.learn.trained import load_trained
 
 from common import RESULTS, write_result
 

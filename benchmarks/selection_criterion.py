@@ -34,7 +34,7 @@ from scipy.stats import spearmanr
 from tomoconsensus.atomic import write_text_atomic
 from tomoconsensus.ct.pipeline import ct_modality, fan_beam_geometry, simulated_source, write_ct
 from tomoconsensus.demo import DemoProtocol, ct_split, demo_config, evenly_spaced
-from tomoconsensus.train import train
+from tomoconsensus.learn.loop import train
 
 from common import RESULTS, write_result
 

@@ -77,7 +77,7 @@ def prepared_ct_val(tmp_path_factory, prepared_ct):
 
 def tiny_config(**overrides):
     """A UNet and protocol small enough to train a few steps in well under a second on a CPU."""
-    from tomoconsensus.train import TrainConfig
+    from tomoconsensus.learn.config import TrainConfig
 
     values = dict(base_features=4, depth=2, patch_size=32, batch_size=4, patches_per_slice=4, epochs=2,
                   log_every_steps=1, checkpoint_every_steps=2, device="cpu")

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tomoconsensus.train import train  # noqa: E402
+from tomoconsensus.learn.loop import train  # noqa: E402
 
 from tests.conftest import tiny_config  # noqa: E402
 

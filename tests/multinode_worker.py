@@ -12,7 +12,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tomoconsensus.data.lazy import SliceCache  # noqa: E402
-from tomoconsensus.train import train  # noqa: E402
+from tomoconsensus.learn.loop import train  # noqa: E402
 
 from tests.conftest import tiny_config  # noqa: E402
 

@@ -62,7 +62,8 @@ def write_prepared_file(path: Path, modality: str = "ct", channels: int = 1, siz
 def fx(tmp_path_factory):
     """Shared inputs (never to be modified by a refused command): files, a finished and an interrupted run."""
     from tomoconsensus.denoise import denoise
-    from tomoconsensus.train import load_train_config, train
+    from tomoconsensus.learn.config import load_train_config
+    from tomoconsensus.learn.loop import train
 
     d = tmp_path_factory.mktemp("contract")
     paths = {"dir": d}
@@ -503,7 +504,7 @@ def test_diverging_training_names_step_fix_and_kept_checkpoint(fx, tmp_path, cap
     assert "diverged at step" in err and "--learning-rate" in err and "kept:" in err
     assert "1e+30" in err
     if "checkpoint.pt (step" in err:  # the kept checkpoint is finite
-        from tomoconsensus.train import load_checkpoint
+        from tomoconsensus.learn.checkpoints import load_checkpoint
         state = load_checkpoint(tmp_path / "r" / "checkpoint.pt")
         assert all(torch.isfinite(v).all() for m in state["models"].values() for v in m.values()
                    if v.is_floating_point())
@@ -512,7 +513,9 @@ def test_diverging_training_names_step_fix_and_kept_checkpoint(fx, tmp_path, cap
 def test_sigterm_in_a_step_checkpoints_at_its_end_and_resume_is_exact(fx, tmp_path, capsys, monkeypatch):
     """In-process: SIGTERM arrives in the middle of step 3 (inside the loss); the run saves step 3 and exits 143."""
     from tomoconsensus import methods
-    from tomoconsensus.train import load_checkpoint, load_train_config, train
+    from tomoconsensus.learn.checkpoints import load_checkpoint
+    from tomoconsensus.learn.config import load_train_config
+    from tomoconsensus.learn.loop import train
 
     calls = {"n": 0}
     objective = methods.objective
@@ -564,7 +567,9 @@ def test_sigterm_during_prepare_leaves_nothing(fx, tmp_path, capsys, monkeypatch
 @pytest.mark.slow
 def test_sigterm_during_training_checkpoints_and_resume_is_exact(fx, tmp_path, monkeypatch):
     """SIGTERM (timeout, batch schedulers) saves a checkpoint at the end of the step, like Ctrl-C."""
-    from tomoconsensus.train import load_checkpoint, load_train_config, train
+    from tomoconsensus.learn.checkpoints import load_checkpoint
+    from tomoconsensus.learn.config import load_train_config
+    from tomoconsensus.learn.loop import train
 
     toml = tmp_path / "long.toml"
     toml.write_text(TINY_TOML.replace("epochs = 2", "epochs = 400").replace("checkpoint_every_steps = 1",

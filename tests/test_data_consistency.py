@@ -9,7 +9,8 @@ from tomoconsensus.cli import main
 from tomoconsensus.data.prepared import read_measurement, read_prepared
 from tomoconsensus.data_consistency import LAMDAS, apply_consistency, choose_lamda
 from tomoconsensus.errors import InputError
-from tomoconsensus.train import load_trained, train
+from tomoconsensus.learn.loop import train
+from tomoconsensus.learn.trained import load_trained
 
 from tests.conftest import DATA, tiny_config
 

@@ -14,14 +14,10 @@ from tomoconsensus.cli import main
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.denoise import denoise, read_denoised
 from tomoconsensus.distill import distill
-from tomoconsensus.train import (
-    build_models,
-    config_to_toml,
-    load_checkpoint,
-    load_trained,
-    save_model,
-    train,
-)
+from tomoconsensus.learn.checkpoints import build_models, load_checkpoint, save_model
+from tomoconsensus.learn.config import config_to_toml
+from tomoconsensus.learn.loop import train
+from tomoconsensus.learn.trained import load_trained
 
 from tests.conftest import tiny_config
 
@@ -151,6 +147,17 @@ def test_cli_distill_and_its_errors(prepared_ct, tmp_path, capsys):
     assert main(mr_args) == 2
     err = capsys.readouterr().err.strip()
     assert "channels" in err and len(err.splitlines()) == 1 and not (tmp_path / "g3").exists()
+
+
+def test_distill_refuses_beta_r_which_its_objective_does_not_use(prepared_ct, tmp_path, capsys):
+    """``--beta-r`` was accepted and silently ignored: g's objective has no consistency term. One line, exit 2,
+    nothing written (not even the teacher's outputs)."""
+    teacher = _bias_teacher(tmp_path / "teacher", 0.01)
+    assert main(["distill", "--teacher", str(teacher), "--data", str(prepared_ct), "--config", str(_toml(tmp_path)),
+                 "--out", str(tmp_path / "g"), "--beta-r", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --beta-r: field 'beta_r': expected no --beta-r with distill") and "3.0" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "g").exists()
 
 
 def test_distill_follows_the_run_folder_rules(prepared_ct, tmp_path, capsys):

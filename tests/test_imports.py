@@ -64,3 +64,42 @@ def test_each_modalitys_presentation_loads_without_torch_or_astra(modality):
             f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert set(json.loads(out.stdout.splitlines()[-1])) <= {"skimage"}
+
+
+TRAINING_ONLY = ("tomoconsensus.learn.loop", "tomoconsensus.learn.parallel", "tomoconsensus.learn.selection",
+                 "tomoconsensus.learn.state", "tomoconsensus.distill")
+
+
+def _imports_distributed(path: Path) -> bool:
+    """Whether a module's source imports torch.distributed (any form) at any level."""
+    import ast
+
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                 [f"{node.module}.{a.name}" for a in node.names] if isinstance(node, ast.ImportFrom) and node.module
+                 else [])
+        if any(n == "torch.distributed" or n.startswith("torch.distributed.") for n in names):
+            return True
+    return False
+
+
+def test_the_distributed_check_sees_the_training_modules():
+    """The check below can fail: the loop and the DDP plumbing do import torch.distributed."""
+    assert _imports_distributed(ROOT / "tomoconsensus" / "learn" / "loop.py")
+    assert _imports_distributed(ROOT / "tomoconsensus" / "learn" / "parallel.py")
+    assert not _imports_distributed(ROOT / "tomoconsensus" / "learn" / "trained.py")
+
+
+@pytest.mark.parametrize("module", ["tomoconsensus.denoise", "tomoconsensus.denoise_images"])
+def test_inference_loads_no_training_loop_nor_distributed(module):
+    """Inference (denoise, denoise --images) loads neither the loop nor a module of ours that
+    imports torch.distributed. (``import torch`` itself loads torch.distributed in torch >= 2.x, so the
+    check is on our modules, in a fresh interpreter.)"""
+    code = (f"import sys, json, {module}; print(json.dumps(sorted((k, getattr(m, '__file__', None) or '') "
+            "for k, m in sys.modules.items() if k.startswith('tomoconsensus'))))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    loaded = dict(json.loads(out.stdout.splitlines()[-1]))
+    assert "tomoconsensus.learn.trained" in loaded  # load_trained, autocast_for, resolve_device
+    assert not set(TRAINING_ONLY) & set(loaded), f"{module} loads {sorted(set(TRAINING_ONLY) & set(loaded))}"
+    distributed = [k for k, f in loaded.items() if f.endswith(".py") and _imports_distributed(Path(f))]
+    assert distributed == [], f"{module} loads {distributed}, which import torch.distributed"

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from tomoconsensus.data.patches import PatchSampler
-from tomoconsensus.train import load_checkpoint, train
+from tomoconsensus.learn.checkpoints import load_checkpoint
+from tomoconsensus.learn.loop import train
 
 from tests.conftest import tiny_config
 

@@ -3,8 +3,8 @@ import re
 
 from tqdm.auto import tqdm
 
+from tomoconsensus.learn.loop import train
 from tomoconsensus.progress import LineProgress, progress
-from tomoconsensus.train import train
 
 from tests.conftest import tiny_config
 

@@ -19,9 +19,10 @@ import pytest
 import torch
 
 from tomoconsensus.cli import main
-from tomoconsensus.memory import estimate_training_memory
+from tomoconsensus.learn.config import load_train_config
+from tomoconsensus.learn.loop import train
+from tomoconsensus.learn.memory import estimate_training_memory
 from tomoconsensus.nn.unet import UNet, count_parameters, parameter_count
-from tomoconsensus.train import load_train_config, train
 
 from tests.ct.test_dicom_denoise import make_run, phantom_stored, write_series
 from tests.test_cli_contract import TINY_TOML, run_cli, snapshot, write_prepared_file

@@ -45,7 +45,8 @@ PCT = ["prepare", "ct", "--geometry", "demo-fanbeam", "--device", "cpu"]
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory):
     """Inputs shared by the cases (never to be modified): prepared files, a finished run, an image run, a series."""
-    from tomoconsensus.train import load_train_config, train
+    from tomoconsensus.learn.config import load_train_config
+    from tomoconsensus.learn.loop import train
 
     d = tmp_path_factory.mktemp("reliability")
     paths = {"dir": d, "ct": write_prepared_file(d / "ct.h5"), "toml": d / "tiny.toml"}
@@ -181,9 +182,9 @@ def test_resume_of_a_run_finished_but_for_its_summary_keeps_the_selected_model(f
 
 def test_finish_writes_model_then_summary_and_removes_best(fx, tmp_path, monkeypatch):
     """A crash while writing summary.json: model.pt (the selection) and best.pt stay, --resume finishes."""
-    from tomoconsensus import checkpoints
-    from tomoconsensus import train as train_module
-    from tomoconsensus.checkpoints import load_checkpoint
+    from tomoconsensus.learn import checkpoints
+    from tomoconsensus.learn import loop as train_module
+    from tomoconsensus.learn.checkpoints import load_checkpoint
 
     from tests.conftest import tiny_config
 
@@ -237,7 +238,7 @@ CLAIMED = {
 @pytest.mark.parametrize("case", sorted(CLAIMED))
 def test_an_output_in_use_is_refused_and_a_stale_claim_is_not(case, fx, tmp_path, capsys):
     from tomoconsensus.claims import claim_path
-    from tomoconsensus.runs import LOCK_NAME
+    from tomoconsensus.learn.runs import LOCK_NAME
 
     out = tmp_path / "p.h5"
     lock = out / LOCK_NAME if case in ("train", "distill") else claim_path(out)
@@ -425,8 +426,8 @@ class _FullLog:
 
 @pytest.mark.parametrize("file", ["checkpoint.pt", "log.jsonl"])
 def test_a_full_disk_in_training_keeps_the_last_good_checkpoint(file, fx, tmp_path, capsys, monkeypatch):
-    from tomoconsensus import train as train_module
-    from tomoconsensus.checkpoints import load_checkpoint
+    from tomoconsensus.learn import loop as train_module
+    from tomoconsensus.learn.checkpoints import load_checkpoint
 
     calls = {"n": 0}
     write_bytes = pathlib.Path.write_bytes
@@ -462,7 +463,7 @@ def test_a_full_disk_in_training_keeps_the_last_good_checkpoint(file, fx, tmp_pa
 # ------------------------------------------------------------------------------ 7. nothing left behind
 
 def test_failed_train_and_distill_leave_nothing(fx, tmp_path, capsys, monkeypatch):
-    from tomoconsensus import train as train_module
+    from tomoconsensus.learn import loop as train_module
 
     def fail(config):
         raise RuntimeError("seed out of range")

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,10 @@ from tomoconsensus.data.denoised import read_denoised
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.denoise import denoise
 from tomoconsensus.errors import InputError
-from tomoconsensus.train import load_checkpoint, load_train_config, load_trained, train
+from tomoconsensus.learn.checkpoints import load_checkpoint
+from tomoconsensus.learn.config import load_train_config
+from tomoconsensus.learn.loop import train
+from tomoconsensus.learn.trained import load_trained
 
 from tests.conftest import tiny_config
 
@@ -97,6 +101,92 @@ def test_config_file_and_overrides(tmp_path):
     bad.write_text("[train]\nmethod = 'noise2void'\n")
     with pytest.raises(InputError, match="bad.toml.*method"):
         load_train_config(bad)
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("beta_r", -1.0, "a finite number >= 0"), ("beta_r", float("nan"), "a finite number >= 0"),
+    ("beta_r", "0.5", "a value of type float"), ("epochs", 2.5, "an integer"),
+    ("tie_networks", 1, "a value of type bool"), ("depth", 17, "an integer in [1, 16]"),
+    ("method", "noise2void", "one of consensus"), ("device", "gpu", "auto (GPU when available)"),
+])
+def test_train_config_checks_every_field_however_it_is_made(tmp_path, field, value, expected):
+    """TrainConfig(...) in code, dataclasses.replace and a TOML file: the same check, naming the field and
+    the source (TrainConfig for code, the file for TOML)."""
+    import dataclasses
+
+    from tomoconsensus.learn.config import TrainConfig
+
+    with pytest.raises(InputError, match=rf"^TrainConfig: field '{field}': expected {re.escape(expected)}"):
+        TrainConfig(**{field: value})
+    with pytest.raises(InputError, match=rf"^TrainConfig: field '{field}'"):
+        dataclasses.replace(TrainConfig(), **{field: value})
+    if isinstance(value, float) and value != value:
+        return  # TOML writes nan as nan: covered by the two above
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f"[train]\n{field} = {json.dumps(value)}\n")
+    with pytest.raises(InputError, match=rf"bad.toml: field '{field}': expected {re.escape(expected)}"):
+        load_train_config(bad)
+
+
+def test_train_config_takes_integers_for_floats_and_numpy_numbers():
+    from tomoconsensus.learn.config import TrainConfig
+
+    config = TrainConfig(learning_rate=1, beta_r=0, epochs=np.int64(3), seed=2.0)
+    assert (config.learning_rate, config.beta_r, config.epochs, config.seed) == (1.0, 0.0, 3, 2)
+    assert [type(v) for v in (config.beta_r, config.epochs, config.seed)] == [float, int, int]
+    with pytest.raises(InputError, match="field 'epochs'"):
+        TrainConfig(epochs=np.bool_(True))
+
+
+def test_cli_names_flags_for_command_line_values_and_the_file_for_toml_values(tmp_path):
+    """The library names the field; the command line's layer names the flag that set it (learn.cli.FLAGS)."""
+    from tomoconsensus.learn.cli import FLAGS, flag_error
+    from tomoconsensus.learn.cli import load_train_config as cli_config
+    from tomoconsensus.learn.config import CODE_SOURCE
+
+    with pytest.raises(InputError, match=r"^--beta-r: field 'beta_r': expected a finite number >= 0, got -2.0"):
+        cli_config(None, {"method": "consensus", "beta_r": -2.0})
+    toml = tmp_path / "c.toml"
+    toml.write_text("beta_r = -2.0\n")
+    with pytest.raises(InputError, match=r"c.toml: field 'beta_r'"):
+        cli_config(toml, {"method": "consensus", "beta_r": None})
+    late = InputError(CODE_SOURCE, "batch_size", "a multiple of the 2 processes", 3)  # raised by the trainer
+    assert str(flag_error(late)).startswith("--batch-size: field 'batch_size': expected a multiple")
+    assert str(flag_error(InputError(CODE_SOURCE, "depth", "x", 9))).startswith("--config: field 'depth'")  # no flag
+    assert set(FLAGS) <= {f.name for f in dataclasses_fields()}
+    assert all(flag == "--" + field.replace("_", "-") for field, flag in FLAGS.items())
+
+
+def test_run_folder_errors_name_the_parameter_in_the_library_and_the_flag_on_the_command_line(
+        prepared_ct, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match=rf"^{re.escape(str(run))}: field 'run_dir': expected a new or empty"):
+        train(tiny_config(), prepared_ct, run, progress=False)
+    assert main(["train", "--data", str(prepared_ct), "--out", str(run), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {run}: field '--out': expected a new or empty run folder"), err
+    assert (run / "notes.txt").read_text() == "mine" and sorted(p.name for p in run.iterdir()) == ["notes.txt"]
+
+
+def test_a_trainer_error_about_a_config_field_names_the_flag_or_the_config(prepared_ct, tmp_path, capsys):
+    toml = tmp_path / "c.toml"
+    toml.write_text("depth = 4\npatch_size = 8\ndevice = 'cpu'\n")
+    with pytest.raises(InputError, match=r"^TrainConfig: field 'depth': expected a UNet whose 4 poolings fit the 8"):
+        train(load_train_config(toml), prepared_ct, tmp_path / "lib", progress=False)
+    assert main(["train", "--data", str(prepared_ct), "--config", str(toml), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --config: field 'depth': expected a UNet whose 4 poolings") and "\n" not in err
+    assert not (tmp_path / "r").exists() and not (tmp_path / "lib").exists()
+
+
+def dataclasses_fields():
+    import dataclasses
+
+    from tomoconsensus.learn.config import TrainConfig
+
+    return dataclasses.fields(TrainConfig)
 
 
 def test_cli_train_then_denoise_keeps_ids_and_units(prepared_ct, tmp_path, capsys):

@@ -10,8 +10,9 @@ from tomoconsensus.data.denoised import read_denoised
 from tomoconsensus.data.prepared import read_prepared, write_prepared
 from tomoconsensus.demo import CT_IMAGES, TEST_PATIENTS, VAL_PATIENTS, _subset
 from tomoconsensus.denoise import denoise
+from tomoconsensus.learn.config import TrainConfig
+from tomoconsensus.learn.loop import train
 from tomoconsensus.tomo.presentation import ct_metrics
-from tomoconsensus.train import TrainConfig, train
 
 
 @pytest.mark.slow

@@ -81,7 +81,7 @@ def _one_or_many(paths: list[Path] | None) -> Path | list[Path] | None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from tomoconsensus.train import load_train_config, train
+    from tomoconsensus.learn.cli import load_train_config, train
 
     overrides = {"method": args.method, **_train_overrides(args)}
     _check_val(args)
@@ -91,8 +91,7 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _distill(args: argparse.Namespace) -> None:
-    from tomoconsensus.distill import distill
-    from tomoconsensus.train import load_train_config
+    from tomoconsensus.learn.cli import distill, load_train_config
 
     _check_val(args)
     config = load_train_config(args.config, {"method": "distill", **_train_overrides(args)})
@@ -122,7 +121,7 @@ def _denoise(args: argparse.Namespace) -> None:
         return
     from tomoconsensus.data.sets import expand_prepared
     from tomoconsensus.denoise import denoise
-    from tomoconsensus.runs import RUN_FILES
+    from tomoconsensus.learn.runs import RUN_FILES
 
     check_output_file(args.out, input_paths(*expand_prepared(args.data), *([args.val] if args.val else []),
                                        *(args.run / name for name in RUN_FILES)), args.overwrite,
@@ -157,7 +156,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 def _warn_seen_patients(data: list[Path], runs: dict[str, Path]) -> None:
     """Warn (stderr) when a patient of the evaluated files trained or validated one of the ``runs``."""
     from tomoconsensus.data.sets import expand_prepared, patient_ids
-    from tomoconsensus.runinfo import seen_patient_warnings
+    from tomoconsensus.learn.runinfo import seen_patient_warnings
 
     patients = sorted(patient_ids(expand_prepared(data)))
     for name, run in runs.items():

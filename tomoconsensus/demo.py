@@ -51,6 +51,8 @@ from tomoconsensus.denoise import denoise
 from tomoconsensus.distill import distill
 from tomoconsensus.errors import InputError
 from tomoconsensus.evaluate import evaluate
+from tomoconsensus.learn.config import TrainConfig
+from tomoconsensus.learn.loop import train
 from tomoconsensus.mr.io import KSpaceVolume
 from tomoconsensus.mr.pipeline import mr_modality, write_mr
 from tomoconsensus.mr.simulate import (
@@ -69,8 +71,6 @@ from tomoconsensus.spectral.pipeline import spectral_modality, write_spectral
 from tomoconsensus.spectral.simulate import SpectralSimulation, simulate_stack
 from tomoconsensus.story import check_story as check_claims
 from tomoconsensus.story import converged_check, ct_claims, failed, iodine_checks, mr_claims, ratio_claim, verdict_lines
-from tomoconsensus.tomo.tv import TVConfig
-from tomoconsensus.train import TrainConfig, train
 
 EMBEDDED = Path(__file__).parent / "embedded"
 #: 12 COVID-19-NY-SBU slices of 6 patients: the CT demo's test patients, and the MR demo's anatomy.
@@ -615,7 +615,7 @@ def demo_lamda(method: str, run_dir: Path, val_path: Path, device: str) -> float
     """The data-consistency weight of a run, chosen on the validation file's held-out lines."""
     from tomoconsensus.data.prepared import read_prepared
     from tomoconsensus.data_consistency import choose_lamda
-    from tomoconsensus.train import load_trained, resolve_device
+    from tomoconsensus.learn.trained import load_trained, resolve_device
 
     dev = resolve_device(device)
     _, models = load_trained(run_dir, dev)

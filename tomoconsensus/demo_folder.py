@@ -19,8 +19,8 @@ from typing import Any
 
 from tomoconsensus.atomic import CLAIM_NAME, TEMP_NAME, write_text_atomic
 from tomoconsensus.errors import InputError
+from tomoconsensus.learn.runs import LOCK_NAME, RUN_FILES, RUN_INPUTS
 from tomoconsensus.report import REPORT_FILES
-from tomoconsensus.runs import LOCK_NAME, RUN_FILES, RUN_INPUTS
 
 MARKER = "demo_protocol.json"
 MODALITIES = ("ct", "mr", "pet", "spectral")

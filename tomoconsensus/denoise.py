@@ -27,8 +27,9 @@ from tomoconsensus.data.prepared import PreparedDataset, read_prepared
 from tomoconsensus.data.sets import PathsLike, expand_prepared, is_many, read_prepared_many
 from tomoconsensus.errors import InputError, RunError
 from tomoconsensus.hdf5 import create_hdf5
+from tomoconsensus.learn.config import TrainConfig
+from tomoconsensus.learn.trained import autocast_for, load_trained, resolve_device
 from tomoconsensus.progress import progress as progress_bar
-from tomoconsensus.train import TrainConfig, autocast_for, load_trained, resolve_device
 
 
 @dataclass
@@ -84,8 +85,8 @@ def denoise(run_dir: str | Path, data_path: PathsLike, out: str | Path, variant:
     check_like_training(data, config.channels, trained_on)
     sigma = None
     if keep_means_mm is not None:
+        from tomoconsensus.learn.runinfo import pixel_size_mm
         from tomoconsensus.local_means import keep_local_means, kept_noise_fraction, sigma_px
-        from tomoconsensus.runinfo import pixel_size_mm
 
         sigma = sigma_px(keep_means_mm, pixel_size_mm(data.attrs), data.path)
     lamda = None

@@ -51,10 +51,11 @@ from tomoconsensus.ct.io import read_image_array
 from tomoconsensus.data.prepared import package_version
 from tomoconsensus.denoise import check_finite_output
 from tomoconsensus.errors import InputError
+from tomoconsensus.learn.config import TrainConfig
+from tomoconsensus.learn.runinfo import FILE as RUN_INFO
+from tomoconsensus.learn.runinfo import read_run_info
+from tomoconsensus.learn.trained import autocast_for, load_trained, resolve_device
 from tomoconsensus.progress import progress as progress_bar
-from tomoconsensus.runinfo import FILE as RUN_INFO
-from tomoconsensus.runinfo import read_run_info
-from tomoconsensus.train import TrainConfig, autocast_for, load_trained, resolve_device
 
 ARRAY_SUFFIXES = (".npy", ".npz")
 #: Largest relative pixel-size difference accepted without resampling.

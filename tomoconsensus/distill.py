@@ -23,7 +23,7 @@ Files (in the distilled run's folder, beside the usual trainer files)::
                                        another --data/--val file, is refused
 
 Refused before any teacher output is written: data of another modality, units or image size than the
-teacher was trained on, and a student whose training cannot fit in memory (:mod:`tomoconsensus.memory`).
+teacher was trained on, and a student whose training cannot fit in memory (:mod:`tomoconsensus.learn.memory`).
 
 Training is the ordinary trainer with ``method = "distill"`` (patches, checkpoints, resume, DDP,
 logs, validation loss on the held-out teacher outputs and model selection on it).
@@ -55,19 +55,16 @@ from tomoconsensus.data.sets import PathsLike, expand_prepared, is_many
 from tomoconsensus.denoise import apply_run, check_finite_output, check_like_training
 from tomoconsensus.errors import InputError
 from tomoconsensus.hdf5 import create_hdf5
-from tomoconsensus.memory import check_training_memory
-from tomoconsensus.runinfo import FILE as RUN_INFO
-from tomoconsensus.runinfo import read_run_info
-from tomoconsensus.runs import check_run_dir, run_lock
-from tomoconsensus.train import (
-    TrainConfig,
-    TrainSummary,
-    init_distributed,
-    load_checkpoint,
-    load_trained,
-    resolve_device,
-    train,
-)
+from tomoconsensus.learn.checkpoints import load_checkpoint
+from tomoconsensus.learn.config import TrainConfig
+from tomoconsensus.learn.loop import train
+from tomoconsensus.learn.memory import check_training_memory
+from tomoconsensus.learn.parallel import init_distributed
+from tomoconsensus.learn.runinfo import FILE as RUN_INFO
+from tomoconsensus.learn.runinfo import read_run_info
+from tomoconsensus.learn.runs import check_run_dir, run_lock
+from tomoconsensus.learn.state import TrainSummary
+from tomoconsensus.learn.trained import load_trained, resolve_device
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +165,7 @@ def distill(config: TrainConfig, teacher_run: str | Path, train_path: PathsLike,
             cache_mb: float = CACHE_MB) -> TrainSummary:
     """Train ``g: x_est -> teacher output`` with the trainer; returns its summary.
 
-    ``config`` is a run configuration as for :func:`tomoconsensus.train.train` (its ``method`` is
+    ``config`` is a run configuration as for :func:`tomoconsensus.learn.loop.train` (its ``method`` is
     replaced by ``distill``); its ``channels`` must match the teacher's. Under torchrun, rank 0
     computes the teacher outputs and the other ranks wait for them. ``resume`` and ``overwrite``
     act on ``run_dir`` as for ``train`` (the teacher copies there are rewritten unless resumed).
@@ -177,7 +174,8 @@ def distill(config: TrainConfig, teacher_run: str | Path, train_path: PathsLike,
     """
     run_dir = Path(run_dir)
     if run_dir.exists() and same_file(run_dir, Path(teacher_run)):
-        raise InputError("--out", str(run_dir), "a run folder other than the teacher's", "it is --teacher")
+        raise InputError(run_dir, "run_dir", "a run folder other than the teacher's",
+                         "the teacher's run folder")
     teacher = describe_teacher(teacher_run)
     teacher_config, teacher_models, trained_on = load_trained(teacher_run, with_data=True)
     if config.channels != teacher_config.channels:
@@ -186,7 +184,7 @@ def distill(config: TrainConfig, teacher_run: str | Path, train_path: PathsLike,
     check_run_dir(run_dir, resume, overwrite)  # before the teacher outputs are computed; train checks again
     rank, world, device = init_distributed(resolve_device(config.device))
     sources = {"train": train_path, **({"val": val_path} if val_path else {})}
-    files = {name: expand_prepared(paths, "--data" if name == "train" else "--val") for name, paths in sources.items()}
+    files = {name: expand_prepared(paths, f"{name}_path") for name, paths in sources.items()}
     _check_before_writing(config, teacher_config, trained_on, files, device, world)
     if resume:
         check_same_teacher(run_dir, teacher, {name: f[0] for name, f in files.items() if not is_many(sources[name])})
@@ -232,7 +230,7 @@ def _write_copies(pairs: dict[str, tuple[list[tuple[Path, Path]], Path]], teache
 def _copy_names(name: str, paths: PathsLike, run_dir: Path) -> tuple[list[tuple[Path, Path]], Path]:
     """(source, teacher copy) pairs of ``paths`` and what the trainer reads: ``teacher_NAME.h5`` for one
     file; for several, the folder ``teacher_NAME/`` with one copy per file, numbered in file order."""
-    files = expand_prepared(paths, "--data" if name == "train" else "--val")
+    files = expand_prepared(paths, f"{name}_path")
     if not is_many(paths):
         return [(files[0], run_dir / f"teacher_{name}.h5")], run_dir / f"teacher_{name}.h5"
     folder = run_dir / f"teacher_{name}"

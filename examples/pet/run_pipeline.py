@@ -30,11 +30,12 @@ from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.demo import QUICK, DemoProtocol, patient_split
 from tomoconsensus.denoise import denoise
 from tomoconsensus.evaluate import evaluate
+from tomoconsensus.learn.config import TrainConfig
+from tomoconsensus.learn.loop import train
 from tomoconsensus.pet.io import write_prompts
 from tomoconsensus.pet.regions import quality_markdown, quality_table, slice_regions
 from tomoconsensus.pet.simulate import PETSimulation, simulate_prompts
 from tomoconsensus.report import metrics_markdown, write_report
-from tomoconsensus.train import TrainConfig, train
 
 METHODS = (("consensus", "Consensus"), ("noise2noise", "Noise2Noise"), ("noise2clean", "Noise2Clean"))
 PATCHES_PER_SLICE = {False: 40, True: 4}  # 6 training slices x 40 / batch 16: 15 steps per epoch

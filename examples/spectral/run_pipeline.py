@@ -33,12 +33,13 @@ from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.demo import QUICK, DemoProtocol, demo_splits
 from tomoconsensus.denoise import denoise
 from tomoconsensus.evaluate import evaluate
+from tomoconsensus.learn.config import TrainConfig
+from tomoconsensus.learn.loop import train
 from tomoconsensus.report import metrics_markdown, write_report
 from tomoconsensus.spectral.analysis import quality_markdown, quality_table
 from tomoconsensus.spectral.io import read_counts, write_counts
 from tomoconsensus.spectral.pipeline import spectral_modality
 from tomoconsensus.spectral.simulate import SpectralSimulation, simulate_stack
-from tomoconsensus.train import TrainConfig, train
 
 METHODS = (("consensus", "Consensus"), ("noise2noise", "Noise2Noise"), ("noise2clean", "Noise2Clean"))
 SLICES = {False: (5, 5, 6), True: (1, 1, 1)}  # training slices per patient, validation slices, test slices

@@ -27,9 +27,10 @@ from tomoconsensus import registry
 from tomoconsensus.data.prepared import write_prepared
 from tomoconsensus.denoise import denoise
 from tomoconsensus.evaluate import evaluate
+from tomoconsensus.learn.config import TrainConfig
+from tomoconsensus.learn.loop import train
 from tomoconsensus.modality import Slice, split_and_reconstruct
 from tomoconsensus.report import metrics_markdown
-from tomoconsensus.train import TrainConfig, train
 
 
 def main() -> None:

@@ -156,7 +156,7 @@ def test_mean_output_of_a_thinning_file_takes_x_est(tmp_path, demo_geometry):
     output takes x_est."""
     from tomoconsensus.data.denoised import read_denoised
     from tomoconsensus.denoise import denoise
-    from tomoconsensus.train import train
+    from tomoconsensus.learn.loop import train
 
     from tests.conftest import tiny_config
 

@@ -14,7 +14,9 @@ from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, generate_ui
 from tomoconsensus.cli import main
 from tomoconsensus.ct.dicom_out import ClippedPixelsWarning
 from tomoconsensus.denoise_images import denoise_images
-from tomoconsensus.train import build_models, config_to_toml, load_trained, save_model
+from tomoconsensus.learn.checkpoints import build_models, save_model
+from tomoconsensus.learn.config import config_to_toml
+from tomoconsensus.learn.trained import load_trained
 
 from tests.conftest import SHARED, tiny_config
 
@@ -277,7 +279,7 @@ def test_resample_adds_the_networks_correction_and_keeps_detail_finer_than_the_t
     """0.75 mm series, network trained at 3 mm: out = x + U(g(Dx) - Dx) keeps the soft-tissue mean and the
     input's fine detail; resampling the image itself (U(g(Dx)), the old scheme) blurs it to 3 mm."""
     from tomoconsensus.denoise_images import apply_to_images, regrid
-    from tomoconsensus.train_config import TrainConfig
+    from tomoconsensus.learn.config import TrainConfig
 
     n, sigma = 128, 20.0
     y, x = np.mgrid[:n, :n] - (n - 1) / 2

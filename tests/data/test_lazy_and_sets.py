@@ -14,7 +14,8 @@ from tomoconsensus.data.lazy import LazyPrepared, SliceCache, choose_in_memory
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.data.sets import check_disjoint_patients, check_same_kind, read_prepared_many
 from tomoconsensus.errors import InputError
-from tomoconsensus.train import load_checkpoint, train
+from tomoconsensus.learn.checkpoints import load_checkpoint
+from tomoconsensus.learn.loop import train
 
 from tests.conftest import tiny_config
 

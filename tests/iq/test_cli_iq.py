@@ -11,7 +11,7 @@ import pytest
 from tomoconsensus.cli import main
 from tomoconsensus.ct.io import read_images
 from tomoconsensus.ct.pipeline import ct_modality, simulated_source, write_ct
-from tomoconsensus.train import train
+from tomoconsensus.learn.loop import train
 
 from tests.conftest import EMBEDDED_CT, tiny_config
 

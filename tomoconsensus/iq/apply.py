@@ -33,8 +33,7 @@ def baseline_images(uniform: Realisations, inserts: Realisations) -> dict[str, M
 
 def load_run(run_dir: Path, device: str):
     """``(config, models, device)`` of a finished or interrupted run."""
-    from tomoconsensus.checkpoints import load_trained
-    from tomoconsensus.train import resolve_device
+    from tomoconsensus.learn.trained import load_trained, resolve_device
 
     dev = resolve_device(device)
     config, models = load_trained(run_dir, dev)
@@ -45,10 +44,9 @@ def run_images(run_dir: Path, uniform: Realisations, inserts: Realisations, devi
                batch_size: int = 8) -> MethodImages:
     """A run's default output on both phantoms (HU), and its half outputs on the insert phantom."""
     from tomoconsensus import methods
-    from tomoconsensus.checkpoints import load_trained
     from tomoconsensus.denoise import apply_run, check_like_training
     from tomoconsensus.iq.uncertainty import half_outputs
-    from tomoconsensus.train import resolve_device
+    from tomoconsensus.learn.trained import load_trained, resolve_device
 
     dev = resolve_device(device)
     config, models, trained_on = load_trained(run_dir, dev, with_data=True)

@@ -7,14 +7,14 @@
 * Device-aware: on CUDA, bf16 autocast, channels-last and (optionally) ``torch.compile``, with the
   whole dataset kept on the GPU when it fits; on CPU, torch uses every core.
 * Data: one or more prepared files (or folders of them), loaded or read slice by slice on demand
-  (:mod:`tomoconsensus.train_data`); the patches are the same either way.
-* Multi-GPU / multi-node through ``torchrun`` and DistributedDataParallel (:mod:`tomoconsensus.nn.parallel`):
+  (:mod:`tomoconsensus.learn.data`); the patches are the same either way.
+* Multi-GPU / multi-node through ``torchrun`` and DistributedDataParallel (:mod:`tomoconsensus.learn.parallel`):
   each rank takes an equal share of every global batch, batch norm uses the global batch, the logged
   losses are the global batch's; rank 0 writes checkpoints and logs. The same script runs single-process.
 * Checkpoints (networks, optimiser, RNG state, step) are written atomically every
   ``checkpoint_every_steps`` and, at the end of the current step, on Ctrl-C or SIGTERM;
   ``resume=True`` continues bit-exactly on the same device. A finished run is final; a run folder
-  is locked while it trains (:mod:`tomoconsensus.runs`).
+  is locked while it trains (:mod:`tomoconsensus.learn.runs`).
 
 Run directory::
 
@@ -23,10 +23,10 @@ Run directory::
     model.pt         final network weights
     log.jsonl        one JSON object per logged step / validation
     summary.json     final numbers
-    run_info.json    what the run was trained on (modality, pixel size, teacher; tomoconsensus.runinfo)
+    run_info.json    what the run was trained on (modality, pixel size, teacher; tomoconsensus.learn.runinfo)
 
-The run configuration is :mod:`tomoconsensus.train_config`, the checkpoint and model files
-:mod:`tomoconsensus.checkpoints`; their public names are also importable from here.
+The run configuration is :mod:`tomoconsensus.learn.config`, the checkpoint and model files
+:mod:`tomoconsensus.learn.checkpoints`, validation and model selection :mod:`tomoconsensus.learn.selection`.
 """
 
 from __future__ import annotations
@@ -38,161 +38,38 @@ import math
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
-from tomoconsensus import methods, registry
-from tomoconsensus.atomic import is_no_space, no_space, write_text_atomic
-from tomoconsensus.checkpoints import (
-    CHECKPOINT_FORMAT,
-    build_models,
-    finish_run,
-    load_checkpoint,
-    load_trained,
-    require_finite_weights,
-    restore_training,
-    save_checkpoint,
-    save_model,
-)
+from tomoconsensus import methods
+from tomoconsensus.atomic import write_text_atomic
 from tomoconsensus.data.lazy import CACHE_MB
 from tomoconsensus.data.patches import PatchSampler, StackPatches
 from tomoconsensus.data.prepared import PreparedDataset, read_prepared
 from tomoconsensus.data.sets import PathsLike, check_disjoint_patients
-from tomoconsensus.devices import torch_device
 from tomoconsensus.errors import DiskFull, InputError, Interrupted, RunError
-from tomoconsensus.memory import check_training_memory
-from tomoconsensus.nn.parallel import init_distributed, mean_over_processes, stop_everywhere, wrap_for_training
-from tomoconsensus.presenters import slice_metrics
-from tomoconsensus.progress import progress as progress_bar
-from tomoconsensus.runinfo import write_run_info
-from tomoconsensus.runs import check_resume, check_run_dir, clear_run, run_lock
-from tomoconsensus.signals import SIGNAL_NAMES, StopRequest
-from tomoconsensus.train_config import LR_SCHEDULES, TrainConfig, config_to_toml, learning_rate_at, load_train_config
-from tomoconsensus.train_data import (
-    check_data,
-    data_record,
-    dataset_tensors,
-    open_training_data,
-    patch_sampler,
-    patch_source,
+from tomoconsensus.learn.checkpoints import (
+    build_models,
+    finish_run,
+    load_checkpoint,
+    require_finite_weights,
+    restore_training,
+    save_model,
 )
-
-__all__ = [  # the run config and checkpoint names are re-exported: `from tomoconsensus.train import ...` keeps working
-    "CHECKPOINT_FORMAT", "LR_SCHEDULES", "TrainConfig", "TrainSummary", "autocast_for", "build_models", "check_data",
-    "config_to_toml", "data_record", "dataset_tensors", "init_distributed", "learning_rate_at", "load_checkpoint",
-    "load_train_config", "load_trained", "resolve_device", "save_checkpoint", "save_model", "train",
-    "unique_parameters", "validate", "wrap_for_training",
-]
-
-
-@dataclass
-class TrainSummary:
-    """What a training run did."""
-
-    run_dir: Path
-    method: str
-    steps: int
-    epochs_completed: float
-    seconds: float
-    steps_per_second: float
-    final_terms: dict[str, float]
-    validation: dict[str, float]
-    device: str
-    best_step: int = 0
-    #: The trained networks of this process (not serialised).
-    models: dict[str, torch.nn.Module] = field(default_factory=dict, repr=False)
-    #: The key of the ``val`` rows of log.jsonl that selection minimised ("": no validation, the last step).
-    selection_criterion: str = ""
-
-    def to_json(self) -> str:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "models"}
-        d["run_dir"] = str(self.run_dir)
-        return json.dumps(d, indent=2)
-
-    def __str__(self) -> str:
-        terms = ", ".join(f"{k} {v:.4g}" for k, v in self.final_terms.items())
-        val = ", ".join(f"{k} {v:.4g}" for k, v in self.validation.items())
-        return (f"trained {self.method} for {self.steps} steps ({self.epochs_completed:.2f} epochs) on {self.device} "
-                f"in {self.seconds:.1f} s ({self.steps_per_second:.2f} steps/s); last: {terms}"
-                + (f"; validation (selected step {self.best_step}): {val}" if val else "") + f"; run in {self.run_dir}")
-
-
-# ----------------------------------------------------------------------------------------- setup
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:N`` (:mod:`tomoconsensus.devices`)."""
-    return torch_device(name)
-
-
-def unique_parameters(models: Mapping[str, torch.nn.Module]) -> list[torch.nn.Parameter]:
-    """Parameters of all networks, each once (tied networks share theirs)."""
-    seen: dict[int, torch.nn.Parameter] = {}
-    for m in models.values():
-        for p in m.parameters():
-            seen.setdefault(id(p), p)
-    return list(seen.values())
-
-
-def autocast_for(device: torch.device, amp: str):
-    """bf16 autocast on CUDA when ``amp`` allows it; a no-op context on the CPU."""
-    enabled = device.type == "cuda" and amp in ("auto", "bf16")
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
-# ------------------------------------------------------------------------------------ validation
-
-@torch.no_grad()
-def validate(config: TrainConfig, models: Mapping[str, torch.nn.Module], data: PreparedDataset,
-             device: torch.device, batch: int = 4) -> dict[str, float]:
-    """Loss terms on full held-out slices, plus RMSE/SSIM of the output where a reference exists."""
-    for m in models.values():
-        m.eval()
-    sums: dict[str, float] = {}
-    per_slice: list[dict[str, float]] = []
-    for start in range(0, len(data), batch):
-        sl = slice(start, start + batch)
-        tensors = {k: torch.from_numpy(getattr(data, k)[sl]).to(device) for k in ("x1", "x2", "x_est")}
-        for key in ("reference", "teacher"):
-            if getattr(data, key) is not None:
-                tensors[key] = torch.from_numpy(getattr(data, key)[sl]).to(device)
-        with autocast_for(device, config.amp):
-            if methods.has_target(config.method, tensors):
-                terms = methods.objective(config.method, models, tensors, config.beta_w, config.beta_r,
-                                          config.symmetric_n2n)
-                output_error = methods.output_on_halves_error(config.method, models, tensors["x1"], tensors["x2"])
-                if output_error is not None:
-                    terms = {**terms, "output_on_halves": output_error}
-                for k, v in terms.items():
-                    sums[k] = sums.get(k, 0.0) + float(v) * len(tensors["x1"])
-            out = methods.output(config.method, models, tensors["x1"], tensors["x2"], tensors["x_est"],
-                                 mean_from_x_est=methods.mean_is_x_est(data.attrs))
-        if data.reference is not None and data.modality in registry.names():  # reference metrics: informative only
-            out_np = out.float().cpu().numpy()
-            per_slice += [slice_metrics(data.modality, o, r) for o, r in zip(out_np, data.reference[sl], strict=True)]
-    for m in models.values():
-        m.train()
-    result = {f"val_{k}": v / len(data) for k, v in sums.items()}
-    for key in (per_slice[0] if per_slice else {}):
-        result[f"val_{key}"] = float(np.mean([s[key] for s in per_slice]))
-    return result
-
-
-# -------------------------------------------------------------------------------------- training
-
-def _finite_terms(terms: Mapping[str, torch.Tensor], step: int, config: TrainConfig, kept: str) -> dict[str, float]:
-    """Loss terms as floats; RunError naming the step, what to change and what was kept if one is not finite."""
-    values = {n: float(v.detach()) for n, v in terms.items()}
-    if not all(math.isfinite(v) for v in values.values()):
-        bad = ", ".join(f"{n} {v}" for n, v in values.items() if not math.isfinite(v))
-        raise RunError(f"training diverged at step {step} ({bad}): lower the learning rate (now "
-                       f"{config.learning_rate:g}, e.g. --learning-rate {config.learning_rate / 10:g}) or check the "
-                       f"data, then train again with --overwrite; kept: {kept}")
-    return values
+from tomoconsensus.learn.config import TrainConfig, config_to_toml, learning_rate_at
+from tomoconsensus.learn.data import check_data, data_record, open_training_data, patch_sampler, patch_source
+from tomoconsensus.learn.memory import check_training_memory
+from tomoconsensus.learn.parallel import init_distributed, mean_over_processes, stop_everywhere, wrap_for_training
+from tomoconsensus.learn.runinfo import write_run_info
+from tomoconsensus.learn.runs import check_resume, check_run_dir, clear_run, run_lock
+from tomoconsensus.learn.selection import selection_key, validate_and_select
+from tomoconsensus.learn.state import LoopState, TrainSummary, finite_terms, unique_parameters
+from tomoconsensus.learn.trained import autocast_for, resolve_device
+from tomoconsensus.progress import progress as progress_bar
+from tomoconsensus.signals import SIGNAL_NAMES, StopRequest
 
 
 def train(config: TrainConfig, train_path: PathsLike, run_dir: str | Path, val_path: PathsLike | None = None,
@@ -207,7 +84,7 @@ def train(config: TrainConfig, train_path: PathsLike, run_dir: str | Path, val_p
     train_path, val_path : path or list of paths
         Prepared files and folders of them (:mod:`tomoconsensus.data.sets`).
     data_in_memory, cache_mb : str, float
-        ``auto``, ``yes`` or ``no`` and the slice cache of data read on demand (:mod:`tomoconsensus.train_data`).
+        ``auto``, ``yes`` or ``no`` and the slice cache of data read on demand (:mod:`tomoconsensus.learn.data`).
     stop_after_steps : int, optional
         Leave the loop (with a checkpoint) once this global step is reached, as if interrupted.
     overwrite : bool
@@ -232,16 +109,10 @@ def train(config: TrainConfig, train_path: PathsLike, run_dir: str | Path, val_p
     sampler = patch_sampler(data, config, train_path)
     check_training_memory(dataclasses.replace(config, batch_size=config.batch_size // world), len(data),
                           *data.x1.shape[-2:], device)
-    monitors = {name: read_prepared(path) for name, path in (monitor or {}).items()}
-    for name, mon in monitors.items():
-        check_data(mon, config, monitor[name], like=data)
-        check_disjoint_patients(train_path, monitor[name])
+    monitors = _open_monitors(config, monitor or {}, data, train_path)
     record = data_record(data, train_path, val_path)
     checkpoint_path = run_dir / "checkpoint.pt"
-    state = load_checkpoint(checkpoint_path, device, training=True) if resume else None
-    if state is not None:
-        check_resume(checkpoint_path, state, dataclasses.asdict(config), record)
-        require_finite_weights(state["models"], checkpoint_path)  # not "diverged": the file itself is damaged
+    state = _resume_state(checkpoint_path, device, config, record) if resume else None
     if world > 1:  # every rank has checked the folder before rank 0 writes to it
         dist.barrier()
     with run_lock(run_dir) if rank == 0 else contextlib.nullcontext():
@@ -262,69 +133,23 @@ def train(config: TrainConfig, train_path: PathsLike, run_dir: str | Path, val_p
             patches.close()
 
 
-@dataclass
-class _Loop:
-    """What the parts of one process's training loop share: networks, optimiser, position, log and selection.
+def _open_monitors(config: TrainConfig, monitor: Mapping[str, str | Path], data: PreparedDataset,
+                   train_path: PathsLike) -> dict[str, PreparedDataset]:
+    """The monitor files, checked like validation data (same networks, modality and units; other patients)."""
+    monitors = {name: read_prepared(path) for name, path in monitor.items()}
+    for name, mon in monitors.items():
+        check_data(mon, config, monitor[name], like=data)
+        check_disjoint_patients(train_path, monitor[name])
+    return monitors
 
-    ``models`` are the plain networks (saved, validated), ``train_models`` the same networks as trained
-    (compiled, DistributedDataParallel). ``saved_step`` is the step of the last checkpoint written (None:
-    none yet); ``terms`` the last finite loss terms; ``best`` the selected epoch (step, held-out loss,
-    validation values).
-    """
 
-    config: TrainConfig
-    sampler: PatchSampler
-    run_dir: Path
-    record: dict[str, Any]
-    rank: int
-    world: int
-    device: torch.device
-    models: dict[str, torch.nn.Module]
-    train_models: dict[str, torch.nn.Module]
-    optimizer: torch.optim.Optimizer
-    memory_format: torch.memory_format
-    patches: StackPatches  # or CachedPatches: coords (B, 3) -> name -> patches (B, C, p, p)
-    total_steps: int
-    step: int = 0
-    saved_step: int | None = None
-    terms: dict[str, float] = field(default_factory=dict)
-    validation: dict[str, float] = field(default_factory=dict)
-    best: dict[str, Any] = field(default_factory=lambda: {"step": 0, "loss": math.inf, "validation": {}})
-    log: IO[str] | None = None
-    monitors: dict[str, PreparedDataset] = field(default_factory=dict)
-
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.run_dir / "checkpoint.pt"
-
-    @property
-    def best_path(self) -> Path:
-        return self.run_dir / "best.pt"
-
-    def _disk_full(self, exc: DiskFull) -> DiskFull:
-        """``exc`` naming what is kept: the last good checkpoint (atomic writes never replace it by a partial one)."""
-        kept = (f"kept: {self.checkpoint_path} (step {self.saved_step}), continue with --resume"
-                if self.saved_step is not None else "no checkpoint had been written")
-        return DiskFull(f"{exc}; {kept}")
-
-    def save_checkpoint(self) -> None:
-        try:
-            save_checkpoint(self.checkpoint_path, self.step, self.config, self.models, self.optimizer, self.record)
-        except DiskFull as exc:
-            raise self._disk_full(exc) from None
-        self.saved_step = self.step
-
-    def write_log(self, split: str, values: Mapping[str, float]) -> None:
-        """One ``log.jsonl`` line for the current step (rank 0 only holds the log; a line cut short by a full
-        disk is dropped on resume)."""
-        try:
-            self.log.write(json.dumps({"split": split, "step": self.step,
-                                       "epoch": self.step / self.sampler.batches_per_epoch, **values}) + "\n")
-            self.log.flush()
-        except OSError as exc:
-            if not is_no_space(exc):
-                raise
-            raise self._disk_full(no_space(self.run_dir / "log.jsonl", exc)) from None
+def _resume_state(checkpoint_path: Path, device: torch.device, config: TrainConfig,
+                  record: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint to resume from, refused if its configuration or data differ or its weights are damaged."""
+    state = load_checkpoint(checkpoint_path, device, training=True)
+    check_resume(checkpoint_path, state, dataclasses.asdict(config), record)
+    require_finite_weights(state["models"], checkpoint_path)  # not "diverged": the file itself is damaged
+    return state
 
 
 def _train_locked(config: TrainConfig, data: PreparedDataset, val: PreparedDataset | None, sampler: PatchSampler,
@@ -354,7 +179,7 @@ def _train_locked(config: TrainConfig, data: PreparedDataset, val: PreparedDatas
 def _start(config: TrainConfig, data: PreparedDataset, val: PreparedDataset | None, sampler: PatchSampler,
            patches: StackPatches, run_dir: Path, state: dict[str, Any] | None, record: dict[str, Any],
            rank: int, world: int, device: torch.device,
-           initial_weights: Mapping[str, Mapping[str, torch.Tensor]] | None = None) -> _Loop:
+           initial_weights: Mapping[str, Mapping[str, torch.Tensor]] | None = None) -> LoopState:
     """Networks, optimiser and step of a new run or of ``state`` (a checkpoint); rank 0 writes the run's
     config.toml and run_info.json."""
     total_steps = sampler.batches_per_epoch * config.epochs
@@ -384,7 +209,7 @@ def _start(config: TrainConfig, data: PreparedDataset, val: PreparedDataset | No
         write_run_info(run_dir, data, val)
 
     train_models = wrap_for_training(models, config.compile, device, world)
-    return _Loop(config, sampler, run_dir, record, rank, world, device, models, train_models, optimizer,
+    return LoopState(config, sampler, run_dir, record, rank, world, device, models, train_models, optimizer,
                  memory_format, patches, total_steps, step=step, saved_step=step if state is not None else None)
 
 
@@ -409,7 +234,7 @@ def _log_step_of(line: str) -> float:
     return record.get("step", 0) if isinstance(record, dict) else math.inf
 
 
-def _run_steps(loop: _Loop, val: PreparedDataset | None, bar, stop: StopRequest,
+def _run_steps(loop: LoopState, val: PreparedDataset | None, bar, stop: StopRequest,
                stop_after_steps: int | None) -> None:
     """Train up to the last step: log, validate and select at the end of each epoch, checkpoint, and stop on
     a signal (raising :class:`Interrupted`) or at ``stop_after_steps``."""
@@ -424,7 +249,7 @@ def _run_steps(loop: _Loop, val: PreparedDataset | None, bar, stop: StopRequest,
         save_now = _log_step(loop, terms, bar)
         end_of_epoch = loop.step % loop.sampler.batches_per_epoch == 0 or loop.step == loop.total_steps
         if val is not None and end_of_epoch and loop.rank == 0:
-            _validate_and_select(loop, val)
+            validate_and_select(loop, val)
         if save_now:
             loop.save_checkpoint()
         _stop_if_requested(loop, stop)
@@ -432,7 +257,7 @@ def _run_steps(loop: _Loop, val: PreparedDataset | None, bar, stop: StopRequest,
             break
 
 
-def _train_step(loop: _Loop, coords: torch.Tensor, upcoming: torch.Tensor | None) -> dict[str, torch.Tensor]:
+def _train_step(loop: LoopState, coords: torch.Tensor, upcoming: torch.Tensor | None) -> dict[str, torch.Tensor]:
     """One optimiser step on the patches at ``coords`` (this rank's share of the global batch; ``upcoming``:
     the next step's, read ahead where the data are read on demand); returns the loss terms of the global
     batch (averaged over the processes)."""
@@ -451,7 +276,7 @@ def _train_step(loop: _Loop, coords: torch.Tensor, upcoming: torch.Tensor | None
     return mean_over_processes(terms, loop.world)
 
 
-def _log_step(loop: _Loop, terms: Mapping[str, torch.Tensor], bar) -> bool:
+def _log_step(loop: LoopState, terms: Mapping[str, torch.Tensor], bar) -> bool:
     """Check and log the loss terms when a log line or a checkpoint is due; returns whether a checkpoint is
     due. A diverged state raises :class:`RunError` instead (it is never checkpointed)."""
     step, config = loop.step, loop.config
@@ -460,7 +285,7 @@ def _log_step(loop: _Loop, terms: Mapping[str, torch.Tensor], bar) -> bool:
     if log_now or save_now:  # never checkpoint a diverged state
         kept = (f"{loop.checkpoint_path} (step {loop.saved_step}, the last finite state)"
                 if loop.saved_step is not None else "no checkpoint (it diverged before the first one)")
-        loop.terms = _finite_terms(terms, step, config, kept)
+        loop.terms = finite_terms(terms, step, config, kept)
     if log_now:
         bar.set_postfix({n: f"{v:.3g}" for n, v in loop.terms.items()})
         if loop.log:
@@ -468,21 +293,7 @@ def _log_step(loop: _Loop, terms: Mapping[str, torch.Tensor], bar) -> bool:
     return save_now
 
 
-def _validate_and_select(loop: _Loop, val: PreparedDataset) -> None:
-    """End of an epoch (rank 0): validate, log, and keep the networks in ``best.pt`` when the held-out
-    self-supervised loss is the lowest so far."""
-    loop.validation = validate(loop.config, loop.models, val, loop.device)
-    loop.write_log("val", loop.validation)
-    for name, data in loop.monitors.items():
-        loop.write_log(f"monitor:{name}", validate(loop.config, loop.models, data, loop.device))
-    selection_key = f"val_{loop.config.method}"  # the self-supervised data term on held-out slices
-    if loop.config.select_best and loop.validation.get(selection_key, math.inf) < loop.best["loss"]:
-        loop.best.update(step=loop.step, loss=loop.validation[selection_key], validation=loop.validation)
-        save_model(loop.best_path, loop.step, loop.config, loop.models,
-                   {"selection_loss": loop.best["loss"], "validation": loop.validation, "data": loop.record})
-
-
-def _stop_if_requested(loop: _Loop, stop: StopRequest) -> None:
+def _stop_if_requested(loop: LoopState, stop: StopRequest) -> None:
     """After Ctrl-C or SIGTERM in any process: checkpoint this step (rank 0) and raise :class:`Interrupted`."""
     signum = stop_everywhere(stop.signum or 0, loop.world, loop.device)
     if signum:
@@ -492,7 +303,7 @@ def _stop_if_requested(loop: _Loop, stop: StopRequest) -> None:
                           f"checkpoint saved in {loop.checkpoint_path}; continue with --resume")
 
 
-def _finish(loop: _Loop, start_step: int, start_time: float) -> TrainSummary:
+def _finish(loop: LoopState, start_step: int, start_time: float) -> TrainSummary:
     """Agree on the final networks, checkpoint an unfinished run; a finished one gets model.pt (the selected
     epoch, else the last) and summary.json."""
     config, run_dir, step = loop.config, loop.run_dir, loop.step
@@ -508,7 +319,7 @@ def _finish(loop: _Loop, start_step: int, start_time: float) -> TrainSummary:
                            (step - start_step) / seconds if seconds > 0 else 0.0, loop.terms,
                            loop.best["validation"] if selected else loop.validation, str(loop.device),
                            loop.best["step"] if selected else step, loop.models,
-                           f"val_{config.method}" if selected else "")
+                           selection_key(config) if selected else "")
     if loop.rank == 0 and step == loop.total_steps:
         finish_run(run_dir, summary, loop.best_path if selected else None,
                    lambda path: save_model(path, step, config, loop.models, {"data": loop.record}))

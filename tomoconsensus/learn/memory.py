@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 from tomoconsensus import methods
 from tomoconsensus.errors import InputError
+from tomoconsensus.learn.config import TrainConfig
 from tomoconsensus.nn.unet import parameter_count
-from tomoconsensus.train_config import TrainConfig
 
 GIB = 2**30
 

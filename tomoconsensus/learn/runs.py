@@ -52,13 +52,13 @@ def _contents(run_dir: Path) -> list[str]:
 def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
     """Refuse (InputError) a run folder this ``train`` call must not write into; see the module docstring."""
     if run_dir.exists() and not run_dir.is_dir():
-        raise InputError("--out", str(run_dir), "a run folder", "an existing file")
+        raise InputError(run_dir, "run_dir", "a run folder", "an existing file")
     if resume and overwrite:
-        raise InputError("--resume", "--overwrite",
-                         "one of them (--resume continues a run, --overwrite starts it again)")
+        raise InputError(run_dir, "overwrite", "not together with resume (resume continues a run, overwrite starts "
+                         "it again)", True)
     if resume:
         if is_finished(run_dir):
-            raise InputError(run_dir, "--resume", "an interrupted run; this run is finished (model.pt and "
+            raise InputError(run_dir, "resume", "an interrupted run; this run is finished (model.pt and "
                              "summary.json are final): use --overwrite to train it again from scratch, or a new --out")
         if not (run_dir / "checkpoint.pt").exists():
             raise InputError(run_dir / "checkpoint.pt", "file", "the checkpoint of an interrupted run "
@@ -68,11 +68,11 @@ def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
     if contents and not overwrite:
         hint = ("a finished run: --overwrite trains it again from scratch" if is_finished(run_dir) else
                 "--resume continues it" if "checkpoint.pt" in contents else "--overwrite starts it again")
-        raise InputError("--out", str(run_dir), f"a new or empty run folder ({hint}; or choose a new --out)",
+        raise InputError(run_dir, "run_dir", f"a new or empty run folder ({hint}; or choose a new --out)",
                          f"it holds {', '.join(contents[:4])}")
     foreign = [name for name in contents if name not in RUN_FILES]
     if foreign:
-        raise InputError("--out", str(run_dir), "a folder holding only run files for --overwrite to replace",
+        raise InputError(run_dir, "run_dir", "a folder holding only run files for --overwrite to replace",
                          f"it also holds {', '.join(foreign[:4])}")
     check_writable_folder(run_dir)
 

@@ -23,10 +23,9 @@ import torch
 
 from tomoconsensus import methods
 from tomoconsensus.atomic import atomic_path, write_text_atomic
-from tomoconsensus.config import dataclass_from_dict
 from tomoconsensus.errors import InputError
+from tomoconsensus.learn.config import TrainConfig
 from tomoconsensus.nn.unet import UNet
-from tomoconsensus.train_config import TrainConfig
 
 CHECKPOINT_FORMAT = "tomoconsensus.checkpoint"
 
@@ -156,31 +155,6 @@ def save_model(path: Path, step: int, config: TrainConfig, models: Mapping[str, 
     """Network weights only (what ``denoise`` needs), written atomically."""
     _save(path, {"format": CHECKPOINT_FORMAT, "step": step, "config": dataclasses.asdict(config),
                  "models": {k: _unwrap(m).state_dict() for k, m in models.items()}, **(extra or {})})
-
-
-def load_trained(run_dir: str | Path, device: torch.device | str = "cpu",
-                 with_data: bool = False
-                 ) -> tuple[TrainConfig, dict[str, UNet]] | tuple[TrainConfig, dict[str, UNet], dict]:
-    """Networks of a run (``model.pt``, or the latest ``checkpoint.pt`` of an unfinished run), in eval mode.
-
-    With ``with_data``, also what the run recorded about its training data (empty for old runs).
-    """
-    run_dir = Path(run_dir)
-    path = run_dir / "model.pt"
-    if not path.exists():
-        path = run_dir / "checkpoint.pt"
-    if not path.exists():
-        found = "not found" if not run_dir.exists() else "neither model.pt nor checkpoint.pt in it"
-        raise InputError(run_dir, "--run", "a run folder written by tomoconsensus train (model.pt or "
-                         "checkpoint.pt)", found)
-    state = load_checkpoint(path, device)
-    require_finite_weights(state["models"], path)
-    config = dataclass_from_dict(TrainConfig, state["config"], path)
-    models = build_models(config)
-    load_weights(models, state, path)
-    for m in models.values():
-        m.to(device).eval()
-    return (config, models, dict(state.get("data") or {})) if with_data else (config, models)
 
 
 def finish_run(run_dir: Path, summary: Any, best: Path | None, save_last: Callable[[Path], None]) -> None:

@@ -21,7 +21,7 @@ from tomoconsensus.data.patches import CachedPatches, PatchSampler, StackPatches
 from tomoconsensus.data.prepared import PreparedDataset
 from tomoconsensus.data.sets import PathsLike, as_path_list, check_disjoint_patients, expand_prepared, is_many
 from tomoconsensus.errors import InputError
-from tomoconsensus.train_config import TrainConfig
+from tomoconsensus.learn.config import CODE_SOURCE, TrainConfig
 
 
 def open_training_data(config: TrainConfig, train_path: PathsLike, val_path: PathsLike | None, world: int,
@@ -29,11 +29,11 @@ def open_training_data(config: TrainConfig, train_path: PathsLike, val_path: Pat
     """Training and validation data, checked (networks, method, batch shares, disjoint patients), loaded or
     read on demand as ``data_in_memory`` says (``auto``: :func:`tomoconsensus.data.lazy.choose_in_memory`)."""
     in_memory = choose_in_memory(data_in_memory, [train_path, val_path])
-    data = open_prepared(train_path, in_memory)
+    data = open_prepared(train_path, in_memory, "train_path")
     check_training_data(data, config, _name(train_path), world)
     val = None
     if val_path:
-        val = open_prepared(val_path, in_memory, "--val")
+        val = open_prepared(val_path, in_memory, "val_path")
         check_data(val, config, _name(val_path), like=data)
         check_disjoint_patients(train_path, val_path)
     return data, val
@@ -93,7 +93,7 @@ def check_training_data(data: PreparedDataset, config: TrainConfig, source: str 
     if config.method == "distill" and data.teacher is None:
         raise InputError(source, "teacher", "a teacher's output (made by tomoconsensus distill)", "missing")
     if config.batch_size % world:
-        raise InputError("config", "batch_size", f"a multiple of the {world} processes", config.batch_size)
+        raise InputError(CODE_SOURCE, "batch_size", f"a multiple of the {world} processes", config.batch_size)
 
 
 def patch_sampler(data: PreparedDataset, config: TrainConfig, source: str | Path) -> PatchSampler:
@@ -105,8 +105,8 @@ def patch_sampler(data: PreparedDataset, config: TrainConfig, source: str | Path
         raise InputError(source, "slices", f"at least {config.batch_size} patches per epoch "
                          "(more slices, more patches_per_slice or a smaller batch_size)", len(data))
     if sampler.patch_size < 2**config.depth:
-        raise InputError("config", "depth", f"a UNet whose {config.depth} poolings fit the {sampler.patch_size}-pixel "
-                         f"patches (patch_size >= 2**depth = {2**config.depth}: "
+        raise InputError(CODE_SOURCE, "depth", f"a UNet whose {config.depth} poolings fit the "
+                         f"{sampler.patch_size}-pixel patches (patch_size >= 2**depth = {2**config.depth}: "
                          "a larger patch_size or a smaller depth)",
                          config.depth)
     return sampler

@@ -3,19 +3,26 @@
 The paper's values (Wu et al. 2019, sec. 3.2) are the defaults; a run is configured by a TOML file
 (``examples/ct/train.toml``, flat keys or under ``[train]``) with command-line overrides. No heavy
 imports: the command line reads and checks a configuration before torch is loaded.
+
+Every field is checked once, in :meth:`TrainConfig.__post_init__`, however the configuration is made
+(a TOML file, the command line, ``TrainConfig(...)`` or ``dataclasses.replace`` in code, a checkpoint's
+record): a bad value is an :class:`~tomoconsensus.errors.InputError` naming the field (``beta_r``), and
+the source (the TOML file, the checkpoint, or ``TrainConfig`` for code). The command line names its
+flags instead (:mod:`tomoconsensus.learn.cli`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tomoconsensus.choices import METHODS
-from tomoconsensus.config import dataclass_from_dict, non_negative, positive, read_toml
+from tomoconsensus.config import INT_LIMIT, non_negative, positive, read_toml
 from tomoconsensus.devices import DEVICE_HELP, check_device
 from tomoconsensus.errors import InputError
 
@@ -130,6 +137,67 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False
 
+    def __post_init__(self) -> None:
+        """Check every field (type, then its ``metadata["check"]``): InputError("TrainConfig", field, ...).
+
+        Integers given to float fields become floats (``learning_rate=1`` is 1.0), as from TOML.
+        """
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            converted = _of_kind(f.type, value)
+            if converted is None:
+                expected = "an integer below 2**63 in magnitude" if f.type == "int" else f"a value of type {f.type}"
+                raise InputError(CODE_SOURCE, f.name, expected, value)
+            check = f.metadata.get("check")
+            if check is not None and not check(converted):
+                raise InputError(CODE_SOURCE, f.name, (check.__doc__ or "a valid value (see docs)").strip(), value)
+            if converted is not value:
+                object.__setattr__(self, f.name, converted)
+
+
+def _of_kind(kind: str, value: Any) -> Any:
+    """``value`` as a field of type ``kind`` (bool, int, float, str), or None if it is not one: no bool for a
+    number, no text for a number; an integral float for an int (TOML ``3.0``), an int for a float, NumPy
+    scalars as Python numbers."""
+    if kind == "bool" or isinstance(value, bool):
+        return value if kind == "bool" and isinstance(value, bool) else None
+    if kind == "str":
+        return value if isinstance(value, str) else None
+    if not isinstance(value, numbers.Real) or isinstance(value, _numpy_bool()):  # NumPy scalars are numbers too
+        return None
+    if kind == "float":
+        return float(value)
+    if not isinstance(value, numbers.Integral) and not (math.isfinite(value) and float(value).is_integer()):
+        return None
+    return int(value) if -INT_LIMIT < value < INT_LIMIT else None
+
+
+def _numpy_bool() -> tuple[type, ...]:
+    """NumPy's bool scalar type, if NumPy is loaded (a bool is no number here)."""
+    import sys
+
+    numpy = sys.modules.get("numpy")
+    return (numpy.bool_,) if numpy is not None else ()
+
+
+#: The source named by an error in a configuration made in code (not read from a file).
+CODE_SOURCE = "TrainConfig"
+
+
+def train_config_from(values: Mapping[str, Any], source: str | Path) -> TrainConfig:
+    """A :class:`TrainConfig` from a table (a TOML file's, a checkpoint's record); an unknown or bad field is
+    an InputError naming ``source`` and the field."""
+    known = [f.name for f in dataclasses.fields(TrainConfig)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise InputError(source, unknown[0], f"one of {sorted(known)}", "unknown field")
+    try:
+        return TrainConfig(**values)
+    except InputError as exc:
+        if exc.source != CODE_SOURCE:
+            raise
+        raise InputError(source, exc.field, exc.expected, exc.got) from None
+
 
 def load_train_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
     """Read a run config TOML (flat keys, or under ``[train]``) and apply overrides."""
@@ -143,7 +211,7 @@ def load_train_config(path: str | Path | None = None, overrides: Mapping[str, An
             raise InputError(source, "train", "a table [train] of run settings", values)
         values = dict(values)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return dataclass_from_dict(TrainConfig, values, source)
+    return train_config_from(values, source)
 
 
 def config_to_toml(config: TrainConfig) -> str:
