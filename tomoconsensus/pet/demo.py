@@ -112,4 +112,4 @@ def pet_quality(out_dir: Path, ev) -> tuple[str, list[tuple[str, bool]]]:
 
 
 DEMO = DemoSpec(PETDemoData, Path(__file__).with_name("demo.toml"), prepare_pet_demo, "FBP (all counts)", "rmse",
-                ratio_claim(), "docs/pet.md, 'The demo'", pet_quality)
+                ratio_claim("FBP"), "docs/pet.md, 'The demo'", pet_quality)

@@ -149,5 +149,5 @@ def spectral_quality(out_dir: Path, ev) -> tuple[str, list[Check]]:
 
 
 DEMO = DemoSpec(SpectralDemoData, Path(__file__).with_name("demo.toml"), prepare_spectral_demo, "FBP per bin",
-                "rmse_hu", ratio_claim(", mean of the bins"), "docs/spectral.md, 'The demo'", spectral_quality,
+                "rmse_hu", ratio_claim("FBP", ", mean of the bins"), "docs/spectral.md, 'The demo'", spectral_quality,
                 max_minutes=10.0, keep_means=(("consensus", "Consensus, means >= {diameter} mm kept"),))

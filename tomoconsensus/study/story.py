@@ -100,11 +100,11 @@ def mean(metrics: dict, method: str, key: str) -> float:
     return metrics[method][key]["mean"]
 
 
-def ratio_claim(suffix: str = "") -> Callable[[dict, str, str], list[Check]]:
-    """Consensus RMSE <= 0.85 x the baseline's (``suffix`` names what was averaged)."""
+def ratio_claim(name: str, suffix: str = "") -> Callable[[dict, str, str], list[Check]]:
+    """Consensus RMSE <= 0.85 x the baseline's, the baseline called ``name`` (``suffix``: what was averaged)."""
     def claims(metrics: dict, base: str, err: str) -> list[Check]:
         ratio = mean(metrics, "Consensus", err) / mean(metrics, base, err)
-        return [(f"Consensus RMSE <= 0.85 x FBP RMSE{suffix} ({ratio:.2f} x)", ratio <= 0.85)]
+        return [(f"Consensus RMSE <= 0.85 x {name} RMSE{suffix} ({ratio:.2f} x)", ratio <= 0.85)]
     return claims
 
 
