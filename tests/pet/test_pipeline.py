@@ -4,6 +4,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -14,6 +16,7 @@ def load_example():
     return module
 
 
+@pytest.mark.demo
 def test_quick_pet_pipeline(tmp_path, capsys):
     result = load_example().run(tmp_path, quick=True, progress=False, methods=("consensus",))
     out = capsys.readouterr().out
