@@ -20,12 +20,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tomoconsensus.ct.demo import prepare_ct_demo
 from tomoconsensus.ct.io import read_images
 from tomoconsensus.ct.pipeline import ct_modality, fan_beam_geometry, simulated_source, write_ct
-from tomoconsensus.demo import CT_VAL_PATIENTS, DemoProtocol, _subset, demo_config, evenly_spaced, prepare_ct_demo
 from tomoconsensus.denoise import denoise
 from tomoconsensus.evaluate import evaluate
 from tomoconsensus.learn.loop import train
+from tomoconsensus.study.anatomy import SERIES_VAL_PATIENTS, evenly_spaced, subset
+from tomoconsensus.study.runner import demo_protocol
 
 from common import RESULTS, write_result
 
@@ -62,7 +64,7 @@ def training_file(data: Path, per_patient: int) -> Path:
         subprocess.run([sys.executable, str(ROOT / "examples" / "ct" / "make_demo_slices.py"), str(SERIES), str(grid),
                         str(per_patient)], check=True)
         geom = fan_beam_geometry("demo-fanbeam")
-        stack = evenly_spaced(_subset(read_images(grid), lambda p: p not in CT_VAL_PATIENTS), per_patient)
+        stack = evenly_spaced(subset(read_images(grid), lambda p: p not in SERIES_VAL_PATIENTS), per_patient)
         write_ct(path, ct_modality(geom, "cpu"), simulated_source(stack, geom, 0.25, 0, grid), 0, progress=False)
     return path
 
@@ -72,7 +74,7 @@ def measure(name: str, out: Path, files: tuple[Path, Path, Path]) -> dict:
     train_path, val_path, test_path = files
     if per_patient is not None:
         train_path = training_file(out / "data", per_patient)
-    config = dataclasses.replace(demo_config("ct", DemoProtocol(), "cpu"), method=method, **overrides)
+    config = dataclasses.replace(demo_protocol("ct").training.config("cpu"), method=method, **overrides)
     run_dir = out / "runs" / name
     if not (run_dir / "model.pt").exists():
         train(config, train_path, run_dir, val_path, resume=(run_dir / "checkpoint.pt").exists(), progress=False)
@@ -98,14 +100,14 @@ def main() -> None:
     data.mkdir(parents=True, exist_ok=True)
     files = tuple(data / f"ct_{n}.h5" for n in ("train", "val", "test"))
     if not all(f.exists() for f in files):
-        files = prepare_ct_demo(data, DemoProtocol(), progress=False)
+        files = prepare_ct_demo(data, demo_protocol("ct"), progress=False)
     path = RESULTS / "ct_consensus_ablation.json"
     records = json.loads(path.read_text())["runs"] if path.exists() else []
     for name in names:
         record = measure(name, args.out, files)
         records = [r for r in records if r["run"] != name] + [record]
         print(json.dumps({k: record[k] for k in ("run", "selected_step", "test")}))
-        write_result(path.name, {"protocol": DemoProtocol().describe("ct"), "runs": records})
+        write_result(path.name, {"protocol": demo_protocol("ct").describe(), "runs": records})
 
 
 if __name__ == "__main__":

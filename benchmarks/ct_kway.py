@@ -19,7 +19,8 @@ Output: z = mean_k y_k, and the variant that applies every network to x_est (all
 
 Same data and protocol as ``tomoconsensus demo ct`` (demo grid, quarter dose, 220 training slices of
 11 patients, validation patient LIDC-IDRI-0001, the 12 COVID-19-NY-SBU test slices, UNet-16 depth 3,
-64^2 patches, batch 16, Adam 3e-4, 12 epochs of 2 patches per slice, beta_w 5e-6, beta_r 0); the
+64^2 patches, batch 16, Adam 3e-4, 12 epochs of 2 patches per slice, beta_w 5e-6, beta_r 0: the demo's
+protocol when this was recorded, before it chose 32^2 patches and 24 epochs); the
 epoch is chosen by L_K on the held-out noisy validation slices (no reference). This is a
 measurement loop, not the product's trainer; its K = 2 run is the control for the K = 4 runs.
 
@@ -31,23 +32,26 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import time
 
 import numpy as np
 import torch
 
+from tomoconsensus.ct.demo import ct_split
 from tomoconsensus.ct.modality import CTModality
 from tomoconsensus.ct.noise import hu_to_mu, mu_to_hu
 from tomoconsensus.ct.pipeline import fan_beam_geometry
-from tomoconsensus.ct.simulate import to_geometry_grid
 from tomoconsensus.ct.sources import simulated_slices
 from tomoconsensus.data.patches import PatchSampler, extract_patches
-from tomoconsensus.demo import DemoProtocol, ct_split
 from tomoconsensus.losses import mse, weight_penalty
 from tomoconsensus.nn.unet import UNet
+from tomoconsensus.study.runner import demo_protocol
+from tomoconsensus.study.spec import TrainingProtocol
 from tomoconsensus.tomo.curved import fbp_operator, forward_projector
-from tomoconsensus.tomo.presentation import ct_metrics
+from tomoconsensus.tomo.grid import to_geometry_grid
+from tomoconsensus.tomo.presentation import hu_metrics
 
 from common import RESULTS, write_result
 
@@ -111,20 +115,19 @@ def outputs(nets, inputs: torch.Tensor, x_est: torch.Tensor) -> dict[str, torch.
     return {"z": z, "on_x_est": full}
 
 
-def train_run(k: int, pairing: str, data: dict, protocol: DemoProtocol, seed: int = 0) -> dict:
+def train_run(k: int, pairing: str, data: dict, t: TrainingProtocol, seed: int = 0) -> dict:
     torch.manual_seed(seed)
-    ct = protocol.ct
-    nets = [UNet(1, protocol.base_features, protocol.depth) for _ in range(k)]
-    opt = torch.optim.Adam([p for n in nets for p in n.parameters()], lr=protocol.learning_rate)
+    nets = [UNet(1, t.base_features, t.depth) for _ in range(k)]
+    opt = torch.optim.Adam([p for n in nets for p in n.parameters()], lr=t.learning_rate)
     x_in, x_tg = pairs(data["train"][0], k, pairing)
     v_in, v_tg = pairs(data["val"][0], k, pairing)
-    sampler = PatchSampler(len(x_in), x_in.shape[-2], x_in.shape[-1], protocol.patch_size, ct.patches_per_slice,
-                           protocol.batch_size, seed)
+    sampler = PatchSampler(len(x_in), x_in.shape[-2], x_in.shape[-1], t.patch_size, t.patches_per_slice,
+                           t.batch_size, seed)
     best, history, start = (float("inf"), None, -1), [], time.process_time()
-    for epoch in range(ct.epochs):
+    for epoch in range(t.epochs):
         for coords in sampler.epoch_coordinates(epoch):
             total, _ = kway_loss(nets, extract_patches(x_in, coords, sampler.patch_size),
-                                 extract_patches(x_tg, coords, sampler.patch_size), ct.beta_w)
+                                 extract_patches(x_tg, coords, sampler.patch_size), t.beta_w)
             opt.zero_grad()
             total.backward()
             opt.step()
@@ -136,7 +139,7 @@ def train_run(k: int, pairing: str, data: dict, protocol: DemoProtocol, seed: in
     for net, state in zip(nets, best[1], strict=True):
         net.load_state_dict(state)
     return {"nets": nets, "val_loss": history, "best_epoch": best[2], "train_cpu_s": time.process_time() - start,
-            "steps": ct.epochs * sampler.batches_per_epoch}
+            "steps": t.epochs * sampler.batches_per_epoch}
 
 
 def measure(nets, k: int, pairing: str, test: tuple[torch.Tensor, torch.Tensor]) -> dict:
@@ -146,7 +149,7 @@ def measure(nets, k: int, pairing: str, test: tuple[torch.Tensor, torch.Tensor])
     images = {"fbp": x_est, **outputs(nets, inputs, x_est)}
     out = {}
     for name, img in images.items():
-        per = [ct_metrics(1000 * a.numpy(), 1000 * r.numpy()) for a, r in zip(img, ref, strict=True)]
+        per = [hu_metrics(1000 * a.numpy(), 1000 * r.numpy()) for a, r in zip(img, ref, strict=True)]
         out[name] = {"rmse_hu": float(np.sqrt(np.mean([m["rmse_hu"] ** 2 for m in per]))),
                      "ssim": float(np.mean([m["ssim"] for m in per]))}
     return out
@@ -158,18 +161,20 @@ def main(argv=None) -> dict:
                         help="runs to train (none: only the view-aliasing measurement)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    protocol = DemoProtocol()
-    geom = fan_beam_geometry(protocol.geometry)
-    data = {name: subset_stack(stack, geom, protocol.dose_fraction, args.seed + offset)
-            for name, stack, offset in ct_split(protocol)} if args.runs else {}
+    protocol = demo_protocol("ct")
+    # the record's training values: the CT demo's, with the 64^2 patches and 12 epochs it had then
+    training = dataclasses.replace(protocol.training, patch_size=64, epochs=12)
+    geom = fan_beam_geometry(protocol.data.geometry)
+    data = {name: subset_stack(stack, geom, protocol.data.dose_fraction, args.seed + offset)
+            for name, stack, offset in ct_split(protocol.data)} if args.runs else {}
     path = RESULTS / "ct_kway.json"
     record = json.loads(path.read_text()) if path.exists() else {"protocol": __doc__.split("\n\n")[3], "runs": {}}
-    record["view_aliasing_rms_hu_test_slices"] = view_aliasing(ct_split(protocol)[2][1], geom)
+    record["view_aliasing_rms_hu_test_slices"] = view_aliasing(ct_split(protocol.data)[2][1], geom)
     write_result("ct_kway.json", record)
     print("view aliasing, RMS in the body (HU):", record["view_aliasing_rms_hu_test_slices"])
     for name in args.runs:
         k, pairing = RUNS[name]
-        run = train_run(k, pairing, data, protocol, args.seed)
+        run = train_run(k, pairing, data, training, args.seed)
         result = {"k": k, "pairing": pairing, "seed": args.seed, "steps": run["steps"],
                   "best_epoch": run["best_epoch"], "val_loss": run["val_loss"],
                   "train_cpu_s": run["train_cpu_s"], "test": measure(run["nets"], k, pairing, data["test"])}

@@ -30,10 +30,10 @@ from tomoconsensus.ct.io import ImageStack, read_images
 from tomoconsensus.ct.modality import CTModality
 from tomoconsensus.ct.noise import hu_to_mu, simulate_low_dose
 from tomoconsensus.ct.protocol import load_geometry
-from tomoconsensus.ct.simulate import support_channels, to_geometry_grid
 from tomoconsensus.ct.sources import simulated_slices
 from tomoconsensus.data.prepared import write_prepared
 from tomoconsensus.tomo.curved import CurvedProjector, fbp_operator, forward_projector
+from tomoconsensus.tomo.grid import support_channels, to_geometry_grid
 
 from common import write_result
 

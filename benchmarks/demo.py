@@ -81,7 +81,7 @@ def restate(path: Path) -> dict:
 
 
 def main() -> dict:
-    from tomoconsensus.demo import DemoProtocol, run_demo
+    from tomoconsensus.study.runner import demo_protocol, run_study
 
     from common import write_result
 
@@ -95,8 +95,9 @@ def main() -> dict:
     load = os.getloadavg()[0]  # other jobs on the machine slow the demo down
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
-        result = run_demo(args.modality, out, DemoProtocol(), progress=False)
-        record = demo_record(result, DemoProtocol().describe(args.modality),
+        protocol = demo_protocol(args.modality)
+        result = run_study(args.modality, out, protocol, progress=False)
+        record = demo_record(result, protocol.describe(),
                              (out / "report" / "metrics.md").read_text(), out / f"{args.modality}_test.h5", load)
     write_result("demo.json" if args.modality == "ct" else "demo_mr.json", record)
     print(json.dumps({k: record[k] for k in ("wall_seconds", "story")}, indent=2))

@@ -34,10 +34,11 @@ import time
 
 import numpy as np
 
-from tomoconsensus.demo import DemoProtocol, mr_demo_volumes, mr_noise_std, mr_split
+from tomoconsensus.mr.demo import mr_demo_volumes, mr_noise_std, mr_split
 from tomoconsensus.mr.masks import SplitMask, center_lines_mask
 from tomoconsensus.mr.recon import zero_filled_combination
 from tomoconsensus.mr.sources import undersampled_slices
+from tomoconsensus.study.runner import demo_protocol
 
 from common import write_result
 
@@ -124,16 +125,15 @@ def summarise(got: dict[str, list]) -> dict:
 
 def main() -> dict:
     start = time.perf_counter()
-    protocol = DemoProtocol()
-    mr = protocol.mr
+    mr = demo_protocol("mr").data
     noise_std = mr_noise_std(mr)
-    name, stack, n, offset = mr_split(protocol)[2]  # the demo's test patients
+    name, stack, n, offset = mr_split(mr)[2]  # the demo's test patients
     volumes = mr_demo_volumes(name, stack, n, offset, mr, 0, noise_std)
     rng = np.random.default_rng(2026)
     got: dict[str, dict[str, list]] = {}
     for seed in MASK_SEEDS:
         slices = list(undersampled_slices(volumes, mr.acceleration, mr.center_lines, seed,
-                                          virtual_coils=mr.virtual_coils))[:n]
+                                          virtual_coils=mr.virtual_coils or None))[:n]
         for design, values in measure(slices, mr.center_lines, rng).items():
             for key, value in values.items():
                 got.setdefault(design, {}).setdefault(key, []).extend(value)

@@ -35,14 +35,16 @@ import torch
 import tomoconsensus.mr.pipeline as mr_pipeline
 from tomoconsensus import methods
 from tomoconsensus.data.prepared import read_prepared
-from tomoconsensus.demo import DemoProtocol, demo_config, mr_demo_volumes, mr_split, prepare_mr_demo
 from tomoconsensus.evaluate import evaluate
 from tomoconsensus.learn.loop import train
 from tomoconsensus.learn.trained import load_trained
 from tomoconsensus.mr.consistency import data_consistency, from_channels, heldout_error
+from tomoconsensus.mr.demo import mr_demo_volumes, mr_split, prepare_mr_demo
 from tomoconsensus.mr.modality import MRModality
 from tomoconsensus.mr.recon import sense, to_channels
 from tomoconsensus.mr.sources import undersampled_slices
+from tomoconsensus.study.protocol import StudyProtocol
+from tomoconsensus.study.runner import demo_protocol, with_data
 
 from common import RESULTS, write_result
 
@@ -56,10 +58,9 @@ OUTPUTS = {"Consensus": ("consensus", "mean"), "Consensus z": ("consensus", "z")
            "Noise2Noise": ("noise2noise", "mean"), "Noise2Clean": ("noise2clean", "full")}
 
 
-def protocol_for(name: str) -> DemoProtocol:
+def protocol_for(name: str) -> StudyProtocol:
     _, centre = SAMPLING[name]
-    base = DemoProtocol()
-    return dataclasses.replace(base, mr=dataclasses.replace(base.mr, center_lines=centre))
+    return with_data(demo_protocol("mr"), center_lines=centre)
 
 
 def use_density(d: float) -> None:
@@ -83,7 +84,7 @@ def prepared_files(name: str, out: Path) -> tuple[Path, Path, Path]:
 
 def train_runs(name: str, out: Path) -> dict:
     train_path, val_path, _ = prepared_files(name, out)
-    config = demo_config("mr", protocol_for(name), "cpu")
+    config = protocol_for(name).training.config("cpu")
     seconds = {}
     for method in TRAINED:
         run_dir = out / name / "runs" / method
@@ -100,11 +101,11 @@ def measurements(name: str, split: str, data_path: Path) -> list:
     """The Slices (k-space, maps, design, scale) of the val/test split, regenerated with the demo's seeds
     and checked against the prepared file (SENSE x_est and reference must agree)."""
     protocol, (density, _) = protocol_for(name), SAMPLING[name]
-    mr = protocol.mr
-    (_, sub, n, offset), = [s for s in mr_split(protocol) if s[0] == split]
+    mr = protocol.data
+    (_, sub, n, offset), = [s for s in mr_split(mr) if s[0] == split]
     volumes = mr_demo_volumes(split, sub, n, offset, mr, 0)
     gen = undersampled_slices(volumes, mr.acceleration, mr.center_lines, offset, variable_density=density,
-                              virtual_coils=mr.virtual_coils)
+                              virtual_coils=mr.virtual_coils or None)
     slices = [next(gen) for _ in range(min(n, len(sub.hu)))]
     data, modality = read_prepared(data_path), MRModality(mr.acceleration, mr.center_lines, mr.sense_lambda)
     for i, s in enumerate(slices):
@@ -166,7 +167,7 @@ def measure(name: str, out: Path, train_seconds: dict) -> dict:
     _, val_path, test_path = prepared_files(name, out)
     val, test = read_prepared(val_path), read_prepared(test_path)
     val_slices, test_slices = measurements(name, "val", val_path), measurements(name, "test", test_path)
-    lamda_sense = protocol_for(name).mr.sense_lambda
+    lamda_sense = protocol_for(name).data.sense_lambda
     images = {"half x1": test.x1, "half x2": test.x2, "(x1+x2)/2": 0.5 * (test.x1 + test.x2)}
     chosen, oracle = {}, {}
     for label, (run, variant) in OUTPUTS.items():
@@ -198,7 +199,7 @@ def main() -> None:
         print(json.dumps({k: record[k] for k in ("sampling", "test")}, indent=1), flush=True)
         records = json.loads(path.read_text())["runs"] if path.exists() else []
         records = [r for r in records if r["sampling"] != name] + [record]
-        write_result(path.name, {"protocol": DemoProtocol().describe("mr"), "runs": records})
+        write_result(path.name, {"protocol": demo_protocol("mr").describe(), "runs": records})
 
 
 if __name__ == "__main__":

@@ -34,11 +34,12 @@ import torch
 
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.data_consistency import LAMDAS, apply_consistency, refiner
-from tomoconsensus.demo import DemoProtocol, demo_config, prepare_mr_demo
 from tomoconsensus.evaluate import evaluate
 from tomoconsensus.learn.loop import train
 from tomoconsensus.learn.trained import load_trained
+from tomoconsensus.mr.demo import prepare_mr_demo
 from tomoconsensus.mr.recon import sense, to_channels
+from tomoconsensus.study.runner import demo_protocol
 
 from common import RESULTS, write_result
 
@@ -64,13 +65,13 @@ def prepared(out: Path) -> tuple[Path, Path, Path]:
     files = tuple(data / f"mr_{n}.h5" for n in ("train", "val", "test"))
     if not all(f.exists() for f in files):
         data.mkdir(parents=True, exist_ok=True)
-        files = prepare_mr_demo(data, DemoProtocol(), progress=False, device="cpu")
+        files = prepare_mr_demo(data, demo_protocol("mr"), progress=False, device="cpu")
     return files
 
 
 def train_candidate(name: str, out: Path) -> tuple[Path, float]:
     train_path, val_path, _ = prepared(out)
-    config = dataclasses.replace(demo_config("mr", DemoProtocol(), "cpu"), method="consensus", **CANDIDATES[name])
+    config = dataclasses.replace(demo_protocol("mr").training.config("cpu"), method="consensus", **CANDIDATES[name])
     run_dir, seconds = out / "runs" / name, 0.0
     if not (run_dir / "model.pt").exists():
         start = time.perf_counter()
@@ -164,7 +165,7 @@ def main() -> None:
         print(json.dumps({k: record[k] for k in ("candidate", "train_seconds", "chosen", "test")}), flush=True)
         records = json.loads(PATH.read_text())["runs"] if PATH.exists() else []
         records = [r for r in records if r["candidate"] != name] + [record]
-        write_result(PATH.name, {"protocol": DemoProtocol().describe("mr"), "lamdas": list(LAMDAS), "runs": records})
+        write_result(PATH.name, {"protocol": demo_protocol("mr").describe(), "lamdas": list(LAMDAS), "runs": records})
 
 
 if __name__ == "__main__":

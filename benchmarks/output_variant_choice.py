@@ -42,10 +42,11 @@ from tomoconsensus.ct.countsplit import (
     thin_counts,
     thin_fraction,
 )
+from tomoconsensus.ct.demo import ct_split
 from tomoconsensus.ct.pipeline import ct_modality, fan_beam_geometry
 from tomoconsensus.ct.sources import simulated_slices
-from tomoconsensus.demo import DemoProtocol, ct_split
 from tomoconsensus.learn.trained import load_trained
+from tomoconsensus.study.runner import demo_protocol
 
 from common import RESULTS, write_result
 
@@ -161,15 +162,15 @@ def main() -> None:
     parser.add_argument("--fraction", type=float, default=0.8, help="dose share of the input scan")
     parser.add_argument("--draws", type=int, default=4, help="A/T splits per slice")
     args = parser.parse_args()
-    protocol = DemoProtocol()
-    geom = fan_beam_geometry(protocol.geometry)
+    data = demo_protocol("ct").data
+    geom = fan_beam_geometry(data.geometry)
     modality = ct_modality(geom, "cpu", "thinning")
     models = {}
     for run in {r for _, r, _ in OUTPUTS if r}:
         config, nets = load_trained(args.demo_dir / "runs" / run, "cpu")
         models[run] = (config.method, nets)
-    (_, val, offset), = [s for s in ct_split(protocol) if s[0] == "val"]
-    source = simulated_slices(val, geom, protocol.dose_fraction, offset, counts=True)  # the demo's val readings
+    (_, val, offset), = [s for s in ct_split(data) if s[0] == "val"]
+    source = simulated_slices(val, geom, data.dose_fraction, offset, counts=True)  # the demo's val readings
     rng, rows = np.random.default_rng(2026), []
     for k, sl in enumerate(source):
         ref = 1000.0 * sl.reference[0]

@@ -6,7 +6,7 @@ README.md and is produced from the results file alone:
 * ``run``: when, where and how long (the record's wall time, date, commit, cores, device);
 * ``table``: the metrics table, by the same function that writes a report's metrics.md
   (:func:`tomoconsensus.report.markdown_from_json`), so the README shows the numbers as printed;
-* ``story``: the claims the demo checked (:mod:`tomoconsensus.story`), verbatim.
+* ``story``: the claims the demo checked (:mod:`tomoconsensus.study.story`), verbatim.
 
 Run: python benchmarks/readme_tables.py --check   (exit 1 when README differs; tests/test_readme_tables.py)
      python benchmarks/readme_tables.py --write   (after a new benchmarks/demo.py run)

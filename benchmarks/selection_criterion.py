@@ -32,9 +32,11 @@ import torch
 from scipy.stats import spearmanr
 
 from tomoconsensus.atomic import write_text_atomic
+from tomoconsensus.ct.demo import ct_split
 from tomoconsensus.ct.pipeline import ct_modality, fan_beam_geometry, simulated_source, write_ct
-from tomoconsensus.demo import DemoProtocol, ct_split, demo_config, evenly_spaced
 from tomoconsensus.learn.loop import train
+from tomoconsensus.study.anatomy import evenly_spaced
+from tomoconsensus.study.runner import demo_protocol
 
 from common import RESULTS, write_result
 
@@ -59,12 +61,12 @@ def prepared(work: Path, split: str, name: str, per_patient: int | None = None) 
     path = work / f"{name}_{split}{'' if per_patient is None else f'_pp{per_patient}'}.h5"
     if path.exists():
         return path
-    protocol = DemoProtocol()
-    geom = fan_beam_geometry(protocol.geometry)
-    stack, offset = {n: (s, o) for n, s, o in ct_split(protocol)}[name]
+    data = demo_protocol("ct").data
+    geom = fan_beam_geometry(data.geometry)
+    stack, offset = {n: (s, o) for n, s, o in ct_split(data)}[name]
     if per_patient is not None:
         stack = evenly_spaced(stack, per_patient)
-    source = simulated_source(stack, geom, protocol.dose_fraction, offset, f"demo {name} slices",
+    source = simulated_source(stack, geom, data.dose_fraction, offset, f"demo {name} slices",
                               counts=split == "thinning")
     write_ct(path, ct_modality(geom, "cpu", split), source, offset, progress=False)
     return path
@@ -99,7 +101,8 @@ def measure(name: str, work: Path, epochs: int) -> dict:
     method, split, overrides, per_patient = RUNS[name]
     train_path = prepared(work, split, "train", per_patient)
     val = {s: prepared(work, s, "val") for s in SPLITS}
-    config = dataclasses.replace(demo_config("ct", DemoProtocol(), "cpu"), method=method, epochs=epochs, **overrides)
+    config = dataclasses.replace(demo_protocol("ct").training.config("cpu"), method=method, epochs=epochs,
+                                 **overrides)
     run_dir = work / "runs" / name
     if not (run_dir / "summary.json").exists():
         train(config, train_path, run_dir, val["thinning"], resume=(run_dir / "checkpoint.pt").exists(),
@@ -183,7 +186,7 @@ def main() -> None:
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     records = [measure(name, args.work, args.epochs) for name in args.runs]
-    record = {"protocol": DemoProtocol().describe("ct") + f"; here {args.epochs} epochs, and each run's own training "
+    record = {"protocol": demo_protocol("ct").describe() + f"; here {args.epochs} epochs, and each run's own training "
               "split and 'overrides' (beta_r, patch_size) replace the demo's values",
               "validation": "demo validation patient LIDC-IDRI-0001, 10 slices, prepared with each split "
                             "(same readings)",

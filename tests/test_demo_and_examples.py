@@ -1,8 +1,10 @@
+import dataclasses
 import json
 import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import h5py
@@ -10,10 +12,12 @@ import pytest
 
 from tomoconsensus.cli import main
 from tomoconsensus.data.manifest import verify_manifest
+from tomoconsensus.study.runner import demo_protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.demo
 def test_quick_demo_runs_end_to_end(tmp_path, capsys):
     assert main(["demo", "ct", "--quick", "--out", str(tmp_path), "--device", "cpu"]) == 0
     out = capsys.readouterr().out
@@ -43,8 +47,11 @@ def test_quick_demo_runs_end_to_end(tmp_path, capsys):
 def test_demo_refuses_user_folders_and_other_protocols(tmp_path):
     """A non-empty folder that is not a demo's is never written into; --quick runs are never reused by
     the full demo (and --overwrite replaces only a demo folder)."""
-    from tomoconsensus.demo import QUICK, DemoProtocol, claim_demo_folder
     from tomoconsensus.errors import InputError
+    from tomoconsensus.study.folder import claim_demo_folder
+    from tomoconsensus.study.runner import demo_protocol
+
+    QUICK, FULL = demo_protocol("ct", quick=True), demo_protocol("ct")
 
     user = tmp_path / "mine"
     user.mkdir()
@@ -58,28 +65,29 @@ def test_demo_refuses_user_folders_and_other_protocols(tmp_path):
     claim_demo_folder(demo, "ct", QUICK)  # same protocol: reused
     assert (demo / "runs").exists()
     with pytest.raises(InputError, match="another protocol"):
-        claim_demo_folder(demo, "ct", DemoProtocol())
-    claim_demo_folder(demo, "ct", DemoProtocol(), overwrite=True)
+        claim_demo_folder(demo, "ct", FULL)
+    claim_demo_folder(demo, "ct", FULL, overwrite=True)
     assert not (demo / "runs").exists()
 
 
 def test_demo_denoises_again_when_its_run_was_retrained(tmp_path, monkeypatch):
     """A kept output older than its run's model.pt (the run retrained) is not reused."""
-    from tomoconsensus import demo
+    from tomoconsensus.study import runner
 
     calls = []
-    monkeypatch.setattr(demo, "denoise", lambda run, data, out, **kw: calls.append(out) or out.write_text("new"))
+    monkeypatch.setattr(runner, "denoise", lambda run, data, out, **kw: calls.append(out) or out.write_text("new"))
     run, out = tmp_path / "run", tmp_path / "denoised.h5"
     run.mkdir()
     (run / "model.pt").write_text("model")
     out.write_text("old")
     os.utime(out, (1, 1))  # written long before the model
-    demo.demo_denoise(run, tmp_path / "test.h5", out, None, "cpu", False)
+    runner.denoise_once(run, tmp_path / "test.h5", out, None, "cpu", False)
     assert calls == [out] and out.read_text() == "new"
-    demo.demo_denoise(run, tmp_path / "test.h5", out, None, "cpu", False)  # now newer than the model: kept
+    runner.denoise_once(run, tmp_path / "test.h5", out, None, "cpu", False)  # now newer than the model: kept
     assert calls == [out]
 
 
+@pytest.mark.demo
 def test_quick_mr_demo_runs_end_to_end(tmp_path, capsys):
     assert main(["demo", "mr", "--quick", "--out", str(tmp_path), "--device", "cpu"]) == 0
     out = capsys.readouterr().out
@@ -101,6 +109,7 @@ def test_quick_mr_demo_runs_end_to_end(tmp_path, capsys):
         assert f["measurement/kspace"].shape[1] == 4  # compressed before ESPIRiT, SENSE and the stored data
 
 
+@pytest.mark.demo
 def test_quick_spectral_demo_runs_end_to_end(tmp_path, capsys):
     assert main(["demo", "spectral", "--quick", "--out", str(tmp_path), "--device", "cpu"]) == 0
     out = capsys.readouterr().out
@@ -131,7 +140,7 @@ def test_quick_spectral_demo_runs_end_to_end(tmp_path, capsys):
 
 
 def test_demo_time_check_states_wall_and_cpu_time_and_refuses_reused_runs():
-    from tomoconsensus.demo import time_check
+    from tomoconsensus.study.runner import time_check
 
     assert time_check(540, 900, 10, True).startswith("holds: demo wall time 9.0 min <= 10 min (CPU time of this "
                                                      "process 15.0 min")
@@ -139,6 +148,7 @@ def test_demo_time_check_states_wall_and_cpu_time_and_refuses_reused_runs():
     assert time_check(60, 30, 10, False).startswith("NOT MEASURED")
 
 
+@pytest.mark.demo
 def test_quick_pet_demo_runs_end_to_end(tmp_path, capsys):
     assert main(["demo", "pet", "--quick", "--out", str(tmp_path), "--device", "cpu"]) == 0
     out = capsys.readouterr().out
@@ -152,10 +162,12 @@ def test_quick_pet_demo_runs_end_to_end(tmp_path, capsys):
 
 def test_mr_example_kspace_goes_through_prepare_mr(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "examples" / "mr" / "make_shipped_kspace.py"), str(tmp_path),
-                             "--matrix", "64", "--coils", "4"], capture_output=True, text=True, timeout=300)
+                             "--quick", "--coils", "4"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    # 3 training patients x 2 orientations, 1 validation and 2 test patients, 2 slices each
-    assert [len(list((tmp_path / s).glob("*.npz"))) for s in ("train", "val", "test")] == [6, 1, 2]
+    # the quick demo's split: 11 training patients (1 slice, 1 orientation), 1 validation and 2 test patients
+    assert [len(list((tmp_path / s).glob("*.npz"))) for s in ("train", "val", "test")] == [11, 1, 2]
+    config = tomllib.loads((tmp_path / "train.toml").read_text())["train"]  # the demo's training protocol
+    assert config == dataclasses.asdict(demo_protocol("mr", quick=True).training)
     out = tmp_path / "test.h5"
     assert main(["prepare", "mr", "--kspace", str(tmp_path / "test"), "--center-lines", "12", "--out", str(out)]) == 0
     with h5py.File(out) as f:
@@ -166,17 +178,19 @@ def test_mr_example_kspace_goes_through_prepare_mr(tmp_path):
 
 
 def test_demo_split_is_the_manifest_split():
+    from tomoconsensus.ct.demo import ct_split
     from tomoconsensus.ct.io import read_images
     from tomoconsensus.data.manifest import load_manifest
-    from tomoconsensus.demo import CT_IMAGES, TEST_PATIENTS, DemoProtocol, ct_split, mr_split
+    from tomoconsensus.mr.demo import mr_split
+    from tomoconsensus.study.anatomy import COVID, COVID_TEST_PATIENTS
 
     manifest = load_manifest(ROOT / "data_manifests" / "embedded-ct-demo.toml")
-    assert set(read_images(CT_IMAGES).patient_ids) == set(manifest["split"]["test"])
-    for key, split in (("split", ct_split(DemoProtocol())), ("mr_split", mr_split(DemoProtocol()))):
+    assert set(read_images(COVID).patient_ids) == set(manifest["split"]["test"])
+    for key, split in (("split", ct_split(demo_protocol("ct").data)), ("mr_split", mr_split(demo_protocol("mr").data))):
         patients = {entry[0]: set(entry[1].patient_ids) for entry in split}
         assert patients == {name: set(manifest[key][name]) for name in ("train", "val", "test")}, key
         assert not patients["train"] & (patients["val"] | patients["test"]) and not patients["val"] & patients["test"]
-    assert set(manifest["mr_split"]["test"]) == set(TEST_PATIENTS)
+    assert set(manifest["mr_split"]["test"]) == set(COVID_TEST_PATIENTS)
 
 
 def test_shipped_data_match_their_manifests():

@@ -3,17 +3,17 @@ import pytest
 
 from tomoconsensus.metrics import rmse, ssim
 from tomoconsensus.mr.presentation import magnitude, mr_metrics
-from tomoconsensus.tomo.presentation import ct_metrics
+from tomoconsensus.tomo.presentation import hu_metrics
 
 
 def test_constant_offset_of_10_hu_gives_rmse_10():
     ref = np.random.default_rng(0).normal(0, 50, (64, 64))
-    assert ct_metrics(ref + 10.0, ref)["rmse_hu"] == pytest.approx(10.0, rel=1e-9)
+    assert hu_metrics(ref + 10.0, ref)["rmse_hu"] == pytest.approx(10.0, rel=1e-9)
 
 
 def test_identical_images_give_ssim_1_and_infinite_psnr():
     ref = np.random.default_rng(0).normal(40, 80, (64, 64))
-    m = ct_metrics(ref, ref)
+    m = hu_metrics(ref, ref)
     assert m["ssim"] == pytest.approx(1.0) and m["rmse_hu"] == 0.0 and m["psnr_db"] == np.inf
 
 
@@ -25,9 +25,9 @@ def test_ssim_is_computed_inside_the_liver_window():
     ref_bone, other_bone = ref.copy(), ref.copy()
     ref_bone[:5] = 1000.0
     other_bone[:5] = 2000.0
-    assert ct_metrics(other_bone, ref_bone)["ssim"] == pytest.approx(ct_metrics(other, ref)["ssim"])
+    assert hu_metrics(other_bone, ref_bone)["ssim"] == pytest.approx(hu_metrics(other, ref)["ssim"])
     # RMSE is on the full range: 1000 HU difference on 5 of 64 rows
-    assert ct_metrics(other_bone, ref_bone)["rmse_hu"] == pytest.approx(1000 * np.sqrt(5 / 64))
+    assert hu_metrics(other_bone, ref_bone)["rmse_hu"] == pytest.approx(1000 * np.sqrt(5 / 64))
 
 
 def test_ssim_drops_with_noise_and_hand_computed_value():

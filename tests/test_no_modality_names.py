@@ -20,11 +20,23 @@ from tomoconsensus import registry
 ROOT = Path(__file__).resolve().parents[1]
 MODALITIES = frozenset(registry.BUILTIN)
 
-#: Modules that must name no modality (the registry itself and the plugins excepted).
-CLEANED = ("tomoconsensus/cli.py", "tomoconsensus/cli_types.py", "tomoconsensus/metrics.py",
-           "tomoconsensus/evaluate.py", "tomoconsensus/report.py", "tomoconsensus/data_consistency.py")
-#: Functions not yet cleaned, by module: the demo command, replaced by the study runner (issue 24).
-PENDING = {"tomoconsensus/cli.py": {"_demo", "_add_demo_parser"}}
+PACKAGE = ROOT / "tomoconsensus"
+#: Every module outside the modality packages must name no modality; the registry (which lists the
+#: built-in plugins) is the one exception.
+EXEMPT = ("tomoconsensus/registry.py",)
+CLEANED = tuple(sorted(str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py")
+                       if p.relative_to(PACKAGE).parts[0] not in MODALITIES
+                       and str(p.relative_to(ROOT)) not in EXEMPT))
+#: Modules not yet cleaned, with the reason (a module listed here is skipped whole).
+NOT_YET = {
+    "tomoconsensus/denoise_images.py": "denoise --images reads a DICOM CT series: to become a plugin part",
+    "tomoconsensus/iq/apply.py": "the CT task phantom moves into the CT plugin (issue 26)",
+    "tomoconsensus/iq/measure.py": "the CT task phantom moves into the CT plugin (issue 26)",
+    "tomoconsensus/iq/simulate.py": "the CT task phantom moves into the CT plugin (issue 26)",
+    "tomoconsensus/iq/uncertainty.py": "the CT task phantom moves into the CT plugin (issue 26)",
+}
+#: Functions not yet cleaned, by module.
+PENDING: dict[str, set[str]] = {}
 
 _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _MODULE_PATH = re.compile(r"tomoconsensus\.(" + "|".join(sorted(MODALITIES)) + r")\b")
@@ -90,5 +102,7 @@ def test_the_check_finds_what_it_looks_for():
 
 @pytest.mark.parametrize("module", CLEANED)
 def test_generic_module_names_no_modality(module):
+    if module in NOT_YET:
+        pytest.skip(f"not yet: {NOT_YET[module]}")
     found = modality_names((ROOT / module).read_text(), PENDING.get(module, set()))
     assert found == [], f"{module} names a modality (move it into the plugin): {found}"

@@ -132,11 +132,11 @@ def test_overwrite_never_deletes_files_the_toolkit_did_not_write(fx, tmp_path, c
 
 
 def test_demo_overwrite_removes_only_the_demos_files(tmp_path):
-    from tomoconsensus.demo import QUICK, DemoProtocol, claim_demo_folder
-    from tomoconsensus.demo_folder import demo_files
+    from tomoconsensus.study.folder import claim_demo_folder, demo_files
+    from tomoconsensus.study.runner import demo_protocol
 
     pet = tmp_path / "pet"
-    claim_demo_folder(pet, "pet", QUICK)
+    claim_demo_folder(pet, "pet", demo_protocol("pet", quick=True))
     written = ["pet_train.h5", "pet_test_prompts.h5", "pet_test_regions.npz", "denoised_consensus_z.h5",
                "runs/consensus/model.pt", "runs/distill/teacher_train.h5", "runs/distill/.tomoconsensus.lock",
                "report/metrics.md", "report/pet_quality.json"]
@@ -145,7 +145,7 @@ def test_demo_overwrite_removes_only_the_demos_files(tmp_path):
         (pet / name).parent.mkdir(parents=True, exist_ok=True)
         (pet / name).write_text(name)
     assert sorted(str(p.relative_to(pet)) for p in demo_files(pet)) == sorted(["demo_protocol.json", *written])
-    claim_demo_folder(pet, "pet", DemoProtocol(), overwrite=True)
+    claim_demo_folder(pet, "pet", demo_protocol("pet"), overwrite=True)
     left = sorted(str(p.relative_to(pet)) for p in pet.rglob("*") if p.is_file())
     assert left == sorted(["demo_protocol.json", *mine])
     assert all((pet / name).read_text() == name for name in mine)

@@ -5,8 +5,16 @@ import json
 import numpy as np
 import pytest
 
-from tomoconsensus.demo import check_story
-from tomoconsensus.story import ALPHA, beats, converged_check, failed, iodine_checks, paired_p
+from tomoconsensus.spectral.demo import iodine_checks
+from tomoconsensus.study.runner import demo_spec
+from tomoconsensus.study.story import ALPHA, beats, check_story, converged_check, failed, paired_p
+
+
+def demo_story(metrics: dict, modality: str) -> list[str]:
+    """The claims a modality's demo checks on ``metrics`` (its baseline, error metric and own claims)."""
+    spec = demo_spec(modality)
+    return check_story(metrics, spec.baseline, spec.error, spec.claims)
+
 
 CT_METHODS = ("FBP", "TV", "Consensus", "Noise2Noise", "Noise2Noise f(x1)", "Noise2Clean", "Distilled g(x_est)")
 
@@ -42,7 +50,7 @@ def test_paired_wilcoxon_p_values_are_the_exact_ones():
 
 
 def test_ct_story_holds_with_the_paired_tests_and_targets():
-    lines = check_story(ct_summary(GOOD_RMSE, GOOD_SSIM), "ct")
+    lines = demo_story(ct_summary(GOOD_RMSE, GOOD_SSIM), "ct")
     assert not failed(lines), lines
     assert lines[0] == ("holds: Consensus RMSE < FBP RMSE (23.5 vs 36.5; better on 12 of 12 test slices, paired "
                         "Wilcoxon signed-rank one-sided p = 0.00024, needs < 0.05)")
@@ -58,18 +66,18 @@ def test_ct_story_holds_with_the_paired_tests_and_targets():
 def test_a_claim_that_fails_prints_does_not_hold():
     rmse = dict(GOOD_RMSE, Consensus=29.0)  # 0.95 x FBP, and worse than Noise2Noise
     ssim = dict(GOOD_SSIM, Consensus=0.80, Noise2Noise=0.85, TV=0.775)  # 21 % of the gap; TV below FBP
-    lines = check_story(ct_summary(rmse, ssim), "ct")
+    lines = demo_story(ct_summary(rmse, ssim), "ct")
     assert "DOES NOT HOLD: Consensus RMSE <= 0.85 x FBP RMSE (0.95 x)" in lines
     assert "DOES NOT HOLD: Consensus closes >= 60 % of the FBP -> Noise2Clean SSIM gap (21 %)" in lines
     assert any(line.startswith("DOES NOT HOLD: Consensus SSIM > Noise2Noise SSIM (79.45 vs 84.45") for line in lines)
     assert any(line.startswith("DOES NOT HOLD: TV SSIM > FBP SSIM (76.95 vs 77.45") for line in lines)
-    lines = check_story(ct_summary(GOOD_RMSE, dict(GOOD_SSIM, Consensus=0.88)), "ct")  # above the bound
+    lines = demo_story(ct_summary(GOOD_RMSE, dict(GOOD_SSIM, Consensus=0.88)), "ct")  # above the bound
     assert "DOES NOT HOLD: Noise2Clean SSIM >= Consensus SSIM: the supervised bound is one (-0.50 points)" in lines
     assert failed(lines)
 
 
 def test_distilled_network_more_than_5_percent_worse_does_not_hold():
-    lines = check_story(ct_summary(dict(GOOD_RMSE, **{"Distilled g(x_est)": 21.0}), GOOD_SSIM), "ct")
+    lines = demo_story(ct_summary(dict(GOOD_RMSE, **{"Distilled g(x_est)": 21.0}), GOOD_SSIM), "ct")
     assert "DOES NOT HOLD: Distilled g(x_est) RMSE at most 5 % worse than Consensus (+12.8 %)" in lines  # 26.5/23.5
 
 
@@ -85,7 +93,7 @@ def test_a_better_mean_the_slices_cannot_resolve_is_not_resolved():
 def test_mr_with_four_slices_cannot_resolve_any_comparison():
     methods = {"Zero-filling": 99.0, "SENSE": 71.0, "Consensus": 60.0, "Noise2Noise": 65.0, "Noise2Clean": 50.0}
     s = summary({m: {"rmse_1e-3": [v, v + 1, v + 2, v + 3], "ssim": [0.9 - v / 1000] * 4} for m, v in methods.items()})
-    lines = check_story(s, "mr")
+    lines = demo_story(s, "mr")
     rmse_line = next(line for line in lines if "Consensus RMSE < Zero-filling RMSE" in line)
     assert rmse_line.startswith("NOT RESOLVED: Consensus RMSE < Zero-filling RMSE") and "p = 0.062" in rmse_line
     assert failed(lines)
@@ -94,7 +102,7 @@ def test_mr_with_four_slices_cannot_resolve_any_comparison():
 def test_means_only_summaries_are_judged_on_means_and_say_so():
     s = {m: {"rmse_hu": {"mean": GOOD_RMSE[m], "std": 1.0}, "ssim": {"mean": GOOD_SSIM[m], "std": 0.1}}
          for m in GOOD_RMSE}
-    lines = check_story(s, "ct")
+    lines = demo_story(s, "ct")
     assert lines[0] == "holds: Consensus RMSE < FBP RMSE (18 vs 31; means only, no per-slice values for a paired test)"
 
 

@@ -8,11 +8,11 @@ from tomoconsensus.ct.modality import CTModality
 from tomoconsensus.ct.sources import simulated_slices
 from tomoconsensus.data.denoised import read_denoised
 from tomoconsensus.data.prepared import read_prepared, write_prepared
-from tomoconsensus.demo import CT_IMAGES, TEST_PATIENTS, VAL_PATIENTS, _subset
 from tomoconsensus.denoise import denoise
 from tomoconsensus.learn.config import TrainConfig
 from tomoconsensus.learn.loop import train
-from tomoconsensus.tomo.presentation import ct_metrics
+from tomoconsensus.study.anatomy import COVID, COVID_TEST_PATIENTS, COVID_VAL_PATIENTS, subset
+from tomoconsensus.tomo.presentation import hu_metrics
 
 
 @pytest.mark.slow
@@ -23,12 +23,13 @@ def test_training_beats_fbp_on_held_out_patients(tmp_path, demo_geometry, method
     Consensus gains less here because 6 training slices let its two networks fit the training noise
     (docs/method.md, "Small training sets"); model selection on the validation patient limits it.
     """
-    stack = read_images(CT_IMAGES)
+    stack = read_images(COVID)
     ct = CTModality(demo_geometry)
     files = {}
-    for name, keep, seed in (("train", lambda p: p not in TEST_PATIENTS + VAL_PATIENTS, 0),
-                             ("val", lambda p: p in VAL_PATIENTS, 1), ("test", lambda p: p in TEST_PATIENTS, 2)):
-        sub = _subset(stack, keep)
+    for name, keep, seed in (("train", lambda p: p not in COVID_TEST_PATIENTS + COVID_VAL_PATIENTS, 0),
+                             ("val", lambda p: p in COVID_VAL_PATIENTS, 1),
+                             ("test", lambda p: p in COVID_TEST_PATIENTS, 2)):
+        sub = subset(stack, keep)
         files[name] = tmp_path / f"{name}.h5"
         write_prepared(files[name], ct, simulated_slices(sub, demo_geometry, 0.25, seed), len(sub.hu), seed,
                        progress=False)
@@ -38,6 +39,6 @@ def test_training_beats_fbp_on_held_out_patients(tmp_path, demo_geometry, method
     denoise(tmp_path / "run", files["test"], tmp_path / "out.h5", device="cpu", progress=False)
     test = read_prepared(files["test"])
     denoised = read_denoised(tmp_path / "out.h5")[0]
-    rmse = lambda images: np.mean([ct_metrics(1000 * a[0], 1000 * r[0])["rmse_hu"]  # noqa: E731
+    rmse = lambda images: np.mean([hu_metrics(1000 * a[0], 1000 * r[0])["rmse_hu"]  # noqa: E731
                                    for a, r in zip(images, test.reference, strict=True)])
     assert rmse(denoised) < bound * rmse(test.x_est)

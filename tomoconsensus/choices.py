@@ -13,8 +13,6 @@ VARIANTS = {"consensus": ("mean", "z", "f1", "full"), "noise2noise": ("mean", "f
             "distill": ("full",)}
 #: Every variant name of any method (what ``denoise --variant`` accepts before the run is known).
 ALL_VARIANTS = tuple(dict.fromkeys(v for vs in VARIANTS.values() for v in vs))
-#: References of simulated CT data (:mod:`tomoconsensus.ct.sources`).
-CT_REFERENCES = ("noiseless-fbp", "full-dose-fbp", "image")
 #: Prepared-file attribute ``mean_input`` = this: the linear reconstruction of all the data is x_est itself,
 #: not (x1 + x2) / 2 (count-domain splits whose halves are logged apart: CT and spectral thinning); the
 #: ``mean`` output variant then takes x_est (:func:`tomoconsensus.methods.output`).

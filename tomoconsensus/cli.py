@@ -22,7 +22,6 @@ from tomoconsensus.atomic import (
     check_apart,
     check_output_dir,
     check_output_file,
-    check_writable_folder,
     is_no_space,
     no_space,
     same_file,
@@ -42,6 +41,7 @@ from tomoconsensus.cli_types import (
 from tomoconsensus.devices import DEVICE_HELP
 from tomoconsensus.errors import InputError, Interrupted, RunError, one_line
 from tomoconsensus.signals import terminate_as_exception
+from tomoconsensus.study.cli import add_demo_parser
 
 
 class _Parser(argparse.ArgumentParser):
@@ -182,15 +182,6 @@ def _iq(args: argparse.Namespace) -> None:
     print("wrote " + ", ".join(str(p) for p in files))
 
 
-def _demo(args: argparse.Namespace) -> None:
-    from tomoconsensus.demo import QUICK, DemoProtocol, run_demo
-
-    if args.out.exists() and not args.out.is_dir():
-        raise InputError("--out", str(args.out), "a folder for the demo's files", "an existing file")
-    check_writable_folder(args.out)
-    protocol = QUICK if args.quick else DemoProtocol()
-    for modality in ("ct", "mr", "pet", "spectral") if args.modality == "all" else (args.modality,):
-        run_demo(modality, args.out / modality, protocol, args.device, overwrite=args.overwrite)
 
 
 def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -228,7 +219,7 @@ def build_parser(argv: list | None = None) -> argparse.ArgumentParser:
     _add_denoise_parser(sub)
     _add_evaluate_parser(sub)
     _add_iq_parser(sub)
-    _add_demo_parser(sub)
+    add_demo_parser(sub)
     return parser
 
 
@@ -327,17 +318,6 @@ def _add_iq_parser(sub) -> None:
     iq.add_argument("--device", type=_device, default="auto", help=DEVICE_HELP)
     iq.add_argument("--overwrite", action="store_true", help="replace the iq files of an earlier report in --out")
     iq.set_defaults(func=_iq)
-
-
-def _add_demo_parser(sub) -> None:
-    demo = sub.add_parser("demo", help="prepare, train, denoise and evaluate on embedded data")
-    demo.add_argument("modality", nargs="?", default="ct", choices=("ct", "mr", "pet", "spectral", "all"))
-    demo.add_argument("--out", type=Path, default=Path("demo_out"))
-    demo.add_argument("--quick", action="store_true", help="seconds-long smoke run (tiny network, few steps)")
-    demo.add_argument("--device", type=_device, default="auto", help=DEVICE_HELP)
-    demo.add_argument("--overwrite", action="store_true",
-                      help="replace a demo folder written with another protocol (e.g. --quick)")
-    demo.set_defaults(func=_demo)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
 ``auto`` means the GPU when the library doing the work can use one, the CPU otherwise: torch for
 FBP and the networks (``torch.cuda.is_available()``), SigPy for ESPIRiT and SENSE (CuPy installed
-and a GPU visible, :func:`tomoconsensus.mr.recon.sigpy_device`). ``cuda`` is GPU 0, ``cuda:N`` GPU N.
+and a GPU visible; MR's SigPy device is chosen in its plugin). ``cuda`` is GPU 0, ``cuda:N`` GPU N.
 """
 
 from __future__ import annotations

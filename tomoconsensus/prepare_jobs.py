@@ -7,7 +7,7 @@ reconstruct their chunks; the parent writes the results in slice order to the on
 
 The output does not depend on N: a worker produces slice ``i`` from the recipe alone. This holds
 where the slices' randomness has one stream per slice (CT's simulated noise: ``SeedSequence(seed)``
-spawned per slice index, :func:`tomoconsensus.ct.sources.slice_rngs`) and the split draws none (CT's
+spawned per slice index by the modality's source) and the split draws none (CT's
 odd/even views); workers pass no split generator, so a modality whose split is random fails loudly
 here instead of giving other halves than ``--jobs 1``.
 """

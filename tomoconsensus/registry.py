@@ -3,8 +3,9 @@
 A modality is a plugin: a package that owns its physics, its ``prepare`` arguments and assembler,
 its presentation (units, windows, metrics), an optional refiner (data consistency) and its demo.
 Everything downstream (cli, demo, evaluate, report, metrics, data consistency) asks this registry
-and names no modality. A plugin is described by a :class:`~tomoconsensus.plugin.Plugin` whose fields are ``"module:attr"``
-strings, imported only when used, so that asking for a presentation does not import torch.
+and names no modality. A plugin is described by a :class:`~tomoconsensus.plugin.Plugin` whose fields
+are ``"module:attr"`` strings, imported only when used, so that asking for a presentation does not
+import torch.
 
 Plugins come from two places:
 

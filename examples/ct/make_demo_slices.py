@@ -6,7 +6,7 @@
 Up to PER_PATIENT slices of every series in the folder, evenly spaced through the series,
 (``<collection>__<patient>__<uid>.npz``, see that folder's README) is resampled onto the
 ``demo-fanbeam`` grid (128^2 pixels of 3.0 mm, field-of-view mask) with
-:func:`tomoconsensus.ct.simulate.to_geometry_grid` -- exactly what ``prepare ct`` does to an
+:func:`tomoconsensus.tomo.grid.to_geometry_grid` -- exactly what ``prepare ct`` does to an
 image before projecting it -- and stored as int16 HU (rounding: at most 0.5 HU). The demo therefore
 simulates the same sinograms from the embedded file as it would from the original 512^2 slices.
 Arrays: ``hu`` (n, 128, 128) int16, ``pixel_spacing_mm`` (n,), ``files`` (n,) slice ids
@@ -22,7 +22,7 @@ import numpy as np
 
 from tomoconsensus.ct.io import read_image_array
 from tomoconsensus.ct.protocol import load_geometry
-from tomoconsensus.ct.simulate import to_geometry_grid
+from tomoconsensus.tomo.grid import to_geometry_grid
 
 
 def main(folder: str, out: str, per_patient: str = "20", geometry: str = "demo-fanbeam") -> None:

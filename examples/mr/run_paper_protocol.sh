@@ -5,9 +5,10 @@
 #   usage: examples/mr/run_paper_protocol.sh TRAIN_KSPACE VAL_KSPACE TEST_KSPACE OUT_DIR
 # k-space: a .h5/.npz/.mat file or a folder of them (one volume each; docs/reproducing.md for the
 # NYU knee data). Environment: CENTER_LINES (default 48), CONFIG (default examples/mr/train.toml).
-# On shipped data (simulated from the package's anatomy, about 7 min on 2 CPU cores):
+# On shipped data (simulated from the package's anatomy as `tomoconsensus demo mr` does, with its
+# training protocol, tomoconsensus/mr/demo.toml, written as mr_kspace/train.toml):
 #   python examples/mr/make_shipped_kspace.py mr_kspace
-#   CENTER_LINES=16 CONFIG=examples/mr/demo.toml examples/mr/run_paper_protocol.sh \
+#   CENTER_LINES=16 CONFIG=mr_kspace/train.toml examples/mr/run_paper_protocol.sh \
 #       mr_kspace/train mr_kspace/val mr_kspace/test mr_out
 set -euo pipefail
 train=$1; val=$2; test=$3; out=${4:-paper_mr}

@@ -13,11 +13,11 @@ import pytest
 from tomoconsensus.ct.io import read_images
 from tomoconsensus.ct.modality import CTModality
 from tomoconsensus.ct.noise import hu_to_mu, mu_to_hu, simulate_low_dose
-from tomoconsensus.ct.simulate import to_geometry_grid
 from tomoconsensus.ct.sources import simulated_slices, slice_rngs
 from tomoconsensus.data.prepared import read_prepared, write_prepared
 from tomoconsensus.tomo.fbp import FBP
 from tomoconsensus.tomo.geometry import ParallelBeamGeometry
+from tomoconsensus.tomo.grid import to_geometry_grid
 from tomoconsensus.tomo.projector import AstraProjector
 from tomoconsensus.tomo.split import odd_even_views
 
@@ -127,7 +127,7 @@ def test_backprojection_leaves_torch_threading_alone(demo_geometry):
 def test_projecting_only_the_support_channels_is_bit_identical(name):
     """Channels whose rays miss the masked image are exactly 0; the kept ones are projected exactly as before."""
     from tomoconsensus.ct.protocol import load_geometry
-    from tomoconsensus.ct.simulate import support_channels
+    from tomoconsensus.tomo.grid import support_channels
 
     geom = load_geometry(name)
     views = np.arange(0, geom.n_views, geom.n_views // 24)  # 24 views keep this fast

@@ -1,10 +1,12 @@
 """Simulated multi-coil k-space from the shipped real anatomy: ground truth and the SENSE vs ZF claim."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from tomoconsensus.demo import DemoProtocol, mr_demo_volumes, patient_split
 from tomoconsensus.errors import InputError
+from tomoconsensus.mr.demo import MRDemoData, mr_demo_volumes, mr_noise_std, mr_split
 from tomoconsensus.mr.modality import MRModality
 from tomoconsensus.mr.presentation import mr_metrics
 from tomoconsensus.mr.raw import assemble_lines, remove_readout_oversampling, whitening_matrix
@@ -24,6 +26,7 @@ from tomoconsensus.mr.simulate import (
     t1_like_magnitude,
 )
 from tomoconsensus.mr.sources import check_calibration, undersampled_slices
+from tomoconsensus.study.runner import demo_protocol
 
 
 def test_t1_like_contrast_orders_tissues_as_t1_weighting():
@@ -50,30 +53,30 @@ def test_kspace_noise_has_the_stated_std_in_the_combined_image():
 
 
 @pytest.fixture(scope="module")
-def test_patient_slices():
+def demo_test_slices():
     """The MR demo's 4 test slices: 15-coil scanner simulation of 128^2 k-space from the embedded anatomy,
     compressed to 8 virtual coils, 4x, 16 centre lines."""
-    protocol = DemoProtocol()
-    name, stack, max_slices, offset = patient_split(protocol)[2]
-    volumes = mr_demo_volumes(name, stack, max_slices, offset, protocol.mr)
-    return list(undersampled_slices(volumes, protocol.mr.acceleration, protocol.mr.center_lines, seed=offset,
-                                    virtual_coils=protocol.mr.virtual_coils))
+    mr = demo_protocol("mr").data
+    name, stack, max_slices, offset = mr_split(mr)[2]
+    volumes = mr_demo_volumes(name, stack, max_slices, offset, mr)
+    return list(undersampled_slices(volumes, mr.acceleration, mr.center_lines, seed=offset,
+                                    virtual_coils=mr.virtual_coils or None))
 
 
-def test_sense_beats_zero_filling_on_shipped_anatomy(test_patient_slices):
+def test_sense_beats_zero_filling_on_shipped_anatomy(demo_test_slices):
     # Measured (scanner simulation, 15 -> 8 virtual coils, 4x): SENSE / zero-filling RMSE = 74.1 / 95.8 (mean).
     modality = MRModality(center_lines=16)
-    for s in test_patient_slices:
+    for s in demo_test_slices:
         sense_rmse = mr_metrics(modality.estimate(s.measurement), s.reference)["rmse_1e-3"]
         zf_rmse = mr_metrics(modality.zero_filled(s.measurement), s.reference)["rmse_1e-3"]
         assert sense_rmse < 0.85 * zf_rmse, (s.slice_id, sense_rmse, zf_rmse)
 
 
-def test_halves_errors_are_nearly_uncorrelated_on_shipped_anatomy(test_patient_slices):
+def test_halves_errors_are_nearly_uncorrelated_on_shipped_anatomy(demo_test_slices):
     # Measured: rho between -0.153 and -0.068 (scanner simulation, 15 -> 8 virtual coils; -0.146 to -0.064 with
     # the simple 8-coil one): the halves share no outer line, hence negative.
     modality = MRModality(center_lines=16)
-    for s in test_patient_slices:
+    for s in demo_test_slices:
         h1, h2 = modality.split(s.measurement)
         e1 = modality.reconstruct(h1) - s.reference
         e2 = modality.reconstruct(h2) - s.reference
@@ -173,9 +176,8 @@ def test_calibration_width_defaults_to_the_centre_and_is_checked():
 
 
 def test_demo_keeps_the_simple_simulation_as_an_option():
-    from tomoconsensus.demo import MRDemoData, mr_noise_std
-
-    assert mr_noise_std(MRDemoData(simulation="simple")) == 0.02
-    assert mr_noise_std(MRDemoData()) == pytest.approx(0.0233, abs=5e-4)  # SNR 30 on the test anatomy
+    mr: MRDemoData = demo_protocol("mr").data
+    assert mr_noise_std(dataclasses.replace(mr, simulation="simple")) == 0.02
+    assert mr_noise_std(mr) == pytest.approx(0.0233, abs=5e-4)  # SNR 30 on the test anatomy
     with pytest.raises(InputError, match="simulation"):
-        mr_noise_std(MRDemoData(simulation="bogus"))
+        mr_noise_std(dataclasses.replace(mr, simulation="bogus"))

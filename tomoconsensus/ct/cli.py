@@ -10,8 +10,8 @@ import argparse
 from pathlib import Path
 
 from tomoconsensus.atomic import check_output_file
-from tomoconsensus.choices import CT_REFERENCES
 from tomoconsensus.cli_types import NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, device, input_paths, number
+from tomoconsensus.ct.protocol import SIMULATION_REFERENCES
 from tomoconsensus.devices import DEVICE_HELP
 from tomoconsensus.errors import InputError
 from tomoconsensus.signals import StopRequest
@@ -110,7 +110,7 @@ def add_prepare_parser(prep_sub) -> None:
                     help="auto: odd/even views (--images/--sinograms), FFS-cycle blocks for flying-focal-spot "
                     "--projections; thinning (--images): binomial thinning of every reading's counts, all views "
                     "in each half (the split whose held-out loss tracks the clean error, docs/method.md)")
-    ct.add_argument("--reference", default="noiseless-fbp", choices=CT_REFERENCES,
+    ct.add_argument("--reference", default="noiseless-fbp", choices=SIMULATION_REFERENCES,
                     help="reference for simulated data (default: FBP of the noiseless sinogram)")
     ct.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
     ct.add_argument("--out", type=Path, required=True)

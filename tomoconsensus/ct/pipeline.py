@@ -85,7 +85,7 @@ def simulated_source(stack: ImageStack, geom: FanBeamGeometry, dose_fraction: fl
     source : str or Path
         Where the images came from (file attribute ``source``; names the input in errors).
     reference : str
-        ``noiseless-fbp``, ``full-dose-fbp`` or ``image`` (:data:`tomoconsensus.choices.CT_REFERENCES`).
+        ``noiseless-fbp``, ``full-dose-fbp`` or ``image`` (:data:`tomoconsensus.ct.sources.REFERENCES`).
     max_slices : int, optional
         Only the first slices.
     counts : bool

@@ -16,6 +16,8 @@ from typing import Any
 from tomoconsensus.tomo import geometry as _geometry
 from tomoconsensus.tomo.geometry import Geometry
 
+#: References of simulated CT data (``prepare ct --reference``; :mod:`tomoconsensus.ct.sources`).
+SIMULATION_REFERENCES = ("noiseless-fbp", "full-dose-fbp", "image")
 
 def _positive_finite(v: float) -> bool:
     """a positive, finite number"""

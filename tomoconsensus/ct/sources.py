@@ -19,17 +19,17 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from tomoconsensus.choices import CT_REFERENCES
 from tomoconsensus.ct.countsplit import simulate_count_sinogram
 from tomoconsensus.ct.io import ImageStack, SinogramStack
 from tomoconsensus.ct.noise import hu_to_mu, incident_photons, mu_to_hu, simulate_low_dose
-from tomoconsensus.ct.simulate import support_channels, to_geometry_grid
+from tomoconsensus.ct.protocol import SIMULATION_REFERENCES
 from tomoconsensus.errors import InputError
 from tomoconsensus.modality import Slice
 from tomoconsensus.tomo.curved import fbp_operator, forward_projector
 from tomoconsensus.tomo.geometry import FanBeamGeometry
+from tomoconsensus.tomo.grid import support_channels, to_geometry_grid
 
-REFERENCES = CT_REFERENCES
+REFERENCES = SIMULATION_REFERENCES
 
 
 def slice_rngs(seed: int, n: int) -> list[np.random.Generator]:

@@ -68,7 +68,7 @@ def quality_table(reference: np.ndarray, images: dict[str, np.ndarray], attrs: d
     data give, beam hardening included).
     """
     from tomoconsensus.metrics import rmse, ssim
-    from tomoconsensus.tomo.presentation import CT_WINDOW_HU
+    from tomoconsensus.tomo.presentation import HU_WINDOW
 
     ref_vmi = [vmi_70kev_hu(im, attrs) for im in reference]
     table = {}
@@ -77,8 +77,8 @@ def quality_table(reference: np.ndarray, images: dict[str, np.ndarray], attrs: d
         pairs = list(zip(vmi, ref_vmi, strict=True))
         rois = [r for im, t in zip(stack, iodine_truth, strict=True) for r in iodine_rois(im, attrs, t)]
         table[name] = {"vmi70_rmse_hu": float(np.mean([rmse(a, b) for a, b in pairs])),
-                       "vmi70_ssim": float(np.mean([ssim(np.clip(a, *CT_WINDOW_HU), np.clip(b, *CT_WINDOW_HU),
-                                                         CT_WINDOW_HU[1] - CT_WINDOW_HU[0]) for a, b in pairs])),
+                       "vmi70_ssim": float(np.mean([ssim(np.clip(a, *HU_WINDOW), np.clip(b, *HU_WINDOW),
+                                                         HU_WINDOW[1] - HU_WINDOW[0]) for a, b in pairs])),
                        "iodine": rois}
     return table
 

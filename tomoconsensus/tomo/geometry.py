@@ -4,7 +4,7 @@ A geometry file describes one acquisition: where the source and detector are, ho
 and detector channels there are, and the reconstruction grid. It is loaded into frozen dataclasses
 and validated on load, so that a typo or a negative distance fails immediately with the file and
 field named. A fan-beam file may carry one more table, ``[protocol]``, that belongs to the modality
-reading it (CT's dose protocol, :class:`tomoconsensus.ct.protocol.CTDoseProtocol`): the modality passes
+reading it (CT's dose protocol, ``CTDoseProtocol`` in the CT plugin): the modality passes
 its class as ``protocol=``; without it the table is skipped (the scan geometry alone).
 
 Coordinate conventions (identical to ASTRA's ``fanflat`` / ``parallel`` geometries):
@@ -192,7 +192,7 @@ class FanBeamGeometry(_ImageGrid, _ViewSampling):
         projected by :mod:`tomoconsensus.tomo.curved`).
     protocol : dataclass or None
         The modality's acquisition table ``[protocol]`` (CT: the dose model for simulating low-dose
-        data, :class:`tomoconsensus.ct.protocol.CTDoseProtocol`); None when read without one.
+        data, ``CTDoseProtocol``); None when read without one.
     """
 
     name: str = "fanbeam"
@@ -253,7 +253,7 @@ def geometry_from_dict(values: dict[str, Any], source: str | Path = "<dict>", pr
     Parameters
     ----------
     protocol : dataclass type, optional
-        The modality's ``[protocol]`` table (CT: :class:`tomoconsensus.ct.protocol.CTDoseProtocol`): then
+        The modality's ``[protocol]`` table (CT: ``CTDoseProtocol``): then
         required, with every field, in a fan-beam file. None: a ``[protocol]`` table is skipped.
 
     Raises

@@ -26,16 +26,16 @@ from tomoconsensus.tomo import backproject as _threading  # noqa: F401  (selects
 
 
 @numba.njit(inline="always", nogil=True, cache=True)
-def _ray(ct, st, r, cg, sg, n, pixel):  # pragma: no cover
-    """Sampling of the ray with source angle (cos, sin) = (ct, st), source distance ``r`` and fan angle
+def _ray(cb, sb, r, cg, sg, n, pixel):  # pragma: no cover
+    """Sampling of the ray with source angle (cos, sin) = (cb, sb), source distance ``r`` and fan angle
     (cos, sin) = (cg, sg): (along_x, first, last, b0, db, step) in pixel units.
 
     Samples ``i = first .. last`` lie on the lines ``i`` of the major axis (columns when along_x);
     the minor coordinate at sample ``i`` is ``b0 + i db`` (fractional row or column index) and each
     sample carries the length ``step`` (mm).
     """
-    sx, sy = r * st, -r * ct  # source
-    dx, dy = cg * -st + sg * ct, cg * ct + sg * st  # cos(gamma) e + sin(gamma) u
+    sx, sy = r * sb, -r * cb  # source
+    dx, dy = cg * -sb + sg * cb, cg * cb + sg * sb  # cos(gamma) e + sin(gamma) u
     c = (n - 1) / 2.0
     along_x = abs(dx) >= abs(dy)
     if along_x:  # column i at x = (i - c) p; row coordinate b = c - y / p

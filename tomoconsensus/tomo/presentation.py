@@ -13,17 +13,17 @@ import numpy as np
 from tomoconsensus.metrics import psnr, region_rmse, rmse, ssim
 
 #: The paper's display window (HU); SSIM and PSNR are computed inside it.
-CT_WINDOW_HU = (-160.0, 240.0)
+HU_WINDOW = (-160.0, 240.0)
 #: Reference values above this are the body; at or below it, air (HU).
 BODY_THRESHOLD_HU = -500.0
 
 
-def windowed(image_hu: np.ndarray, window=CT_WINDOW_HU) -> np.ndarray:
+def windowed(image_hu: np.ndarray, window=HU_WINDOW) -> np.ndarray:
     """The image clipped to ``window`` (HU)."""
     return np.clip(image_hu, *window)
 
 
-def ct_metrics(image_hu: np.ndarray, reference_hu: np.ndarray, window=CT_WINDOW_HU) -> dict[str, float]:
+def hu_metrics(image_hu: np.ndarray, reference_hu: np.ndarray, window=HU_WINDOW) -> dict[str, float]:
     """RMSE (HU, full range; also inside the body and in the air, split at the reference's -500 HU), SSIM
     and PSNR (within ``window``) of one attenuation slice (H, W) in HU. A denoiser can do well in the body
     and add streaks in the air (or the reverse): the whole-slice RMSE alone hides which."""
@@ -45,7 +45,7 @@ class HUPresentation:
     unit_label = "HU"
     error_key = "rmse_hu"
     #: Recorded in metrics.json.
-    settings = {"ct_window_hu": list(CT_WINDOW_HU)}
+    settings = {"hu_window": list(HU_WINDOW)}
 
     @staticmethod
     def baseline_names(attrs: dict) -> dict[str, str]:
@@ -58,7 +58,7 @@ class HUPresentation:
 
     @staticmethod
     def display_window(reference_2d: np.ndarray) -> tuple[float, float]:
-        return CT_WINDOW_HU
+        return HU_WINDOW
 
     @staticmethod
     def difference_range(window: tuple[float, float]) -> float:
@@ -72,4 +72,4 @@ class HUPresentation:
     @classmethod
     def slice_metrics(cls, image: np.ndarray, reference: np.ndarray) -> dict[str, float]:
         """RMSE (HU), SSIM and PSNR in the paper's window, of the displayed images."""
-        return ct_metrics(cls.display(image), cls.display(reference))
+        return hu_metrics(cls.display(image), cls.display(reference))

@@ -2,7 +2,7 @@
 
 Views are numbered from 0: by default ``x1`` is reconstructed from the odd-indexed views (1, 3, 5, ...)
 and ``x2`` from the even-indexed views (0, 2, 4, ...); raw helical scans may use another partition
-of the views (:func:`tomoconsensus.ct.rebin.split_views`). The halves share no measurement, so their
+of the views (CT's rebinning, ``split_views``). The halves share no measurement, so their
 noise is independent; each half is a complete, uniformly sampled 360 degree scan, so its FBP
 is an unbiased reconstruction of the same object (with twice the angular step).
 

@@ -1,6 +1,6 @@
 """Total variation: the gradient / divergence pair and TV-regularised reconstruction (Chambolle-Pock).
 
-For an image ``u`` in some unit (CT: water units, :mod:`tomoconsensus.ct.tv_baseline`) and line
+For an image ``u`` in some unit (CT: water units, its ``tv_baseline``) and line
 integrals ``y`` of ``x = unit * u``, :func:`tv_solve` solves
 
     min_u  1/2 ||B u - y / (||A|| unit)||^2  +  lam * TV(u)   s.t. u >= 0,

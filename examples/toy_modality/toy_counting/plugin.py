@@ -7,6 +7,6 @@ PLUGIN = Plugin(
     presentation="toy_counting.presentation:CountingPresentation",
     prepare_parser="toy_counting.cli:add_prepare_parser",
     refiner=None,
-    demo=None,  # `demo counting` comes with the study runner (issue 24)
+    demo="toy_counting.demo:DEMO",
     summary="toy event counting: binomial thinning of Poisson counts, 2 N_half / t per half",
 )

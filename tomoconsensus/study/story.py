@@ -96,37 +96,15 @@ def check_story(metrics: dict, baseline: str, error: str,
     return verdict_lines(checks)
 
 
-def _mean(metrics: dict, method: str, key: str) -> float:
+def mean(metrics: dict, method: str, key: str) -> float:
     return metrics[method][key]["mean"]
 
 
-def ct_claims(metrics: dict, base: str, err: str) -> list[Check]:
-    """The project's CT targets (issue 13): RMSE ratio and the share of the FBP -> Noise2Clean SSIM gap; the
-    baselines are what they claim to be (issue 21): Noise2Clean at least as good as consensus, TV beating FBP."""
-    ratio = _mean(metrics, "Consensus", err) / _mean(metrics, base, err)
-    gap = _mean(metrics, "Noise2Clean", "ssim") - _mean(metrics, base, "ssim")
-    closed = (_mean(metrics, "Consensus", "ssim") - _mean(metrics, base, "ssim")) / gap if gap > 0 else float("nan")
-    bound = _mean(metrics, "Noise2Clean", "ssim") - _mean(metrics, "Consensus", "ssim")
-    checks = [(f"Consensus RMSE <= 0.85 x FBP RMSE ({ratio:.2f} x)", ratio <= 0.85),
-              (f"Consensus closes >= 60 % of the FBP -> Noise2Clean SSIM gap ({100 * closed:.0f} %)", closed >= 0.6),
-              (f"Noise2Clean SSIM >= Consensus SSIM: the supervised bound is one ({100 * bound:+.2f} points)",
-               bound >= 0)]
-    if "TV" in metrics:  # the tuned baseline (issue 21): TV's weight chosen on the validation reference
-        checks.append(beats(metrics, "TV", base, "ssim", "SSIM", False))
-    return checks
-
-
-def mr_claims(metrics: dict, base: str, err: str) -> list[Check]:
-    """MR: the self-supervised methods against SENSE (the paper's x_est) as well (issue 14)."""
-    return [beats(metrics, a, "SENSE", err, "RMSE", True) for a in ("Consensus", "Noise2Noise")] + [
-        beats(metrics, "Consensus", "SENSE", "ssim", "SSIM", False)]
-
-
-def ratio_claim(suffix: str = "") -> Callable[[dict, str, str], list[Check]]:
-    """PET and spectral: consensus RMSE <= 0.85 x the baseline's (``suffix`` names what was averaged)."""
+def ratio_claim(name: str, suffix: str = "") -> Callable[[dict, str, str], list[Check]]:
+    """Consensus RMSE <= 0.85 x the baseline's, the baseline called ``name`` (``suffix``: what was averaged)."""
     def claims(metrics: dict, base: str, err: str) -> list[Check]:
-        ratio = _mean(metrics, "Consensus", err) / _mean(metrics, base, err)
-        return [(f"Consensus RMSE <= 0.85 x FBP RMSE{suffix} ({ratio:.2f} x)", ratio <= 0.85)]
+        ratio = mean(metrics, "Consensus", err) / mean(metrics, base, err)
+        return [(f"Consensus RMSE <= 0.85 x {name} RMSE{suffix} ({ratio:.2f} x)", ratio <= 0.85)]
     return claims
 
 
@@ -138,20 +116,3 @@ def converged_check(run_dir: str | Path, label: str, min_share: float = 0.25) ->
     criterion = summary.get("selection_criterion") or "validation loss"
     return (f"{label} trained until its {criterion} stopped improving (selected step {best} of {steps})",
             best <= (1 - min_share) * steps)
-
-
-def iodine_checks(table: dict, methods: list[str], base: str) -> list[Check]:
-    """Spectral (issue 11): every concentration's mean iodine of each method within 2 % of the noiseless
-    reference's and of the same scans' ``base``, each with the standard error of the paired ROI differences."""
-    from tomoconsensus.spectral.analysis import iodine_statistics
-
-    checks = []
-    for m in methods:
-        for against, what in (("Reference", "the noiseless reference's"), (base, f"the same scans' {base}")):
-            stats = iodine_statistics(table, m, against)
-            numbers = ", ".join(f"{c:g} mg/mL {100 * v['change']:+.1f} +- {100 * v['se']:.1f} %"
-                                for c, v in stats.items())
-            n = next(iter(stats.values()))["n"]
-            checks.append((f"{m} keeps iodine ROI means within 2 % of {what} ({numbers}; {n} ROIs each, "
-                           f"+- standard error)", all(abs(v["change"]) < 0.02 for v in stats.values())))
-    return checks

@@ -1,12 +1,13 @@
 """The demo's folder: which files are the demo's, and what ``--overwrite`` may remove.
 
-A demo folder (``demo_out/ct`` ...) records its protocol in ``demo_protocol.json``. A rerun with the
-same protocol reuses its prepared files and finished runs; another protocol (``--quick`` then the
-full demo) is refused unless ``--overwrite``, which removes only the files the demo writes
-(:func:`demo_files`): the marker, the prepared and simulated files (``ct_train.h5``,
-``pet_test_prompts.h5``, ``pet_test_regions.npz`` ...), the denoised outputs (``denoised_*.h5``), the
-run files in ``runs/<method>/`` and the report files in ``report/``. Anything else a user put there
-(``pet/my_analysis.txt``, a file in ``report/``) is kept, with the folders that hold it.
+A demo folder (``demo_out/<modality>``) records its modality and protocol in ``demo_protocol.json``.
+A rerun with the same protocol reuses its prepared files and finished runs; another protocol
+(``--quick`` then the full demo) is refused unless ``--overwrite``, which removes only the files the
+demo writes (:func:`demo_files`): the marker, the prepared and simulated files of the marker's
+modality (``<modality>_<split>.h5`` and ``<modality>_<split>_<what>.h5|npz``, e.g. a test split's
+prompts or regions), the denoised outputs (``denoised_*.h5``), the run files in ``runs/<method>/`` and
+the report files in ``report/`` (the report's and ``<modality>_quality.md|json``). Anything else a user
+put there (``my_analysis.txt``, a file in ``report/``) is kept, with the folders that hold it.
 """
 
 from __future__ import annotations
@@ -23,12 +24,8 @@ from tomoconsensus.learn.runs import LOCK_NAME, RUN_FILES, RUN_INPUTS
 from tomoconsensus.report import REPORT_FILES
 
 MARKER = "demo_protocol.json"
-MODALITIES = ("ct", "mr", "pet", "spectral")
-#: Files the demo writes at the top of its folder.
-TOP_FILES = re.compile(r"^(demo_protocol\.json|(ct|mr|pet|spectral)_(train|val|test)(_prompts|_counts)?\.h5"
-                       r"|pet_test_regions\.npz|denoised_[A-Za-z0-9_.]+\.h5)$")
-#: Files the demo writes in ``report/``.
-REPORT_NAMES = frozenset(REPORT_FILES) | {f"{m}_quality.{ext}" for m in MODALITIES for ext in ("json", "md")}
+#: Files any demo writes at the top of its folder.
+TOP_FILES = re.compile(r"^(demo_protocol\.json|denoised_[A-Za-z0-9_.]+\.h5)$")
 #: Files the demo (train, distill) writes in ``runs/<method>/``.
 RUN_NAMES = frozenset(RUN_FILES) | frozenset(RUN_INPUTS) | {LOCK_NAME}
 
@@ -43,10 +40,29 @@ def _files_in(folder: Path, names) -> list[Path]:
     return [p for p in folder.iterdir() if p.is_file() and (p.name in names or _transient(p.name))]
 
 
+def _modality(out_dir: Path) -> str | None:
+    """The modality recorded in the folder's marker (None without a readable one)."""
+    try:
+        modality = json.loads((out_dir / MARKER).read_text()).get("modality")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return modality if isinstance(modality, str) and modality.isidentifier() else None
+
+
+def _own_files(modality: str | None) -> tuple[re.Pattern, frozenset[str]]:
+    """The top-level pattern and the report names of a demo of ``modality``."""
+    if modality is None:
+        return TOP_FILES, frozenset(REPORT_FILES)
+    own = re.compile(rf"^{re.escape(modality)}_(train|val|test)(_[a-z]+)?\.(h5|npz)$")
+    top = re.compile(f"{TOP_FILES.pattern}|{own.pattern}")
+    return top, frozenset(REPORT_FILES) | {f"{modality}_quality.{ext}" for ext in ("json", "md")}
+
+
 def demo_files(out_dir: Path) -> list[Path]:
-    """Every file in ``out_dir`` that the demo writes (see the module docstring); nothing else."""
-    files = [p for p in out_dir.iterdir() if p.is_file() and (TOP_FILES.match(p.name) or _transient(p.name))]
-    files += _files_in(out_dir / "report", REPORT_NAMES)
+    """Every file in ``out_dir`` that the demo of the marker's modality writes (module docstring); nothing else."""
+    top, report = _own_files(_modality(out_dir))
+    files = [p for p in out_dir.iterdir() if p.is_file() and (top.match(p.name) or _transient(p.name))]
+    files += _files_in(out_dir / "report", report)
     runs = out_dir / "runs"
     if runs.is_dir() and not runs.is_symlink():
         for run in runs.iterdir():
