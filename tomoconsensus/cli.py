@@ -41,7 +41,6 @@ from tomoconsensus.cli_types import (
 from tomoconsensus.devices import DEVICE_HELP
 from tomoconsensus.errors import InputError, Interrupted, RunError, one_line
 from tomoconsensus.signals import terminate_as_exception
-from tomoconsensus.study.cli import add_demo_parser
 
 
 class _Parser(argparse.ArgumentParser):
@@ -208,9 +207,9 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser(argv: list | None = None) -> argparse.ArgumentParser:
-    """The parser of every command. ``prepare``'s modality sub-commands (the installed entry points and
-    each plugin's cli module) are added where ``argv`` may reach them (``None``: always), so that
-    ``tomoconsensus --help`` and the other commands do not look for plugins."""
+    """The parser of every command. ``prepare``'s and ``demo``'s modality sub-commands (the installed entry
+    points and each plugin's cli module) are added where ``argv`` may reach them (``None``: always), so
+    that ``tomoconsensus --help`` and the other commands do not look for plugins."""
     parser = _Parser(prog="tomoconsensus", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _add_prepare_parser(sub, argv is None or "prepare" in argv)
@@ -219,8 +218,18 @@ def build_parser(argv: list | None = None) -> argparse.ArgumentParser:
     _add_denoise_parser(sub)
     _add_evaluate_parser(sub)
     _add_iq_parser(sub)
-    add_demo_parser(sub)
+    _add_demo_parser(sub, argv is None or "demo" in argv)
     return parser
+
+
+def _add_demo_parser(sub, with_modalities: bool = True) -> None:
+    """``demo NAME``: the study runner's parser, with every plugin that has a demo, where ``argv`` may reach it."""
+    if with_modalities:
+        from tomoconsensus.study.cli import add_demo_parser
+
+        add_demo_parser(sub)
+    else:
+        sub.add_parser("demo", help="prepare, train, denoise and evaluate on embedded data (demo --help: which)")
 
 
 def _add_prepare_parser(sub, with_modalities: bool = True) -> None:
