@@ -7,7 +7,7 @@ PY      = $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo lint test test-all bench clean
+.PHONY: demo lint test test-all bench api clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: lint
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""
+
+# the API reference from the docstrings (pdoc, no network): docs/api/index.html
+api: $(STAMP)
+	$(PY) docs/make_api.py docs/api
 
 bench: $(STAMP)
 	$(PY) benchmarks/ct_fbp.py

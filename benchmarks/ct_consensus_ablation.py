@@ -23,8 +23,8 @@ from pathlib import Path
 from tomoconsensus.ct.demo import prepare_ct_demo
 from tomoconsensus.ct.io import read_images
 from tomoconsensus.ct.pipeline import ct_modality, fan_beam_geometry, simulated_source, write_ct
-from tomoconsensus.denoise import denoise
-from tomoconsensus.evaluate import evaluate
+from tomoconsensus.denoising import denoise
+from tomoconsensus.evaluation import evaluate
 from tomoconsensus.learn.loop import train
 from tomoconsensus.study.anatomy import SERIES_VAL_PATIENTS, evenly_spaced, subset
 from tomoconsensus.study.runner import demo_protocol

@@ -42,8 +42,8 @@ from tomoconsensus.ct.io import ImageStack, read_images
 from tomoconsensus.ct.pipeline import ct_modality, simulated_source, write_ct
 from tomoconsensus.ct.protocol import geometry_from_toml_text, load_geometry
 from tomoconsensus.data.prepared import read_prepared
-from tomoconsensus.denoise import denoise
-from tomoconsensus.evaluate import evaluate
+from tomoconsensus.denoising import denoise
+from tomoconsensus.evaluation import evaluate
 from tomoconsensus.learn.config import load_train_config
 from tomoconsensus.learn.loop import train
 from tomoconsensus.tomo.geometry import FanBeamGeometry

@@ -35,7 +35,7 @@ import torch
 import tomoconsensus.mr.pipeline as mr_pipeline
 from tomoconsensus import methods
 from tomoconsensus.data.prepared import read_prepared
-from tomoconsensus.evaluate import evaluate
+from tomoconsensus.evaluation import evaluate
 from tomoconsensus.learn.loop import train
 from tomoconsensus.learn.trained import load_trained
 from tomoconsensus.mr.consistency import data_consistency, from_channels, heldout_error

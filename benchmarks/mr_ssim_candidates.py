@@ -34,7 +34,7 @@ import torch
 
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.data_consistency import LAMDAS, apply_consistency, refiner
-from tomoconsensus.evaluate import evaluate
+from tomoconsensus.evaluation import evaluate
 from tomoconsensus.learn.loop import train
 from tomoconsensus.learn.trained import load_trained
 from tomoconsensus.mr.demo import prepare_mr_demo

@@ -61,7 +61,7 @@ def write_prepared_file(path: Path, modality: str = "ct", channels: int = 1, siz
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory):
     """Shared inputs (never to be modified by a refused command): files, a finished and an interrupted run."""
-    from tomoconsensus.denoise import denoise
+    from tomoconsensus.denoising import denoise
     from tomoconsensus.learn.config import load_train_config
     from tomoconsensus.learn.loop import train
 

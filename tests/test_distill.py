@@ -1,4 +1,4 @@
-"""Distillation of a trained run into one image network (tomoconsensus.distill)."""
+"""Distillation of a trained run into one image network (tomoconsensus.distillation)."""
 
 import dataclasses
 import hashlib
@@ -12,8 +12,8 @@ import torch
 from tomoconsensus import methods
 from tomoconsensus.cli import main
 from tomoconsensus.data.prepared import read_prepared
-from tomoconsensus.denoise import denoise, read_denoised
-from tomoconsensus.distill import distill
+from tomoconsensus.denoising import denoise, read_denoised
+from tomoconsensus.distillation import distill
 from tomoconsensus.learn.checkpoints import build_models, load_checkpoint, save_model
 from tomoconsensus.learn.config import config_to_toml
 from tomoconsensus.learn.loop import train

@@ -7,7 +7,7 @@ import pytest
 
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.errors import InputError
-from tomoconsensus.evaluate import evaluate, uniform_roi
+from tomoconsensus.evaluation import evaluate, uniform_roi
 from tomoconsensus.report import write_report
 
 

@@ -21,7 +21,7 @@ HEAVY = ("torch", "astra", "sigpy", "matplotlib", "skimage", "pydicom")
 
 @pytest.mark.parametrize("module, allowed", [
     ("tomoconsensus.cli", set()),                       # --help and argument errors answer at once
-    ("tomoconsensus.evaluate", {"skimage"}),            # metrics need scikit-image, not torch
+    ("tomoconsensus.evaluation", {"skimage"}),            # metrics need scikit-image, not torch
     ("tomoconsensus.data.denoised", set()),
     ("tomoconsensus.tomo.geometry", set()),
     ("tomoconsensus.ct.protocol", set()),
@@ -67,7 +67,7 @@ def test_each_modalitys_presentation_loads_without_torch_or_astra(modality):
 
 
 TRAINING_ONLY = ("tomoconsensus.learn.loop", "tomoconsensus.learn.parallel", "tomoconsensus.learn.selection",
-                 "tomoconsensus.learn.state", "tomoconsensus.distill")
+                 "tomoconsensus.learn.state", "tomoconsensus.distillation")
 
 
 def _imports_distributed(path: Path) -> bool:
@@ -90,7 +90,7 @@ def test_the_distributed_check_sees_the_training_modules():
     assert not _imports_distributed(ROOT / "tomoconsensus" / "learn" / "trained.py")
 
 
-@pytest.mark.parametrize("module", ["tomoconsensus.denoise", "tomoconsensus.denoise_images"])
+@pytest.mark.parametrize("module", ["tomoconsensus.denoising", "tomoconsensus.denoise_images"])
 def test_inference_loads_no_training_loop_nor_distributed(module):
     """Inference (denoise, denoise --images) loads neither the loop nor a module of ours that
     imports torch.distributed. (``import torch`` itself loads torch.distributed in torch >= 2.x, so the

@@ -6,7 +6,7 @@ import pytest
 
 from tomoconsensus.cli import main
 from tomoconsensus.data.prepared import read_prepared
-from tomoconsensus.denoise import denoise, read_denoised
+from tomoconsensus.denoising import denoise, read_denoised
 from tomoconsensus.errors import InputError
 from tomoconsensus.learn.loop import train
 from tomoconsensus.local_means import keep_local_means, kept_noise_fraction, sigma_px

@@ -473,7 +473,7 @@ def test_failed_train_and_distill_leave_nothing(fx, tmp_path, capsys, monkeypatc
         main(["train", "--data", str(fx["ct"]), "--config", str(fx["toml"]), "--out", str(tmp_path / "t")])
     monkeypatch.undo()
     assert not (tmp_path / "t").exists()
-    from tomoconsensus import distill as distill_module
+    from tomoconsensus import distillation as distill_module
     from tomoconsensus.errors import RunError
 
     def refuse(*args, **kwargs):  # the trainer fails after the teacher outputs were written

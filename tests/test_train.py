@@ -12,7 +12,7 @@ import torch
 from tomoconsensus.cli import main
 from tomoconsensus.data.denoised import read_denoised
 from tomoconsensus.data.prepared import read_prepared
-from tomoconsensus.denoise import denoise
+from tomoconsensus.denoising import denoise
 from tomoconsensus.errors import InputError
 from tomoconsensus.learn.checkpoints import load_checkpoint
 from tomoconsensus.learn.config import load_train_config

@@ -8,7 +8,7 @@ from tomoconsensus.ct.modality import CTModality
 from tomoconsensus.ct.sources import simulated_slices
 from tomoconsensus.data.denoised import read_denoised
 from tomoconsensus.data.prepared import read_prepared, write_prepared
-from tomoconsensus.denoise import denoise
+from tomoconsensus.denoising import denoise
 from tomoconsensus.learn.config import TrainConfig
 from tomoconsensus.learn.loop import train
 from tomoconsensus.study.anatomy import COVID, COVID_TEST_PATIENTS, COVID_VAL_PATIENTS, subset

@@ -119,7 +119,7 @@ def _denoise(args: argparse.Namespace) -> None:
                              args.batch_size, args.device))
         return
     from tomoconsensus.data.sets import expand_prepared
-    from tomoconsensus.denoise import denoise
+    from tomoconsensus.denoising import denoise
     from tomoconsensus.learn.runs import RUN_FILES
 
     check_output_file(args.out, input_paths(*expand_prepared(args.data), *([args.val] if args.val else []),
@@ -136,7 +136,7 @@ def _denoise(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from tomoconsensus.evaluate import evaluate
+    from tomoconsensus.evaluation import evaluate
     from tomoconsensus.report import REPORT_FILES, metrics_markdown, write_report
 
     results = named_values(args.results, "--results")

@@ -49,7 +49,7 @@ NON_NEGATIVE = number(float, 0, low_open=False, what="a finite number >= 0")
 
 
 def lamda_or_auto(text: str) -> str | float:
-    """``auto`` or a data-consistency weight > 0 (its range is checked by :mod:`tomoconsensus.denoise`)."""
+    """``auto`` or a data-consistency weight > 0 (its range is checked by :mod:`tomoconsensus.denoising`)."""
     return "auto" if text == "auto" else number(float, 0, what="auto or a weight > 0")(text)
 
 

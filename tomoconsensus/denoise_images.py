@@ -49,7 +49,7 @@ from tomoconsensus.ct.dicom_out import write_derived_series
 from tomoconsensus.ct.dicom_series import DicomSeries, read_dicom_series
 from tomoconsensus.ct.io import read_image_array
 from tomoconsensus.data.prepared import package_version
-from tomoconsensus.denoise import check_finite_output
+from tomoconsensus.denoising import check_finite_output
 from tomoconsensus.errors import InputError
 from tomoconsensus.learn.config import TrainConfig
 from tomoconsensus.learn.runinfo import FILE as RUN_INFO

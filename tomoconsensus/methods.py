@@ -14,7 +14,7 @@ distill    f        distillation, x_est -> teacher     ``full``: f(x_est)
 
 ``distill`` is the deployment step of the paper's discussion (sec. 5): one network g trained, in a
 supervised way, to map x_est to a trained run's default output (the ``teacher`` dataset that
-``tomoconsensus distill`` adds to a copy of the prepared file; see :mod:`tomoconsensus.distill`).
+``tomoconsensus distill`` adds to a copy of the prepared file; see :mod:`tomoconsensus.distillation`).
 
 Both self-supervised methods are applied by default to m = (x1 + x2) / 2, the *linear* reconstruction of all the data,
 which has the kind of noise the network was trained on (half its variance). In CT this is the FBP of

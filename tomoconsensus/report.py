@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tomoconsensus.atomic import atomic_path, write_text_atomic  # noqa: E402
-from tomoconsensus.evaluate import Evaluation, display_units  # noqa: E402
+from tomoconsensus.evaluation import Evaluation, display_units  # noqa: E402
 from tomoconsensus.presenters import presenter  # noqa: E402
 
 #: Every file a report folder gets (a file not written this time is removed, so none is stale).

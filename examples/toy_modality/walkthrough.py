@@ -25,8 +25,8 @@ from toy_counting.plugin import PLUGIN
 
 from tomoconsensus import registry
 from tomoconsensus.data.prepared import write_prepared
-from tomoconsensus.denoise import denoise
-from tomoconsensus.evaluate import evaluate
+from tomoconsensus.denoising import denoise
+from tomoconsensus.evaluation import evaluate
 from tomoconsensus.learn.config import TrainConfig
 from tomoconsensus.learn.loop import train
 from tomoconsensus.modality import Slice, split_and_reconstruct

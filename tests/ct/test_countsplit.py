@@ -155,7 +155,7 @@ def test_mean_output_of_a_thinning_file_takes_x_est(tmp_path, demo_geometry):
     (they differ by noise that grows where few photons arrive); the file says so and the default
     output takes x_est."""
     from tomoconsensus.data.denoised import read_denoised
-    from tomoconsensus.denoise import denoise
+    from tomoconsensus.denoising import denoise
     from tomoconsensus.learn.loop import train
 
     from tests.conftest import tiny_config

@@ -173,7 +173,7 @@ def test_lazily_read_files_are_checked_like_loaded_ones(prepared_ct, tmp_path, c
 
 
 def test_distill_on_a_folder_writes_one_teacher_copy_per_file(two_patients, tmp_path):
-    from tomoconsensus.distill import distill
+    from tomoconsensus.distillation import distill
 
     train(tiny_config(method="noise2noise", max_steps=2), two_patients / "a.h5", tmp_path / "teacher", progress=False)
     distill(tiny_config(max_steps=2), tmp_path / "teacher", two_patients, tmp_path / "g", progress=False,

@@ -102,8 +102,8 @@ def test_sense_beats_zero_filling_on_real_8_channel_brain():
 
 
 def test_trainer_denoise_and_evaluate_work_unchanged_on_mr(tmp_path):
-    from tomoconsensus.denoise import denoise
-    from tomoconsensus.evaluate import evaluate
+    from tomoconsensus.denoising import denoise
+    from tomoconsensus.evaluation import evaluate
     from tomoconsensus.learn.loop import train
 
     from tests.conftest import tiny_config

@@ -138,7 +138,7 @@ def test_prepare_spectral_cli_writes_bins_as_channels(tmp_path, geom):
     data = read_prepared(out)
     assert data.x1.shape == (2, 4, 128, 128) and data.attrs["modality"] == "spectral"
     assert data.reference is not None and data.attrs["split_kind"] == "views"
-    from tomoconsensus.evaluate import evaluate
+    from tomoconsensus.evaluation import evaluate
 
     summary = evaluate(out, {}).summary()
     assert set(summary) == {"FBP per bin"} and summary["FBP per bin"]["rmse_hu"]["mean"] > 0

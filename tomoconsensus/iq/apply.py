@@ -1,6 +1,6 @@
 """Apply FBP, TV and trained runs to the phantom realisations and to held-out prepared files.
 
-Runs are applied as ``denoise`` applies them (default variant, :func:`tomoconsensus.denoise.apply_run`),
+Runs are applied as ``denoise`` applies them (default variant, :func:`tomoconsensus.denoising.apply_run`),
 so the images measured are those a user gets.
 """
 
@@ -44,7 +44,7 @@ def run_images(run_dir: Path, uniform: Realisations, inserts: Realisations, devi
                batch_size: int = 8) -> MethodImages:
     """A run's default output on both phantoms (HU), and its half outputs on the insert phantom."""
     from tomoconsensus import methods
-    from tomoconsensus.denoise import apply_run, check_like_training
+    from tomoconsensus.denoising import apply_run, check_like_training
     from tomoconsensus.iq.uncertainty import half_outputs
     from tomoconsensus.learn.trained import load_trained, resolve_device
 
@@ -67,7 +67,7 @@ def prepared_outputs(run_dir: Path | None, data: PreparedDataset, device: str = 
     if run_dir is None:
         return data.x_est, (data.x1, data.x2, data.x1)
     from tomoconsensus import methods
-    from tomoconsensus.denoise import apply_run
+    from tomoconsensus.denoising import apply_run
     from tomoconsensus.iq.uncertainty import half_outputs
 
     config, models, dev = load_run(run_dir, device)

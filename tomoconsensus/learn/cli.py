@@ -7,7 +7,7 @@ whose value came from the command line (or, raised later by the trainer, about a
 names the flag instead. Fields without a flag are set in the ``--config`` TOML, which the error names.
 
 ``distill --beta-r`` is refused: distillation trains g on ``||g(x_est) - z||^2 + beta_w ||Theta_g||^2``
-(:mod:`tomoconsensus.distill`), which has no consistency term, so a beta_r given there would be ignored.
+(:mod:`tomoconsensus.distillation`), which has no consistency term, so a beta_r given there would be ignored.
 (A ``beta_r`` in a shared ``--config`` TOML is recorded in the run's config.toml and has no effect.)
 
 The functions here have the library's signatures, so the command line calls them in its place.
@@ -82,7 +82,7 @@ def train(*args, **kwargs):
 
 
 def distill(*args, **kwargs):
-    """:func:`tomoconsensus.distill.distill`; an error about a config field with a flag names the flag."""
-    from tomoconsensus.distill import distill as distill_
+    """:func:`tomoconsensus.distillation.distill`; an error about a config field with a flag names the flag."""
+    from tomoconsensus.distillation import distill as distill_
 
     return _named_by_flags(distill_, *args, **kwargs)

@@ -30,7 +30,7 @@ from tomoconsensus.errors import InputError
 from tomoconsensus.tomo.geometry import geometry_from_toml_text
 
 FILE = "run_info.json"
-#: Prepared-file attributes (written by :mod:`tomoconsensus.distill`) that name a teacher run.
+#: Prepared-file attributes (written by :mod:`tomoconsensus.distillation`) that name a teacher run.
 TEACHER_ATTRS = {"teacher_run_dir": "run_dir", "teacher_method": "method", "teacher_variant": "variant",
                  "teacher_config_sha256": "config_sha256", "teacher_step": "step",
                  "teacher_model_sha256": "model_sha256"}

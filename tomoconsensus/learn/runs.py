@@ -31,7 +31,7 @@ from tomoconsensus.folders import make_parents, remove_created
 #: Files a run writes (removed by ``overwrite``).
 RUN_FILES = ("config.toml", "run_info.json", "checkpoint.pt", "model.pt", "best.pt", "log.jsonl",
              "summary.json")
-#: Inputs a run folder may hold: the teacher copies of a distilled run (:mod:`tomoconsensus.distill`).
+#: Inputs a run folder may hold: the teacher copies of a distilled run (:mod:`tomoconsensus.distillation`).
 RUN_INPUTS = ("teacher_train.h5", "teacher_val.h5", "teacher_train", "teacher_val")  # folders: several files
 LOCK_NAME = ".tomoconsensus.lock"
 #: Config fields a resumed run may change: where and how fast it runs, how often it writes.

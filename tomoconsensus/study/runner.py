@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 from tomoconsensus import registry
-from tomoconsensus.denoise import denoise
-from tomoconsensus.distill import distill
-from tomoconsensus.evaluate import evaluate
+from tomoconsensus.denoising import denoise
+from tomoconsensus.distillation import distill
+from tomoconsensus.evaluation import evaluate
 from tomoconsensus.learn.loop import train
 from tomoconsensus.report import metrics_json, metrics_markdown, write_report
 from tomoconsensus.study.folder import claim_demo_folder

@@ -52,7 +52,7 @@ from tomoconsensus.atomic import atomic_path, same_file
 from tomoconsensus.data.lazy import CACHE_MB
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.data.sets import PathsLike, expand_prepared, is_many
-from tomoconsensus.denoise import apply_run, check_finite_output, check_like_training
+from tomoconsensus.denoising import apply_run, check_finite_output, check_like_training
 from tomoconsensus.errors import InputError
 from tomoconsensus.hdf5 import create_hdf5
 from tomoconsensus.learn.checkpoints import load_checkpoint
