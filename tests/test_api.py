@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_import_is_light_and_every_public_name_resolves():
-    code = ("import sys, json, tomoconsensus as tc; light = [m for m in ('torch', 'astra', 'sigpy') if m in sys.modules]; "
+    code = ("import sys, json, tomoconsensus as tc; "
+            "light = [m for m in ('torch', 'astra', 'sigpy') if m in sys.modules]; "
             "[getattr(tc, n) for n in tc.__all__]; print(json.dumps([light, sorted(tc.__all__)]))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     light, names = json.loads(out.stdout.splitlines()[-1])
