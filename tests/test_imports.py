@@ -90,7 +90,7 @@ def test_the_distributed_check_sees_the_training_modules():
     assert not _imports_distributed(ROOT / "tomoconsensus" / "learn" / "trained.py")
 
 
-@pytest.mark.parametrize("module", ["tomoconsensus.denoising", "tomoconsensus.denoise_images"])
+@pytest.mark.parametrize("module", ["tomoconsensus.denoising", "tomoconsensus.ct.scanner_images"])
 def test_inference_loads_no_training_loop_nor_distributed(module):
     """Inference (denoise, denoise --images) loads neither the loop nor a module of ours that
     imports torch.distributed. (``import torch`` itself loads torch.distributed in torch >= 2.x, so the

@@ -99,13 +99,24 @@ def _distill(args: argparse.Namespace) -> None:
                   data_in_memory=args.data_in_memory, cache_mb=args.cache_mb))
 
 
+def _scanner_images(run: Path):
+    """The run's modality's ``denoise --images`` (its plugin's ``scanner_images``); InputError where it has none."""
+    from tomoconsensus import registry
+    from tomoconsensus.learn.runinfo import FILE, read_run_info
+
+    modality = read_run_info(run).get("training_data", {}).get("modality")
+    able = registry.with_part("scanner_images")
+    if modality not in able:
+        raise InputError(run / FILE, "training_data.modality", f"a run of a modality that denoises scanner images "
+                         f"({', '.join(able)}); other runs denoise prepared files (--data)", modality)
+    return registry.get(modality).load("scanner_images")
+
+
 def _denoise(args: argparse.Namespace) -> None:
     if args.val is not None and args.data_consistency != "auto" and not args.uncertainty:
         raise InputError("--val", "val", "only with --data-consistency auto (it chooses lambda there) or "
                          "--uncertainty (it calibrates the map there)", str(args.val))
     if args.images is not None:
-        from tomoconsensus.denoise_images import denoise_images
-
         for flag, value, needs in (("--variant", args.variant, "the run's one-image variant is used"),
                                    ("--keep-means-mm", args.keep_means_mm, "it needs the prepared file's x_est"),
                                    ("--data-consistency", args.data_consistency, "it needs the prepared file's "
@@ -115,8 +126,8 @@ def _denoise(args: argparse.Namespace) -> None:
         if args.uncertainty:
             raise InputError("--uncertainty", "uncertainty", "--data (it needs the prepared file's halves x1, x2)",
                              "--images")
-        print(denoise_images(args.run, args.images, args.out, args.resample, args.overwrite, args.pixel_spacing_mm,
-                             args.batch_size, args.device))
+        print(_scanner_images(args.run)(args.run, args.images, args.out, args.resample, args.overwrite,
+                                        args.pixel_spacing_mm, args.batch_size, args.device))
         return
     from tomoconsensus.data.sets import expand_prepared
     from tomoconsensus.denoising import denoise

@@ -34,6 +34,9 @@ class Plugin:
         The modality's demo specification, run by the study runner (``demo NAME``).
     iq : str, optional
         The modality's image-quality measurement (``iq``), where it has one.
+    scanner_images : str, optional
+        ``denoise_images(run, images, out, resample, overwrite, pixel_spacing_mm, batch_size, device)``:
+        ``denoise --images`` on images a scanner made (CT: a DICOM series in, a derived series out).
     summary : str
         One line for ``--help`` listings.
     """
@@ -44,6 +47,7 @@ class Plugin:
     refiner: str | None = None
     demo: str | None = None
     iq: str | None = None
+    scanner_images: str | None = None
     summary: str = ""
 
     def __post_init__(self):

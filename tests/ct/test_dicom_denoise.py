@@ -13,7 +13,8 @@ from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, generate_ui
 
 from tomoconsensus.cli import main
 from tomoconsensus.ct.dicom_out import ClippedPixelsWarning
-from tomoconsensus.denoise_images import denoise_images
+from tomoconsensus.ct.scanner_images import denoise_images
+from tomoconsensus.errors import InputError
 from tomoconsensus.learn.checkpoints import build_models, save_model
 from tomoconsensus.learn.config import config_to_toml
 from tomoconsensus.learn.trained import load_trained
@@ -207,8 +208,10 @@ def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, capsys):
     write_series(tmp_path / "sagittal", phantom_stored(1), [0.0], orientation=[0, 1, 0, 0, 0, -1])
     _bad(tmp_path, capsys, run, tmp_path / "sagittal", ["ImageOrientationPatient", "axial"])
     write_series(tmp_path / "good", phantom_stored(2), [0.0, 5.0])
-    _bad(tmp_path, capsys, make_run(tmp_path / "mr", method="noise2noise", channels=2, modality="mr"),
-         tmp_path / "good", ["CT run", "2 channel"])
+    mr_run = make_run(tmp_path / "mr", method="noise2noise", channels=2, modality="mr")
+    _bad(tmp_path, capsys, mr_run, tmp_path / "good", ["training_data.modality", "scanner images (ct)", "'mr'"])
+    with pytest.raises(InputError, match="CT run.*2 channel"):  # the CT plugin's own check, called directly
+        denoise_images(mr_run, tmp_path / "good", tmp_path / "out_bad", device="cpu", progress=False)
     _bad(tmp_path, capsys, make_run(tmp_path / "cons", method="consensus"), tmp_path / "good", ["distil"])
     (tmp_path / "out_bad").mkdir()
     (tmp_path / "out_bad" / "old.dcm").write_text("x")
@@ -278,7 +281,7 @@ class _OracleOnGrid(torch.nn.Module):
 def test_resample_adds_the_networks_correction_and_keeps_detail_finer_than_the_training_grid():
     """0.75 mm series, network trained at 3 mm: out = x + U(g(Dx) - Dx) keeps the soft-tissue mean and the
     input's fine detail; resampling the image itself (U(g(Dx)), the old scheme) blurs it to 3 mm."""
-    from tomoconsensus.denoise_images import apply_to_images, regrid
+    from tomoconsensus.ct.scanner_images import apply_to_images, regrid
     from tomoconsensus.learn.config import TrainConfig
 
     n, sigma = 128, 20.0
