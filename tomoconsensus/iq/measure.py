@@ -23,6 +23,8 @@ from tomoconsensus.iq import ttf as ttf_mod
 from tomoconsensus.iq.phantom import TaskPhantom, insert_phantom, uniform_phantom
 
 HU = 1000.0  # HU per HU/1000 (the prepared files' unit)
+#: Tasks of the report: (diameter mm, contrast HU).
+TASKS = ((5.0, 10.0), (5.0, 50.0), (10.0, 10.0), (10.0, 50.0))
 
 
 @dataclass
@@ -116,7 +118,7 @@ def measure_method(images: MethodImages, geom: FanBeamGeometry, phantom: TaskPha
     contrasts = np.array([t.contrast_hu for t in ttfs])
     ttf_stack = np.stack([det.on_grid(f_grid, t.f, t.ttf) for t in ttfs])
     dprime = {}
-    for diameter, contrast in det.TASKS:
+    for diameter, contrast in TASKS:
         ttf = det.ttf_for_contrast(contrast, contrasts, ttf_stack)
         dprime[f"{diameter:g}mm_{contrast:g}HU"] = det.npwe_dprime(f_grid, ttf, nps_on, diameter, contrast,
                                                                   geom.image_extent_mm)
@@ -199,6 +201,7 @@ def describe_setup(setup: IQSetup, n: int, seed: int, phantom: TaskPhantom, roi_
             "phantom": {"body_radius_mm": phantom.body_radius_mm,
                         "inserts": [{"x_mm": d.x_mm, "y_mm": d.y_mm, "radius_mm": d.radius_mm,
                                      "contrast_hu": d.hu_added} for d in phantom.inserts]},
-            "nps_roi_px": roi_px, "tasks": [{"diameter_mm": dd, "contrast_hu": c} for dd, c in det.TASKS],
-            "observer": {"model": "NPWE", "eye_filter": "rho^1.5 exp(-0.98 rho^0.68)", "viewing_mm": det.VIEWING_MM,
+            "nps_roi_px": roi_px, "tasks": [{"diameter_mm": dd, "contrast_hu": c} for dd, c in TASKS],
+            "observer": {"model": "NPWE", "viewing_mm": det.VIEWING_MM,
+                         "eye_filter": f"rho^{det.EYE_N:g} exp(-c rho^2), peak at {det.EYE_PEAK_CPD:g} cycles/degree",
                          "display_mm": det.DISPLAY_MM, "fov_mm": g.image_extent_mm}}

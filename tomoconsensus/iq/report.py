@@ -47,7 +47,7 @@ def iq_markdown(result: IQResult) -> str:
     lines += ["", f"\\* edge contrast-to-noise ratio below {LOW_CNR:g} (contrast over the standard error of one "
               "ESF bin): that f50 is limited by the realisations' noise."]
     tasks = list(result.methods[names[0]]["dprime_npwe"])
-    lines += ["", "NPWE d′ (eye filter ρ^1.5 exp(−0.98 ρ^0.68), viewing distance "
+    lines += ["", f"NPWE d′ (eye filter {s['observer']['eye_filter']}, viewing distance "
               f"{s['observer']['viewing_mm']:g} mm, {s['observer']['fov_mm']:g} mm shown on "
               f"{s['observer']['display_mm']:g} mm):", "",
               "| Method | " + " | ".join(t.replace("_", ", ") for t in tasks) + " |", "|---|" + "---|" * len(tasks)]
