@@ -1,6 +1,6 @@
 """Benchmark: task-based image quality (``tomoconsensus iq``) of the CT demo's networks.
 
-Runs :func:`tomoconsensus.iq.measure.run_iq` on the folder written by ``tomoconsensus demo ct`` (its
+Runs :func:`tomoconsensus.ct.iq.run_iq` on the folder written by ``tomoconsensus demo ct`` (its
 test file gives the geometry and dose and the clean reference for the uncertainty check; its
 validation file, held-out patients with noisy data only, calibrates the uncertainty map), for FBP,
 TV and the consensus, Noise2Noise and Noise2Clean runs::
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from tomoconsensus.atomic import write_text_atomic
-from tomoconsensus.iq.measure import run_iq
+from tomoconsensus.ct.iq import run_iq
 from tomoconsensus.iq.report import figures, iq_json, iq_markdown
 
 from common import RESULTS, write_result

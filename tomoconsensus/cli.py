@@ -300,7 +300,7 @@ def _warn_seen_patients(data: list[Path], runs: dict[str, Path]) -> None:
 
 
 def _iq(args: argparse.Namespace) -> None:
-    from tomoconsensus.iq.measure import run_iq
+    from tomoconsensus.ct.iq import run_iq
     from tomoconsensus.iq.report import IQ_FILES, iq_markdown, write_iq_report
 
     runs = {k: Path(v) for k, v in _named(args.runs, "--runs").items()}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tomoconsensus.ct.iq_phantom import image_hu, insert_phantom, line_integrals, uniform_phantom
 from tomoconsensus.ct.noise import hu_to_mu
 from tomoconsensus.ct.projector import forward_project
-from tomoconsensus.iq.phantom import image_hu, insert_phantom, line_integrals, uniform_phantom
 
 
 def test_exact_line_integrals_agree_with_astra_on_the_raster(demo_geometry):
