@@ -6,8 +6,8 @@ R = D/2), and (AAPM TG-233; Samei et al., Med Phys 46(11), 2019; Richard & Samei
 
     d'^2 = [ int W^2 TTF^2 E^2 df ]^2 / int W^2 TTF^2 E^4 NPS df          (2-D integrals over f, mm^-2)
 
-with radially symmetric TTF (dimensionless), NPS (unit^2 mm^2) and the eye filter of Burgess et al.
-(J Opt Soc Am A 14(9), 1997) used in TG-233's NPWE observer,
+with radially symmetric TTF (dimensionless), NPS (unit^2 mm^2) and Burgess's eye filter (the form
+TG-233's NPWE observer is described with; its constants were not checked against the report's text),
 
     E(rho) = rho^n exp(-c rho^2),   n = 1.3,   c = n / (2 rho_peak^2)  (peak at rho_peak = 4 cycles/degree)
 
@@ -19,7 +19,7 @@ with ``rho`` in cycles per degree of visual angle. An image of field of view FOV
     rho = f * (FOV / display_mm) * viewing_mm * pi / 180.
 
 (``eye_filter(..., form="eckstein")`` is the alternative ``rho^1.5 exp(-0.98 rho^0.68)``, peak at
-3.3 cycles/degree, used by Solomon & Samei 2016; it was this module's default before; it is kept
+3.3 cycles/degree, also found in the CT literature; it was this module's default before and is kept
 for comparison.) No internal noise is modelled. The integrals run over the radial frequency up to
 the pixel Nyquist frequency, ``df = 2 pi f df``. With ``eye=False`` this is the NPW observer; for
 white noise NPS = N0 and TTF = 1 its d'^2 = int W^2 df / N0 = C^2 pi R^2 / N0 (Parseval).
