@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tomoconsensus.ct.iq_phantom import Realisations, TaskPhantom, insert_phantom, uniform_phantom
+from tomoconsensus.ct.iq_phantom import SPLITS, Realisations, TaskPhantom, insert_phantom, uniform_phantom
 from tomoconsensus.data.prepared import PreparedDataset
 from tomoconsensus.errors import InputError
 from tomoconsensus.geometry import FanBeamGeometry, geometry_from_toml_text
@@ -36,6 +36,7 @@ class IQSetup:
     dose_fraction: float
     tv: Any
     source: Path
+    split: str = "views"
 
 
 def read_setup(data_path: str | Path) -> IQSetup:
@@ -57,7 +58,10 @@ def read_setup(data_path: str | Path) -> IQSetup:
         raise InputError(path, "geometry_toml", "a flat-detector fan-beam geometry (the iq phantom's projector)",
                          getattr(geom, "detector_shape", geom.beam))
     tv = TVConfig(lam=float(attrs.get("tv_lam", TVConfig.lam)), n_iter=int(attrs.get("tv_iter", TVConfig.n_iter)))
-    return IQSetup(geom, float(attrs["dose_fraction"]), tv, path)
+    split = str(attrs.get("split_kind", "views"))
+    if split not in SPLITS:
+        raise InputError(path, "split_kind", f"one of {', '.join(SPLITS)} (the splits the iq phantom simulates)", split)
+    return IQSetup(geom, float(attrs["dose_fraction"]), tv, path, split)
 
 
 def check_run(run_dir: Path, setup: IQSetup) -> None:
@@ -172,8 +176,8 @@ def run_iq(data_path: str | Path, runs: dict[str, Path], val_path: str | Path | 
     geom = setup.geom
     uni_ph, ins_ph = uniform_phantom(geom), insert_phantom(geom)
     tv = setup.tv if with_tv else None
-    uniform = realisations(uni_ph, geom, setup.dose_fraction, n, seed, tv, n_tv)
-    inserts = realisations(ins_ph, geom, setup.dose_fraction, n, seed + 1, tv, n_tv)
+    uniform = realisations(uni_ph, geom, setup.dose_fraction, n, seed, tv, n_tv, setup.split)
+    inserts = realisations(ins_ph, geom, setup.dose_fraction, n, seed + 1, tv, n_tv, setup.split)
     images = baseline_images(uniform, inserts)
     for name, run_dir in runs.items():
         images[name] = run_images(Path(run_dir), uniform, inserts, device)
@@ -198,6 +202,7 @@ def describe_setup(setup: IQSetup, n: int, seed: int, phantom: TaskPhantom, roi_
     """The ``setup`` block of iq.json: where geometry and dose came from, phantom, tasks, observer."""
     g = setup.geom
     return {"data": str(setup.source), "geometry_name": g.name, "dose_fraction": setup.dose_fraction,
+            "split_kind": setup.split,
             "image_size": g.image_size, "pixel_size_mm": g.pixel_size_mm, "realisations": n, "seed": seed,
             "tv": {"lam": setup.tv.lam, "n_iter": setup.tv.n_iter},
             "phantom": {"body_radius_mm": phantom.body_radius_mm,
