@@ -1,6 +1,6 @@
 """Benchmark: task-based image quality (``tomoconsensus iq``) of the CT demo's networks.
 
-Runs :func:`tomoconsensus.iq.measure.run_iq` on the folder written by ``tomoconsensus demo ct`` (its
+Runs :func:`tomoconsensus.ct.iq.run_iq` on the folder written by ``tomoconsensus demo ct`` (its
 test file gives the geometry and dose and the clean reference for the uncertainty check; its
 validation file, held-out patients with noisy data only, calibrates the uncertainty map), for FBP,
 TV and the consensus, Noise2Noise and Noise2Clean runs::
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from tomoconsensus.atomic import write_text_atomic
-from tomoconsensus.iq.measure import run_iq
+from tomoconsensus.ct.iq import run_iq
 from tomoconsensus.iq.report import figures, iq_json, iq_markdown
 
 from common import RESULTS, write_result
@@ -31,7 +31,8 @@ FIGURES = Path(__file__).resolve().parents[1] / "docs" / "images" / "iq_demo"
 
 
 def statements(methods: dict) -> list[str]:
-    """The contrast dependence of f50 and the NPS peak shift, in words, from the measured numbers."""
+    """The contrast dependence of f50, the NPS peak shift and the uncertainty calibration, in words, from the
+    measured numbers."""
     fbp = methods["FBP"]["nps"]
     lines = []
     for name, m in methods.items():
@@ -44,6 +45,15 @@ def statements(methods: dict) -> list[str]:
                      f"({peak / fbp['peak_frequency_per_mm']:.2f} x FBP's), mean frequency "
                      f"{mean:.3f} mm⁻¹ ({mean / fbp['mean_frequency_per_mm']:.2f} x FBP's), "
                      f"noise {nps['noise_hu']:.1f} HU.")
+    for name, m in methods.items():
+        u, t = m.get("uncertainty"), m.get("uncertainty", {}).get("test")
+        if u is None or t is None:
+            continue
+        lines.append(f"{name} uncertainty: k = {u['scale_k']:.3f} from {u.get('calibration_slices', 0)} held-out noisy "
+                     f"slices; on {t['slices']} test slices |error| <= k sigma for {100 * t['coverage_1sigma']:.1f} % "
+                     f"and <= 2 k sigma for {100 * t['coverage_2sigma']:.1f} % of body pixels (68.3 / 95.4 % if "
+                     f"Gaussian), actual / predicted MSE {t['mse_ratio_actual_over_predicted']:.2f}, block correlation "
+                     f"{t['block_correlation']:.2f}.")
     return lines
 
 

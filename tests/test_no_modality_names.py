@@ -29,10 +29,6 @@ CLEANED = tuple(sorted(str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py")
                        and str(p.relative_to(ROOT)) not in EXEMPT))
 #: Modules not yet cleaned, with the reason (a module listed here is skipped whole).
 NOT_YET = {
-    "tomoconsensus/iq/apply.py": "the CT task phantom moves into the CT plugin (issue 26)",
-    "tomoconsensus/iq/measure.py": "the CT task phantom moves into the CT plugin (issue 26)",
-    "tomoconsensus/iq/simulate.py": "the CT task phantom moves into the CT plugin (issue 26)",
-    "tomoconsensus/iq/uncertainty.py": "the CT task phantom moves into the CT plugin (issue 26)",
 }
 #: Functions not yet cleaned, by module.
 PENDING: dict[str, set[str]] = {}

@@ -174,8 +174,21 @@ def _warn_seen_patients(data: list[Path], runs: dict[str, Path]) -> None:
             print(line, file=sys.stderr)
 
 
+def _iq_measure(data: Path):
+    """The ``iq`` measurement of the prepared file's modality (its plugin's ``iq``); InputError where none."""
+    from tomoconsensus import registry
+    from tomoconsensus.hdf5 import open_hdf5
+
+    with open_hdf5(data, "prepared HDF5 file (tomoconsensus prepare)") as f:
+        modality = str(f.attrs.get("modality", ""))
+    able = registry.with_part("iq")
+    if modality not in able:
+        raise InputError(data, "modality", f"a prepared file of a modality with a task phantom ({', '.join(able)})",
+                         modality or "missing")
+    return registry.get(modality).load("iq")
+
+
 def _iq(args: argparse.Namespace) -> None:
-    from tomoconsensus.iq.measure import run_iq
     from tomoconsensus.iq.report import IQ_FILES, iq_markdown, write_iq_report
 
     runs = {k: Path(v) for k, v in named_values(args.runs, "--runs").items()}
@@ -183,8 +196,9 @@ def _iq(args: argparse.Namespace) -> None:
         if name in ("FBP", "TV"):
             raise InputError("--runs", name, "a name other than FBP and TV (those rows are always reported)")
     check_output_dir(args.out, input_paths(args.data, args.val), IQ_FILES, args.overwrite)
-    result = run_iq(args.data, runs, args.val, args.realisations, args.seed, not args.no_tv, args.device,
-                    args.tv_realisations)
+    measure = _iq_measure(args.data)
+    result = measure(args.data, runs, args.val, args.realisations, args.seed, not args.no_tv, args.device,
+                     args.tv_realisations)
     files = write_iq_report(result, args.out)
     for name in set(IQ_FILES) - {p.name for p in files}:  # an earlier report's figure not made this time
         (args.out / name).unlink(missing_ok=True)

@@ -33,7 +33,9 @@ class Plugin:
     demo : str, optional
         The modality's demo specification, run by the study runner (``demo NAME``).
     iq : str, optional
-        The modality's image-quality measurement (``iq``), where it has one.
+        ``run_iq(data, runs, val, n, seed, with_tv, device, n_tv) -> IQResult``: the ``iq`` command's
+        task-phantom measurement for the modality's prepared files (CT; MR, PET and spectral have
+        library functions only, ``<m>/iq.py``).
     scanner_images : str, optional
         ``denoise_images(run, images, out, resample, overwrite, pixel_spacing_mm, batch_size, device)``:
         ``denoise --images`` on images a scanner made (CT: a DICOM series in, a derived series out).

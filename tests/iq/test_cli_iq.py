@@ -78,3 +78,22 @@ def test_denoise_writes_the_calibrated_uncertainty_beside_the_output(prepared):
         assert f.attrs["uncertainty_calibrated_on"] == str(paths["val"])
     assert sigma.shape == denoised.shape and np.all(sigma >= 0) and np.isfinite(sigma).all()
     assert 0 < k < 100 and sigma.max() > 0
+
+
+def test_iq_simulates_the_split_of_the_prepared_file_and_refuses_one_it_cannot(prepared, tmp_path, capsys):
+    from tomoconsensus.ct.iq import read_setup
+
+    folder, paths, run = prepared
+    assert read_setup(paths["val"]).split == "views"  # write_ct's default modality: odd/even views
+    for kind in ("thinning", "rays"):
+        copy = tmp_path / f"{kind}.h5"
+        with h5py.File(paths["val"]) as src, h5py.File(copy, "w") as dst:
+            for key in src:
+                src.copy(key, dst)
+            dst.attrs.update({**src.attrs, "split_kind": kind})
+        if kind == "thinning":
+            assert read_setup(copy).split == "thinning"
+        else:
+            assert main(["iq", "--data", str(copy), "--no-tv", "--out", str(tmp_path / "r")]) == 2
+            assert "split_kind" in capsys.readouterr().err
+            assert not (tmp_path / "r").exists()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tomoconsensus.ct.iq_phantom import image_hu, insert_phantom, line_integrals, uniform_phantom
 from tomoconsensus.ct.noise import hu_to_mu
-from tomoconsensus.iq.phantom import image_hu, insert_phantom, line_integrals, uniform_phantom
 from tomoconsensus.tomo.projector import forward_project
 
 

@@ -9,11 +9,10 @@ import pytest
 from scipy.ndimage import gaussian_filter
 from scipy.special import j1
 
+from tomoconsensus.ct.iq import insert_centres_px
+from tomoconsensus.ct.iq_phantom import Disc, TaskPhantom, insert_phantom, line_integrals, noisy_sinograms
 from tomoconsensus.ct.noise import mu_to_hu
 from tomoconsensus.iq import ttf as T
-from tomoconsensus.iq.measure import insert_centres_px
-from tomoconsensus.iq.phantom import Disc, TaskPhantom, insert_phantom, line_integrals
-from tomoconsensus.iq.simulate import noisy_sinograms
 from tomoconsensus.tomo.fbp import FBP
 
 

@@ -1,10 +1,10 @@
-"""Task-based image quality (AAPM TG-233; Samei et al., Med Phys 46(11), 2019) for CT denoisers.
+"""Task-based image quality (AAPM TG-233; Samei et al., Med Phys 46(11), 2019), modality-independent.
 
-``tomoconsensus iq`` simulates an analytic phantom with a run's own geometry and dose, and measures,
-for FBP, TV and every trained run: the noise power spectrum (:mod:`.nps`), the task transfer function
-per insert contrast (:mod:`.ttf`), the NPWE detectability index (:mod:`.detectability`), and the
-calibration of the per-pixel uncertainty map from the two networks' disagreement (:mod:`.uncertainty`).
-:mod:`.phantom` holds the phantom and its exact line integrals, :mod:`.simulate` the noisy
-realisations, :mod:`.measure` the orchestration and :mod:`.report` the table, JSON and plots.
-docs/iq.md describes the definitions and what was measured.
+The quantities: the noise power spectrum (:mod:`.nps`), the task transfer function from a circular
+insert's edge (:mod:`.ttf`), the NPWE detectability index (:mod:`.detectability`), the per-pixel
+uncertainty map from two half outputs and its calibration (:mod:`.uncertainty`); :mod:`.measure`
+measures them on one method's images, :mod:`.apply` applies runs as ``denoise`` does and
+:mod:`.report` writes the table, JSON and plots. Each modality's ``<m>/iq.py`` simulates its own
+phantoms and feeds them here (the plugin's ``iq`` part). docs/iq.md describes the definitions and
+what was measured.
 """

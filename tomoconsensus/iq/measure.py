@@ -1,48 +1,38 @@
-"""``tomoconsensus iq``: simulate the task phantoms with a prepared file's geometry and dose, apply FBP,
-TV and every run, and measure NPS, TTF, d' and the uncertainty map's calibration.
+"""NPS, TTF per insert and NPWE d' of one method's images of two task phantoms (any modality).
 
-The geometry and dose come from a prepared CT file (``geometry_toml``, ``dose_fraction``; its
-``tv_lam``/``tv_iter`` for TV); every run must have been trained on data of that geometry and dose
-(checked against the run's ``run_info.json`` and, where it still exists, its training file).
+A modality's ``iq`` (e.g. CT's, in its plugin) simulates a uniform phantom and an insert
+phantom, reconstructs or denoises them with every method, and hands the images here as
+:class:`MethodImages` with the inserts' positions (:class:`Insert`). Images are in the modality's
+display unit (HU for CT); the JSON keys keep the suffix ``_hu`` for that unit.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from tomoconsensus.ct.protocol import geometry_from_toml_text
-from tomoconsensus.errors import InputError
 from tomoconsensus.iq import detectability as det
 from tomoconsensus.iq import nps as nps_mod
 from tomoconsensus.iq import ttf as ttf_mod
-from tomoconsensus.iq.phantom import TaskPhantom, insert_phantom, uniform_phantom
-from tomoconsensus.tomo.geometry import FanBeamGeometry
-
-HU = 1000.0  # HU per HU/1000 (the prepared files' unit)
-
-
-@dataclass
-class IQSetup:
-    """What the simulation needs from the prepared file: geometry, dose, TV settings."""
-
-    geom: FanBeamGeometry
-    dose_fraction: float
-    tv: Any
-    source: Path
 
 
 @dataclass
 class MethodImages:
-    """One method's reconstructions of the realisations, HU: (n, N, N) each; half outputs for uncertainty."""
+    """One method's images of the realisations, display unit: (n, N, N) each; half outputs for uncertainty."""
 
     uniform: np.ndarray
     inserts: np.ndarray
     halves: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # h1, h2, y1 on the insert phantom
+
+
+@dataclass(frozen=True)
+class Insert:
+    """A circular insert of the insert phantom: centre (row, column; pixels), radius (pixels), contrast (unit)."""
+
+    centre_rc: tuple[float, float]
+    radius_px: float
+    contrast: float
 
 
 @dataclass
@@ -52,154 +42,38 @@ class IQResult:
     curves: dict[str, dict] = field(default_factory=dict)  # for the plots (not in the JSON twice)
 
 
-def read_setup(data_path: str | Path) -> IQSetup:
-    """Geometry, dose and TV settings of a prepared CT file; InputError naming the missing attribute."""
-    from tomoconsensus.hdf5 import open_hdf5
-    from tomoconsensus.tomo.tv import TVConfig
-
-    path = Path(data_path)
-    with open_hdf5(path, "prepared HDF5 file (tomoconsensus prepare ct)") as f:
-        attrs = dict(f.attrs)
-    if str(attrs.get("modality", "")) != "ct":
-        raise InputError(path, "modality", "a prepared CT file ('ct')", attrs.get("modality"))
-    for key in ("geometry_toml", "dose_fraction"):
-        if key not in attrs:
-            raise InputError(path, key, "a CT file simulated with a known geometry and dose (prepare ct --images)",
-                             "missing")
-    geom = geometry_from_toml_text(str(attrs["geometry_toml"]), str(path))
-    if not isinstance(geom, FanBeamGeometry) or geom.is_curved:
-        raise InputError(path, "geometry_toml", "a flat-detector fan-beam geometry (the iq phantom's projector)",
-                         getattr(geom, "detector_shape", geom.beam))
-    tv = TVConfig(lam=float(attrs.get("tv_lam", TVConfig.lam)), n_iter=int(attrs.get("tv_iter", TVConfig.n_iter)))
-    return IQSetup(geom, float(attrs["dose_fraction"]), tv, path)
-
-
-def check_run(run_dir: Path, setup: IQSetup) -> None:
-    """Refuse a run trained on another geometry or dose than the prepared file's."""
-    info_path = run_dir / "run_info.json"
-    if not info_path.is_file():
-        raise InputError(run_dir, "run_info.json", "a run folder written by tomoconsensus train", "missing")
-    data = json.loads(info_path.read_text()).get("training_data", {})
-    if data.get("geometry_name") and data["geometry_name"] != setup.geom.name:
-        raise InputError(info_path, "training_data.geometry_name", f"'{setup.geom.name}' like {setup.source}",
-                         data["geometry_name"])
-    train = Path(str(data.get("path", "")))
-    if train.is_file():
-        setup_train = read_setup(train)
-        if abs(setup_train.dose_fraction - setup.dose_fraction) > 1e-9:
-            raise InputError(train, "dose_fraction", f"{setup.dose_fraction:g} like {setup.source}",
-                             setup_train.dose_fraction)
-
-
-def insert_centres_px(phantom: TaskPhantom, geom: FanBeamGeometry) -> list[tuple[float, float]]:
-    """(row, column) of each insert's centre (docs/conventions.md: x along columns, y up the rows)."""
-    c = (geom.image_size - 1) / 2
-    return [(c - d.y_mm / geom.pixel_size_mm, c + d.x_mm / geom.pixel_size_mm) for d in phantom.inserts]
-
-
-def nps_roi_px(geom: FanBeamGeometry, body_mm: float) -> int:
-    """Side of the central NPS ROI: the largest even square inside 0.9 of the body, at most 128 pixels."""
-    side = int(0.9 * body_mm * np.sqrt(2) / geom.pixel_size_mm)
-    return int(min(128, side - side % 2))
-
-
-def measure_method(images: MethodImages, geom: FanBeamGeometry, phantom: TaskPhantom, body_mm: float) -> tuple[dict,
-                                                                                                               dict]:
-    """NPS, TTF per insert and d' of one method: (JSON summary, curves for plots)."""
-    d = geom.pixel_size_mm
-    roi = nps_mod.central_roi(images.uniform, nps_roi_px(geom, body_mm))
-    nps = nps_mod.measure_nps(nps_mod.ensemble_noise(roi), d, float(roi.var(axis=0, ddof=1).mean()))
+def measure_method(images: MethodImages, pixel_mm: float, roi_px: int, inserts: list[Insert], fov_mm: float,
+                   tasks: tuple[tuple[float, float], ...]) -> tuple[dict, dict]:
+    """NPS (central ``roi_px`` square of the uniform phantom), TTF per insert (ensemble mean of the insert
+    phantom) and NPWE d' for ``tasks`` ((diameter mm, contrast), ...) of one method: (JSON summary, curves).
+    d' is given with the Burgess eye filter (``dprime_npwe``) and, for comparison, Eckstein's
+    (``dprime_npwe_eckstein``; :func:`tomoconsensus.iq.detectability.eye_filter`)."""
+    roi = nps_mod.central_roi(images.uniform, roi_px)
+    nps = nps_mod.measure_nps(nps_mod.ensemble_noise(roi), pixel_mm, float(roi.var(axis=0, ddof=1).mean()))
     mean_img = images.inserts.mean(axis=0)
-    ttfs = [ttf_mod.measure_ttf(mean_img, rc, disc.radius_mm / d, d, disc.hu_added)
-            for rc, disc in zip(insert_centres_px(phantom, geom), phantom.inserts, strict=True)]
+    ttfs = [ttf_mod.measure_ttf(mean_img, ins.centre_rc, ins.radius_px, pixel_mm, ins.contrast) for ins in inserts]
     f_grid = ttfs[0].f
     nps_on = det.on_grid(f_grid, nps.f_radial, nps.nps_radial)
     contrasts = np.array([t.contrast_hu for t in ttfs])
     ttf_stack = np.stack([det.on_grid(f_grid, t.f, t.ttf) for t in ttfs])
-    dprime = {}
-    for diameter, contrast in det.TASKS:
+    dprime: dict[str, dict[str, float]] = {form: {} for form in det.EYE_FORMS}
+    for diameter, contrast in tasks:
         ttf = det.ttf_for_contrast(contrast, contrasts, ttf_stack)
-        dprime[f"{diameter:g}mm_{contrast:g}HU"] = det.npwe_dprime(f_grid, ttf, nps_on, diameter, contrast,
-                                                                  geom.image_extent_mm)
+        for form in det.EYE_FORMS:
+            dprime[form][f"{diameter:g}mm_{contrast:g}HU"] = det.npwe_dprime(f_grid, ttf, nps_on, diameter, contrast,
+                                                                             fov_mm, form=form)
     summary = {"nps": {k: v for k, v in nps.summary().items() if k not in ("f_per_mm", "nps_hu2_mm2")},
                "ttf": [{k: v for k, v in t.summary().items() if k not in ("f_per_mm", "ttf")} for t in ttfs],
-               "dprime_npwe": dprime}
+               "dprime_npwe": dprime["burgess"], "dprime_npwe_eckstein": dprime["eckstein"]}
     curves = {"nps": {"f_per_mm": nps.f_radial.tolist(), "nps_hu2_mm2": nps.nps_radial.tolist()},
               "nps_2d": nps.nps_2d, "nps_f_axis": nps.f_axis,
               "ttf": {f"{t.contrast_hu:+g}": t.ttf.tolist() for t in ttfs}, "ttf_f_per_mm": f_grid.tolist()}
     return summary, curves
 
 
-def uncertainty_summary(run_dir: Path | None, images: MethodImages, truth: np.ndarray, val=None, test=None,
-                        device: str = "auto") -> tuple[dict, dict]:
-    """Calibrate the disagreement map on ``val`` (noisy only) and check it on ``test`` (clean reference) and on
-    the insert phantom (its exact noiseless FBP as truth). ``run_dir=None`` is FBP. Returns (JSON, overlay)."""
-    from tomoconsensus.iq.apply import prepared_outputs
-    from tomoconsensus.iq.uncertainty import body_mask, calibration_scale, check_calibration, raw_sigma
-
-    out: dict[str, Any] = {"calibrated_on": None, "scale_k": 1.0}
-    if val is not None:
-        _, (h1, h2, y1) = prepared_outputs(run_dir, val, device)
-        k = calibration_scale(y1, val.x1, val.x2, raw_sigma(h1, h2), body_mask(val.x_est, "ct"))
-        out.update(calibrated_on=str(val.path), scale_k=k, calibration_slices=len(val))
-    k = out["scale_k"]
-    h1, h2, _ = images.halves
-    sigma = k * raw_sigma(h1, h2)[:, 0]
-    mask = np.broadcast_to(truth[0] > -0.5, sigma.shape)
-    out["phantom"] = check_calibration(images.inserts / HU, np.broadcast_to(truth[0], sigma.shape), sigma, mask, HU)
-    overlay: dict[str, Any] = {}
-    if test is not None and test.reference is not None:
-        y, (t1, t2, _) = prepared_outputs(run_dir, test, device)
-        sig_t = k * raw_sigma(t1, t2)
-        out["test"] = check_calibration(y, test.reference, sig_t, body_mask(test.x_est, "ct"), HU)
-        out["test"]["slices"] = len(test)
-        overlay = {"image_hu": y[0, 0] * HU, "sigma_hu": sig_t[0, 0] * HU,
-                   "error_hu": np.abs(y[0, 0] - test.reference[0, 0]) * HU}
-    return out, overlay
-
-
-def run_iq(data_path: str | Path, runs: dict[str, Path], val_path: str | Path | None = None, n: int = 16,
-           seed: int = 0, with_tv: bool = True, device: str = "auto", n_tv: int | None = None) -> IQResult:
-    """Everything ``tomoconsensus iq`` reports (see docs/iq.md); nothing is written here."""
-    from tomoconsensus.data.prepared import read_prepared
-    from tomoconsensus.iq.apply import baseline_images, run_images
-    from tomoconsensus.iq.simulate import realisations
-
-    setup = read_setup(data_path)
-    for run_dir in runs.values():
-        check_run(Path(run_dir), setup)
-    geom = setup.geom
-    uni_ph, ins_ph = uniform_phantom(geom), insert_phantom(geom)
-    tv = setup.tv if with_tv else None
-    uniform = realisations(uni_ph, geom, setup.dose_fraction, n, seed, tv, n_tv)
-    inserts = realisations(ins_ph, geom, setup.dose_fraction, n, seed + 1, tv, n_tv)
-    images = baseline_images(uniform, inserts)
-    for name, run_dir in runs.items():
-        images[name] = run_images(Path(run_dir), uniform, inserts, device)
-    test = read_prepared(data_path)
-    val = read_prepared(val_path) if val_path is not None else None
-    result = IQResult(describe_setup(setup, n, seed, ins_ph, nps_roi_px(geom, uni_ph.body_radius_mm)))
-    if uniform.tv is not None:
-        result.setup["tv"]["realisations"] = len(uniform.tv)
-    for name, imgs in images.items():
-        summary, curves = measure_method(imgs, geom, ins_ph, uni_ph.body_radius_mm)
-        if imgs.halves is not None:
-            run_dir = None if name == "FBP" else Path(runs[name])
-            summary["uncertainty"], curves["overlay"] = uncertainty_summary(run_dir, imgs, inserts.truth, val, test,
-                                                                            device)
-        result.methods[name], result.curves[name] = summary, curves
-    return result
-
-
-def describe_setup(setup: IQSetup, n: int, seed: int, phantom: TaskPhantom, roi_px: int) -> dict:
-    """The ``setup`` block of iq.json: where geometry and dose came from, phantom, tasks, observer."""
-    g = setup.geom
-    return {"data": str(setup.source), "geometry_name": g.name, "dose_fraction": setup.dose_fraction,
-            "image_size": g.image_size, "pixel_size_mm": g.pixel_size_mm, "realisations": n, "seed": seed,
-            "tv": {"lam": setup.tv.lam, "n_iter": setup.tv.n_iter},
-            "phantom": {"body_radius_mm": phantom.body_radius_mm,
-                        "inserts": [{"x_mm": d.x_mm, "y_mm": d.y_mm, "radius_mm": d.radius_mm,
-                                     "contrast_hu": d.hu_added} for d in phantom.inserts]},
-            "nps_roi_px": roi_px, "tasks": [{"diameter_mm": dd, "contrast_hu": c} for dd, c in det.TASKS],
-            "observer": {"model": "NPWE", "eye_filter": "rho^1.5 exp(-0.98 rho^0.68)", "viewing_mm": det.VIEWING_MM,
-                         "display_mm": det.DISPLAY_MM, "fov_mm": g.image_extent_mm}}
+def observer_setup(fov_mm: float, tasks: tuple[tuple[float, float], ...]) -> dict:
+    """The ``tasks`` and ``observer`` entries of an iq report's setup block."""
+    return {"tasks": [{"diameter_mm": d, "contrast_hu": c} for d, c in tasks],
+            "observer": {"model": "NPWE", "viewing_mm": det.VIEWING_MM, "display_mm": det.DISPLAY_MM, "fov_mm": fov_mm,
+                         "eye_filter": f"rho^{det.EYE_N:g} exp(-c rho^2), peak at {det.EYE_PEAK_CPD:g} cycles/degree",
+                         "eye_filter_eckstein": "rho^1.5 exp(-0.98 rho^0.68) (dprime_npwe_eckstein)"}}

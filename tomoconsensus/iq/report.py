@@ -27,6 +27,17 @@ def _fmt(x, digits: int = 3) -> str:
     return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"
 
 
+def _dprime_table(result: IQResult, key: str, title: str) -> list[str]:
+    names = list(result.methods)
+    tasks = list(result.methods[names[0]][key])
+    lines = ["", title + ":", "", "| Method | " + " | ".join(t.replace("_", ", ") for t in tasks) + " |",
+             "|---|" + "---|" * len(tasks)]
+    for name in names:
+        d = result.methods[name][key]
+        lines.append(f"| {name} | " + " | ".join(f"{d[t]:.2f}" for t in tasks) + " |")
+    return lines
+
+
 def iq_markdown(result: IQResult) -> str:
     """Three Markdown tables: noise and resolution, detectability, uncertainty calibration."""
     s = result.setup
@@ -46,14 +57,12 @@ def iq_markdown(result: IQResult) -> str:
                      f"{n['mean_frequency_per_mm']:.3f} | {f50} |")
     lines += ["", f"\\* edge contrast-to-noise ratio below {LOW_CNR:g} (contrast over the standard error of one "
               "ESF bin): that f50 is limited by the realisations' noise."]
-    tasks = list(result.methods[names[0]]["dprime_npwe"])
-    lines += ["", "NPWE d′ (eye filter ρ^1.5 exp(−0.98 ρ^0.68), viewing distance "
-              f"{s['observer']['viewing_mm']:g} mm, {s['observer']['fov_mm']:g} mm shown on "
-              f"{s['observer']['display_mm']:g} mm):", "",
-              "| Method | " + " | ".join(t.replace("_", ", ") for t in tasks) + " |", "|---|" + "---|" * len(tasks)]
-    for name in names:
-        d = result.methods[name]["dprime_npwe"]
-        lines.append(f"| {name} | " + " | ".join(f"{d[t]:.2f}" for t in tasks) + " |")
+    o = s["observer"]
+    lines += _dprime_table(result, "dprime_npwe", f"NPWE d′ (eye filter {o['eye_filter']}, viewing distance "
+                           f"{o['viewing_mm']:g} mm, {o['fov_mm']:g} mm shown on {o['display_mm']:g} mm)")
+    if all("dprime_npwe_eckstein" in m for m in result.methods.values()):
+        lines += _dprime_table(result, "dprime_npwe_eckstein", "The same with Eckstein's eye filter "
+                               "ρ^1.5 exp(−0.98 ρ^0.68) (peak at 3.3 cycles/degree)")
     rows = [(n, m["uncertainty"]) for n, m in result.methods.items() if "uncertainty" in m]
     if rows:
         lines += ["", "Uncertainty map k·σ (σ = local RMS of (h1 − h2)/2; k from held-out noisy data): coverage of "

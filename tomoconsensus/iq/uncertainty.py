@@ -35,8 +35,6 @@ from tomoconsensus import methods
 
 SMOOTH_PX = 1.5
 BLOCK_PX = 8
-#: CT pixels counted as inside the body for calibration (HU/1000, i.e. above -500 HU in x_est).
-CT_BODY_THRESHOLD = -0.5
 
 
 def raw_sigma(h1: np.ndarray, h2: np.ndarray, smooth_px: float = SMOOTH_PX) -> np.ndarray:
@@ -65,10 +63,11 @@ def half_outputs(method: str, models: Mapping[str, torch.nn.Module], x1: np.ndar
 
 
 def body_mask(x_est: np.ndarray, modality: str) -> np.ndarray:
-    """Pixels used for calibration: CT inside the body (x_est > -500 HU), other modalities every pixel."""
-    if modality == "ct":
-        return np.asarray(x_est) > CT_BODY_THRESHOLD
-    return np.ones(np.shape(x_est), dtype=bool)
+    """Pixels used for calibration, as the modality's presentation defines them (``calibration_mask``:
+    HU images inside the body, x_est > -500 HU; by default every pixel)."""
+    from tomoconsensus.presenters import presenter
+
+    return np.asarray(presenter(modality).calibration_mask(np.asarray(x_est)), dtype=bool)
 
 
 def calibration_scale(y1: np.ndarray, x1: np.ndarray, x2: np.ndarray, sigma_raw: np.ndarray,

@@ -11,7 +11,7 @@ import numpy as np
 from tomoconsensus.metrics import Presentation, psnr, rmse, ssim
 
 
-class PETPresentation:
+class PETPresentation(Presentation):
     """Display, metrics and labels of PET slices: images (1, H, W) in activity units."""
 
     #: Table rows of the report: (metric key, label, scale).

@@ -29,3 +29,8 @@ class SpectralPresentation(HUPresentation):
     def display(image: np.ndarray) -> np.ndarray:
         """(bins, H, W) bin HU/1000 -> (H, W) mean of the bins in HU."""
         return 1000.0 * np.asarray(image).mean(axis=0)
+
+    @staticmethod
+    def calibration_mask(x_est: np.ndarray) -> np.ndarray:
+        """Every pixel of every bin (the uncertainty map's calibration has not been measured per bin)."""
+        return np.ones(np.shape(x_est), dtype=bool)

@@ -69,6 +69,11 @@ class HUPresentation:
         """Soft tissue."""
         return -100.0, 100.0
 
+    @staticmethod
+    def calibration_mask(x_est: np.ndarray) -> np.ndarray:
+        """Inside the body: x_est above :data:`BODY_THRESHOLD_HU` (prepared units HU/1000)."""
+        return 1000.0 * np.asarray(x_est) > BODY_THRESHOLD_HU
+
     @classmethod
     def slice_metrics(cls, image: np.ndarray, reference: np.ndarray) -> dict[str, float]:
         """RMSE (HU), SSIM and PSNR in the paper's window, of the displayed images."""

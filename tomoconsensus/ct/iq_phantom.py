@@ -1,4 +1,5 @@
-"""Analytic task phantom: a water disc with circular inserts, and its exact fan-beam line integrals.
+"""CT task phantom for ``iq``: a water disc with circular inserts, its exact fan-beam line integrals, and
+noisy realisations reconstructed like prepared data.
 
 Every object is a union of discs; the attenuation is additive, so the line integral of a ray is
 ``sum_i dmu_i * chord_i`` with ``chord = 2 sqrt(r^2 - d^2)`` (``d`` the distance from the disc centre
@@ -9,6 +10,15 @@ noiseless sinogram, and hence the noiseless FBP, is known without any discretisa
 Coordinates are those of docs/conventions.md: x along the columns, y up the image, mm, origin at
 the isocentre; at view angle theta the source is at ``D (sin theta, -cos theta)`` and the detector
 axis points along ``(cos theta, sin theta)``.
+
+Noisy realisations (:func:`realisations`), split and reconstructed like prepared data (x1, x2, x_est;
+odd/even views or count thinning, as the prepared file's ``split_kind``) and with TV: the noiseless
+sinogram is exact (:func:`line_integrals`); each realisation draws the demo's measurement noise (Poisson
+counts at ``dose_fraction`` of the geometry's protocol, electronic noise, one-photon floor:
+:func:`tomoconsensus.ct.noise.detector_readings`) from its own seeded stream and is split and
+reconstructed by :class:`tomoconsensus.ct.modality.CTModality` or
+:class:`tomoconsensus.ct.countsplit.CTThinningModality`, so the images are what ``prepare ct`` would
+have written for a patient of this shape.
 """
 
 from __future__ import annotations
@@ -18,11 +28,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tomoconsensus.ct.noise import incident_photons, mu_to_hu, simulate_low_dose
+from tomoconsensus.ct.sources import slice_rngs
 from tomoconsensus.tomo.geometry import FanBeamGeometry
 
 #: Insert contrasts of the task phantom, HU above water (lung-like fat, low-contrast soft tissue,
 #: enhanced tissue, bone, dense bone), as in TG-233's task-based phantoms.
 INSERT_CONTRASTS_HU = (-100.0, 10.0, 50.0, 340.0, 990.0)
+#: The CT splits a prepared file may have used (its ``split_kind``; files without one are view-split).
+SPLITS = ("views", "thinning")
 
 
 @dataclass(frozen=True)
@@ -127,3 +141,93 @@ def image_hu(phantom: TaskPhantom, geom: FanBeamGeometry, supersample: int = 8) 
     for disc in phantom.discs:
         hu += disc.hu_added * ((x - disc.x_mm) ** 2 + (y - disc.y_mm) ** 2 < disc.radius_mm**2)
     return hu.reshape(n, supersample, n, supersample).mean(axis=(1, 3))
+
+@dataclass
+class Realisations:
+    """Reconstructions of ``n`` noisy realisations of one phantom, HU/1000.
+
+    Attributes
+    ----------
+    x1, x2, x_est : ndarray, shape (n, 1, N, N)
+        FBP of the odd views, the even views and all views.
+    truth : ndarray, shape (1, N, N)
+        Hann FBP of the exact noiseless sinogram (the demo's ``noiseless-fbp`` reference).
+    tv : ndarray or None, shape (n_tv, 1, N, N)
+        TV reconstruction of the first ``n_tv`` realisations, where asked for.
+    """
+
+    x1: np.ndarray
+    x2: np.ndarray
+    x_est: np.ndarray
+    truth: np.ndarray
+    tv: np.ndarray | None = None
+
+
+def noisy_sinograms(clean: np.ndarray, geom: FanBeamGeometry, dose_fraction: float, n: int,
+                    seed: int) -> np.ndarray:
+    """``n`` independent low-dose realisations of a noiseless sinogram: (n, views, channels) float32."""
+    return np.stack([simulate_low_dose(clean, geom, dose_fraction, rng) for rng in slice_rngs(seed, n)])
+
+
+def view_split(clean: np.ndarray, geom: FanBeamGeometry, dose_fraction: float, n: int, seed: int, batch: int = 8):
+    """``(x1, x2, x_est, sinograms)`` of ``n`` realisations split into odd/even views (``prepare ct --split views``)."""
+    from tomoconsensus.ct.modality import CTModality
+
+    modality = CTModality(geom)
+    sinos = noisy_sinograms(clean, geom, dose_fraction, n, seed)
+    x1, x2 = [], []
+    for s in range(0, n, batch):
+        mu1, mu2 = modality.halves_attenuation(sinos[s:s + batch])
+        x1.append(modality.to_units(mu1)[0][:, None])
+        x2.append(modality.to_units(mu2)[0][:, None])
+    x1, x2 = np.concatenate(x1), np.concatenate(x2)
+    return x1, x2, ((x1 + x2) / 2).astype(np.float32), sinos
+
+
+def thinning_split(clean: np.ndarray, geom: FanBeamGeometry, dose_fraction: float, n: int, seed: int):
+    """``(x1, x2, x_est, sinograms)`` of ``n`` realisations split by thinning every reading's counts, all views
+    in each half (``prepare ct --split thinning``, :mod:`tomoconsensus.ct.countsplit`): the readings are the
+    view split's draws for the same seed, the thinning seed is drawn after them, as ``prepare ct`` does."""
+    from tomoconsensus.ct.countsplit import CTThinningModality, full_line_integrals, simulate_count_sinogram
+
+    modality = CTThinningModality(geom)
+    i0 = incident_photons(geom, dose_fraction)
+    images, sinos = [], []
+    for rng in slice_rngs(seed, n):
+        m = simulate_count_sinogram(clean, i0, geom.protocol.electronic_noise_std, rng)
+        m = m._replace(split_seed=int(rng.integers(2**63)))
+        images.append(modality.split_and_reconstruct(m))
+        sinos.append(full_line_integrals(m))
+    x1, x2, x_est = (np.stack([getattr(im, k) for im in images]) for k in ("x1", "x2", "x_est"))
+    return x1, x2, x_est, np.stack(sinos)
+
+
+def realisations(phantom: TaskPhantom, geom: FanBeamGeometry, dose_fraction: float, n: int, seed: int = 0,
+                 tv=None, n_tv: int | None = None, split: str = "views") -> Realisations:
+    """Simulate and reconstruct ``n`` realisations of ``phantom`` (see :class:`Realisations`).
+
+    Parameters
+    ----------
+    dose_fraction : float
+        Fraction of the geometry's full-dose protocol, in (0, 1] (a prepared file's ``dose_fraction``).
+    tv : TVConfig, optional
+        Also reconstruct the first ``n_tv`` (default all) realisations with TV (the ``/baselines/tv`` of
+        ``prepare ct --tv``, from all the data; about 5 s each for 128^2 on one CPU core).
+    split : str
+        ``"views"`` (odd/even views) or ``"thinning"`` (counts), as the prepared file's ``split_kind``.
+    """
+    from tomoconsensus.ct.modality import CTModality
+
+    clean = line_integrals(phantom, geom)
+    if split not in SPLITS:
+        raise ValueError(f"realisations: split must be one of {SPLITS}, not {split!r}")
+    splitter = thinning_split if split == "thinning" else view_split
+    x1, x2, x_est, sinos = splitter(clean, geom, dose_fraction, n, seed)
+    out = Realisations(x1, x2, x_est, CTModality(geom).estimate(clean))
+    if tv is not None:
+        from tomoconsensus.ct.tv_baseline import tv_reconstruct
+
+        mu_w = geom.protocol.mu_water_per_mm
+        out.tv = np.stack([(mu_to_hu(tv_reconstruct(s, geom, tv), mu_w) / 1000.0)[None] for s in sinos[:n_tv]])
+        out.tv = out.tv.astype(np.float32)
+    return out
