@@ -22,20 +22,8 @@ class CTModality(ProjectionSplitFBP):
     Measurements are sinograms of line integrals ``(views, channels)``; images are in HU/1000
     with one channel, as in the paper (CT images normalised to HU / 1000).
 
-    Parameters
-    ----------
-    geom : FanBeamGeometry
-        Scan geometry (flat or curved detector); ``geom.protocol.mu_water_per_mm`` defines HU.
-    window : str
-        FBP apodisation (``"hann"`` as in the paper).
-    device : str
-        Torch device for the FBP.
-    sources : FanViews, optional
-        Per-view source positions (rebinned raw data, flying focal spot); curved geometries only.
-    halves : (ndarray, ndarray), optional
-        View indices of x1 and x2 (default: odd and even views).
-    split_description : str, optional
-        How the halves were chosen (stored in the prepared file).
+    Parameters: those of :class:`~tomoconsensus.tomo.split.ProjectionSplitFBP`; the geometry's CT dose
+    protocol (``geom.protocol.mu_water_per_mm``) defines HU.
     """
 
     name = "ct"
