@@ -19,19 +19,22 @@ CT_TOML = Path(__file__).resolve().parents[1] / "tomoconsensus" / "ct" / "demo.t
 
 
 def test_ct_toml_is_the_recorded_ct_demo_protocol():
-    """The values of CTDemoData/DemoProtocol before the protocol moved to TOML (the recorded demo's)."""
+    """The values of CTDemoData/DemoProtocol when the protocol moved to TOML, but Noise2Clean's 144 epochs with
+    a cosine step (benchmarks/results/noise2clean_convergence.json)."""
     p = demo_protocol("ct")
     assert dataclasses.asdict(p.training) == dict(
         channels=1, base_features=16, depth=3, patch_size=32, batch_size=16, patches_per_slice=2, epochs=24,
         learning_rate=3e-4, beta_w=5e-6, beta_r=0.0, checkpoint_every_steps=100)
-    assert p.method_epochs == (("noise2clean", 72),) and p.epochs("noise2clean") == 72 and p.epochs("consensus") == 24
+    assert p.method_epochs == (("noise2clean", 144),) and p.epochs("noise2clean") == 144 and p.epochs("consensus") == 24
+    assert p.lr_schedule("noise2clean") == "cosine" and p.lr_schedule("consensus") == "constant"
     d = p.data
     assert (d.geometry, d.dose_fraction, d.train_slices_per_patient, d.max_val_slices, d.max_test_slices, d.split,
             d.tv_tune_slices, d.tv_iterations, d.tv_power_iterations) == ("demo-fanbeam", 0.25, 20, 10, 12,
                                                                           "thinning", 2, 50, 15)
     assert d.tv_lam_grid == tuple(float(v) for v in np.geomspace(1e-4, 1e-2, 6))  # bit for bit
-    config = p.training.config("cpu", "noise2clean", p.epochs("noise2clean"))
-    assert (config.method, config.epochs, config.patch_size, config.device) == ("noise2clean", 72, 32, "cpu")
+    config = p.training.config("cpu", "noise2clean", p.epochs("noise2clean"), p.lr_schedule("noise2clean"))
+    assert (config.method, config.epochs, config.patch_size, config.device, config.lr_schedule) == (
+        "noise2clean", 144, 32, "cpu", "cosine")
 
 
 @pytest.mark.parametrize("modality", registry.with_part("demo"))

@@ -31,9 +31,9 @@ class CTDemoData:
     'Choosing without a reference', ``benchmarks/results/selection_criterion.json``). The training split,
     ``beta_r`` = 0, 32^2 patches and 24 epochs are the configuration with the lowest value of that
     criterion among the 8 measured (no clean image, no test patient). The baselines are tuned as well as
-    they may be: Noise2Clean (the supervised bound) trains longer (``method_epochs``) and keeps the epoch
-    of its lowest clean validation loss; TV's weight is the one of ``tv_lam_grid`` with the lowest RMSE
-    against the validation patient's reference on ``tv_tune_slices`` slices (:mod:`tomoconsensus.ct.tv_tuning`).
+    they may be: Noise2Clean (the supervised bound) trains longer (``method_epochs``), with a cosine
+    step size (``method_lr_schedule``), and keeps the epoch of its lowest clean validation loss; TV's
+    weight is the one of ``tv_lam_grid`` with the lowest RMSE against the validation patient's reference on ``tv_tune_slices`` slices (:mod:`tomoconsensus.ct.tv_tuning`).
 
     Attributes
     ----------
@@ -72,7 +72,7 @@ class CTDemoData:
         return (f"reduced protocol: {self.geometry} (128^2, 3 mm pixels, 360 views), dose "
                 f"{self.dose_fraction}, up to {self.train_slices_per_patient} training slices per patient, "
                 f"{t.describe()}, beta_w {t.beta_w:g}, beta_r {t.beta_r:g}, "
-                f"Noise2Clean {protocol.epochs('noise2clean')} epochs, "
+                f"Noise2Clean {protocol.epochs('noise2clean')} epochs ({protocol.lr_schedule('noise2clean')} step), "
                 f"TV weight chosen on {self.tv_tune_slices} validation slices' reference, {self.split} split, "
                 f"(paper: 512^2, UNet-32 depth 4, 96^2, batch 40, 100 epochs, Adam 1e-4, beta_r 0.5)")
 

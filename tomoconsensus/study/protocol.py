@@ -3,10 +3,12 @@
 Each modality's demo ships ``demo.toml`` beside its :class:`~tomoconsensus.study.spec.DemoSpec`::
 
     [full.training]        # every field of TrainingProtocol (TrainConfig's names)
-    [full.method_epochs]   # optional: methods that train another number of epochs (noise2clean = 72)
+    [full.method_epochs]   # optional: methods that train another number of epochs (noise2clean = 144)
+    [full.method_lr_schedule]  # optional: methods with another step-size schedule (noise2clean = "cosine")
     [full.data]            # every field of the modality's data class
     [quick.training]       # --quick: only the values that differ from full
     [quick.method_epochs]
+    [quick.method_lr_schedule]
     [quick.data]
 
 The ``full`` tables must name every field (no value comes from code); ``quick`` overrides. Unknown
@@ -29,23 +31,28 @@ from tomoconsensus.study.spec import TrainingProtocol
 
 #: The protocols a demo TOML holds.
 PROTOCOLS = ("full", "quick")
-TABLES = ("training", "method_epochs", "data")
+TABLES = ("training", "method_epochs", "method_lr_schedule", "data")
 
 
 @dataclass(frozen=True)
 class StudyProtocol:
     """One protocol of a demo: its name, the shared training values, the modality's data values.
 
-    ``method_epochs`` maps methods to epochs other than ``training.epochs`` (e.g. the supervised bound).
+    ``method_epochs`` maps methods to epochs other than ``training.epochs`` (e.g. the supervised bound),
+    ``method_lr_schedule`` to a step-size schedule other than ``constant`` (the shared one).
     """
 
     name: str
     training: TrainingProtocol
     data: Any
     method_epochs: tuple[tuple[str, int], ...] = ()
+    method_lr_schedule: tuple[tuple[str, str], ...] = ()
 
     def epochs(self, method: str) -> int:
         return dict(self.method_epochs).get(method, self.training.epochs)
+
+    def lr_schedule(self, method: str) -> str:
+        return dict(self.method_lr_schedule).get(method, "constant")
 
     def describe(self) -> str:
         return self.data.describe(self)
@@ -66,8 +73,11 @@ def load_protocol(path: str | Path, data_class: type, name: str = "full") -> Stu
         for t in TABLES:
             tables[t].update(_table(raw, "quick", t, path))
     epochs = {m: _value(path, f"{name}.method_epochs.{m}", v, int) for m, v in tables["method_epochs"].items()}
+    schedules = {m: _value(path, f"{name}.method_lr_schedule.{m}", v, str)
+                 for m, v in tables["method_lr_schedule"].items()}
     return StudyProtocol(name, _build(TrainingProtocol, tables["training"], path, f"{name}.training"),
-                         _build(data_class, tables["data"], path, f"{name}.data"), tuple(sorted(epochs.items())))
+                         _build(data_class, tables["data"], path, f"{name}.data"), tuple(sorted(epochs.items())),
+                         tuple(sorted(schedules.items())))
 
 
 def _table(raw: dict, protocol: str, table: str, path: Path) -> dict[str, Any]:

@@ -108,7 +108,7 @@ def train_runs(spec: DemoSpec, protocol: StudyProtocol, paths: list[Path], out_d
     results, runs, lamdas = {}, {}, {}
     for method, variant, label in spec.methods:
         run_dir = out_dir / "runs" / method
-        config = protocol.training.config(device, method, protocol.epochs(method))
+        config = protocol.training.config(device, method, protocol.epochs(method), protocol.lr_schedule(method))
         train_run(config, run_dir, train_path, val_path, out_dir, progress)
         name = f"denoised_{method}{'_' + variant if variant else ''}"
         if method in spec.data_consistency:

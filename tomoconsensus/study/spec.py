@@ -58,12 +58,13 @@ class TrainingProtocol:
     beta_r: float
     checkpoint_every_steps: int
 
-    def config(self, device: str, method: str = "consensus", epochs: int | None = None):
+    def config(self, device: str, method: str = "consensus", epochs: int | None = None,
+               lr_schedule: str = "constant"):
         """The :class:`~tomoconsensus.learn.config.TrainConfig` of one run (validated by it)."""
         from tomoconsensus.learn.config import TrainConfig
 
         values = dataclasses.asdict(self) | {"epochs": self.epochs if epochs is None else epochs}
-        return TrainConfig(method=method, device=device, **values)
+        return TrainConfig(method=method, device=device, lr_schedule=lr_schedule, **values)
 
     def describe(self) -> str:
         return (f"UNet-{self.base_features} depth {self.depth}, {self.patch_size}^2 patches, batch {self.batch_size}, "
