@@ -33,7 +33,8 @@ class CTDemoData:
     criterion among the 8 measured (no clean image, no test patient). The baselines are tuned as well as
     they may be: Noise2Clean (the supervised bound) trains longer (``method_epochs``), with a cosine
     step size (``method_lr_schedule``), and keeps the epoch of its lowest clean validation loss; TV's
-    weight is the one of ``tv_lam_grid`` with the lowest RMSE against the validation patient's reference on ``tv_tune_slices`` slices (:mod:`tomoconsensus.ct.tv_tuning`).
+    weight is the one of ``tv_lam_grid`` with the lowest RMSE against the validation patient's reference
+    on ``tv_tune_slices`` slices (:mod:`tomoconsensus.ct.tv_tuning`).
 
     Attributes
     ----------
