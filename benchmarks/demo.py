@@ -1,8 +1,8 @@
 """Benchmark: wall time and metrics of the full demo (the reduced protocol of `tomoconsensus demo`).
 
 Writes benchmarks/results/demo.json (CT, `make demo`) or demo_<modality>.json (mr, pet, spectral),
-whole: every field below is written by this script (:data:`RECORD_KEYS`; tests/test_readme_tables.py checks the committed files
-hold exactly these), nothing is added by hand. README's demo tables are rendered from these files
+whole: every field below is written by this script (:data:`RECORD_KEYS`; tests/test_readme_tables.py
+checks the committed files hold exactly these), nothing is added by hand. README's demo tables are rendered from these files
 by benchmarks/readme_tables.py.
 
 Run: .venv/bin/python benchmarks/demo.py [--modality ct|mr|pet|spectral] [--out DIR]
