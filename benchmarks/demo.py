@@ -2,8 +2,8 @@
 
 Writes benchmarks/results/demo.json (CT, `make demo`) or demo_<modality>.json (mr, pet, spectral),
 whole: every field below is written by this script (:data:`RECORD_KEYS`; tests/test_readme_tables.py
-checks the committed files hold exactly these), nothing is added by hand. README's demo tables are rendered from these files
-by benchmarks/readme_tables.py.
+checks the committed files hold exactly these), nothing is added by hand. README's demo tables are
+rendered from these files by benchmarks/readme_tables.py.
 
 Run: .venv/bin/python benchmarks/demo.py [--modality ct|mr|pet|spectral] [--out DIR]
 """
