@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
 #: (results file, block kind) rendered into README.md.
-BLOCKS = (("demo.json", "run"), ("demo.json", "table"), ("demo.json", "story"))
+BLOCKS = (("demo.json", "run"), ("demo.json", "table"), ("demo.json", "story"),
+          ("demo_mr.json", "run"), ("demo_mr.json", "table"), ("demo_mr.json", "story"))
 
 
 def render_run(record: dict) -> str:
