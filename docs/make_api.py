@@ -25,11 +25,12 @@ def modules() -> list[str]:
     return ["tomoconsensus", *sorted(m for m in found if not m.startswith(SKIP))]
 
 
-def main(out: Path) -> Path:
+def main(out: Path, names: list[str] | None = None) -> Path:
+    """Write the pages of ``names`` (default: every module) into ``out``."""
     pdoc.render.configure(docformat="numpy", footer_text="tomoconsensus API reference")
     with warnings.catch_warnings():  # string annotations of `from __future__ import annotations` modules
         warnings.filterwarnings("ignore", message="Error parsing type annotation")
-        pdoc.pdoc(*modules(), output_directory=out)
+        pdoc.pdoc(*(names or modules()), output_directory=out)
     return out
 
 

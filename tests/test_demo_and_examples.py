@@ -198,6 +198,7 @@ def test_shipped_data_match_their_manifests():
         assert verify_manifest(ROOT / "data_manifests" / manifest, ROOT) == []
 
 
+@pytest.mark.slow  # 6 s; the toy plugin runs by default in tests/test_toy_plugin.py and test_toy_demo.py
 def test_toy_modality_example_shows_unbiased_independent_halves():
     result = subprocess.run([sys.executable, str(ROOT / "examples" / "toy_modality" / "walkthrough.py")],
                             capture_output=True, text=True, timeout=300)

@@ -226,6 +226,7 @@ def test_consensus_variants(prepared_ct, tmp_path):
         denoise(tmp_path / "run", prepared_ct, tmp_path / "x.h5", variant="bogus", device="cpu", progress=False)
 
 
+@pytest.mark.slow  # 6 s (two processes); tests/test_multinode.py (slow) runs DDP over two nodes too
 def test_two_process_ddp_with_gloo_ends_with_identical_weights(prepared_ct, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
