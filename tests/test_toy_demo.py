@@ -9,33 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.test_toy_plugin import _install as install
+
 ROOT = Path(__file__).resolve().parents[1]
-TOY = ROOT / "examples" / "toy_modality"
-
-pytestmark = pytest.mark.skipif(not (TOY / "pyproject.toml").exists(),
-                                reason="the toy plugin package (examples/toy_modality) is not on this branch")
-
-
-def install_toy(site: Path) -> None:
-    """Copy toy_counting into ``site`` with a dist-info carrying its entry point (what importlib.metadata reads)."""
-    shutil.copytree(TOY / "toy_counting", site / "toy_counting")
-    project = tomllib.loads((TOY / "pyproject.toml").read_text())["project"]
-    dist = site / f"{project['name']}-{project['version']}.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n")
-    lines = [line for group, eps in project["entry-points"].items()
-             for line in (f"[{group}]", *(f"{k} = {v}" for k, v in eps.items()))]
-    (dist / "entry_points.txt").write_text("\n".join(lines) + "\n")
-
 
 def run_toy_demo(site: Path, out: Path, timeout_s: float = 300) -> subprocess.CompletedProcess:
     """``python -m tomoconsensus demo counting --quick --out OUT --device cpu`` in a fresh process."""
@@ -49,7 +32,7 @@ def run_toy_demo(site: Path, out: Path, timeout_s: float = 300) -> subprocess.Co
 def test_toy_plugin_demo_runs_in_a_fresh_process(tmp_path):
     site = tmp_path / "site"
     site.mkdir()
-    install_toy(site)
+    install(site)
     done = run_toy_demo(site, tmp_path / "demo_out")
     assert done.returncode == 0, done.stderr[-2000:]
     folder = tmp_path / "demo_out" / "counting"
