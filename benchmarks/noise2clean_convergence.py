@@ -34,6 +34,7 @@ RUNS = {
     "constant_144_s0": (144, "constant", 0),
     "cosine_72_s0": (72, "cosine", 0),
     "cosine_144_s0": (144, "cosine", 0),
+    "cosine_288_s0": (288, "cosine", 0),
     "cosine_72_s1": (72, "cosine", 1),
     "cosine_144_s1": (144, "cosine", 1),
 }
