@@ -40,3 +40,11 @@ def test_register_in_process(monkeypatch):
     assert registry.get("toyname") is plugin
     assert registry.names()[-1] == "toyname"
     assert "toyname" not in registry.with_part("demo")
+
+
+def test_part_for_returns_the_part_or_names_who_has_it():
+    assert registry.part_for("mr", "refiner", "f.h5", "modality", "x ({names})").__name__ == "MRModality"
+    with pytest.raises(InputError, match=r"f.h5: field 'modality': expected a modality with it \(mr\), got 'ct'"):
+        registry.part_for("ct", "refiner", "f.h5", "modality", "a modality with it ({names})")
+    with pytest.raises(InputError, match="got 'missing'"):
+        registry.part_for(None, "refiner", "f.h5", "modality", "one of ({names})")

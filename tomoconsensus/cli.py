@@ -105,11 +105,8 @@ def _scanner_images(run: Path):
     from tomoconsensus.learn.runinfo import FILE, read_run_info
 
     modality = read_run_info(run).get("training_data", {}).get("modality")
-    able = registry.with_part("scanner_images")
-    if modality not in able:
-        raise InputError(run / FILE, "training_data.modality", f"a run of a modality that denoises scanner images "
-                         f"({', '.join(able)}); other runs denoise prepared files (--data)", modality)
-    return registry.get(modality).load("scanner_images")
+    return registry.part_for(modality, "scanner_images", run / FILE, "training_data.modality", "a run of a modality "
+                             "that denoises scanner images ({names}); other runs denoise prepared files (--data)")
 
 
 def _denoise(args: argparse.Namespace) -> None:
@@ -181,11 +178,8 @@ def _iq_measure(data: Path):
 
     with open_hdf5(data, "prepared HDF5 file (tomoconsensus prepare)") as f:
         modality = str(f.attrs.get("modality", ""))
-    able = registry.with_part("iq")
-    if modality not in able:
-        raise InputError(data, "modality", f"a prepared file of a modality with a task phantom ({', '.join(able)})",
-                         modality or "missing")
-    return registry.get(modality).load("iq")
+    return registry.part_for(modality, "iq", data, "modality", "a prepared file of a modality with a task phantom "
+                             "({names})")
 
 
 def _iq(args: argparse.Namespace) -> None:

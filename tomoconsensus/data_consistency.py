@@ -39,10 +39,8 @@ def check_lamda(lamda: float, source: str = "--data-consistency") -> float:
 
 def refiner(data: PreparedDataset):
     """The modality class that performs the step, and the file's measurement arrays (named errors)."""
-    refining = registry.with_part("refiner")
-    if data.modality not in refining:
-        raise InputError(data.path, "modality", f"a modality with data consistency ({', '.join(refining)})",
-                         data.modality)
+    cls = registry.part_for(data.modality, "refiner", data.path, "modality", "a modality with data consistency "
+                            "({names})")
     arrays = read_measurement(data.path)
     if not arrays:
         raise InputError(data.path, "measurement", "the raw measurement kept in the prepared file (prepare it "
@@ -50,7 +48,7 @@ def refiner(data: PreparedDataset):
     for name, array in arrays.items():  # a NaN there would make every output pixel NaN
         if np.asarray(array).dtype.kind in "fc":
             require_finite(array, data.path, f"measurement/{name}")
-    return registry.get(data.modality).load("refiner"), arrays
+    return cls, arrays
 
 
 def _slice(arrays: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:

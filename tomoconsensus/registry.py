@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from functools import cache
 from importlib.metadata import entry_points
+from typing import Any
 
 from tomoconsensus.errors import InputError
 from tomoconsensus.plugin import Plugin, resolve
@@ -69,6 +70,16 @@ def get(name: str) -> Plugin:
 def with_part(part: str) -> tuple[str, ...]:
     """The modalities whose plugin provides ``part`` (e.g. ``"demo"``, ``"refiner"``)."""
     return tuple(n for n in names() if get(n).has(part))
+
+
+def part_for(modality: str | None, part: str, source, field: str, expected: str) -> Any:
+    """Part ``part`` of the plugin of ``modality`` (imported now), for data whose ``field`` in ``source``
+    names that modality; InputError otherwise. ``expected`` describes what was expected, ``{names}``
+    in it is filled with the modalities that have the part."""
+    able = with_part(part)
+    if modality not in able:
+        raise InputError(source, field, expected.format(names=", ".join(able)), modality or "missing")
+    return get(modality).load(part)
 
 
 def register(plugin: Plugin) -> None:
