@@ -38,8 +38,6 @@ from tomoconsensus.atomic import write_text_atomic
 from tomoconsensus.ct.countsplit import (
     CountSinogram,
     full_line_integrals,
-    half_line_integrals,
-    thin_counts,
     thin_fraction,
 )
 from tomoconsensus.ct.demo import ct_split
@@ -57,13 +55,8 @@ OUTPUTS = (("FBP", None, None), ("Consensus (mean)", "consensus", "mean"), ("Con
 
 
 def images(modality, m: CountSinogram, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """x1, x2 (thinned halves of ``m``) and x_est of one scan, (1, H, W) HU/1000."""
-    n1, n2 = thin_counts(m, rng)
-    out = {}
-    for name, sino in (("x1", half_line_integrals(n1, m.i0)), ("x2", half_line_integrals(n2, m.i0)),
-                       ("x_est", full_line_integrals(m))):
-        out[name] = modality.to_units(modality.fbp_all(sino))
-    return out
+    """x1, x2 (thinned halves of ``m``, drawn from ``rng``) and x_est of one scan, (1, H, W) HU/1000."""
+    return modality.split_and_reconstruct(m._replace(split_seed=None), rng)._asdict()
 
 
 def outputs(models: dict, imgs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
