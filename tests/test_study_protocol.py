@@ -19,14 +19,19 @@ CT_TOML = Path(__file__).resolve().parents[1] / "tomoconsensus" / "ct" / "demo.t
 
 
 def test_ct_toml_is_the_recorded_ct_demo_protocol():
-    """The values of CTDemoData/DemoProtocol when the protocol moved to TOML, but Noise2Clean's 144 epochs with
-    a cosine step (benchmarks/results/noise2clean_convergence.json)."""
+    """The values of CTDemoData/DemoProtocol when the protocol moved to TOML, but Noise2Clean's 144 epochs
+    (benchmarks/results/noise2clean_convergence.json) and 72 cosine epochs for the self-supervised methods
+    (benchmarks/results/training_length_choice.json); the distilled network keeps 24 constant ones."""
     p = demo_protocol("ct")
     assert dataclasses.asdict(p.training) == dict(
-        channels=1, base_features=16, depth=3, patch_size=32, batch_size=16, patches_per_slice=2, epochs=24,
-        learning_rate=3e-4, beta_w=5e-6, beta_r=0.0, checkpoint_every_steps=100)
-    assert p.method_epochs == (("noise2clean", 144),) and p.epochs("noise2clean") == 144 and p.epochs("consensus") == 24
-    assert p.lr_schedule("noise2clean") == "cosine" and p.lr_schedule("consensus") == "constant"
+        channels=1, base_features=16, depth=3, patch_size=32, batch_size=16, patches_per_slice=2, epochs=72,
+        learning_rate=3e-4, lr_schedule="cosine", beta_w=5e-6, beta_r=0.0, checkpoint_every_steps=100)
+    assert p.method_epochs == (("distill", 24), ("noise2clean", 144))
+    assert [p.epochs(m) for m in ("consensus", "noise2noise", "noise2clean", "distill")] == [72, 72, 144, 24]
+    assert [p.lr_schedule(m) for m in ("consensus", "noise2noise", "noise2clean", "distill")] == [
+        "cosine", "cosine", "cosine", "constant"]
+    quick = demo_protocol("ct", quick=True)
+    assert [quick.epochs(m) for m in ("consensus", "noise2clean", "distill")] == [1, 2, 1]
     d = p.data
     assert (d.geometry, d.dose_fraction, d.train_slices_per_patient, d.max_val_slices, d.max_test_slices, d.split,
             d.tv_tune_slices, d.tv_iterations, d.tv_power_iterations) == ("demo-fanbeam", 0.25, 20, 10, 12,

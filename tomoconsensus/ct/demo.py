@@ -29,10 +29,11 @@ class CTDemoData:
     Every file is prepared with the count-domain ``thinning`` split (``split``): the validation
     patient's held-out loss then tracks the clean error, the view split's does not (docs/method.md,
     'Choosing without a reference', ``benchmarks/results/selection_criterion.json``). The training split,
-    ``beta_r`` = 0, 32^2 patches and 24 epochs are the configuration with the lowest value of that
-    criterion among the 8 measured (no clean image, no test patient). The baselines are tuned as well as
-    they may be: Noise2Clean (the supervised bound) trains longer (``method_epochs``), with a cosine
-    step size (``method_lr_schedule``), and keeps the epoch of its lowest clean validation loss; TV's
+    ``beta_r`` = 0 and 32^2 patches are the configuration with the lowest value of that criterion among
+    the 8 measured, and 72 epochs with a cosine step the lowest of each self-supervised method's own
+    criterion among 24 / 48 / 72 (``benchmarks/results/training_length_choice.json``; no clean image, no
+    test patient). The baselines are tuned as well as they may be: Noise2Clean (the supervised bound)
+    trains longer (``method_epochs``) and keeps the epoch of its lowest clean validation loss; TV's
     weight is the one of ``tv_lam_grid`` with the lowest RMSE against the validation patient's reference
     on ``tv_tune_slices`` slices (:mod:`tomoconsensus.ct.tv_tuning`).
 

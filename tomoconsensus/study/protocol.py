@@ -4,7 +4,7 @@ Each modality's demo ships ``demo.toml`` beside its :class:`~tomoconsensus.study
 
     [full.training]        # every field of TrainingProtocol (TrainConfig's names)
     [full.method_epochs]   # optional: methods that train another number of epochs (noise2clean = 144)
-    [full.method_lr_schedule]  # optional: methods with another step-size schedule (noise2clean = "cosine")
+    [full.method_lr_schedule]  # optional: methods with another step-size schedule (distill = "constant")
     [full.data]            # every field of the modality's data class
     [quick.training]       # --quick: only the values that differ from full
     [quick.method_epochs]
@@ -39,7 +39,7 @@ class StudyProtocol:
     """One protocol of a demo: its name, the shared training values, the modality's data values.
 
     ``method_epochs`` maps methods to epochs other than ``training.epochs`` (e.g. the supervised bound),
-    ``method_lr_schedule`` to a step-size schedule other than ``constant`` (the shared one).
+    ``method_lr_schedule`` to a step-size schedule other than ``training.lr_schedule``.
     """
 
     name: str
@@ -52,7 +52,7 @@ class StudyProtocol:
         return dict(self.method_epochs).get(method, self.training.epochs)
 
     def lr_schedule(self, method: str) -> str:
-        return dict(self.method_lr_schedule).get(method, "constant")
+        return dict(self.method_lr_schedule).get(method, self.training.lr_schedule)
 
     def describe(self) -> str:
         return self.data.describe(self)

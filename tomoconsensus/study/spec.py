@@ -40,6 +40,8 @@ class TrainingProtocol:
         [40, 40, 100]; an epoch draws ``patches_per_slice`` patches of every training slice.
     learning_rate : float
         Adam step size [1e-4].
+    lr_schedule : str
+        ``constant`` or ``cosine`` (from ``learning_rate`` to 0 over the run) [constant].
     beta_w, beta_r : float
         Weight decay and consistency weights [CT 5e-6, 0.5; MR 1e-6, 5].
     checkpoint_every_steps : int
@@ -54,22 +56,28 @@ class TrainingProtocol:
     patches_per_slice: int
     epochs: int
     learning_rate: float
+    lr_schedule: str
     beta_w: float
     beta_r: float
     checkpoint_every_steps: int
 
     def config(self, device: str, method: str = "consensus", epochs: int | None = None,
-               lr_schedule: str = "constant"):
+               lr_schedule: str | None = None):
         """The :class:`~tomoconsensus.learn.config.TrainConfig` of one run (validated by it)."""
         from tomoconsensus.learn.config import TrainConfig
 
-        values = dataclasses.asdict(self) | {"epochs": self.epochs if epochs is None else epochs}
-        return TrainConfig(method=method, device=device, lr_schedule=lr_schedule, **values)
+        values = dataclasses.asdict(self) | {"epochs": self.epochs if epochs is None else epochs,
+                                             "lr_schedule": self.lr_schedule if lr_schedule is None else lr_schedule}
+        return TrainConfig(method=method, device=device, **values)
 
     def describe(self) -> str:
         return (f"UNet-{self.base_features} depth {self.depth}, {self.patch_size}^2 patches, batch {self.batch_size}, "
-                f"{self.patches_per_slice} patches/slice/epoch, {self.epochs} epochs, Adam {self.learning_rate:g}, "
+                f"{self.patches_per_slice} patches/slice/epoch, {self.epochs} epochs, "
+                f"Adam {self.learning_rate:g}{self._schedule()}, "
                 f"best epoch by held-out self-supervised loss")
+
+    def _schedule(self) -> str:
+        return "" if self.lr_schedule == "constant" else f" ({self.lr_schedule} step)"
 
 
 @dataclass(frozen=True)
