@@ -15,8 +15,8 @@ Seed 0 is the demo's own pair of runs (reused, not retrained). Across seeds: mea
 and range of consensus − Noise2Noise, and in how many seeds consensus is at least as good. The test
 patients only report here; nothing is chosen.
 
-Record: benchmarks/results/demo_seeds.json and .md (written whole).
-Run: .venv/bin/python benchmarks/demo_seeds.py --demo-dir DEMO_CT_FOLDER [--seeds 0 1 2] [--work DIR]
+Record: benchmarks/results/seed_spread.json and .md (written whole).
+Run: .venv/bin/python benchmarks/seed_spread.py --demo-dir DEMO_CT_FOLDER [--seeds 0 1 2] [--work DIR]
 About 6 min per extra seed on 2 idle cores; runs already in the work folder are reused.
 """
 
@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
-    work = args.work or Path(tempfile.mkdtemp(prefix="demo_seeds_"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="seed_spread_"))
     work.mkdir(parents=True, exist_ok=True)
     seeds = {}
     for seed in args.seeds:
@@ -128,9 +128,9 @@ def main() -> None:
               f"better on {d['slices_better']} of {d['slices']} slices", flush=True)
     summary = across(seeds)
     record = {"what": "run-to-run spread of consensus against Noise2Noise on the CT demo's test slices "
-                      "(docstring of benchmarks/demo_seeds.py)", "demo_dir": str(args.demo_dir),
+                      "(docstring of benchmarks/seed_spread.py)", "demo_dir": str(args.demo_dir),
               "seeds": {str(k): v for k, v in seeds.items()}, "across_seeds": summary}
-    write_result("demo_seeds.json", record)
+    write_result("seed_spread.json", record)
     s = summary["ssim"]
     md = (table(seeds) + f"\nAcross {s['seeds']} seeds, consensus − Noise2Noise SSIM: {100 * s['mean']:+.2f} ± "
           f"{100 * s['std']:.2f} points (mean ± s.d. over seeds; range {100 * s['min']:+.2f} to "
@@ -138,7 +138,7 @@ def main() -> None:
           f"consensus at least as good in {s['seeds_consensus_at_least_as_good']} of {s['seeds']}. RMSE: "
           f"{summary['rmse_hu']['mean']:+.2f} ± {summary['rmse_hu']['std']:.2f} HU, consensus at least as good in "
           f"{summary['rmse_hu']['seeds_consensus_at_least_as_good']} of {s['seeds']}.\n")
-    write_text_atomic(RESULTS / "demo_seeds.md", md)
+    write_text_atomic(RESULTS / "seed_spread.md", md)
     print(md)
 
 
