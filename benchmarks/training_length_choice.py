@@ -11,7 +11,9 @@ from the same 3e-4, and records for every run, at its selected checkpoint:
   ``selection_criterion`` of summary.json) -- what a user has, and what the choice is made with;
 * the held-out error of the deployed operator, ½‖g(x1) − x2‖² + ½‖g(x2) − x1‖² (``val_output_on_halves``),
   a no-reference score on the same scale for both methods;
-* the clean RMSE (whole image, body, air) and SSIM on the validation patient -- reported, never used.
+* the clean RMSE (whole image, body, air) and SSIM on the validation patient -- reported, never used --
+  with the run's regret (clean RMSE at the selected checkpoint / the run's best - 1) and the Spearman
+  correlation of criterion and clean RMSE over its epochs.
 
 The choice per method is the configuration with the lowest criterion. No test patient is read.
 
@@ -27,6 +29,8 @@ import dataclasses
 import json
 import tempfile
 from pathlib import Path
+
+from scipy.stats import spearmanr
 
 from tomoconsensus.atomic import write_text_atomic
 from tomoconsensus.learn.config import load_train_config
@@ -58,13 +62,16 @@ def run_one(method: str, name: str, demo_dir: Path, work: Path) -> dict:
     summary = json.loads((run_dir / "summary.json").read_text())
     criterion = summary["selection_criterion"]
     rows = val_rows(run_dir / "log.jsonl")
+    criterion_curve, rmse_curve = [r[criterion] for r in rows], [r["val_rmse_hu"] for r in rows]
+    best = min(rmse_curve)
     return {"method": method, "epochs": epochs, "lr_schedule": schedule, "steps": summary["steps"],
             "selected_step": summary["best_step"], "criterion": criterion,
             "criterion_value": summary["validation"][criterion],
             **{k: summary["validation"][k] for k in REPORTED},
-            "train_seconds": summary["seconds"],
-            "curve": {"epoch": [r["epoch"] for r in rows], "criterion": [r[criterion] for r in rows],
-                      "val_rmse_hu": [r["val_rmse_hu"] for r in rows]}}
+            "train_seconds": summary["seconds"], "best_val_rmse_hu": best,
+            "regret": summary["validation"]["val_rmse_hu"] / best - 1,
+            "spearman_over_epochs": float(spearmanr(criterion_curve, rmse_curve)[0]),
+            "curve": {"epoch": [r["epoch"] for r in rows], "criterion": criterion_curve, "val_rmse_hu": rmse_curve}}
 
 
 def choose(runs: dict[str, dict]) -> dict[str, str]:
@@ -76,13 +83,15 @@ def choose(runs: dict[str, dict]) -> dict[str, str]:
 def table(runs: dict[str, dict], chosen: dict[str, str]) -> str:
     """Markdown table of the runs, the chosen ones in bold."""
     lines = ["| run | epochs, step | selected epoch | criterion (×1e-4) | output on halves (×1e-4) | "
-             "clean RMSE (HU) | body / air (HU) | SSIM (%) |", "|---|---|---|---|---|---|---|---|"]
+             "clean RMSE (HU) | regret | Spearman over epochs | body / air (HU) | SSIM (%) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for key, r in runs.items():
         mark = "**" if key in chosen.values() else ""
         epoch = r["selected_step"] * r["epochs"] / r["steps"]
         lines.append(f"| {mark}{key}{mark} | {r['epochs']}, {r['lr_schedule']} | {epoch:.0f} of {r['epochs']} | "
                      f"{1e4 * r['criterion_value']:.3f} | {1e4 * r['val_output_on_halves']:.3f} | "
-                     f"{r['val_rmse_hu']:.2f} | {r['val_rmse_body_hu']:.2f} / {r['val_rmse_air_hu']:.2f} | "
+                     f"{r['val_rmse_hu']:.2f} | {100 * r['regret']:.1f} % | {r['spearman_over_epochs']:+.2f} | "
+                     f"{r['val_rmse_body_hu']:.2f} / {r['val_rmse_air_hu']:.2f} | "
                      f"{100 * r['val_ssim']:.2f} |")
     return "\n".join(lines) + "\n"
 
