@@ -14,9 +14,9 @@ scanner simulation, 15 -> 8 virtual coils, ESPIRiT maps, 128 lines, 4x, 16 centr
 draws. Two designs:
 
 * ``shared_centre`` (what ``prepare mr`` does): both halves hold all centre lines (weight 1);
-* ``split_centre`` (a variant, not used by the package): the centre lines are split at random too,
-  half 1 holding c1 = c // 2 of them, each half weighted by its own 1 / P(line in half) (c / c1 in
-  the centre); the halves are then disjoint, so their noise is independent.
+* ``split_centre`` (``prepare mr --centre-split``, :func:`tomoconsensus.mr.masks.split_centre_lines`):
+  the centre lines are split at random too, half 1 holding c1 = c // 2 of them, each half weighted by
+  its own 1 / P(line in half) (c / c1 in the centre); the halves are then disjoint, so their noise is independent.
 
 Also recorded per design (in the pre-whitened units of the data, noise variance 1/2 per k-space sample;
 ``reference_rms`` gives the image scale): the halves' noise std, and the deviation of each half's image of the data from
@@ -35,7 +35,7 @@ import time
 import numpy as np
 
 from tomoconsensus.mr.demo import mr_demo_volumes, mr_noise_std, mr_split
-from tomoconsensus.mr.masks import SplitMask, center_lines_mask
+from tomoconsensus.mr.masks import SplitMask, center_lines_mask, split_centre_lines
 from tomoconsensus.mr.recon import zero_filled_combination
 from tomoconsensus.mr.sources import undersampled_slices
 from tomoconsensus.study.runner import demo_protocol
@@ -45,17 +45,6 @@ from common import write_result
 MASK_SEEDS = (0, 1, 2)  # mask draws (each: one 4x mask and split per slice)
 NOISE_REALISATIONS = 16  # white-noise draws per slice and mask
 OBJECT_FRACTION = 0.05  # pixels with |reference| above this fraction of the slice's maximum
-
-
-def split_centre_too(design: SplitMask, centre: np.ndarray, rng: np.random.Generator) -> SplitMask:
-    """The same 4x mask and outer split, with the centre lines split at random as well (weights c / c1)."""
-    lines = rng.permutation(np.flatnonzero(centre))
-    c, c1 = len(lines), len(lines) // 2
-    half1, half2 = design.half1 & ~centre, design.half2 & ~centre
-    half1[lines[:c1]], half2[lines[c1:]] = True, True
-    weight1 = np.where(centre, c / c1, design.weight_half1)
-    weight2 = np.where(centre, c / (c - c1), design.weight_half2)
-    return design._replace(half1=half1, half2=half2, weight_half1=weight1, weight_half2=weight2)
 
 
 def analytic_correlation(design: SplitMask) -> float:
@@ -89,7 +78,7 @@ def measure(slices, center_lines: int, rng: np.random.Generator) -> dict[str, di
         reference = (sl.reference[0] + 1j * sl.reference[1]) / m.scale  # fully sampled, same maps and units
         inside = np.abs(reference) > OBJECT_FRACTION * np.abs(reference).max()
         centre = center_lines_mask(m.kspace.shape[-2], center_lines)
-        for name, design in (("shared_centre", m.design), ("split_centre", split_centre_too(m.design, centre, rng))):
+        for name, design in (("shared_centre", m.design), ("split_centre", split_centre_lines(m.design, centre, rng))):
             got = out[name]
             d1, d2 = _pairs(design, m.kspace, m.maps)
             got["d1"].append((d1 - reference)[inside])

@@ -4,7 +4,7 @@ centre-split variant's halves (disjoint, each weighted by its own 1 / P)."""
 import numpy as np
 import pytest
 
-from tomoconsensus.mr.masks import center_lines_mask, random_split_mask
+from tomoconsensus.mr.masks import center_lines_mask, random_split_mask, split_centre_lines
 
 from tests.benchmark_module import benchmark_module
 
@@ -35,7 +35,7 @@ def test_split_centre_variant_gives_disjoint_halves_weighted_by_their_own_probab
     rng = np.random.default_rng(1)
     design = random_split_mask(128, rng, 4.0, 16)
     centre = center_lines_mask(128, 16)
-    split = bench.split_centre_too(design, centre, rng)
+    split = split_centre_lines(design, centre, rng)
     assert not np.any(split.half1 & split.half2)
     np.testing.assert_array_equal(split.half1 | split.half2, design.mask)
     assert split.half1[centre].sum() == split.half2[centre].sum() == 8

@@ -115,3 +115,24 @@ def test_trainer_denoise_and_evaluate_work_unchanged_on_mr(tmp_path):
     summary = evaluate(data, {"Consensus": tmp_path / "d.h5"}).summary()
     assert set(summary) == {"SENSE", "Zero-filling", "Consensus"}
     assert all(np.isfinite(summary[m]["rmse_1e-3"]["mean"]) for m in summary)
+
+
+def test_prepare_mr_centre_split_on_real_data(tmp_path):
+    """--centre-split: the same 4x mask and outer lines as without it (same seed), the central lines split
+    between the halves, weight 2 each; the file says which split it holds."""
+    files = {}
+    for name, extra in (("shared", []), ("split", ["--centre-split"])):
+        files[name] = tmp_path / f"{name}.h5"
+        assert main(["prepare", "mr", "--kspace", str(TWIX), "--center-lines", "24", "--keep-measurement",
+                     *extra, "--out", str(files[name])]) == 0
+    with h5py.File(files["shared"]) as a, h5py.File(files["split"]) as b:
+        m, c = a["measurement"], b["measurement"]
+        assert np.array_equal(m["mask"][:], c["mask"][:])
+        h1, h2 = c["half1"][0].astype(bool), c["half2"][0].astype(bool)
+        centre = m["half1"][0].astype(bool) & m["half2"][0].astype(bool)
+        assert centre.sum() == 24 and not np.any(h1 & h2) and (h1 & centre).sum() == 12
+        assert np.array_equal(h1 & ~centre, m["half1"][0].astype(bool) & ~centre)
+        assert np.all(c["weight_half1"][0][h1 & centre] == 2.0) and np.all(m["weight_half1"][0][centre] == 1.0)
+        assert np.array_equal(a["x_est"][:], b["x_est"][:])  # SENSE on the same 4x data
+        assert str(b.attrs["split"]).startswith("centre lines split at random too")
+        assert str(a.attrs["split"]).startswith("centre lines in both halves")

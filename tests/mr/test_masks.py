@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from tomoconsensus.mr.masks import center_lines_mask, outer_probabilities, random_split_mask, systematic_sample
+from tomoconsensus.mr.masks import (
+    center_lines_mask,
+    outer_probabilities,
+    random_split_mask,
+    split_centre_lines,
+    systematic_sample,
+)
 
 
 @pytest.mark.parametrize("n_lines,variable_density", [(320, 0.0), (368, 0.0), (368, 1.0), (256, 2.0)])
@@ -56,3 +62,33 @@ def test_line_weights_are_inverse_inclusion_probabilities():
     outer = ~center_lines_mask(n_lines, 24)
     np.testing.assert_allclose(empirical[outer] * d.weight_half1[outer], 1.0, atol=0.2)
     assert np.all(d.weight_half1[~outer] == 1.0)
+
+
+@pytest.mark.parametrize("center_lines", [16, 15])
+def test_centre_split_halves_share_no_line_and_stay_unbiased(center_lines):
+    """--centre-split: the outer lines and weights are the design's, the centre lines go to one half each,
+    weighted by the inverse of P(line in half) (c / c1): E[weight * in_half] = 1 on every centre line, and
+    for white noise the halves' noise correlation sum(w1 w2) / sqrt(sum w1^2 sum w2^2) is 0 (shared: 1 %)."""
+    rng = np.random.default_rng(3)
+    n_lines, draws = 128, 4000
+    centre = center_lines_mask(n_lines, center_lines)
+    c1 = center_lines // 2
+    hits1, hits2 = np.zeros(n_lines), np.zeros(n_lines)
+    for _ in range(draws):
+        shared = random_split_mask(n_lines, rng, 4.0, center_lines)
+        d = split_centre_lines(shared, centre, rng)
+        assert not np.any(d.half1 & d.half2) and np.array_equal(d.half1 | d.half2, shared.mask)
+        assert (d.half1 & centre).sum() == c1 and (d.half2 & centre).sum() == center_lines - c1
+        assert np.array_equal(d.half1 & ~centre, shared.half1 & ~centre)
+        assert np.array_equal(d.weight_half1[~centre], shared.weight_half1[~centre])
+        hits1 += d.half1
+        hits2 += d.half2
+        w1, w2 = np.where(d.half1, d.weight_half1, 0.0), np.where(d.half2, d.weight_half2, 0.0)
+        assert np.sum(w1 * w2) == 0.0
+    assert np.all(d.weight_half1[centre] == center_lines / c1)
+    assert np.all(d.weight_half2[centre] == center_lines / (center_lines - c1))
+    # 4 binomial sigmas of the per-line frequency, times the weight
+    np.testing.assert_allclose(hits1[centre] / draws * d.weight_half1[centre], 1.0, atol=4 * np.sqrt(1 / draws))
+    np.testing.assert_allclose(hits2[centre] / draws * d.weight_half2[centre], 1.0, atol=4 * np.sqrt(1 / draws))
+    w1s, w2s = np.where(shared.half1, shared.weight_half1, 0.0), np.where(shared.half2, shared.weight_half2, 0.0)
+    assert np.sum(w1s * w2s) / np.sqrt(np.sum(w1s ** 2) * np.sum(w2s ** 2)) > 0.005  # shared centre: correlated

@@ -64,6 +64,9 @@ class MRDemoData:
         Amplitude of the smooth background phase.
     acceleration, center_lines : float, int
         Random Cartesian undersampling [4x, 48 of 368 phase encodes].
+    centre_split : bool
+        Split the central lines between the halves too (``prepare mr --centre-split``); false: both halves
+        keep them (their noise is then 1 % correlated, docs/mr-simulation.md).
     sense_lambda : float
         SENSE's Tikhonov weight (x_est).
     anatomy : str
@@ -86,6 +89,7 @@ class MRDemoData:
     max_phase_radians: float
     acceleration: float
     center_lines: int
+    centre_split: bool
     sense_lambda: float
     anatomy: str
     train_slices_per_patient: int
@@ -109,7 +113,8 @@ class MRDemoData:
         if 0 < self.virtual_coils < self.coils:
             coils += f" compressed to {self.virtual_coils} virtual coils"
         return (f"reduced protocol: {coils}, {self.matrix}^2, {self.acceleration:g}x with "
-                f"{self.center_lines} centre lines, training {anatomy} in {self.train_orientations} orientations, "
+                f"{self.center_lines} centre lines{' (split between the halves)' if self.centre_split else ''}, "
+                f"training {anatomy} in {self.train_orientations} orientations, "
                 f"{protocol.training.describe()} "
                 f"(paper: 15-coil knee 640x368, 48 centre lines, UNet-64 depth 4, 96^2, batch 40, 100 epochs)")
 
@@ -201,7 +206,7 @@ def prepare_mr_demo(out_dir: Path, protocol, seed: int = 0, progress: bool = Tru
     from tomoconsensus.mr.pipeline import mr_modality, write_mr
 
     mr: MRDemoData = protocol.data
-    modality = mr_modality(mr.acceleration, mr.center_lines, mr.sense_lambda, device)
+    modality = mr_modality(mr.acceleration, mr.center_lines, mr.sense_lambda, device, mr.centre_split)
     noise_std = mr_noise_std(mr)
     paths = []
     for name, sub, n, offset in mr_split(mr):

@@ -131,6 +131,23 @@ def split_outer_lines(mask: np.ndarray, centre: np.ndarray, prob: np.ndarray, rn
     return SplitMask(mask, half1, half2, prob, weight_half1, weight_half2, weight_full)
 
 
+def split_centre_lines(design: SplitMask, centre: np.ndarray, rng: np.random.Generator) -> SplitMask:
+    """``design`` with its ``centre`` lines split at random as well: the halves then share no line.
+
+    Half 1 takes c1 = c // 2 of the c central lines (uniformly at random), half 2 the others, each
+    weighted by the inverse of its inclusion probability, c / c1 and c / (c - c1) (2 for even c), so each
+    half stays unbiased and the halves' noise is independent (for white k-space noise). The outer lines,
+    their split and their weights are those of ``design``; ``rng`` draws only the centre's split.
+    """
+    lines = rng.permutation(np.flatnonzero(centre))
+    c, c1 = len(lines), len(lines) // 2
+    half1, half2 = design.half1 & ~centre, design.half2 & ~centre
+    half1[lines[:c1]], half2[lines[c1:]] = True, True
+    weight1 = np.where(centre, c / max(c1, 1), design.weight_half1)
+    weight2 = np.where(centre, c / max(c - c1, 1), design.weight_half2)
+    return design._replace(half1=half1, half2=half2, weight_half1=weight1, weight_half2=weight2)
+
+
 def random_split_mask(n_lines: int, rng: np.random.Generator, acceleration: float = 4.0,
                       center_lines: int = 48, variable_density: float = 0.0) -> SplitMask:
     """Draw a 4x mask (exact line count) and split its outer lines into two equal random halves."""

@@ -45,9 +45,10 @@ class MRModality:
     units = "scaled complex image (real, imaginary), per-volume factor in [-1, 1]"
 
     def __init__(self, acceleration: float = 4.0, center_lines: int = 48, sense_lambda: float = 0.01,
-                 sense_iterations: int = 30, device: int = -1):
+                 sense_iterations: int = 30, device: int = -1, centre_split: bool = False):
         self.acceleration = acceleration
         self.center_lines = center_lines
+        self.centre_split = centre_split  # the central lines split between the halves too
         self.sense_lambda = sense_lambda
         self.sense_iterations = sense_iterations
         self.device = device  # SigPy device for SENSE: -1 CPU, N GPU N (CuPy)
@@ -107,5 +108,6 @@ class MRModality:
     def attributes(self) -> dict[str, Any]:
         return {"acceleration": self.acceleration, "center_lines": self.center_lines,
                 "sense_lambda": self.sense_lambda, "sense_iterations": self.sense_iterations,
-                "split": "centre lines in both halves; sampled outer lines split at random; "
+                "split": ("centre lines split at random too (weight 2)" if self.centre_split else
+                          "centre lines in both halves") + "; sampled outer lines split at random; "
                          "zero-filled halves weighted by 1 / P(line in half)"}

@@ -19,10 +19,11 @@ from tomoconsensus.mr.sources import check_calibration, check_volumes, undersamp
 
 
 def mr_modality(acceleration: float, center_lines: int, sense_lambda: float = 0.01,
-                device: str = "auto") -> MRModality:
-    """Masks of ``acceleration`` with ``center_lines`` central lines; ESPIRiT and SENSE on ``device``
-    (auto, cpu, cuda, cuda:N: SigPy on the GPU with CuPy, :func:`tomoconsensus.mr.recon.sigpy_device`)."""
-    return MRModality(acceleration, center_lines, sense_lambda, device=sigpy_device(device))
+                device: str = "auto", centre_split: bool = False) -> MRModality:
+    """Masks of ``acceleration`` with ``center_lines`` central lines (in both halves, or split between them
+    with ``centre_split``); ESPIRiT and SENSE on ``device`` (auto, cpu, cuda, cuda:N: SigPy on the GPU
+    with CuPy, :func:`tomoconsensus.mr.recon.sigpy_device`)."""
+    return MRModality(acceleration, center_lines, sense_lambda, device=sigpy_device(device), centre_split=centre_split)
 
 
 def _coils(volumes: list[KSpaceVolume]) -> int | dict[str, int]:
@@ -81,12 +82,13 @@ def write_mr(out: str | Path, modality: MRModality, volumes: list[KSpaceVolume],
                              "(omit it to keep all coils)", virtual_coils)
     if raw_attrs["undersampling"] == "the scanner's acquired lines":  # the file's own acceleration
         modality = MRModality(raw_attrs["acquired_acceleration"], modality.center_lines, modality.sense_lambda,
-                              modality.sense_iterations, modality.device)
+                              modality.sense_iterations, modality.device, modality.centre_split)
     total = sum(len(v.kspace) for v in volumes)
     n = total if max_slices is None else min(max_slices, total)
     scales: dict[str, float] = {}  # filled while the slices are generated; written last by write_prepared
     slices = islice(undersampled_slices(volumes, modality.acceleration, modality.center_lines, seed,
-                                        calib_width, variable_density, scales, modality.device, virtual_coils), n)
+                                        calib_width, variable_density, scales, modality.device, virtual_coils,
+                                        modality.centre_split), n)
     attrs = {"source": str(source), "variable_density": variable_density, "coils": _coils(volumes),
              "calib_width": calib_width, "virtual_coils": virtual_coils or 0, "scale_factors": scales,
              **raw_attrs, **(simulation or {})}

@@ -28,7 +28,13 @@ import numpy as np
 from tomoconsensus.errors import InputError
 from tomoconsensus.modality import Slice
 from tomoconsensus.mr.io import KSpaceVolume
-from tomoconsensus.mr.masks import center_lines_mask, check_design, random_split_mask, split_acquired_mask
+from tomoconsensus.mr.masks import (
+    center_lines_mask,
+    check_design,
+    random_split_mask,
+    split_acquired_mask,
+    split_centre_lines,
+)
 from tomoconsensus.mr.modality import MRMeasurement
 from tomoconsensus.mr.recon import (
     coil_compression_matrix,
@@ -81,10 +87,12 @@ def _prepared_slice(kspace: np.ndarray, design, volume: KSpaceVolume, center_lin
 def undersampled_slices(volumes: list[KSpaceVolume], acceleration: float, center_lines: int, seed: int,
                         calib_width: int | None = None, variable_density: float = 0.0,
                         scales: dict[str, float] | None = None, device: int = -1,
-                        virtual_coils: int | None = None) -> Iterator[Slice]:
+                        virtual_coils: int | None = None, centre_split: bool = False) -> Iterator[Slice]:
     """Yield one :class:`Slice` per k-space slice, with its own random 4x mask.
 
-    ``calib_width`` (default: all ``center_lines``) is ESPIRiT's calibration region;
+    ``centre_split`` splits the ``center_lines`` between the halves too (:func:`split_centre_lines`;
+    default: both halves keep them, docs/mr-simulation.md); ``calib_width`` (default: all ``center_lines``) is
+    ESPIRiT's calibration region;
     ``virtual_coils`` compresses each slice's coils first (module docstring); ``scales`` (if given)
     receives volume_id -> scale factor; ``device`` is the SigPy device for ESPIRiT (-1 CPU, N GPU N).
     """
@@ -101,6 +109,8 @@ def undersampled_slices(volumes: list[KSpaceVolume], acceleration: float, center
                 design = random_split_mask(n_lines, rng, acceleration, center_lines, variable_density)
             else:
                 design = split_acquired_mask(volume.acquired[i], center_lines, rng, volume.source)
+            if centre_split:  # drawn after the mask and outer split: those stay as without it
+                design = split_centre_lines(design, center_lines_mask(n_lines, center_lines), rng)
             prepared.append((i, design, *_prepared_slice(kspace, design, volume, center_lines, calib_width,
                                                          virtual_coils, device)))
         scale = 1.0 / max(p[5] for p in prepared)
