@@ -2,7 +2,7 @@
 
 Both halves of ``prepare mr`` keep the central k-space lines, so their noise is 1 % correlated, all of
 it in the low-frequency band (docs/mr-simulation.md, ``benchmarks/mr_halves_correlation.py``);
-``prepare mr --centre-split`` splits those lines too (weight 2 each; independent noise, but each half
+``mr_modality(centre_split=True)`` splits those lines too (weight 2 each; independent noise, but each half
 keeps only half of the centre). This script prepares the MR demo's files both ways (the `demo mr`
 protocol and seed: the same 4x masks, outer-line splits, x_est and references; only the centre's split
 differs), trains consensus on each with the demo's training protocol, and records:

@@ -14,7 +14,7 @@ scanner simulation, 15 -> 8 virtual coils, ESPIRiT maps, 128 lines, 4x, 16 centr
 draws. Two designs:
 
 * ``shared_centre`` (what ``prepare mr`` does): both halves hold all centre lines (weight 1);
-* ``split_centre`` (``prepare mr --centre-split``, :func:`tomoconsensus.mr.masks.split_centre_lines`):
+* ``split_centre`` (``mr_modality(centre_split=True)``, :func:`tomoconsensus.mr.masks.split_centre_lines`):
   the centre lines are split at random too, half 1 holding c1 = c // 2 of them, each half weighted by
   its own 1 / P(line in half) (c / c1 in the centre); the halves are then disjoint, so their noise is independent.
 

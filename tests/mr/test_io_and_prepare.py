@@ -118,13 +118,16 @@ def test_trainer_denoise_and_evaluate_work_unchanged_on_mr(tmp_path):
 
 
 def test_prepare_mr_centre_split_on_real_data(tmp_path):
-    """--centre-split: the same 4x mask and outer lines as without it (same seed), the central lines split
-    between the halves, weight 2 each; the file says which split it holds."""
+    """mr_modality(centre_split=True) (library only; not for training: docs/mr-simulation.md): the same 4x mask
+    and outer lines as without it (same seed), the central lines split between the halves, weight 2 each;
+    the file says which split it holds."""
+    from tomoconsensus.mr.pipeline import mr_modality, write_mr
+
     files = {}
-    for name, extra in (("shared", []), ("split", ["--centre-split"])):
+    for name, centre_split in (("shared", False), ("split", True)):
         files[name] = tmp_path / f"{name}.h5"
-        assert main(["prepare", "mr", "--kspace", str(TWIX), "--center-lines", "24", "--keep-measurement",
-                     *extra, "--out", str(files[name])]) == 0
+        write_mr(files[name], mr_modality(4.0, 24, device="cpu", centre_split=centre_split), read_kspace(TWIX), 0,
+                 TWIX, keep_measurement=True, progress=False)
     with h5py.File(files["shared"]) as a, h5py.File(files["split"]) as b:
         m, c = a["measurement"], b["measurement"]
         assert np.array_equal(m["mask"][:], c["mask"][:])
@@ -136,3 +139,6 @@ def test_prepare_mr_centre_split_on_real_data(tmp_path):
         assert np.array_equal(a["x_est"][:], b["x_est"][:])  # SENSE on the same 4x data
         assert str(b.attrs["split"]).startswith("centre lines split at random too")
         assert str(a.attrs["split"]).startswith("centre lines in both halves")
+    with pytest.raises(SystemExit) as exit_:  # the command does not offer it
+        main(["prepare", "mr", "--kspace", str(TWIX), "--centre-split", "--out", str(tmp_path / "x.h5")])
+    assert exit_.value.code == 2 and not (tmp_path / "x.h5").exists()

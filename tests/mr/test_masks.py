@@ -66,7 +66,7 @@ def test_line_weights_are_inverse_inclusion_probabilities():
 
 @pytest.mark.parametrize("center_lines", [16, 15])
 def test_centre_split_halves_share_no_line_and_stay_unbiased(center_lines):
-    """--centre-split: the outer lines and weights are the design's, the centre lines go to one half each,
+    """split_centre_lines: the outer lines and weights are the design's, the centre lines go to one half each,
     weighted by the inverse of P(line in half) (c / c1): E[weight * in_half] = 1 on every centre line, and
     for white noise the halves' noise correlation sum(w1 w2) / sqrt(sum w1^2 sum w2^2) is 0 (shared: 1 %)."""
     rng = np.random.default_rng(3)

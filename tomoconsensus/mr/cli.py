@@ -19,7 +19,7 @@ def prepare(args: argparse.Namespace) -> None:
     from tomoconsensus.mr.pipeline import mr_modality, write_mr
 
     check_output_file(args.out, input_paths(args.kspace), args.overwrite, read_folders=[args.kspace])
-    modality = mr_modality(args.acceleration, args.center_lines, args.sense_lambda, args.device, args.centre_split)
+    modality = mr_modality(args.acceleration, args.center_lines, args.sense_lambda, args.device)
     print(write_mr(args.out, modality, read_kspace(args.kspace), args.seed, args.kspace, args.variable_density,
                    keep_measurement=args.keep_measurement, calib_width=args.calib_width,
                    virtual_coils=args.virtual_coils))
@@ -35,9 +35,6 @@ def add_prepare_parser(prep_sub) -> None:
                     "undersampled raw data keep their acquired lines")
     mr.add_argument("--acceleration", type=number(float, 1, what="a finite number > 1"), default=4.0)
     mr.add_argument("--center-lines", type=POSITIVE_INT, default=48)
-    mr.add_argument("--centre-split", action="store_true",
-                    help="split the central lines between the halves too (independent noise, weight 2 each; "
-                    "default: both halves keep them; docs/mr-simulation.md)")
     mr.add_argument("--calib-width", type=POSITIVE_INT, default=None,
                     help="ESPIRiT calibration region in central lines (default: all --center-lines; at least 6)")
     mr.add_argument("--virtual-coils", type=POSITIVE_INT, default=None,

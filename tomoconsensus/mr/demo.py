@@ -65,8 +65,9 @@ class MRDemoData:
     acceleration, center_lines : float, int
         Random Cartesian undersampling [4x, 48 of 368 phase encodes].
     centre_split : bool
-        Split the central lines between the halves too (``prepare mr --centre-split``); false: both halves
-        keep them (their noise is then 1 % correlated, docs/mr-simulation.md).
+        Split the central lines between the halves too (:func:`tomoconsensus.mr.pipeline.mr_modality`); false:
+        both halves keep them (their noise is then 1 % correlated). True was measured and fails
+        (``benchmarks/mr_centre_split.py``, docs/mr-simulation.md).
     sense_lambda : float
         SENSE's Tikhonov weight (x_est).
     anatomy : str

@@ -20,9 +20,14 @@ from tomoconsensus.mr.sources import check_calibration, check_volumes, undersamp
 
 def mr_modality(acceleration: float, center_lines: int, sense_lambda: float = 0.01,
                 device: str = "auto", centre_split: bool = False) -> MRModality:
-    """Masks of ``acceleration`` with ``center_lines`` central lines (in both halves, or split between them
-    with ``centre_split``); ESPIRiT and SENSE on ``device`` (auto, cpu, cuda, cuda:N: SigPy on the GPU
-    with CuPy, :func:`tomoconsensus.mr.recon.sigpy_device`)."""
+    """Masks of ``acceleration`` with ``center_lines`` central lines; ESPIRiT and SENSE on ``device`` (auto,
+    cpu, cuda, cuda:N: SigPy on the GPU with CuPy, :func:`tomoconsensus.mr.recon.sigpy_device`).
+
+    ``centre_split`` splits the central lines between the halves too (independent noise, e.g. for a
+    noise map of the whole k-space). **Not for training**: each half then misses half of the centre and
+    the halves' low-frequency aliasing is anti-correlated, which the networks learn to predict
+    (``benchmarks/results/mr_centre_split.json``: validation RMSE 3.5x that of the shared centre).
+    """
     return MRModality(acceleration, center_lines, sense_lambda, device=sigpy_device(device), centre_split=centre_split)
 
 
