@@ -138,6 +138,8 @@ def split_centre_lines(design: SplitMask, centre: np.ndarray, rng: np.random.Gen
     weighted by the inverse of its inclusion probability, c / c1 and c / (c - c1) (2 for even c), so each
     half stays unbiased and the halves' noise is independent (for white k-space noise). The outer lines,
     their split and their weights are those of ``design``; ``rng`` draws only the centre's split.
+    Not for training: the halves' low-frequency aliasing is then predictable from the other half
+    (docs/mr-simulation.md, ``benchmarks/results/mr_centre_split.json``).
     """
     lines = rng.permutation(np.flatnonzero(centre))
     c, c1 = len(lines), len(lines) // 2
