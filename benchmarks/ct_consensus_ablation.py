@@ -34,6 +34,19 @@ from common import RESULTS, write_result
 ROOT = Path(__file__).resolve().parents[1]
 SERIES = ROOT.parent / "shared" / "data" / "ct" / "tcia_series"
 C, N = ("z", "mean"), ("mean", "f1")
+#: The training values and split of this record: the CT demo's protocol when the record was made (64^2 patches,
+#: 12 epochs at a constant step, beta_r 0, view split); the demo's own values have changed since.
+RECORD_TRAINING = {"patch_size": 64, "epochs": 12, "lr_schedule": "constant", "beta_r": 0.0}
+RECORD_SPLIT = "views"
+
+
+def record_protocol():
+    """The demo protocol with this record's training values and split."""
+    p = demo_protocol("ct")
+    return dataclasses.replace(p, training=dataclasses.replace(p.training, **RECORD_TRAINING),
+                               data=dataclasses.replace(p.data, split=RECORD_SPLIT))
+
+
 #: name -> (method, TrainConfig overrides, output variants, training slices per patient or None = demo's)
 RUNS = {
     "c_br0.5": ("consensus", {"beta_r": 0.5}, C, None), "c_br0": ("consensus", {}, C, None),
@@ -74,7 +87,7 @@ def measure(name: str, out: Path, files: tuple[Path, Path, Path]) -> dict:
     train_path, val_path, test_path = files
     if per_patient is not None:
         train_path = training_file(out / "data", per_patient)
-    config = dataclasses.replace(demo_protocol("ct").training.config("cpu"), method=method, **overrides)
+    config = dataclasses.replace(record_protocol().training.config("cpu"), method=method, **overrides)
     run_dir = out / "runs" / name
     if not (run_dir / "model.pt").exists():
         train(config, train_path, run_dir, val_path, resume=(run_dir / "checkpoint.pt").exists(), progress=False)
@@ -100,14 +113,14 @@ def main() -> None:
     data.mkdir(parents=True, exist_ok=True)
     files = tuple(data / f"ct_{n}.h5" for n in ("train", "val", "test"))
     if not all(f.exists() for f in files):
-        files = prepare_ct_demo(data, demo_protocol("ct"), progress=False)
+        files = prepare_ct_demo(data, record_protocol(), progress=False)
     path = RESULTS / "ct_consensus_ablation.json"
     records = json.loads(path.read_text())["runs"] if path.exists() else []
     for name in names:
         record = measure(name, args.out, files)
         records = [r for r in records if r["run"] != name] + [record]
         print(json.dumps({k: record[k] for k in ("run", "selected_step", "test")}))
-        write_result(path.name, {"protocol": demo_protocol("ct").describe(), "runs": records})
+        write_result(path.name, {"protocol": record_protocol().describe(), "runs": records})
 
 
 if __name__ == "__main__":

@@ -162,8 +162,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     protocol = demo_protocol("ct")
-    # the record's training values: the CT demo's, with the 64^2 patches and 12 epochs it had then
-    training = dataclasses.replace(protocol.training, patch_size=64, epochs=12)
+    # the record's training values: the CT demo's, with the 64^2 patches and 12 constant epochs it had then
+    training = dataclasses.replace(protocol.training, patch_size=64, epochs=12, lr_schedule="constant")
     geom = fan_beam_geometry(protocol.data.geometry)
     data = {name: subset_stack(stack, geom, protocol.data.dose_fraction, args.seed + offset)
             for name, stack, offset in ct_split(protocol.data)} if args.runs else {}
