@@ -17,6 +17,7 @@ selected checkpoints and over every (run, epoch), and per run the regret of its 
 (clean RMSE at the criterion's choice / the run's best clean RMSE - 1).
 
 Run: .venv/bin/python benchmarks/selection_criterion.py [--work DIR] [--runs NAME ...] [--epochs 24]
+     [--seed 0 --result selection_criterion.json]  (a second seed: --seed 1 --result selection_criterion_s1.json)
 About 2-6 min per run on 2 CPU cores; runs already in the work folder are reused.
 """
 
@@ -95,7 +96,7 @@ def epoch_rows(run_dir: Path, method: str) -> list[dict]:
     return out
 
 
-def measure(name: str, work: Path, epochs: int) -> dict:
+def measure(name: str, work: Path, epochs: int, seed: int = 0) -> dict:
     """Train one run (selected natively on the thinning-split validation file, the view-split file as a
     monitor) and return its per-epoch record."""
     method, split, overrides, per_patient = RUNS[name]
@@ -103,8 +104,8 @@ def measure(name: str, work: Path, epochs: int) -> dict:
     val = {s: prepared(work, s, "val") for s in SPLITS}
     config = dataclasses.replace(demo_protocol("ct").training.config("cpu"), method=method, epochs=epochs,
                                  lr_schedule="constant",  # this record's step (the demo now anneals its 72 epochs)
-                                 **overrides)
-    run_dir = work / "runs" / name
+                                 seed=seed, **overrides)
+    run_dir = work / "runs" / (name if seed == 0 else f"{name}_s{seed}")
     if not (run_dir / "summary.json").exists():
         train(config, train_path, run_dir, val["thinning"], resume=(run_dir / "checkpoint.pt").exists(),
               progress=False, monitor={"views": val["views"]})
@@ -183,10 +184,11 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "selection_criterion")
     parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
     parser.add_argument("--epochs", type=int, default=24)
+    parser.add_argument("--seed", type=int, default=0, help="training seed (initialisation, patch draws)")
     parser.add_argument("--result", default="selection_criterion.json")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    records = [measure(name, args.work, args.epochs) for name in args.runs]
+    records = [measure(name, args.work, args.epochs, args.seed) for name in args.runs]
     protocol = demo_protocol("ct")
     protocol = dataclasses.replace(protocol, training=dataclasses.replace(protocol.training, epochs=args.epochs,
                                                                           lr_schedule="constant"))
@@ -195,7 +197,8 @@ def main() -> None:
               "validation": "demo validation patient LIDC-IDRI-0001, 10 slices, prepared with each split "
                             "(same readings)",
               "clean_error": "default output vs noiseless-FBP reference; body = reference > -500 HU",
-              "torch_threads": torch.get_num_threads(), "summary": summarise(records), "runs": records}
+              "training_seed": args.seed, "torch_threads": torch.get_num_threads(), "summary": summarise(records),
+              "runs": records}
     print(markdown(record))
     write_result(args.result, record)
     write_text_atomic(RESULTS / Path(args.result).with_suffix(".md").name, markdown(record))
