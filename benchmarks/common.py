@@ -1,4 +1,4 @@
-"""What the benchmarks share: best-of-n timing and writing a JSON record to benchmarks/results/."""
+"""What the benchmarks share: best-of-n timing, a run's log rows and writing a JSON record to benchmarks/results/."""
 
 from __future__ import annotations
 
@@ -28,3 +28,10 @@ def write_result(name: str, record: dict) -> Path:
     path = RESULTS / name
     write_text_atomic(path, json.dumps(record, indent=2))
     return path
+
+
+def log_rows(run_dir: Path, split: str = "val") -> list[dict]:
+    """The rows of ``split`` (``val``, ``monitor:NAME``) of a training run's log.jsonl, in step order."""
+    lines = (Path(run_dir) / "log.jsonl").read_text().splitlines()
+    return sorted((r for r in map(json.loads, filter(str.strip, lines)) if r.get("split") == split),
+                  key=lambda r: r["step"])

@@ -43,7 +43,7 @@ from tomoconsensus.learn.loop import train
 from tomoconsensus.mr.demo import prepare_mr_demo
 from tomoconsensus.study.runner import demo_protocol
 
-from common import RESULTS, write_result
+from common import RESULTS, log_rows, write_result
 
 VARIANTS = {"shared": False, "split": True}
 ERROR = "val_rmse_1e-3"
@@ -74,19 +74,13 @@ def train_variant(name: str, folders: dict[str, Path], protocol, work: Path) -> 
     return run_dir
 
 
-def rows(run_dir: Path, split: str) -> list[dict]:
-    """The log.jsonl rows of ``split`` (``val`` or ``monitor:NAME``), in step order."""
-    lines = (run_dir / "log.jsonl").read_text().splitlines()
-    return sorted((r for r in map(json.loads, filter(None, lines)) if r.get("split") == split), key=lambda r: r["step"])
-
-
 def summarise(name: str, run_dir: Path, folders: dict[str, Path], work: Path) -> dict:
     """Criterion tracking, the common scores at the selected checkpoint and the test metrics of one run."""
     summary = json.loads((run_dir / "summary.json").read_text())
     criterion, best_step = summary["selection_criterion"], summary["best_step"]
-    own = rows(run_dir, "val")
+    own = log_rows(run_dir)
     other = next(k for k in VARIANTS if k != name)
-    monitored = {r["step"]: r for r in rows(run_dir, f"monitor:{other}")}
+    monitored = {r["step"]: r for r in log_rows(run_dir, f"monitor:{other}")}
     at = next(r for r in own if r["step"] == best_step)
     score = {name: at[SCORE], other: monitored[best_step][SCORE]}
     out = work / f"denoised_{name}.h5"

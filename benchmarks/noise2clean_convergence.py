@@ -26,7 +26,7 @@ from pathlib import Path
 from tomoconsensus.learn.config import load_train_config
 from tomoconsensus.learn.loop import train
 
-from common import write_result
+from common import log_rows, write_result
 
 #: name -> (epochs, lr_schedule, seed)
 RUNS = {
@@ -40,10 +40,9 @@ RUNS = {
 }
 
 
-def last_quarter_gain(log_path: Path, criterion: str) -> dict[str, float]:
+def last_quarter_gain(run_dir: Path, criterion: str) -> dict[str, float]:
     """Best ``criterion`` before and after 75 % of the steps, and the relative gain of the last quarter."""
-    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-    val = [r for r in rows if r.get("split") == "val" and criterion in r]
+    val = [r for r in log_rows(run_dir) if criterion in r]
     total = max(r["step"] for r in val)
     before = min(r[criterion] for r in val if r["step"] <= 0.75 * total)
     after = min(r[criterion] for r in val if r["step"] > 0.75 * total)
@@ -64,7 +63,7 @@ def run_one(name: str, base, demo_dir: Path, work: Path) -> dict:
             "criterion": criterion, "val_loss": summary["validation"][criterion],
             "val_rmse_hu": summary["validation"]["val_rmse_hu"],
             "val_rmse_body_hu": summary["validation"]["val_rmse_body_hu"],
-            "train_seconds": summary["seconds"], **last_quarter_gain(run_dir / "log.jsonl", criterion)}
+            "train_seconds": summary["seconds"], **last_quarter_gain(run_dir, criterion)}
 
 
 def main() -> None:

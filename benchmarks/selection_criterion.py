@@ -39,7 +39,7 @@ from tomoconsensus.learn.loop import train
 from tomoconsensus.study.anatomy import evenly_spaced
 from tomoconsensus.study.runner import demo_protocol
 
-from common import RESULTS, write_result
+from common import RESULTS, log_rows, write_result
 
 SPLITS = ("views", "thinning")
 #: name -> (method, training split, TrainConfig overrides, training slices per patient or None = the demo's 20)
@@ -82,9 +82,8 @@ CRITERIA = {"loss_thinning": ("thinning", "{method}"), "loss_views": ("views", "
 def epoch_rows(run_dir: Path, method: str) -> list[dict]:
     """Per epoch: every criterion and the clean error of the default output on the view-split file (whose
     (x1 + x2) / 2 is x_est: what a user denoises), from the run's log.jsonl."""
-    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
-    rows = {"thinning": {r["step"]: r for r in log if r["split"] == "val"},
-            "views": {r["step"]: r for r in log if r["split"] == "monitor:views"}}
+    rows = {"thinning": {r["step"]: r for r in log_rows(run_dir)},
+            "views": {r["step"]: r for r in log_rows(run_dir, "monitor:views")}}
     out = []
     for step, r in sorted(rows["thinning"].items()):
         views = rows["views"][step]

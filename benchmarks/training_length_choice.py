@@ -36,18 +36,12 @@ from tomoconsensus.atomic import write_text_atomic
 from tomoconsensus.learn.config import load_train_config
 from tomoconsensus.learn.loop import train
 
-from common import RESULTS, write_result
+from common import RESULTS, log_rows, write_result
 
 METHODS = ("consensus", "noise2noise")
 #: name -> (epochs, lr_schedule)
 SCHEDULES = {"constant24": (24, "constant"), "cosine48": (48, "cosine"), "cosine72": (72, "cosine")}
 REPORTED = ("val_output_on_halves", "val_rmse_hu", "val_rmse_body_hu", "val_rmse_air_hu", "val_ssim")
-
-
-def val_rows(log_path: Path) -> list[dict]:
-    """The validation rows of a run's log.jsonl."""
-    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-    return [r for r in rows if r.get("split") == "val"]
 
 
 def run_one(method: str, name: str, demo_dir: Path, work: Path) -> dict:
@@ -61,7 +55,7 @@ def run_one(method: str, name: str, demo_dir: Path, work: Path) -> dict:
               progress=False)
     summary = json.loads((run_dir / "summary.json").read_text())
     criterion = summary["selection_criterion"]
-    rows = val_rows(run_dir / "log.jsonl")
+    rows = log_rows(run_dir)
     criterion_curve, rmse_curve = [r[criterion] for r in rows], [r["val_rmse_hu"] for r in rows]
     best = min(rmse_curve)
     return {"method": method, "epochs": epochs, "lr_schedule": schedule, "steps": summary["steps"],
