@@ -108,6 +108,6 @@ class MRModality:
     def attributes(self) -> dict[str, Any]:
         return {"acceleration": self.acceleration, "center_lines": self.center_lines,
                 "sense_lambda": self.sense_lambda, "sense_iterations": self.sense_iterations,
-                "split": ("centre lines split at random too (weight 2)" if self.centre_split else
+                "split": ("centre lines split at random too" if self.centre_split else
                           "centre lines in both halves") + "; sampled outer lines split at random; "
                          "zero-filled halves weighted by 1 / P(line in half)"}
