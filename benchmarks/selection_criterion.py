@@ -30,7 +30,6 @@ import tempfile
 from pathlib import Path
 
 import torch
-from scipy.stats import spearmanr
 
 from tomoconsensus.atomic import write_text_atomic
 from tomoconsensus.ct.demo import ct_split
@@ -40,6 +39,7 @@ from tomoconsensus.study.anatomy import evenly_spaced
 from tomoconsensus.study.runner import demo_protocol
 
 from common import RESULTS, log_rows, write_result
+from selection_summary import markdown, summarise
 
 SPLITS = ("views", "thinning")
 #: name -> (method, training split, TrainConfig overrides, training slices per patient or None = the demo's 20)
@@ -121,63 +121,6 @@ def measure(name: str, work: Path, epochs: int, seed: int = 0) -> dict:
             "epochs": rows}
 
 
-def _regret(rows: list[dict], key: str) -> dict:
-    chosen = min(rows, key=lambda r: r[key])
-    best = min(r["rmse_hu"] for r in rows)
-    return {"selected_epoch": chosen["epoch"], "selected_rmse_hu": chosen["rmse_hu"],
-            "selected_rmse_body_hu": chosen["rmse_body_hu"], "selected_ssim": chosen["ssim"],
-            "best_epoch": min(rows, key=lambda r: r["rmse_hu"])["epoch"], "best_rmse_hu": best,
-            "regret_percent": 100 * (chosen["rmse_hu"] / best - 1),
-            "spearman_over_epochs": float(spearmanr([r[key] for r in rows], [r["rmse_hu"] for r in rows])[0])}
-
-
-def summarise(records: list[dict]) -> dict:
-    """Per criterion and method: Spearman with the clean RMSE across runs (selected checkpoints) and over
-    every (run, epoch), and each run's regret."""
-    out = {}
-    for name in CRITERIA:
-        key = f"criterion_{name}"
-        per_run = {r["run"]: _regret(r["epochs"], key) for r in records}
-        summary = {"runs": per_run}
-        for method in sorted({r["method"] for r in records}):
-            rec = [r for r in records if r["method"] == method]
-            chosen = [min(r["epochs"], key=lambda e, k=key: e[k]) for r in rec]
-            pooled = [e for r in rec for e in r["epochs"]]
-            summary[method] = {
-                "n_runs": len(rec),
-                "spearman_selected": float(spearmanr([c[key] for c in chosen], [c["rmse_hu"] for c in chosen])[0])
-                if len(rec) > 2 else None,
-                "spearman_all_epochs": float(spearmanr([e[key] for e in pooled], [e["rmse_hu"] for e in pooled])[0]),
-                "n_checkpoints": len(pooled),
-                "max_regret_percent": max(per_run[r["run"]]["regret_percent"] for r in rec),
-                "runs_within_3_percent": sum(per_run[r["run"]]["regret_percent"] <= 3 for r in rec)}
-        out[name] = summary
-    return out
-
-
-def markdown(record: dict) -> str:
-    """The record's tables: per run, each criterion's choice against the clean optimum; then per method."""
-    names = list(CRITERIA)
-    lines = ["| run | method | training split | clean RMSE best (HU) | "
-             + " | ".join(f"{n}: selected RMSE (HU), regret, Spearman" for n in names) + " |",
-             "|---" * (4 + len(names)) + "|"]
-    summary = record["summary"]
-    cell = "{selected_rmse_hu:.2f} (e{selected_epoch}), {regret_percent:.1f} %, {spearman_over_epochs:+.2f}"
-    for run in record["runs"]:
-        best = summary[names[0]]["runs"][run["run"]]
-        lines.append(f"| {run['run']} | {run['method']} | {run['training_split']} | {best['best_rmse_hu']:.2f} "
-                     f"(e{best['best_epoch']}) | "
-                     + " | ".join(cell.format(**summary[n]["runs"][run["run"]]) for n in names) + " |")
-    lines += ["", "| criterion | method | runs | Spearman, selected checkpoints | Spearman, all checkpoints | "
-              "largest regret | runs within 3 % |", "|---|---|---|---|---|---|---|"]
-    for name in names:
-        for method, m in ((k, v) for k, v in summary[name].items() if k != "runs"):
-            rho = "–" if m["spearman_selected"] is None else f"{m['spearman_selected']:+.2f}"
-            lines.append(f"| {name} | {method} | {m['n_runs']} | {rho} | {m['spearman_all_epochs']:+.2f} "
-                         f"({m['n_checkpoints']}) | {m['max_regret_percent']:.1f} % | {m['runs_within_3_percent']} |")
-    return "\n".join(lines) + "\n"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "selection_criterion")
@@ -196,11 +139,11 @@ def main() -> None:
               "validation": "demo validation patient LIDC-IDRI-0001, 10 slices, prepared with each split "
                             "(same readings)",
               "clean_error": "default output vs noiseless-FBP reference; body = reference > -500 HU",
-              "training_seed": args.seed, "torch_threads": torch.get_num_threads(), "summary": summarise(records),
-              "runs": records}
-    print(markdown(record))
+              "training_seed": args.seed, "torch_threads": torch.get_num_threads(),
+              "summary": summarise(records, CRITERIA), "runs": records}
+    print(markdown(record, list(CRITERIA)))
     write_result(args.result, record)
-    write_text_atomic(RESULTS / Path(args.result).with_suffix(".md").name, markdown(record))
+    write_text_atomic(RESULTS / Path(args.result).with_suffix(".md").name, markdown(record, list(CRITERIA)))
 
 
 if __name__ == "__main__":
