@@ -39,7 +39,7 @@ import torch
 
 from tomoconsensus.atomic import write_text_atomic
 from tomoconsensus.ct.io import ImageStack, read_images
-from tomoconsensus.ct.pipeline import ct_modality, simulated_source, write_ct
+from tomoconsensus.ct.pipeline import CT_SPLITS, ct_modality, simulated_source, write_ct
 from tomoconsensus.ct.protocol import geometry_from_toml_text, load_geometry
 from tomoconsensus.data.prepared import read_prepared
 from tomoconsensus.denoising import denoise
@@ -95,6 +95,7 @@ class Scale:
     tv_iter: int = 50
     device: str = "auto"
     seed: int = 0
+    split: str = "views"  # odd/even views (the paper's) or "thinning" of every reading's counts (issue 21)
 
     def describe(self) -> str:
         count = lambda n: "all slices" if n == 0 else f"{n} slices"  # noqa: E731
@@ -102,12 +103,12 @@ class Scale:
         if self.eval_slices_per_patient not in (None, self.slices_per_patient):
             slices += f" (validation and test: {count(self.eval_slices_per_patient)})"
         steps = f"{self.epochs} epochs" if self.max_steps == 0 else f"{self.max_steps} steps"
-        paper = self == dataclasses.replace(Scale(), device=self.device, seed=self.seed, tv=self.tv,
+        paper = self == dataclasses.replace(Scale(), device=self.device, seed=self.seed, tv=self.tv, split=self.split,
                                             tv_iter=self.tv_iter, slices_per_patient=self.slices_per_patient,
                                             eval_slices_per_patient=self.eval_slices_per_patient)
         return (f"{'PAPER' if paper else 'REDUCED'} scale: {self.image_size}^2 "
-                f"({FIELD_OF_VIEW_MM / self.image_size:g} mm "
-                f"pixels), {self.n_views} views, quarter dose, {slices} per patient, {self.train_patients} train / "
+                f"({FIELD_OF_VIEW_MM / self.image_size:g} mm pixels), {self.n_views} views, quarter dose, "
+                f"{self.split} split, {slices} per patient, {self.train_patients} train / "
                 f"{len(VAL_PATIENTS)} val / {len(TEST_PATIENTS)} test patients, UNet-{self.base_features} depth "
                 f"{self.depth}, {self.patch_size}^2 patches, batch {self.batch_size}, {self.patches_per_slice} "
                 f"patches/slice/epoch, {steps}, Adam {self.learning_rate:g}, beta_r {self.beta_r:g}, "
@@ -137,6 +138,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Scale, Path | None]:
     p.add_argument("--tv-iter", type=int, default=d.tv_iter)
     p.add_argument("--device", default=d.device)
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--split", choices=CT_SPLITS, default=d.split,
+                   help="views: odd/even views (the paper's); thinning: binomial thinning of every reading's counts")
     p.add_argument("--work", type=Path, default=None, help="keep prepared files and runs here (default: temporary)")
     p.add_argument("--result", default="fidelity", help="write benchmarks/results/<RESULT>.json and .md")
     a = p.parse_args(argv)
@@ -144,7 +147,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Scale, Path | None]:
         p.error("--views must be even and --patch-size at most --image-size")
     scale = Scale(a.image_size, a.views, a.slices_per_patient, a.eval_slices_per_patient, a.train_patients, a.epochs,
                   a.max_steps, a.base_features, a.depth, a.patch_size, a.batch_size, a.patches_per_slice,
-                  a.learning_rate, a.beta_r, a.tv, a.tv_iter, a.device, a.seed)
+                  a.learning_rate, a.beta_r, a.tv, a.tv_iter, a.device, a.seed, a.split)
     return scale, a.work, a.result
 
 
@@ -185,18 +188,19 @@ def prepare(scale: Scale, work: Path) -> tuple[dict[str, Path], dict[str, float]
     """Prepared train/val/test files (TV baseline on the test file when asked); seconds per split."""
     geom = scaled_geometry(scale)
     gpu = scale.device != "cpu" and torch.cuda.is_available()
-    modality = ct_modality(geom, "cuda" if gpu else "cpu")
+    modality = ct_modality(geom, "cuda" if gpu else "cpu", scale.split)
     tv_config = TVConfig(n_iter=scale.tv_iter)
     paths, seconds = {}, {}
     eval_slices = scale.slices_per_patient if scale.eval_slices_per_patient is None else scale.eval_slices_per_patient
     for offset, (name, files) in enumerate(patient_split(scale).items()):
         stack = load_stack(files, scale.slices_per_patient if name == "train" else eval_slices)
         paths[name] = work / f"ct_{name}.h5"
-        if reusable(paths[name], stack, geom, scale.seed + offset, scale.tv and name == "test"):
+        if reusable(paths[name], stack, geom, scale, offset, name == "test"):
             print(f"reusing {paths[name]} (same slices and geometry)")
             seconds[name] = 0.0
             continue
-        source = simulated_source(stack, geom, DOSE_FRACTION, scale.seed + offset, SERIES)
+        source = simulated_source(stack, geom, DOSE_FRACTION, scale.seed + offset, SERIES,
+                                  counts=scale.split == "thinning")
         summary = write_ct(paths[name], modality, source, scale.seed + offset,
                            tv_config if (name == "test" and scale.tv) else None)
         print(summary)
@@ -204,15 +208,18 @@ def prepare(scale: Scale, work: Path) -> tuple[dict[str, Path], dict[str, float]
     return paths, seconds
 
 
-def reusable(path: Path, stack: ImageStack, geom: FanBeamGeometry, seed: int, needs_tv: bool) -> bool:
-    """Whether a prepared file in the work folder holds exactly these slices, geometry, dose and seed (and TV)."""
+def reusable(path: Path, stack: ImageStack, geom: FanBeamGeometry, scale: Scale, offset: int, test: bool) -> bool:
+    """Whether a prepared file in the work folder holds exactly these slices, geometry, dose, seed and split
+    (and TV on the test file when asked)."""
     if not path.exists():
         return False
     data = read_prepared(path)
     same = (list(data.slice_ids) == list(stack.slice_ids) and "geometry_toml" in data.attrs
             and geometry_from_toml_text(str(data.attrs["geometry_toml"])) == geom
-            and float(data.attrs.get("dose_fraction", -1)) == DOSE_FRACTION and int(data.attrs.get("seed", -1)) == seed)
-    return same and (not needs_tv or "tv_lam" in data.attrs)
+            and float(data.attrs.get("dose_fraction", -1)) == DOSE_FRACTION
+            and int(data.attrs.get("seed", -1)) == scale.seed + offset
+            and str(data.attrs.get("split_kind", "views")) == scale.split)
+    return same and (not (test and scale.tv) or "tv_lam" in data.attrs)
 
 
 def train_and_denoise(scale: Scale, paths: dict[str, Path], work: Path) -> tuple[dict[str, Path], dict[str, float]]:

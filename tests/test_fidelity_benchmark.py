@@ -76,3 +76,35 @@ def test_criteria_are_the_issue_13_ratios(fidelity):
     assert c["Consensus"]["ssim_gap_closed"] == pytest.approx(0.5)
     assert c["Consensus mean"]["ssim_minus_noise2noise"] == pytest.approx(1.0)
     assert fidelity.criteria({"FBP": row(30.0, 0.8)}) == {}
+
+
+def test_split_is_a_flag_and_is_described(fidelity):
+    assert fidelity.parse_args([])[0].split == "views"
+    scale = fidelity.parse_args(["--split", "thinning"])[0]
+    assert scale.split == "thinning" and scale.describe().startswith("PAPER scale")
+    assert "quarter dose, thinning split" in scale.describe()
+    with pytest.raises(SystemExit):
+        fidelity.parse_args(["--split", "halves"])
+
+
+def test_a_prepared_file_of_the_other_split_is_not_reused(fidelity, tmp_path):
+    import numpy as np
+
+    from tomoconsensus.ct.io import ImageStack
+    from tomoconsensus.ct.pipeline import ct_modality, simulated_source, write_ct
+
+    hu = np.zeros((1, 64, 64), np.float32)
+    hu[0, 16:48, 16:48] = 40.0
+    stack = ImageStack(hu, np.array([6.0]), ["s0"], ["p0"])
+    files = {}
+    for split in ("views", "thinning"):
+        scale = fidelity.parse_args(["--image-size", "128", "--views", "64", "--patch-size", "64", "--split", split])[0]
+        geom = fidelity.scaled_geometry(scale)
+        files[split] = (tmp_path / f"{split}.h5", scale, geom)
+        source = simulated_source(stack, geom, fidelity.DOSE_FRACTION, scale.seed, "test", counts=split == "thinning")
+        write_ct(files[split][0], ct_modality(geom, "cpu", split), source, scale.seed, progress=False)
+    for split, (path, scale, geom) in files.items():
+        other = files["thinning" if split == "views" else "views"][1]
+        assert fidelity.reusable(path, stack, geom, scale, 0, test=False)
+        assert not fidelity.reusable(path, stack, geom, other, 0, test=False)
+        assert not fidelity.reusable(path, stack, geom, scale, 1, test=False)  # another seed
