@@ -18,14 +18,20 @@ def curved():
     return dataclasses.replace(load_geometry("demo-fanbeam"), detector_shape="curved", detector_pitch_mm=4.9)
 
 
-def ellipse_sinogram(geom, views: FanViews, centre, axes, phi, mu):
-    """Exact line integrals of a uniform ellipse along every curved-detector ray, (V, K)."""
+def curved_rays(geom, views: FanViews):
+    """Source position (sx, sy) in mm and unit direction (dx, dy) of every curved-detector ray, each (V, K)."""
     th = np.asarray(views.angles_rad)[:, None]
     r = np.asarray(views.source_to_origin_mm)[:, None]
     gam = geom.channel_fan_angles_rad()[None, :]
     sx, sy = r * np.sin(th), -r * np.cos(th)
     dx = -np.cos(gam) * np.sin(th) + np.sin(gam) * np.cos(th)
     dy = np.cos(gam) * np.cos(th) + np.sin(gam) * np.sin(th)
+    return sx, sy, dx, dy
+
+
+def ellipse_sinogram(geom, views: FanViews, centre, axes, phi, mu):
+    """Exact line integrals of a uniform ellipse along every curved-detector ray, (V, K)."""
+    sx, sy, dx, dy = curved_rays(geom, views)
     c, s = np.cos(phi), np.sin(phi)
     # source and direction in the ellipse's frame, scaled to the unit circle
     px, py = sx - centre[0], sy - centre[1]
@@ -46,12 +52,7 @@ def test_fbp_of_a_noiseless_disk_is_within_5_hu(curved):
 
 def gaussian_sinogram(geom, views: FanViews, centre, sigma_mm, mu):
     """Exact line integrals of ``mu exp(-|x - centre|^2 / (2 sigma^2))`` along every ray, (V, K)."""
-    th = np.asarray(views.angles_rad)[:, None]
-    r = np.asarray(views.source_to_origin_mm)[:, None]
-    gam = geom.channel_fan_angles_rad()[None, :]
-    sx, sy = r * np.sin(th), -r * np.cos(th)
-    dx = -np.cos(gam) * np.sin(th) + np.sin(gam) * np.cos(th)
-    dy = np.cos(gam) * np.cos(th) + np.sin(gam) * np.sin(th)
+    sx, sy, dx, dy = curved_rays(geom, views)
     px, py = centre[0] - sx, centre[1] - sy
     d2 = px**2 + py**2 - (px * dx + py * dy) ** 2
     return mu * np.sqrt(2 * np.pi) * sigma_mm * np.exp(-d2 / (2 * sigma_mm**2))
