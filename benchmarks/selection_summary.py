@@ -7,7 +7,9 @@ criterion, the clean error ``clean`` (e.g. ``rmse_hu``) and optionally ``rmse_bo
 
 * **regret** of a run: clean error at the checkpoint the criterion selects / the run's best clean error - 1;
 * **Spearman** between criterion and clean error: over one run's epochs, over the runs' selected
-  checkpoints (across configurations; needs 3 runs) and over every (run, epoch).
+  checkpoints (across configurations; needs 3 runs) and over every (run, epoch);
+* **configuration regret**: clean error of the run with the lowest criterion (at its selected checkpoint)
+  / the lowest clean error of any run's selected checkpoint - 1 (the choice of configuration).
 """
 
 from __future__ import annotations
@@ -48,9 +50,21 @@ def summarise(records: list[dict], criteria: Sequence[str], clean: str = "rmse_h
                 "spearman_all_epochs": float(spearmanr([e[key] for e in pooled], [e[clean] for e in pooled])[0]),
                 "n_checkpoints": len(pooled),
                 "max_regret_percent": max(per_run[r["run"]]["regret_percent"] for r in rec),
-                "runs_within_3_percent": sum(per_run[r["run"]]["regret_percent"] <= 3 for r in rec)}
+                "runs_within_3_percent": sum(per_run[r["run"]]["regret_percent"] <= 3 for r in rec),
+                **configuration_choice(rec, key, clean)}
         out[name] = summary
     return out
+
+
+def configuration_choice(records: list[dict], key: str, clean: str = "rmse_hu") -> dict:
+    """The run whose selected checkpoint has the lowest criterion (the configuration a user would keep)
+    against the run whose selected checkpoint has the lowest clean error; regret between the two."""
+    chosen = {r["run"]: min(r["epochs"], key=lambda e: e[key]) for r in records}
+    lowest = min(chosen, key=lambda run: chosen[run][key])
+    best = min(chosen, key=lambda run: chosen[run][clean])
+    return {"lowest_criterion_run": lowest, f"lowest_criterion_run_{clean}": chosen[lowest][clean],
+            "best_clean_run": best, f"best_clean_run_{clean}": chosen[best][clean],
+            "configuration_regret_percent": 100 * (chosen[lowest][clean] / chosen[best][clean] - 1)}
 
 
 def markdown(record: dict, criteria: Sequence[str], clean: str = "rmse_hu", unit: str = "HU",
@@ -68,10 +82,14 @@ def markdown(record: dict, criteria: Sequence[str], clean: str = "rmse_hu", unit
                      f"(e{best['best_epoch']}) | "
                      + " | ".join(cell.format(**summary[n]["runs"][run["run"]]) for n in criteria) + " |")
     lines += ["", "| criterion | method | runs | Spearman, selected checkpoints | Spearman, all checkpoints | "
-              "largest regret | runs within 3 % |", "|---|---|---|---|---|---|---|"]
+              "largest regret | runs within 3 % | lowest criterion (clean) | best clean | configuration regret |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for name in criteria:
         for method, m in ((k, v) for k, v in summary[name].items() if k != "runs"):
             rho = "–" if m["spearman_selected"] is None else f"{m['spearman_selected']:+.2f}"
             lines.append(f"| {name} | {method} | {m['n_runs']} | {rho} | {m['spearman_all_epochs']:+.2f} "
-                         f"({m['n_checkpoints']}) | {m['max_regret_percent']:.1f} % | {m['runs_within_3_percent']} |")
+                         f"({m['n_checkpoints']}) | {m['max_regret_percent']:.1f} % | {m['runs_within_3_percent']} | "
+                         f"{m['lowest_criterion_run']} ({m[f'lowest_criterion_run_{clean}']:.{digits}f}) | "
+                         f"{m['best_clean_run']} ({m[f'best_clean_run_{clean}']:.{digits}f}) | "
+                         f"{m['configuration_regret_percent']:.1f} % |")
     return "\n".join(lines) + "\n"

@@ -36,6 +36,9 @@ def test_summary_ranks_runs_by_their_selected_checkpoints(bench):
     # the criterion falls as the clean error rises from run to run: a criterion that ranks runs backwards
     assert thin["spearman_selected"] == pytest.approx(-1.0) and thin["n_runs"] == 3
     assert thin["runs_within_3_percent"] == 3 and summary["output_views"]["consensus"]["n_checkpoints"] == 6
+    # so the configuration it keeps is the worst: r2 (12 HU) where r0 has 10 HU
+    assert (thin["lowest_criterion_run"], thin["best_clean_run"]) == ("r2", "r0")
+    assert thin["lowest_criterion_run_rmse_hu"] == 12.0 and thin["configuration_regret_percent"] == pytest.approx(20.0)
 
 
 def test_another_clean_error_and_its_table(bench):
@@ -51,4 +54,5 @@ def test_another_clean_error_and_its_table(bench):
     assert summary["loss_thinning"]["consensus"]["spearman_selected"] == pytest.approx(1.0)
     text = bench.markdown({"summary": summary, "runs": records}, ["loss_thinning"], "rmse", "activity", 4)
     assert "| r0 | consensus | thinning | 0.0200 (e1) | 0.0300 (e2), 50.0 %, -1.00 |" in text
-    assert "| loss_thinning | consensus | 3 | +1.00 | +0.68 (6) | 50.0 % | 0 |" in text
+    assert ("| loss_thinning | consensus | 3 | +1.00 | +0.68 (6) | 50.0 % | 0 | r0 (0.0300) | r0 (0.0300) | 0.0 % |"
+            in text)
