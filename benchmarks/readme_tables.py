@@ -1,14 +1,15 @@
-"""README's demo blocks rendered from the recorded demo runs (benchmarks/results/demo.json).
+"""The demo blocks of README and docs rendered from the recorded demo runs (benchmarks/results/demo*.json).
 
 Each block sits between ``<!-- BEGIN <file> <kind> -->`` and ``<!-- END <file> <kind> -->`` in
-README.md and is produced from the results file alone:
+README.md (CT, MR) or a modality's page (docs/pet.md) and is produced from the results file alone:
 
 * ``run``: when, where and how long (the record's wall time, date, commit, cores, device);
 * ``table``: the metrics table, by the same function that writes a report's metrics.md
   (:func:`tomoconsensus.report.markdown_from_json`), so the README shows the numbers as printed;
-* ``story``: the claims the demo checked (:mod:`tomoconsensus.study.story`), verbatim.
+* ``story``: the claims the demo checked (:mod:`tomoconsensus.study.story`), verbatim;
+* ``quality``: the modality's own table (``quality_md``, e.g. PET's lesion table), verbatim.
 
-Run: python benchmarks/readme_tables.py --check   (exit 1 when README differs; tests/test_readme_tables.py)
+Run: python benchmarks/readme_tables.py --check   (exit 1 when a document differs; tests/test_readme_tables.py)
      python benchmarks/readme_tables.py --write   (after a new benchmarks/demo.py run)
 """
 
@@ -23,9 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
-#: (results file, block kind) rendered into README.md.
-BLOCKS = (("demo.json", "run"), ("demo.json", "table"), ("demo.json", "story"),
-          ("demo_mr.json", "run"), ("demo_mr.json", "table"), ("demo_mr.json", "story"))
+#: document (relative to the repository root) -> the (results file, block kind) rendered into it.
+BLOCKS = {"README.md": (("demo.json", "run"), ("demo.json", "table"), ("demo.json", "story"),
+                        ("demo_mr.json", "run"), ("demo_mr.json", "table"), ("demo_mr.json", "story")),
+          "docs/pet.md": (("demo_pet.json", "run"), ("demo_pet.json", "table"), ("demo_pet.json", "quality"),
+                          ("demo_pet.json", "story"))}
 
 
 def render_run(record: dict) -> str:
@@ -36,7 +39,8 @@ def render_run(record: dict) -> str:
     commit = known("git_commit", lambda c: c[:10]) + (" (uncommitted changes)" if record.get("git_dirty") else "")
     return (f"Recorded run: **{record['wall_seconds'] / 60:.1f} min** wall time on {record['cpu_cores']} "
             f"{record['device'].upper()} cores ({record['machine']}); date {known('date_utc')}; commit {commit}; "
-            f"torch threads {known('torch_threads')}; load average at the start {known('load_average_1min')}.\n")
+            f"torch threads {known('torch_threads')}; load average at the start "
+            f"{known('load_average_1min', lambda v: f'{v:.2f}')}.\n")
 
 
 def render_block(record: dict, kind: str) -> str:
@@ -49,6 +53,8 @@ def render_block(record: dict, kind: str) -> str:
         return markdown_from_json(record["summary"])
     if kind == "story":
         return "".join(f"* {line}\n" for line in record["story"])
+    if kind == "quality":
+        return record["quality_md"].rstrip("\n") + "\n"
     raise ValueError(f"unknown block kind {kind!r}")
 
 
@@ -57,13 +63,13 @@ def block_pattern(name: str, kind: str) -> re.Pattern:
                       re.DOTALL)
 
 
-def rendered(text: str, results: Path = RESULTS) -> str:
-    """``text`` (README) with every block replaced by its rendering; ValueError where a marker is missing."""
-    for name, kind in BLOCKS:
+def rendered(text: str, results: Path = RESULTS, document: str = "README.md") -> str:
+    """``text`` (the document) with every block replaced by its rendering; ValueError where a marker is missing."""
+    for name, kind in BLOCKS[document]:
         record = json.loads((results / name).read_text())
         pattern = block_pattern(name, kind)
         if not pattern.search(text):
-            raise ValueError(f"README.md: no <!-- BEGIN {name} {kind} --> ... <!-- END {name} {kind} --> block")
+            raise ValueError(f"{document}: no <!-- BEGIN {name} {kind} --> ... <!-- END {name} {kind} --> block")
         text = pattern.sub(lambda m, r=record, k=kind: m.group(1) + render_block(r, k) + m.group(3), text)
     return text
 
@@ -74,19 +80,22 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--check", action="store_true", help="exit 1 if README.md differs from the results")
     mode.add_argument("--write", action="store_true", help="rewrite README.md's blocks from the results")
     args = parser.parse_args(argv)
-    text = README.read_text()
-    new = rendered(text)
-    if args.write:
-        if new != text:
-            from tomoconsensus.atomic import write_text_atomic
+    differ = []
+    for document, blocks in BLOCKS.items():
+        path = ROOT / document
+        text = path.read_text()
+        new = rendered(text, document=document)
+        if args.write:
+            if new != text:
+                from tomoconsensus.atomic import write_text_atomic
 
-            write_text_atomic(README, new)
-        print(f"README.md: {len(BLOCKS)} blocks rendered from benchmarks/results")
-        return 0
-    if new != text:
-        print("README.md differs from benchmarks/results (run benchmarks/readme_tables.py --write)", file=sys.stderr)
-        return 1
-    return 0
+                write_text_atomic(path, new)
+            print(f"{document}: {len(blocks)} blocks rendered from benchmarks/results")
+        elif new != text:
+            differ.append(document)
+    for document in differ:
+        print(f"{document} differs from benchmarks/results (run benchmarks/readme_tables.py --write)", file=sys.stderr)
+    return 1 if differ else 0
 
 
 if __name__ == "__main__":

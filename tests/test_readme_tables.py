@@ -66,3 +66,12 @@ def test_demo_record_states_commit_date_and_tv_choice(tmp_path):
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
         assert record["git_commit"] == commit and len(commit) == 40
         assert record["date_utc"].endswith("Z") and record["load_average_1min"] == 1.5
+
+
+def test_pet_page_blocks_are_rendered_from_the_pet_record():
+    with benchmark_module("readme_tables.py", "readme_tables") as module:
+        page = (ROOT / "docs" / "pet.md").read_text()
+        record = json.loads((ROOT / "benchmarks" / "results" / "demo_pet.json").read_text())
+        assert module.render_block(record, "quality") in page and record["metrics_md"].split("\n\n")[0] in page
+        with pytest.raises(ValueError, match="docs/pet.md: no <!-- BEGIN demo_pet.json quality -->"):
+            module.rendered(page.replace("<!-- BEGIN demo_pet.json quality -->", ""), document="docs/pet.md")
