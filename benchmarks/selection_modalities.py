@@ -21,6 +21,7 @@ slices with the same steps, and Noise2Noise; spectral CT trains each on both spl
 Record: benchmarks/results/selection_<modality>.json and .md (written whole; benchmarks/selection_summary.py).
 
 Run: .venv/bin/python benchmarks/selection_modalities.py --modality pet|spectral [--work DIR] [--seed 0]
+     (--seed 1 writes selection_<modality>_s1.json)
 About 2 min per PET run and 1 min per spectral run on 2 CPU cores; finished runs in the work folder are reused.
 """
 
@@ -114,7 +115,10 @@ def main() -> None:
     parser.add_argument("--modality", choices=list(MODALITIES), required=True)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "selection_modalities")
     parser.add_argument("--seed", type=int, default=0, help="training seed (initialisation, patch draws)")
+    parser.add_argument("--result", default=None, help="record name (default selection_<modality>; seeds > 0: "
+                                                       "selection_<modality>_s<seed>)")
     args = parser.parse_args()
+    result = args.result or f"selection_{args.modality}{f'_s{args.seed}' if args.seed else ''}"
     args.work.mkdir(parents=True, exist_ok=True)
     splits = MODALITIES[args.modality][0]
     records = [measure(args.modality, name, split, args.work, args.seed) for split in splits for name in RUNS]
@@ -130,8 +134,8 @@ def main() -> None:
               "runs": records}
     text = markdown(record, criteria, clean, unit, digits)
     print(text)
-    write_result(f"selection_{args.modality}.json", record)
-    write_text_atomic(RESULTS / f"selection_{args.modality}.md", text)
+    write_result(f"{result}.json", record)
+    write_text_atomic(RESULTS / f"{result}.md", text)
 
 
 if __name__ == "__main__":
