@@ -1,7 +1,7 @@
 """The demo blocks of README and docs rendered from the recorded demo runs (benchmarks/results/demo*.json).
 
 Each block sits between ``<!-- BEGIN <file> <kind> -->`` and ``<!-- END <file> <kind> -->`` in
-README.md (CT, MR) or a modality's page (docs/pet.md) and is produced from the results file alone:
+README.md (CT, MR) or a modality's page (docs/pet.md, docs/spectral.md) and is produced from the results file alone:
 
 * ``run``: when, where and how long (the record's wall time, date, commit, cores, device);
 * ``table``: the metrics table, by the same function that writes a report's metrics.md
@@ -28,7 +28,9 @@ README = ROOT / "README.md"
 BLOCKS = {"README.md": (("demo.json", "run"), ("demo.json", "table"), ("demo.json", "story"),
                         ("demo_mr.json", "run"), ("demo_mr.json", "table"), ("demo_mr.json", "story")),
           "docs/pet.md": (("demo_pet.json", "run"), ("demo_pet.json", "table"), ("demo_pet.json", "quality"),
-                          ("demo_pet.json", "story"))}
+                          ("demo_pet.json", "story")),
+          "docs/spectral.md": (("demo_spectral.json", "run"), ("demo_spectral.json", "table"),
+                               ("demo_spectral.json", "quality"), ("demo_spectral.json", "story"))}
 
 
 def render_run(record: dict) -> str:
