@@ -41,3 +41,9 @@ def test_rows_take_each_splits_criteria_and_the_demo_splits_clean_error(bench, t
     assert [r["criterion_loss_views"] for r in out] == [5.0, 6.0]
     assert [r["criterion_output_views"] for r in out] == [6.0, 7.0]
     assert [r["rmse_hu"] for r in out] == [11.0, 9.0] and out[0]["ssim"] == pytest.approx(90.0)
+
+
+def test_runs_keep_the_training_values_of_the_records_after_the_demos_changed(bench):
+    for modality, epochs in (("pet", 12), ("spectral", 8)):
+        training = bench.protocol_for(modality, bench.MODALITIES[modality][0][0], few=False).training
+        assert (training.patch_size, training.epochs, training.patches_per_slice) == (64, epochs, 4)
