@@ -25,7 +25,7 @@ def test_ct_toml_is_the_recorded_ct_demo_protocol():
     p = demo_protocol("ct")
     assert dataclasses.asdict(p.training) == dict(
         channels=1, base_features=16, depth=3, patch_size=32, batch_size=16, patches_per_slice=2, epochs=72,
-        learning_rate=3e-4, lr_schedule="cosine", beta_w=5e-6, beta_r=0.0, checkpoint_every_steps=100)
+        learning_rate=3e-4, lr_schedule="cosine", beta_w=5e-6, beta_r=0.0, selection="loss", checkpoint_every_steps=100)
     assert p.method_epochs == (("distill", 24), ("noise2clean", 144))
     assert [p.epochs(m) for m in ("consensus", "noise2noise", "noise2clean", "distill")] == [72, 72, 144, 24]
     assert [p.lr_schedule(m) for m in ("consensus", "noise2noise", "noise2clean", "distill")] == [
@@ -109,3 +109,13 @@ def test_demo_command_offers_the_plugins_with_a_demo(monkeypatch):
     choices = next(a for a in build_parser()._subparsers._group_actions[0].choices["demo"]._actions
                    if a.dest == "modality").choices
     assert "toydemo" in choices
+
+
+def test_pet_demo_selects_on_the_output_and_says_so():
+    from tomoconsensus.study.runner import demo_protocol as protocol_of
+
+    pet, ct = protocol_of("pet"), protocol_of("ct")
+    assert pet.training.selection == "output_on_halves" and ct.training.selection == "loss"
+    assert pet.training.config("cpu", "consensus").selection == "output_on_halves"
+    assert "best epoch by held-out error of the output on the halves" in pet.describe()
+    assert "best epoch by held-out self-supervised loss" in ct.describe()

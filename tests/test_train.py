@@ -299,6 +299,27 @@ def test_run_records_its_patients_criterion_and_monitors(prepared_ct, prepared_c
     assert "validated (chose the epoch of) run C" in err and "trained run C" not in err
 
 
+@pytest.mark.parametrize("method", ["consensus", "noise2noise"])
+def test_selection_on_the_output_picks_the_epoch_of_lowest_held_out_operator_error(method, prepared_ct,
+                                                                                  prepared_ct_val, tmp_path):
+    run = tmp_path / "run"
+    summary = train(tiny_config(method=method, epochs=3, selection="output_on_halves"), prepared_ct, run,
+                    val_path=prepared_ct_val, progress=False)
+    assert json.loads((run / "summary.json").read_text())["selection_criterion"] == "val_output_on_halves"
+    val = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if '"val"' in line]
+    assert summary.best_step == min(val, key=lambda r: r["val_output_on_halves"])["step"]
+
+
+def test_selection_keys_and_refusals():
+    from tomoconsensus.learn.config import selection_key
+
+    assert selection_key("consensus", "output_on_halves") == "val_output_on_halves"
+    assert selection_key("noise2noise", "loss") == "val_noise2noise"
+    assert selection_key("noise2clean", "output_on_halves") == "val_noise2clean"  # supervised: its own loss
+    with pytest.raises(InputError, match="selection"):
+        tiny_config(selection="clean_rmse")
+
+
 def test_without_validation_the_summary_names_no_criterion(prepared_ct, tmp_path):
     train(tiny_config(max_steps=2), prepared_ct, tmp_path / "run", progress=False)
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["selection_criterion"] == ""

@@ -24,7 +24,7 @@ import torch
 from tomoconsensus import methods
 from tomoconsensus.atomic import atomic_path, write_text_atomic
 from tomoconsensus.errors import InputError
-from tomoconsensus.learn.config import TrainConfig
+from tomoconsensus.learn.config import TrainConfig, selection_key
 from tomoconsensus.nn.unet import UNet
 
 CHECKPOINT_FORMAT = "tomoconsensus.checkpoint"
@@ -169,7 +169,9 @@ def finish_run(run_dir: Path, summary: Any, best: Path | None, save_last: Callab
     if model.exists():  # an earlier finish of this run wrote it
         saved = load_checkpoint(model, "cpu")
         summary.best_step = saved["step"]
-        summary.selection_criterion = f"val_{saved['config'].get('method')}" if "selection_loss" in saved else ""
+        config = saved["config"]
+        summary.selection_criterion = (selection_key(config.get("method"), config.get("selection", "loss"))
+                                       if "selection_loss" in saved else "")
         if isinstance(saved.get("validation"), dict):
             summary.validation = saved["validation"]
     elif best is not None:

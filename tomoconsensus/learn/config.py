@@ -27,6 +27,10 @@ from tomoconsensus.devices import DEVICE_HELP, check_device
 from tomoconsensus.errors import InputError
 
 LR_SCHEDULES = ("constant", "cosine")
+#: What model selection minimises on the held-out halves (docs/method.md, 'Choosing without a reference').
+SELECTIONS = ("loss", "output_on_halves")
+#: The methods whose deployed operator can be scored on held-out halves (the self-supervised ones).
+OPERATOR_SCORED = ("consensus", "noise2noise")
 
 
 def _known_method(v: str) -> bool:
@@ -37,6 +41,18 @@ def _known_method(v: str) -> bool:
 def _known_schedule(v: str) -> bool:
     """'constant' or 'cosine'"""
     return v in LR_SCHEDULES
+
+
+def _known_selection(v: str) -> bool:
+    """'loss' or 'output_on_halves'"""
+    return v in SELECTIONS
+
+
+def selection_key(method: str, selection: str = "loss") -> str:
+    """The key of the ``val`` rows that model selection minimises: ``val_output_on_halves`` for
+    ``selection = "output_on_halves"`` and a self-supervised method, else the method's data term
+    ``val_<method>`` (the supervised methods always select on theirs)."""
+    return "val_output_on_halves" if selection == "output_on_halves" and method in OPERATOR_SCORED else f"val_{method}"
 
 
 def learning_rate_at(config: TrainConfig, step: int, total_steps: int) -> float:
@@ -101,6 +117,12 @@ class TrainConfig:
         For consensus and Noise2Noise this loss is, up to a constant, an unbiased estimate of the
         error against the clean image, so it selects the epoch before the networks start fitting
         the training noise. Without validation data the last epoch is kept.
+    selection : str
+        What that selection minimises: ``loss`` (the method's held-out data term, above) or
+        ``output_on_halves`` (the held-out error of the deployed operator g applied to each half and
+        scored against the other, :func:`tomoconsensus.methods.output_on_halves_error`; consensus and
+        Noise2Noise, the supervised methods keep their loss). Measured against the clean error per
+        modality in docs/method.md: the PET demo uses ``output_on_halves``, the others ``loss``.
     max_steps : int
         Stop after this many steps (0: ``epochs`` full epochs); for reduced protocols.
     checkpoint_every_steps, log_every_steps : int
@@ -128,6 +150,7 @@ class TrainConfig:
     symmetric_n2n: bool = False
     tie_networks: bool = False
     select_best: bool = True
+    selection: str = field(default="loss", metadata={"check": _known_selection})
     seed: int = field(default=0, metadata={"check": non_negative})
     max_steps: int = field(default=0, metadata={"check": non_negative})
     checkpoint_every_steps: int = field(default=500, metadata={"check": positive})

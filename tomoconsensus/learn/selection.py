@@ -1,8 +1,9 @@
 """Validation on held-out slices and model selection at the end of each epoch.
 
 The selection criterion is the method's self-supervised data term on held-out x1, x2 (``val_<method>``,
-no reference needed): for consensus and Noise2Noise it is, up to a constant, an unbiased estimate of
-the error against the clean image. The networks of the epoch with its lowest value are kept in
+no reference needed; with ``selection = "output_on_halves"`` the held-out error of the deployed
+operator, ``val_output_on_halves``): for consensus and Noise2Noise either is, up to a constant, an
+unbiased estimate of an error against the clean image. The networks of the epoch with its lowest value are kept in
 ``best.pt`` (``model.pt`` at the end, :func:`tomoconsensus.learn.checkpoints.finish_run`). Reference
 metrics (RMSE, SSIM where the file has a clean reference) are logged, never used to select.
 """
@@ -19,6 +20,7 @@ from tomoconsensus import methods, registry
 from tomoconsensus.data.prepared import PreparedDataset
 from tomoconsensus.learn.checkpoints import save_model
 from tomoconsensus.learn.config import TrainConfig
+from tomoconsensus.learn.config import selection_key as config_selection_key
 from tomoconsensus.learn.state import LoopState
 from tomoconsensus.learn.trained import autocast_for
 from tomoconsensus.presenters import slice_metrics
@@ -61,8 +63,9 @@ def validate(config: TrainConfig, models: Mapping[str, torch.nn.Module], data: P
 
 
 def selection_key(config: TrainConfig) -> str:
-    """The ``val`` value selection minimises: the self-supervised data term on held-out slices."""
-    return f"val_{config.method}"
+    """The ``val`` value selection minimises: the self-supervised data term on held-out slices, or the
+    held-out error of the deployed operator (``config.selection``, :func:`tomoconsensus.learn.config.selection_key`)."""
+    return config_selection_key(config.method, config.selection)
 
 
 def validate_and_select(loop: LoopState, val: PreparedDataset) -> None:

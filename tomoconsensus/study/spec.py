@@ -44,6 +44,9 @@ class TrainingProtocol:
         ``constant`` or ``cosine`` (from ``learning_rate`` to 0 over the run) [constant].
     beta_w, beta_r : float
         Weight decay and consistency weights [CT 5e-6, 0.5; MR 1e-6, 5].
+    selection : str
+        What selects the epoch on the validation halves: ``loss`` (each method's held-out loss) or
+        ``output_on_halves`` (the held-out error of the deployed operator; TrainConfig's ``selection``).
     checkpoint_every_steps : int
         Steps between checkpoints (an interrupted demo resumes from the last).
     """
@@ -59,6 +62,7 @@ class TrainingProtocol:
     lr_schedule: str
     beta_w: float
     beta_r: float
+    selection: str
     checkpoint_every_steps: int
 
     def config(self, device: str, method: str = "consensus", epochs: int | None = None,
@@ -73,8 +77,8 @@ class TrainingProtocol:
     def describe(self) -> str:
         return (f"UNet-{self.base_features} depth {self.depth}, {self.patch_size}^2 patches, batch {self.batch_size}, "
                 f"{self.patches_per_slice} patches/slice/epoch, {self.epochs} epochs, "
-                f"Adam {self.learning_rate:g}{self._schedule()}, "
-                f"best epoch by held-out self-supervised loss")
+                f"Adam {self.learning_rate:g}{self._schedule()}, best epoch by held-out "
+                + ("self-supervised loss" if self.selection == "loss" else "error of the output on the halves"))
 
     def _schedule(self) -> str:
         return "" if self.lr_schedule == "constant" else f" ({self.lr_schedule} step)"
