@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--runs", nargs="*", default=list(RUNS))
     parser.add_argument("--test", type=Path, default=None, help="the demo's ct_test.h5 (closure against each bound)")
     args = parser.parse_args()
-    demo = json.loads((RESULTS / "demo.json").read_text())
+    demo = json.loads((RESULTS / "demo.json").read_text()) if args.test is not None else None
     base = load_train_config(args.demo_dir / "runs" / "noise2clean" / "config.toml")
     work = args.work or Path(tempfile.mkdtemp(prefix="n2c_convergence_"))
     results = {}

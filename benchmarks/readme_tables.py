@@ -23,7 +23,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-README = ROOT / "README.md"
 #: document (relative to the repository root) -> the (results file, block kind) rendered into it.
 BLOCKS = {"README.md": (("demo.json", "run"), ("demo.json", "table"), ("demo.json", "story"),
                         ("demo_mr.json", "run"), ("demo_mr.json", "table"), ("demo_mr.json", "story")),
@@ -79,8 +78,8 @@ def rendered(text: str, results: Path = RESULTS, document: str = "README.md") ->
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--check", action="store_true", help="exit 1 if README.md differs from the results")
-    mode.add_argument("--write", action="store_true", help="rewrite README.md's blocks from the results")
+    mode.add_argument("--check", action="store_true", help="exit 1 if a document differs from the results")
+    mode.add_argument("--write", action="store_true", help="rewrite the documents' blocks from the results")
     args = parser.parse_args(argv)
     differ = []
     for document, blocks in BLOCKS.items():

@@ -63,6 +63,7 @@ def test_every_demo_has_a_full_and_a_smaller_quick_protocol(modality):
     ("[quick.data]\n", "[other]\nx = 1\n[quick.data]\n", "tables", "[full.*]"),
     ('lr_schedule = "cosine"', 'lr_schedule = "cosin"', "training.lr_schedule", "constant or cosine"),
     ('distill = "constant"', 'distill = "linear"', "method_lr_schedule.distill", "constant or cosine"),
+    ('selection = "loss"', 'selection = "clean_rmse"', "training.selection", "loss or output_on_halves"),
     ("noise2clean = 2\n", "noise2clen = 2\n", "quick.method_epochs.noise2clen", "a method of consensus"),
 ])
 def test_a_bad_protocol_is_refused_naming_file_and_key(tmp_path, old, new, key, expected):

@@ -75,27 +75,30 @@ def load_protocol(path: str | Path, data_class: type, name: str = "full") -> Stu
     epochs = {m: _value(path, f"{name}.method_epochs.{m}", v, int) for m, v in tables["method_epochs"].items()}
     schedules = {m: _value(path, f"{name}.method_lr_schedule.{m}", v, str)
                  for m, v in tables["method_lr_schedule"].items()}
-    _check_schedules(path, name, tables["training"].get("lr_schedule"), {"method_epochs": epochs,
-                                                                        "method_lr_schedule": schedules})
+    _check_choices(path, name, tables["training"], {"method_epochs": epochs, "method_lr_schedule": schedules})
     return StudyProtocol(name, _build(TrainingProtocol, tables["training"], path, f"{name}.training"),
                          _build(data_class, tables["data"], path, f"{name}.data"), tuple(sorted(epochs.items())),
                          tuple(sorted(schedules.items())))
 
 
-def _check_schedules(path: Path, name: str, shared: Any, per_method: dict[str, dict[str, Any]]) -> None:
-    """Step-size schedules TrainConfig knows and per-method tables naming known methods, checked on reading
-    (a typo would otherwise surface only when that method starts training, after the data are prepared)."""
+def _check_choices(path: Path, name: str, training: dict[str, Any], per_method: dict[str, dict[str, Any]]) -> None:
+    """Step-size schedules and the selection TrainConfig knows, and per-method tables naming known methods,
+    checked on reading (a typo would otherwise surface only when that method starts training, after the
+    data are prepared)."""
     from tomoconsensus.choices import METHODS
-    from tomoconsensus.learn.config import LR_SCHEDULES
+    from tomoconsensus.learn.config import LR_SCHEDULES, SELECTIONS
 
     for table, values in per_method.items():
         for method in values:
             if method not in METHODS:
                 raise InputError(path, f"{name}.{table}.{method}", f"a method of {', '.join(METHODS)}", method)
-    for key, value in [(f"{name}.training.lr_schedule", shared)] + [
-            (f"{name}.method_lr_schedule.{m}", v) for m, v in per_method["method_lr_schedule"].items()]:
-        if value is not None and value not in LR_SCHEDULES:
-            raise InputError(path, key, " or ".join(LR_SCHEDULES), value)
+    choices = [(f"{name}.training.lr_schedule", training.get("lr_schedule"), LR_SCHEDULES),
+               (f"{name}.training.selection", training.get("selection"), SELECTIONS)]
+    choices += [(f"{name}.method_lr_schedule.{m}", v, LR_SCHEDULES)
+                for m, v in per_method["method_lr_schedule"].items()]
+    for key, value, known in choices:
+        if value is not None and value not in known:
+            raise InputError(path, key, " or ".join(known), value)
 
 
 def _table(raw: dict, protocol: str, table: str, path: Path) -> dict[str, Any]:
